@@ -1,0 +1,383 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import {
+  IDENTITY_HEADER,
+  REQUEST_ID_HEADER,
+  createLogger,
+  maskInternalError,
+  signForwardedIdentity,
+  verifyClientToken,
+  type Identity,
+  type Logger,
+  type ServiceApp,
+} from '@commerce/service-kit';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { Agent, fetch as undiciFetch } from 'undici';
+
+export interface GatewayOptions {
+  /** Supergraph SDL; takes precedence over `supergraphPath`. */
+  supergraphSdl?: string;
+  /** File holding the supergraph SDL, read on start(). */
+  supergraphPath?: string;
+  /** Routing URL per subgraph name, overriding the URLs written in the supergraph. */
+  subgraphUrls?: Partial<Record<string, string>>;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Verifies clients' bearer tokens. */
+  jwtSecret: string;
+  /** Signs the identity forwarded to subgraphs. */
+  signingSecret: string;
+  production: boolean;
+  /** Upper bound for one subgraph fetch, response body included. */
+  subgraphTimeoutMs: number;
+  logLevel?: string;
+  /** Largest request body accepted. @default 1 MiB */
+  maxBodyBytes?: number;
+}
+
+export type GatewayApp = ServiceApp;
+
+export interface GatewayContext {
+  /** Verified caller; null when the request carried no Authorization header. */
+  identity: Identity | null;
+  requestId: string;
+}
+
+export const GRAPHQL_PATH = '/graphql';
+type Fetcher = RemoteGraphQLDataSource['fetcher'];
+
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The gateway: verifies the client once, plans across subgraphs, forwards a signed identity. */
+export function createGatewayApp(opts: GatewayOptions): GatewayApp {
+  const timeoutMs = getValidTimeout(opts.subgraphTimeoutMs);
+  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const loadSupergraph = getSupergraphLoader(opts);
+  const logger = createLogger('gateway', opts.logLevel);
+  let url = '';
+  let running: { server: ApolloServer<GatewayContext>; agent: Agent } | undefined;
+  let stopping: Promise<void> | undefined;
+
+  return {
+    name: 'gateway',
+    get url() {
+      return url;
+    },
+    async start() {
+      if (running) throw new Error('gateway already started');
+      const supergraphSdl = await loadSupergraph();
+      // One keep-alive pool for all subgraph calls. Idle sockets are dropped after 4 s,
+      // before Node's default 5 s server keepAliveTimeout, so we never reuse a closing socket.
+      const agent = new Agent({ keepAliveTimeout: 4_000 });
+      const fetcher = makeFetcher(agent, timeoutMs);
+      const gateway = new ApolloGateway({
+        supergraphSdl,
+        logger,
+        buildService: ({ name, url: routingUrl }) => {
+          const subgraphUrl = opts.subgraphUrls?.[name] ?? routingUrl;
+          if (!subgraphUrl) throw new TypeError(`subgraph "${name}" has no URL in the supergraph and none in subgraphUrls`);
+          return new SignedDataSource({ url: subgraphUrl, fetcher, name, signingSecret: opts.signingSecret, timeoutMs });
+        },
+      });
+      const httpServer = createServer();
+      const server = new ApolloServer<GatewayContext>({
+        gateway,
+        logger,
+        introspection: !opts.production,
+        includeStacktraceInErrorResponses: false,
+        formatError: (formatted) => maskInternalError(stripSubgraphResponse(formatted, opts.production), opts.production),
+        plugins: [
+          ApolloServerPluginDrainHttpServer({ httpServer }),
+          opts.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+          useErrorLogging(logger),
+        ],
+      });
+      try {
+        await server.start();
+      } catch (e) {
+        await agent.close();
+        throw e;
+      }
+      httpServer.on('request', createRequestHandler(server, { logger, maxBodyBytes, createContext: (req, requestId) => createContext(req, requestId, opts.jwtSecret, logger) }));
+      try {
+        await listen(httpServer, opts.host, opts.port);
+      } catch (e) {
+        await server.stop();
+        await agent.close();
+        throw e;
+      }
+      running = { server, agent };
+      url = `http://${urlHost(opts.host)}:${(httpServer.address() as AddressInfo).port}${GRAPHQL_PATH}`;
+      logger.info({ url }, 'gateway listening');
+    },
+    stop() {
+      // Drains in-flight HTTP requests (ApolloServerPluginDrainHttpServer), stops the gateway, then closes subgraph sockets.
+      if (!running) return Promise.resolve();
+      const { server, agent } = running;
+      stopping ??= (async () => {
+        await server.stop();
+        await agent.close();
+        logger.info('gateway stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function getSupergraphLoader({ supergraphSdl, supergraphPath }: GatewayOptions): () => Promise<string> {
+  if (supergraphSdl !== undefined) return async () => supergraphSdl;
+  if (supergraphPath !== undefined) return () => readFile(supergraphPath, 'utf8');
+  throw new TypeError('createGatewayApp: pass supergraphSdl or supergraphPath');
+}
+
+function getValidTimeout(ms: unknown): number {
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms <= 0) {
+    throw new TypeError(`createGatewayApp: subgraphTimeoutMs must be a positive integer, got ${String(ms)}`);
+  }
+  return ms;
+}
+
+/**
+ * RemoteGraphQLDataSource sets no timeout, so every fetch gets its own AbortSignal; it covers the
+ * response body too, because parseBody reads the body while the signal is still armed. Nothing retries.
+ */
+function makeFetcher(agent: Agent, timeoutMs: number): Fetcher {
+  return (url, init) => undiciFetch(url, { ...init, dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) }) as ReturnType<Fetcher>;
+}
+
+interface SignedDataSourceConfig {
+  url: string;
+  fetcher: Fetcher;
+  name: string;
+  signingSecret: string;
+  timeoutMs: number;
+}
+
+/** Calls one subgraph with the caller's identity signed by the gateway and the request id. */
+class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+  readonly #name: string;
+  readonly #signingSecret: string;
+  readonly #timeoutMs: number;
+
+  constructor({ name, signingSecret, timeoutMs, url, fetcher }: SignedDataSourceConfig) {
+    super({ url, fetcher });
+    this.#name = name;
+    this.#signingSecret = signingSecret;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  override async willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
+    const headers = options.request.http!.headers;
+    // Health checks and schema loads have no incoming request: they go out as signed anonymous calls.
+    const context = 'incomingRequestContext' in options ? options.context : undefined;
+    headers.set(IDENTITY_HEADER, await signForwardedIdentity(context?.identity ?? null, this.#signingSecret));
+    if (context?.requestId) headers.set(REQUEST_ID_HEADER, context.requestId);
+  }
+
+  override didEncounterError(error: Error): void {
+    if (error.name === 'TimeoutError') {
+      throw new GraphQLError(`Subgraph "${this.#name}" did not respond within ${this.#timeoutMs} ms`, {
+        extensions: { code: 'SUBGRAPH_TIMEOUT', serviceName: this.#name },
+      });
+    }
+    throw error;
+  }
+}
+
+async function createContext(req: IncomingMessage, requestId: string, jwtSecret: string, logger: Logger): Promise<GatewayContext> {
+  const header = req.headers.authorization;
+  // No header is an anonymous call; a bad one is refused, never downgraded to anonymous.
+  if (header === undefined) return { identity: null, requestId };
+  const token = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+  if (!token) {
+    logger.info({ requestId, reason: 'malformed' }, 'rejected Authorization header');
+    throw unauthenticated("Malformed Authorization header: expected 'Bearer <token>'");
+  }
+  const result = await verifyClientToken(token, jwtSecret);
+  if (!result.ok) {
+    logger.info({ requestId, reason: result.reason }, 'rejected bearer token');
+    throw unauthenticated(result.reason === 'expired' ? 'The bearer token has expired; log in again' : 'The bearer token is invalid');
+  }
+  return { identity: result.identity, requestId };
+}
+
+function unauthenticated(message: string): GraphQLError {
+  return new GraphQLError(message, {
+    extensions: {
+      code: 'UNAUTHENTICATED',
+      http: { status: 401, headers: new HeaderMap([['www-authenticate', 'Bearer error="invalid_token"']]) },
+    },
+  });
+}
+
+/** `extensions.response` (set by RemoteGraphQLDataSource on a non-2xx subgraph reply) holds internal URLs. */
+function stripSubgraphResponse(formatted: GraphQLFormattedError, production: boolean): GraphQLFormattedError {
+  if (!production || !formatted.extensions || !('response' in formatted.extensions)) return formatted;
+  const { response: _internal, ...extensions } = formatted.extensions;
+  return { ...formatted, extensions };
+}
+
+function useErrorLogging(logger: Logger): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ contextValue, errors }) {
+          for (const err of errors) {
+            const code = err.extensions?.code;
+            if (code === 'SUBGRAPH_TIMEOUT') logger.warn({ requestId: contextValue.requestId, err }, 'subgraph timeout');
+            else if (!code || code === 'INTERNAL_SERVER_ERROR') logger.error({ requestId: contextValue.requestId, err: err.originalError ?? err }, 'request error');
+          }
+        },
+      };
+    },
+  };
+}
+
+interface RequestHandlerOptions {
+  logger: Logger;
+  maxBodyBytes: number;
+  createContext(req: IncomingMessage, requestId: string): Promise<GatewayContext>;
+}
+
+/** Adapts node:http to Apollo Server (like startStandaloneServer, but with our body limit and no open CORS). */
+function createRequestHandler(server: ApolloServer<GatewayContext>, opts: RequestHandlerOptions) {
+  const { logger } = opts;
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = getValidRequestId(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
+    const started = performance.now();
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    res.on('finish', () => {
+      logger.info({ requestId, method: req.method, path: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+    });
+    handle(req, res, requestId).catch((err: unknown) => {
+      logger.error({ requestId, err }, 'unhandled error while serving a request');
+      if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      else res.destroy();
+    });
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const { pathname, search } = new URL(req.url ?? '/', 'http://gateway.invalid');
+    if (pathname !== GRAPHQL_PATH) {
+      req.resume();
+      if (pathname === '/' && req.method === 'GET') {
+        res.writeHead(302, { location: GRAPHQL_PATH }).end();
+        return;
+      }
+      sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${GRAPHQL_PATH}`, extensions: { code: 'NOT_FOUND' } }] });
+      return;
+    }
+    const body = await readJsonBody(req, opts.maxBodyBytes);
+    if (body instanceof HttpError) {
+      res.setHeader('connection', 'close');
+      sendJson(res, body.status, { errors: [{ message: body.message, extensions: { code: 'BAD_REQUEST' } }] });
+      return;
+    }
+    const headers = new HeaderMap();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const httpGraphQLRequest: HTTPGraphQLRequest = { method: (req.method ?? 'GET').toUpperCase(), headers, search, body };
+    const response = await server.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: () => opts.createContext(req, requestId) });
+    for (const [key, value] of response.headers) res.setHeader(key, value);
+    res.statusCode = response.status ?? 200;
+    if (response.body.kind === 'complete') {
+      res.end(response.body.string);
+      return;
+    }
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+  }
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads a JSON body up to `limit` bytes; non-JSON bodies are left to Apollo to refuse. */
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const contentType = req.headers['content-type'] ?? '';
+  const [mediaType = '', ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
+  if (mediaType !== 'application/json') {
+    req.resume();
+    return undefined;
+  }
+  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  if (charset && charset !== 'utf-8' && charset !== 'utf8') {
+    req.resume();
+    return new HttpError(415, `Unsupported charset "${charset}"; send UTF-8`);
+  }
+  const tooLarge = () => new HttpError(413, `Request body is larger than ${limit} bytes`);
+  if (Number(req.headers['content-length'] ?? 0) > limit) {
+    req.resume();
+    return tooLarge();
+  }
+  const raw = await readAtMost(req, limit);
+  if (raw === undefined) return tooLarge();
+  if (raw.length === 0) return undefined;
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    return new HttpError(400, 'Request body is not valid JSON');
+  }
+}
+
+/** Resolves undefined once the body passes `limit`; the caller then answers 413 and closes the connection. */
+function readAtMost(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      // Stop buffering but do not destroy the socket: the 413 still has to go out on it.
+      req.off('data', onData).off('end', onEnd).off('error', reject);
+      req.pause();
+      resolve(undefined);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks));
+    req.on('data', onData).on('end', onEnd).on('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, payload: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(payload));
+}
+
+function getValidRequestId(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value !== undefined && REQUEST_ID_PATTERN.test(value) ? value : undefined;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Wildcard addresses are not dialable; print a host a client on this machine can use. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,119 @@
+import path from 'node:path';
+import type { DatabaseConfig } from './db.ts';
+
+export type ServiceName = 'users' | 'products' | 'orders';
+export const SERVICE_NAMES: readonly ServiceName[] = ['users', 'products', 'orders'];
+
+/** Development-only secrets: refused when NODE_ENV=production. */
+export const DEV_JWT_SECRET = 'dev-only-client-jwt-secret-change-me-0000000000';
+export const DEV_SIGNING_SECRET = 'dev-only-gateway-signing-secret-change-me-00000';
+
+export interface Config {
+  production: boolean;
+  host: string;
+  gatewayPort: number;
+  ports: Record<ServiceName, number>;
+  /** Subgraph URLs the gateway calls; default to the local ports. */
+  subgraphUrls: Record<ServiceName, string>;
+  databases: Record<ServiceName, DatabaseConfig>;
+  dataDir: string;
+  jwtSecret: string;
+  signingSecret: string;
+  jwtTtlSeconds: number;
+  supergraphPath: string;
+  subgraphTimeoutMs: number;
+  logLevel: string;
+  seed: SeedSize;
+}
+
+export interface SeedSize {
+  users: number;
+  products: number;
+  orders: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and validates the environment once. Every service gets its settings from here. */
+export function loadConfig(env: Env = process.env, root = process.cwd()): Config {
+  const production = env.NODE_ENV === 'production';
+  const host = env.HOST ?? '127.0.0.1';
+  const gatewayPort = getPort(env, 'GATEWAY_PORT', 4000);
+  const ports: Record<ServiceName, number> = {
+    users: getPort(env, 'USERS_PORT', 4001),
+    products: getPort(env, 'PRODUCTS_PORT', 4002),
+    orders: getPort(env, 'ORDERS_PORT', 4003),
+  };
+  const dataDir = path.resolve(root, env.DATA_DIR ?? '.data');
+  const databases = {} as Record<ServiceName, DatabaseConfig>;
+  const subgraphUrls = {} as Record<ServiceName, string>;
+  for (const name of SERVICE_NAMES) {
+    const upper = name.toUpperCase();
+    const url = env[`${upper}_DATABASE_URL`] ?? env.DATABASE_URL;
+    databases[name] = url
+      ? { kind: 'postgres', url: getUrl(url, `${upper}_DATABASE_URL or DATABASE_URL`), schema: env[`${upper}_DATABASE_SCHEMA`] ?? name }
+      : { kind: 'pglite', dataDir: path.join(dataDir, name) };
+    subgraphUrls[name] = env[`${upper}_URL`] ?? `http://${host}:${ports[name]}/graphql`;
+  }
+  const jwtSecret = getSecret(env, 'JWT_SECRET', DEV_JWT_SECRET, production);
+  const signingSecret = getSecret(env, 'GATEWAY_SIGNING_SECRET', DEV_SIGNING_SECRET, production);
+  return {
+    production,
+    host,
+    gatewayPort,
+    ports,
+    subgraphUrls,
+    databases,
+    dataDir,
+    jwtSecret,
+    signingSecret,
+    jwtTtlSeconds: getInt(env, 'JWT_TTL_SECONDS', 3600, 60, 30 * 24 * 3600),
+    supergraphPath: path.resolve(root, env.SUPERGRAPH_PATH ?? 'schema/supergraph.graphql'),
+    subgraphTimeoutMs: getInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 100, 300_000),
+    logLevel: env.LOG_LEVEL ?? (env.NODE_ENV === 'test' ? 'silent' : 'info'),
+    seed: {
+      users: getInt(env, 'SEED_USERS', 50, 3, 1_000_000),
+      products: getInt(env, 'SEED_PRODUCTS', 200, 1, 1_000_000),
+      orders: getInt(env, 'SEED_ORDERS', 500, 0, 10_000_000),
+    },
+  };
+}
+
+function getInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function getPort(env: Env, name: string, fallback: number): number {
+  return getInt(env, name, fallback, 0, 65_535);
+}
+
+function getUrl(raw: string, name: string): string {
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('not a postgres URL');
+    return raw;
+  } catch {
+    throw new ConfigError(`${name} must be a postgres:// URL`);
+  }
+}
+
+function getSecret(env: Env, name: string, devDefault: string, production: boolean): string {
+  const value = env[name];
+  if (value === undefined || value === '') {
+    if (production) throw new ConfigError(`${name} must be set when NODE_ENV=production (the development default is refused)`);
+    return devDefault;
+  }
+  if (production && value === devDefault) throw new ConfigError(`${name} is the development default; set a real secret in production`);
+  if (value.length < 32) throw new ConfigError(`${name} must be at least 32 characters`);
+  return value;
+}

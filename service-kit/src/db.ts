@@ -1,0 +1,107 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
+
+/** Where a service keeps its data: an embedded PGlite database or a PostgreSQL schema. */
+export type DatabaseConfig =
+  | { kind: 'pglite'; /** directory to persist into; omitted = in memory */ dataDir?: string }
+  | { kind: 'postgres'; url: string; /** PostgreSQL schema (namespace) owned by the service */ schema: string };
+
+export const isPglite = (c: DatabaseConfig): c is Extract<DatabaseConfig, { kind: 'pglite' }> => c.kind === 'pglite';
+export const isPostgres = (c: DatabaseConfig): c is Extract<DatabaseConfig, { kind: 'postgres' }> => c.kind === 'postgres';
+
+/** The little SQL surface that migrations, seeding and tests need, on both backends. */
+export interface SqlClient {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  /** Runs a script of several statements without parameters. */
+  exec(text: string): Promise<void>;
+  /** Runs fn on one connection (needed for advisory locks and search_path). */
+  withConnection<T>(fn: (conn: SqlClient) => Promise<T>): Promise<T>;
+}
+
+export interface Database {
+  readonly config: DatabaseConfig;
+  /** PostgreSQL schema the service's tables live in ("public" on PGlite). */
+  readonly schema: string;
+  readonly sql: SqlClient;
+  readonly adapter: SqlDriverAdapterFactory;
+  close(): Promise<void>;
+}
+
+/** Opens the database a service owns. Creates the schema (PostgreSQL) or data directory (PGlite). */
+export async function openDatabase(config: DatabaseConfig): Promise<Database> {
+  return isPglite(config) ? openPglite(config) : openPostgres(config);
+}
+
+async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): Promise<Database> {
+  if (config.dataDir) mkdirSync(config.dataDir, { recursive: true });
+  const db = config.dataDir ? new PGlite(config.dataDir) : new PGlite();
+  await db.waitReady;
+  const sql: SqlClient = {
+    async query(text, params) {
+      const r = await db.query(text, params);
+      return { rows: r.rows as never[] };
+    },
+    async exec(text) {
+      await db.exec(text);
+    },
+    // PGlite is a single connection already.
+    withConnection: (fn) => fn(sql),
+  };
+  return {
+    config,
+    schema: 'public',
+    sql,
+    adapter: new PrismaPGlite(db) as unknown as SqlDriverAdapterFactory,
+    close: () => db.close(),
+  };
+}
+
+async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Promise<Database> {
+  assertIdentifier(config.schema);
+  const pool = new pg.Pool({ connectionString: config.url, max: 10 });
+  // Every connection of this pool works inside the service's schema.
+  pool.on('connect', (client) => {
+    client.query(`SET search_path TO "${config.schema}"`).catch(() => undefined);
+  });
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS "${config.schema}"`);
+  const wrap = (q: { query: pg.Pool['query'] }): Omit<SqlClient, 'withConnection'> => ({
+    async query(text, params) {
+      const r = await q.query(text, params as unknown[] | undefined);
+      return { rows: r.rows };
+    },
+    async exec(text) {
+      await q.query(text);
+    },
+  });
+  const sql: SqlClient = {
+    ...wrap(pool),
+    async withConnection(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query(`SET search_path TO "${config.schema}"`);
+        const conn: SqlClient = { ...wrap(client), withConnection: (f) => f(conn) };
+        return await fn(conn);
+      } finally {
+        client.release();
+      }
+    },
+  };
+  return {
+    config,
+    schema: config.schema,
+    sql,
+    adapter: new PrismaPg({ connectionString: config.url, max: 10 }, { schema: config.schema }),
+    close: () => pool.end(),
+  };
+}
+
+/** Schema names are interpolated into SQL, so only plain identifiers are accepted. */
+export function assertIdentifier(name: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+    throw new TypeError(`Expected a PostgreSQL schema name matching [a-z_][a-z0-9_]*, got ${JSON.stringify(name)}`);
+  }
+}

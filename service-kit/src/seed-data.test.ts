@@ -1,0 +1,166 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVICE_NAMES, type ServiceName } from './config.ts';
+import { openDatabase, type Database } from './db.ts';
+import { migrate, migrationsDirFor } from './migrate.ts';
+import { verifyPassword } from './password.ts';
+import { CUSTOMER_PASSWORD, DEMO_CREDENTIALS, makeSeedData, type SeedData } from './seed-data.ts';
+import { isSeeded, seedAll, truncateServiceTables } from './seed.ts';
+
+const DEFAULTS = { users: 50, products: 200, orders: 500 };
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const STATUSES = ['CONFIRMED', 'SHIPPED', 'DELIVERED', 'CANCELLED', 'PENDING'];
+
+function checkInvariants(data: SeedData): void {
+  const { users, products, orders } = data;
+  const [admin, demo] = users;
+  expect(admin).toMatchObject({ email: DEMO_CREDENTIALS.admin.email, password: DEMO_CREDENTIALS.admin.password, role: 'ADMIN', name: 'Ada Admin' });
+  expect(demo).toMatchObject({ email: DEMO_CREDENTIALS.customer.email, password: DEMO_CREDENTIALS.customer.password, role: 'CUSTOMER', name: 'Dana Demo' });
+  for (const u of users.slice(2)) expect(u).toMatchObject({ role: 'CUSTOMER', password: CUSTOMER_PASSWORD });
+  expect(new Set(users.map((u) => u.email)).size).toBe(users.length);
+  expect(users.every((u) => u.email === u.email.toLowerCase() && u.email.length <= 254)).toBe(true);
+
+  expect(new Set(products.map((p) => p.sku)).size).toBe(products.length);
+  for (const p of products) {
+    expect(Number.isInteger(p.priceCents) && p.priceCents >= 199 && p.priceCents <= 99_999).toBe(true);
+    expect(Number.isInteger(p.stock) && p.stock >= 0 && p.stock <= 500).toBe(true);
+    expect(p.currency).toBe('USD');
+    expect(p.sku.length <= 64 && p.name.length <= 200 && p.description.length <= 2000 && p.category.length <= 64).toBe(true);
+  }
+  expect(new Set(products.map((p) => p.category)).size).toBeLessThanOrEqual(6);
+
+  const productById = new Map(products.map((p) => [p.id, p]));
+  const ids = [...users, ...products, ...orders, ...orders.flatMap((o) => o.items)].map((x) => x.id);
+  expect(new Set(ids).size).toBe(ids.length);
+  expect(ids.every((id) => UUID_V4.test(id))).toBe(true);
+
+  expect(orders.filter((o) => o.userId === demo?.id)).toHaveLength(Math.min(60, orders.length));
+  expect(orders.some((o) => o.userId === admin?.id)).toBe(false);
+  const userIds = new Set(users.map((u) => u.id));
+  orders.forEach((order, i) => {
+    expect(userIds.has(order.userId)).toBe(true);
+    expect(STATUSES).toContain(order.status);
+    expect(order.currency).toBe('USD');
+    expect(order.items.length >= 1 && order.items.length <= 4).toBe(true);
+    expect(new Set(order.items.map((item) => item.productId)).size).toBe(order.items.length);
+    for (const item of order.items) {
+      expect(item.quantity >= 1 && item.quantity <= 3).toBe(true);
+      expect(item.unitPriceCents).toBe(productById.get(item.productId)?.priceCents);
+    }
+    expect(order.totalCents).toBe(order.items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0));
+    expect(order.createdAt.getTime()).toBe(Date.UTC(2026, 0, 1) + i * 60_000);
+  });
+}
+
+describe('makeSeedData()', () => {
+  it('is deterministic: the same seed gives identical data, another seed different data', () => {
+    expect(makeSeedData(DEFAULTS)).toEqual(makeSeedData(DEFAULTS));
+    expect(makeSeedData(DEFAULTS, 7)).toEqual(makeSeedData(DEFAULTS, 7));
+    expect(makeSeedData(DEFAULTS, 2).orders[0]?.id).not.toBe(makeSeedData(DEFAULTS).orders[0]?.id);
+  });
+
+  it('produces the requested sizes and keeps its invariants at the defaults', () => {
+    const data = makeSeedData(DEFAULTS);
+    expect([data.users.length, data.products.length, data.orders.length]).toEqual([50, 200, 500]);
+    checkInvariants(data);
+    // A realistic catalogue: a few sold-out and a few inactive products.
+    expect(data.products.filter((p) => p.stock === 0).length).toBeGreaterThan(2);
+    expect(data.products.filter((p) => !p.active).length).toBeGreaterThan(2);
+    expect(data.products.filter((p) => p.active).length).toBeGreaterThan(180);
+    expect(new Set(data.orders.map((o) => o.status)).size).toBe(5);
+  });
+
+  it('stays fast and valid at ten times the defaults', () => {
+    const started = performance.now();
+    const data = makeSeedData({ users: 500, products: 2000, orders: 5000 });
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(data.orders).toHaveLength(5000);
+    checkInvariants(data);
+  });
+
+  it('handles small sizes: fewer orders than the demo quota all belong to the demo customer', () => {
+    const data = makeSeedData({ users: 2, products: 1, orders: 10 });
+    checkInvariants(data);
+    expect(data.orders.every((o) => o.items.length === 1)).toBe(true);
+    checkInvariants(makeSeedData({ users: 3, products: 3, orders: 0 }));
+  });
+
+  it('keeps users and products stable when only the counts grow', () => {
+    const small = makeSeedData({ users: 10, products: 20, orders: 30 });
+    const large = makeSeedData({ users: 40, products: 80, orders: 300 });
+    expect(large.users.slice(0, 10)).toEqual(small.users);
+    expect(large.products.slice(0, 20)).toEqual(small.products);
+  });
+
+  it('rejects sizes it cannot honour', () => {
+    expect(() => makeSeedData({ users: 1, products: 1, orders: 0 })).toThrow(RangeError);
+    expect(() => makeSeedData({ users: 2, products: 1, orders: 61 })).toThrow(/third user/);
+    expect(() => makeSeedData({ users: 5, products: 0, orders: 1 })).toThrow(RangeError);
+    expect(() => makeSeedData({ users: 5, products: 1.5, orders: 1 })).toThrow(TypeError);
+  });
+});
+
+describe('seedAll() on PGlite', () => {
+  // The three services' tables do not collide, so one in-memory PGlite stands in for all of them.
+  let db: Database;
+  let dbs: Record<ServiceName, Database>;
+  const size = { users: 12, products: 30, orders: 80 };
+
+  beforeAll(async () => {
+    db = await openDatabase({ kind: 'pglite' });
+    await migrate(db, { migrationsDir: migrationsDirFor('users') });
+    // The services' migrations share names, so a single ledger can only track one of them; run the others' SQL directly.
+    for (const service of SERVICE_NAMES.filter((s) => s !== 'users')) {
+      const dir = migrationsDirFor(service);
+      for (const name of readdirSync(dir).sort()) await db.sql.exec(readFileSync(path.join(dir, name, 'migration.sql'), 'utf8'));
+    }
+    dbs = { users: db, products: db, orders: db };
+  });
+  afterAll(() => db.close());
+
+  const count = async (table: string): Promise<number> => {
+    const { rows } = await db.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${table}"`);
+    return rows[0]?.n ?? -1;
+  };
+
+  it('seeds empty services once, with hashed passwords and matching rows', async () => {
+    expect(await isSeeded(db, 'users')).toBe(false);
+    const data = makeSeedData(size);
+    const items = data.orders.reduce((n, o) => n + o.items.length, 0);
+
+    expect(await seedAll(dbs, size)).toEqual({
+      users: { seeded: true, rows: { users: 12 } },
+      products: { seeded: true, rows: { products: 30 } },
+      orders: { seeded: true, rows: { orders: 80, order_items: items } },
+    });
+    expect(await seedAll(dbs, size)).toEqual({
+      users: { seeded: false, rows: {} },
+      products: { seeded: false, rows: {} },
+      orders: { seeded: false, rows: {} },
+    });
+    expect([await count('users'), await count('products'), await count('orders'), await count('order_items')]).toEqual([12, 30, 80, items]);
+
+    const { rows } = await db.sql.query<{ email: string; password_hash: string; updated_at: Date; created_at: Date }>(
+      'SELECT email, password_hash, created_at, updated_at FROM users ORDER BY created_at',
+    );
+    const demo = rows.find((r) => r.email === DEMO_CREDENTIALS.customer.email);
+    expect(await verifyPassword(DEMO_CREDENTIALS.customer.password, demo?.password_hash ?? '')).toBe(true);
+    expect(await verifyPassword('wrong', demo?.password_hash ?? '')).toBe(false);
+    // Each distinct password is hashed once: all other customers share one hash.
+    expect(new Set(rows.slice(2).map((r) => r.password_hash)).size).toBe(1);
+    expect(rows.every((r) => r.updated_at.getTime() === r.created_at.getTime())).toBe(true);
+
+    const totals = await db.sql.query<{ bad: number }>(
+      `SELECT count(*)::int AS bad FROM orders o
+        WHERE o.total_cents <> (SELECT sum(quantity * unit_price_cents) FROM order_items i WHERE i.order_id = o.id)`,
+    );
+    expect(totals.rows[0]?.bad).toBe(0);
+  });
+
+  it('empties every service table but keeps the migration ledger', async () => {
+    expect(await truncateServiceTables(db)).toEqual(['order_items', 'orders', 'products', 'users']);
+    expect(await isSeeded(db, 'orders')).toBe(false);
+    expect(await count('_prisma_migrations')).toBe(1);
+  });
+});

@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLoaders, type Loaders, type OrderCursor } from './loaders.ts';
+import { insertOrders, newestFirst, startOrdersApp, type OrdersApp, type SeededOrder } from './test-support.ts';
+
+let app: OrdersApp;
+let dispose: () => Promise<void>;
+const alice = randomUUID();
+const bob = randomUUID();
+const carol = randomUUID();
+let aliceOrders: SeededOrder[];
+let bobOrders: SeededOrder[];
+
+beforeAll(async () => {
+  ({ app, dispose } = await startOrdersApp());
+  aliceOrders = await insertOrders(app, alice, 12, { sameTimeEvery: 3, itemsPerOrder: 3 });
+  bobOrders = await insertOrders(app, bob, 4, { start: new Date(Date.UTC(2026, 1, 1)) });
+});
+
+afterAll(async () => {
+  await dispose?.();
+});
+
+const loaders = (): Loaders => createLoaders(app.prisma, app.db.schema);
+
+/** Runs fn and returns its result with the number of SQL statements it sent. */
+async function counted<T>(fn: () => Promise<T>): Promise<{ result: T; statements: number }> {
+  const before = app.sqlStats.statements;
+  const result = await fn();
+  return { result, statements: app.sqlStats.statements - before };
+}
+
+const ids = (rows: readonly ({ id: string } | null)[]) => rows.map((r) => r?.id ?? null);
+
+describe('createLoaders', () => {
+  it('refuses a schema name that is not a plain identifier', () => {
+    expect(() => createLoaders(app.prisma, 'orders"; DROP TABLE x; --')).toThrow(TypeError);
+  });
+
+  it('orderById: one query per batch, results in key order, null for unknown and malformed ids', async () => {
+    const l = loaders();
+    const keys = [bobOrders[1]!.id, 'not-a-uuid', aliceOrders[0]!.id, randomUUID(), bobOrders[0]!.id];
+    const { result, statements } = await counted(() => l.orderById.loadMany(keys));
+    expect(statements).toBe(1);
+    expect(ids(result as ({ id: string } | null)[])).toEqual([keys[0], null, keys[2], null, keys[4]]);
+    expect(result[0]).toMatchObject({ userId: bob, status: 'CONFIRMED', currency: 'EUR' });
+  });
+
+  it('orderById, ordersByUser and orderCountByUser accept upper-case uuids', async () => {
+    const l = loaders();
+    const order = bobOrders[0]!;
+    const [byId, page, count] = await Promise.all([
+      l.orderById.load(order.id.toUpperCase()),
+      l.ordersByUser.load({ userId: bob.toUpperCase(), take: 1, after: null }),
+      l.orderCountByUser.load(bob.toUpperCase()),
+    ]);
+    expect(byId?.id).toBe(order.id);
+    expect(page).toHaveLength(2);
+    expect(count).toBe(4);
+  });
+
+  it('orderById: a batch of only malformed ids sends no query', async () => {
+    const { result, statements } = await counted(() => loaders().orderById.loadMany(['x', '']));
+    expect(statements).toBe(0);
+    expect(result).toEqual([null, null]);
+  });
+
+  it('itemsByOrderId: one query per batch, lines grouped per order and sorted by id, [] for an order without lines', async () => {
+    const l = loaders();
+    const orders = [aliceOrders[3]!, bobOrders[2]!, aliceOrders[7]!];
+    const { result, statements } = await counted(() =>
+      Promise.all([...orders.map((o) => l.itemsByOrderId.load(o.id)), l.itemsByOrderId.load(randomUUID())]),
+    );
+    expect(statements).toBe(1);
+    orders.forEach((order, i) => {
+      expect(ids(result[i]!)).toEqual(order.items.map((it) => it.id).sort());
+    });
+    expect(result[3]).toEqual([]);
+  });
+
+  it('ordersByUser: one query for several users with the same page, take + 1 rows each, newest first', async () => {
+    const l = loaders();
+    const { result, statements } = await counted(() =>
+      Promise.all([alice, bob, carol, 'not-a-uuid'].map((userId) => l.ordersByUser.load({ userId, take: 5, after: null }))),
+    );
+    expect(statements).toBe(1);
+    const [a, b, c, bad] = result;
+    expect(ids(a!)).toEqual(ids([...aliceOrders].sort(newestFirst).slice(0, 6)));
+    expect(ids(b!)).toEqual(ids([...bobOrders].sort(newestFirst)));
+    expect(c).toEqual([]);
+    expect(bad).toEqual([]);
+    expect(a![0]).toMatchObject({ userId: alice, status: 'CONFIRMED', currency: 'EUR' });
+    expect(a![0]!.createdAt).toBeInstanceOf(Date);
+  });
+
+  it('ordersByUser: continues after a cursor, breaking equal timestamps by id', async () => {
+    const sorted = [...aliceOrders].sort(newestFirst);
+    const l = loaders();
+    const seen: string[] = [];
+    let after: OrderCursor | null = null;
+    for (let page = 0; page < 10; page++) {
+      const rows = await l.ordersByUser.load({ userId: alice, take: 5, after });
+      seen.push(...ids(rows.slice(0, 5)).map(String));
+      if (rows.length <= 5) break;
+      const last = rows[4]!;
+      after = { createdAt: last.createdAt.toISOString(), id: last.id };
+    }
+    expect(seen).toEqual(ids(sorted));
+  });
+
+  it('ordersByUser: one query per distinct page arguments, and identical keys are loaded once', async () => {
+    const l = loaders();
+    const cursor = { createdAt: new Date(Date.UTC(2026, 0, 1, 0, 5)).toISOString(), id: randomUUID() };
+    const { result, statements } = await counted(() =>
+      Promise.all([
+        l.ordersByUser.load({ userId: alice, take: 2, after: null }),
+        l.ordersByUser.load({ userId: bob, take: 2, after: null }),
+        l.ordersByUser.load({ userId: alice, take: 2, after: null }),
+        l.ordersByUser.load({ userId: alice, take: 2, after: cursor }),
+      ]),
+    );
+    expect(statements).toBe(2);
+    expect(result[0]).toHaveLength(3);
+    expect(result[2]).toBe(result[0]);
+    expect(result[3]!.every((o) => o.createdAt.getTime() <= Date.parse(cursor.createdAt))).toBe(true);
+  });
+
+  it('ordersByUser primes orderById, so the orders it loaded cost no further query', async () => {
+    const l = loaders();
+    const rows = await l.ordersByUser.load({ userId: bob, take: 10, after: null });
+    const { result, statements } = await counted(() => l.orderById.loadMany(ids(rows).map(String)));
+    expect(statements).toBe(0);
+    expect(ids(result as { id: string }[])).toEqual(ids(rows));
+  });
+
+  it('orderCountByUser: one query per batch, 0 for users without orders and malformed ids', async () => {
+    const l = loaders();
+    const { result, statements } = await counted(() => l.orderCountByUser.loadMany([bob, carol, alice, 'nope']));
+    expect(statements).toBe(1);
+    expect(result).toEqual([4, 0, 12, 0]);
+  });
+});

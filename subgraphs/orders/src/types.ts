@@ -1,0 +1,9 @@
+/** A `User` this subgraph extends: only the key is known here; the users subgraph owns the rest. */
+export interface UserRef {
+  id: string;
+}
+
+/** A `Product` an order line points at; resolved by the products subgraph. */
+export interface ProductRef {
+  id: string;
+}

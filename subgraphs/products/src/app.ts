@@ -1,0 +1,25 @@
+import { createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { PrismaClient } from './generated/prisma/client.ts';
+import type { Context } from './context.ts';
+import { createLoaders } from './loaders.ts';
+import { permissions } from './permissions.ts';
+import { resolvers } from './resolvers/index.ts';
+
+/** The products subgraph: catalogue, prices and stock levels. */
+export function createProductsApp(opts: SubgraphAppOptions) {
+  return createSubgraphApp<PrismaClient, Context>(
+    {
+      name: 'products',
+      typeDefsUrl: new URL('../schema.graphql', import.meta.url),
+      resolvers,
+      permissions,
+      createPrisma(adapter, onQuery) {
+        const prisma = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
+        prisma.$on('query', onQuery);
+        return prisma;
+      },
+      createContext: (base, prisma) => ({ ...base, prisma, loaders: createLoaders(prisma) }),
+    },
+    opts,
+  );
+}

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '@commerce/service-kit';
+import { migrate, migrationsDirFor } from '@commerce/service-kit/migrate';
+import { PrismaClient } from './generated/prisma/client.ts';
+import { createLoaders } from './loaders.ts';
+
+let db: Database;
+let prisma: PrismaClient;
+let statements = 0;
+const ids: string[] = [];
+
+beforeAll(async () => {
+  db = await openDatabase({ kind: 'pglite' });
+  await migrate(db, { migrationsDir: migrationsDirFor('products') });
+  const client = new PrismaClient({ adapter: db.adapter, log: [{ emit: 'event', level: 'query' }] });
+  client.$on('query', () => {
+    statements++;
+  });
+  prisma = client;
+  for (let i = 0; i < 5; i++) {
+    const p = await prisma.product.create({
+      data: { sku: `SKU-${i}`, name: `Product ${i}`, priceCents: 100 * i, currency: 'USD', category: 'test' },
+    });
+    ids.push(p.id);
+  }
+});
+
+afterAll(async () => {
+  await prisma?.$disconnect();
+  await db?.close();
+});
+
+beforeEach(() => {
+  statements = 0;
+});
+
+describe('productById', () => {
+  it('batches loads issued in one tick into one SQL statement', async () => {
+    const loaders = createLoaders(prisma);
+    const products = await Promise.all(ids.map((id) => loaders.productById.load(id)));
+    expect(products).toHaveLength(ids.length);
+    expect(statements).toBe(1);
+  });
+
+  it('returns results in key order, whatever order the database answers in', async () => {
+    const loaders = createLoaders(prisma);
+    const keys = [...ids].reverse();
+    const products = await loaders.productById.loadMany(keys);
+    expect(products.map((p) => (p && !(p instanceof Error) ? p.id : p))).toEqual(keys);
+  });
+
+  it('returns null for unknown and malformed ids without failing the batch', async () => {
+    const loaders = createLoaders(prisma);
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const [first, missing, malformed, last] = await Promise.all([
+      loaders.productById.load(ids[0]!),
+      loaders.productById.load(unknown),
+      loaders.productById.load('not-a-uuid'),
+      loaders.productById.load(ids[4]!),
+    ]);
+    expect(first?.id).toBe(ids[0]);
+    expect(missing).toBeNull();
+    expect(malformed).toBeNull();
+    expect(last?.id).toBe(ids[4]);
+    expect(statements).toBe(1);
+  });
+
+  it('sends no SQL when every id is malformed', async () => {
+    const loaders = createLoaders(prisma);
+    expect(await loaders.productById.loadMany(['x', 'y'])).toEqual([null, null]);
+    expect(statements).toBe(0);
+  });
+});

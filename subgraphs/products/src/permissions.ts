@@ -1,0 +1,17 @@
+import { allow, createPermissions, federationRules, isAdmin } from '@commerce/service-kit';
+
+export const permissions = createPermissions({
+  Query: {
+    ...federationRules.Query,
+    // The catalogue is public; the resolvers hide inactive products from non-admins.
+    product: allow,
+    products: allow,
+  },
+  Mutation: { createProduct: isAdmin, updateProduct: isAdmin, adjustStock: isAdmin },
+  _Service: federationRules._Service,
+  // Every field is public: it is the catalogue, and orders show past (inactive) products too.
+  Product: allow,
+  ProductConnection: allow,
+  ProductEdge: allow,
+  PageInfo: allow,
+});

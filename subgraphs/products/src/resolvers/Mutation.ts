@@ -1,0 +1,60 @@
+import { ErrorCode, badUserInput, isUuid, mapPrismaError, notFound } from '@commerce/service-kit';
+import { GraphQLError } from 'graphql';
+import type { Context } from '../context.ts';
+import type { MutationResolvers } from '../generated/graphql.ts';
+import type { ProductModel } from '../generated/prisma/models.ts';
+import { INT_MAX, validateCreateInput, validateDelta, validateUpdateInput } from '../validation.ts';
+
+const productNotFound = () => notFound('Product not found');
+
+const insufficientStock = () =>
+  new GraphQLError('Adjustment would take stock below zero', { extensions: { code: ErrorCode.InsufficientStock, field: 'delta' } });
+
+/** Later loads in this request must see the written row, not a cached older one. */
+function remember(product: ProductModel, ctx: Context): ProductModel {
+  ctx.loaders.productById.clear(product.id).prime(product.id, product);
+  return product;
+}
+
+export const Mutation: MutationResolvers = {
+  createProduct: async (_parent, { input }, ctx) => {
+    const data = validateCreateInput(input);
+    const product = await ctx.prisma.product
+      .create({ data })
+      .catch((e: unknown) => mapPrismaError(e, { unique: 'A product with this SKU already exists' }));
+    return remember(product, ctx);
+  },
+
+  updateProduct: async (_parent, { id, input }, ctx) => {
+    const data = validateUpdateInput(input);
+    if (!isUuid(id)) throw productNotFound();
+    if (Object.keys(data).length === 0) {
+      // Nothing to change: answer like an update would, without bumping updatedAt.
+      const product = await ctx.loaders.productById.load(id);
+      if (!product) throw productNotFound();
+      return product;
+    }
+    const product = await ctx.prisma.product
+      .update({ where: { id }, data })
+      .catch((e: unknown) => mapPrismaError(e, { notFound: 'Product not found' }));
+    return remember(product, ctx);
+  },
+
+  adjustStock: async (_parent, { id, delta }, ctx) => {
+    validateDelta(delta);
+    if (!isUuid(id)) throw productNotFound();
+    // One conditional UPDATE … RETURNING: the check and the write are the same statement,
+    // so concurrent adjustments cannot both pass a stale read. The bound on the other
+    // side keeps the 32-bit column from overflowing.
+    const [updated] = await ctx.prisma.product.updateManyAndReturn({
+      where: { id, stock: delta < 0 ? { gte: -delta } : { lte: INT_MAX - delta } },
+      data: { stock: { increment: delta } },
+    });
+    if (updated) return remember(updated, ctx);
+    // Nothing matched: only to choose the error, never to decide a write.
+    const exists = (await ctx.prisma.product.count({ where: { id } })) > 0;
+    if (!exists) throw productNotFound();
+    if (delta < 0) throw insufficientStock();
+    throw badUserInput(`Adjustment would take stock above ${INT_MAX}`, 'delta');
+  },
+};

@@ -1,0 +1,32 @@
+import { createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { PrismaClient } from './generated/prisma/client.ts';
+import type { Context } from './context.ts';
+import { createLoaders } from './loaders.ts';
+import { permissions } from './permissions.ts';
+import { resolvers } from './resolvers/index.ts';
+
+export interface UsersAppOptions extends SubgraphAppOptions {
+  /** Signs the client tokens issued by signUp / logIn (the gateway verifies them). */
+  jwtSecret: string;
+  jwtTtlSeconds: number;
+}
+
+/** The users subgraph: accounts, sign-up / log-in, roles. */
+export function createUsersApp(opts: UsersAppOptions) {
+  const tokens = { secret: opts.jwtSecret, ttlSeconds: opts.jwtTtlSeconds };
+  return createSubgraphApp<PrismaClient, Context>(
+    {
+      name: 'users',
+      typeDefsUrl: new URL('../schema.graphql', import.meta.url),
+      resolvers,
+      permissions,
+      createPrisma(adapter, onQuery) {
+        const prisma = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
+        prisma.$on('query', onQuery);
+        return prisma;
+      },
+      createContext: (base, prisma) => ({ ...base, prisma, loaders: createLoaders(prisma), tokens, authenticatedAs: new Set() }),
+    },
+    opts,
+  );
+}

@@ -1,0 +1,11 @@
+import type { BaseContext } from '@commerce/service-kit';
+import type { PrismaClient } from './generated/prisma/client.ts';
+import type { Loaders } from './loaders.ts';
+
+export interface Context extends BaseContext {
+  prisma: PrismaClient;
+  loaders: Loaders;
+  tokens: { secret: string; ttlSeconds: number };
+  /** Users whose credentials were proven in this request (signUp / logIn): they may read their own payload. */
+  authenticatedAs: Set<string>;
+}

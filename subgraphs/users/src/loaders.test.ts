@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '@commerce/service-kit';
+import { migrate, migrationsDirFor } from '@commerce/service-kit/migrate';
+import { PrismaClient } from './generated/prisma/client.ts';
+import { createLoaders } from './loaders.ts';
+
+let db: Database;
+let prisma: PrismaClient;
+let statements = 0;
+const ids: string[] = [];
+
+beforeAll(async () => {
+  db = await openDatabase({ kind: 'pglite' });
+  await migrate(db, { migrationsDir: migrationsDirFor('users') });
+  const client = new PrismaClient({ adapter: db.adapter, log: [{ emit: 'event', level: 'query' }] });
+  client.$on('query', () => {
+    statements++;
+  });
+  prisma = client;
+  for (let i = 0; i < 4; i++) {
+    const u = await prisma.user.create({ data: { email: `user${i}@example.com`, name: `User ${i}`, passwordHash: 'x' } });
+    ids.push(u.id);
+  }
+});
+
+afterAll(async () => {
+  await prisma?.$disconnect();
+  await db?.close();
+});
+
+beforeEach(() => {
+  statements = 0;
+});
+
+describe('userById', () => {
+  it('loads many users in one SQL statement, in key order, with null for unknown and malformed ids', async () => {
+    const loaders = createLoaders(prisma);
+    const keys = [ids[3]!, 'not-a-uuid', ids[0]!, '00000000-0000-4000-8000-000000000000', ids[1]!];
+    const users = await Promise.all(keys.map((id) => loaders.userById.load(id)));
+    expect(users.map((u) => u?.id ?? null)).toEqual([ids[3], null, ids[0], null, ids[1]]);
+    expect(statements).toBe(1);
+  });
+
+  it('is per request: a new set of loaders queries again, the same set does not', async () => {
+    const a = createLoaders(prisma);
+    await a.userById.load(ids[0]!);
+    await a.userById.load(ids[0]!);
+    expect(statements).toBe(1);
+    await createLoaders(prisma).userById.load(ids[0]!);
+    expect(statements).toBe(2);
+  });
+});
+
+describe('the users table', () => {
+  it('refuses an e-mail that is not lower-case, so the unique index is case-insensitive', async () => {
+    await expect(prisma.user.create({ data: { email: 'Mixed@Example.com', name: 'Mixed', passwordHash: 'x' } })).rejects.toThrow();
+  });
+});

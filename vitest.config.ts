@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['**/*.test.ts'],
+    exclude: ['**/node_modules/**', '.data/**'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Files start real servers and databases; two at a time fits a 2-core machine.
+    maxWorkers: 2,
+    env: { NODE_ENV: 'test' },
+  },
+});
