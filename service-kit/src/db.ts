@@ -63,6 +63,9 @@ async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): 
 async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Promise<Database> {
   assertIdentifier(config.schema);
   const pool = new pg.Pool({ connectionString: config.url, max: 10 });
+  // An idle client can be cut off (server restart, DROP DATABASE … FORCE); pg drops it from
+  // the pool and the next query reconnects. Without a listener the error would crash the process.
+  pool.on('error', () => undefined);
   // Every connection of this pool works inside the service's schema.
   pool.on('connect', (client) => {
     client.query(`SET search_path TO "${config.schema}"`).catch(() => undefined);
@@ -94,7 +97,8 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
     config,
     schema: config.schema,
     sql,
-    adapter: new PrismaPg({ connectionString: config.url, max: 10 }, { schema: config.schema }),
+    // Prisma shares the pool; it does not end a pool it was given, close() does.
+    adapter: new PrismaPg(pool, { schema: config.schema }),
     close: () => pool.end(),
   };
 }
