@@ -14,6 +14,7 @@ import {
   maskInternalError,
   signForwardedIdentity,
   verifyClientToken,
+  type Config,
   type Identity,
   type Logger,
   type ServiceApp,
@@ -44,6 +45,21 @@ export interface GatewayOptions {
 }
 
 export type GatewayApp = ServiceApp;
+
+/** Gateway options from the process configuration, routing to `subgraphUrls`. */
+export function gatewayOptions(config: Config, subgraphUrls: Partial<Record<string, string>>): GatewayOptions {
+  return {
+    supergraphPath: config.supergraphPath,
+    subgraphUrls,
+    host: config.host,
+    port: config.gatewayPort,
+    jwtSecret: config.jwtSecret,
+    signingSecret: config.signingSecret,
+    production: config.production,
+    subgraphTimeoutMs: config.subgraphTimeoutMs,
+    logLevel: config.logLevel,
+  };
+}
 
 export interface GatewayContext {
   /** Verified caller; null when the request carried no Authorization header. */

@@ -2,76 +2,57 @@
  * `pnpm start`: the three subgraphs and the gateway in one process, each on its own port.
  * Migrates, seeds empty services with demo data, and prints where everything is.
  */
-import { ConfigError, SERVICE_NAMES, createLogger, isPglite, loadConfig, type Config, type DatabaseConfig, type ServiceApp, type ServiceName } from '@commerce/service-kit';
+import { SERVICE_NAMES, createLogger, isPglite, runMain, subgraphOptions, type Config, type DatabaseConfig, type ServiceApp, type ServiceName } from '@commerce/service-kit';
 import { seedAll } from '@commerce/service-kit/seed';
 import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
 import { createOrdersApp } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp } from '@commerce/users';
-import { createGatewayApp } from './app.ts';
+import { createGatewayApp, gatewayOptions } from './app.ts';
 
-async function main(): Promise<void> {
-  const config = loadConfig();
+/** Everything in one process: subgraphs first, then seed, then the gateway in front of them. */
+function createDevSupergraph(config: Config): ServiceApp {
   const logger = createLogger('dev', config.logLevel);
-  const common = { host: config.host, signingSecret: config.signingSecret, production: config.production, logLevel: config.logLevel };
-  const users = createUsersApp({
-    ...common,
-    database: config.databases.users,
-    port: config.ports.users,
-    jwtSecret: config.jwtSecret,
-    jwtTtlSeconds: config.jwtTtlSeconds,
-  });
-  const products = createProductsApp({ ...common, database: config.databases.products, port: config.ports.products });
-  const orders = createOrdersApp({ ...common, database: config.databases.orders, port: config.ports.orders });
+  const users = createUsersApp({ ...subgraphOptions(config, 'users'), jwtSecret: config.jwtSecret, jwtTtlSeconds: config.jwtTtlSeconds });
+  const products = createProductsApp(subgraphOptions(config, 'products'));
+  const orders = createOrdersApp(subgraphOptions(config, 'orders'));
   // Stopped in reverse: the gateway first, so no request reaches a subgraph that is closing.
   const started: ServiceApp[] = [];
   const stopAll = async () => {
-    for (const app of [...started].reverse()) {
+    for (const app of started.splice(0).reverse()) {
       await app.stop().catch((err: unknown) => logger.error({ err, service: app.name }, 'stop failed'));
     }
   };
-
-  let stopping = false;
-  const shutdown = async (signal: NodeJS.Signals) => {
-    // A second signal while draining means "now".
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await stopAll();
-    process.exit(0);
+  let url = '';
+  return {
+    name: 'dev',
+    get url() {
+      return url;
+    },
+    async start() {
+      try {
+        for (const app of [users, products, orders]) {
+          await app.start();
+          started.push(app);
+        }
+        const seeded = await seedAll({ users: users.db, products: products.db, orders: orders.db }, config.seed);
+        for (const [service, result] of Object.entries(seeded)) {
+          if (result.seeded) logger.info({ service, rows: result.rows }, 'seeded demo data');
+        }
+        // Route to where the subgraphs actually listen, whatever URLs the supergraph file was composed with.
+        const gateway = createGatewayApp(gatewayOptions(config, { users: users.url, products: products.url, orders: orders.url }));
+        await gateway.start();
+        started.push(gateway);
+        url = gateway.url;
+        printBanner(config, gateway.url, { users: users.url, products: products.url, orders: orders.url });
+      } catch (err) {
+        // Close the databases cleanly before giving up (PGlite writes to .data/).
+        await stopAll();
+        throw err;
+      }
+    },
+    stop: stopAll,
   };
-  process.on('SIGINT', (s) => void shutdown(s));
-  process.on('SIGTERM', (s) => void shutdown(s));
-
-  try {
-    for (const app of [users, products, orders]) {
-      await app.start();
-      started.push(app);
-    }
-    const seeded = await seedAll({ users: users.db, products: products.db, orders: orders.db }, config.seed);
-    for (const [service, result] of Object.entries(seeded)) {
-      if (result.seeded) logger.info({ service, rows: result.rows }, 'seeded demo data');
-    }
-    const gateway = createGatewayApp({
-      supergraphPath: config.supergraphPath,
-      // Route to where the subgraphs actually listen, whatever URLs the supergraph file was composed with.
-      subgraphUrls: { users: users.url, products: products.url, orders: orders.url },
-      host: config.host,
-      port: config.gatewayPort,
-      jwtSecret: config.jwtSecret,
-      signingSecret: config.signingSecret,
-      production: config.production,
-      subgraphTimeoutMs: config.subgraphTimeoutMs,
-      logLevel: config.logLevel,
-    });
-    await gateway.start();
-    started.push(gateway);
-    printBanner(config, gateway.url, { users: users.url, products: products.url, orders: orders.url });
-  } catch (err) {
-    // Close the databases cleanly before giving up (PGlite writes to .data/).
-    await stopAll();
-    throw err;
-  }
 }
 
 function printBanner(config: Config, gatewayUrl: string, subgraphUrls: Record<ServiceName, string>): void {
@@ -97,7 +78,4 @@ function describeDatabase(db: DatabaseConfig): string {
   return `PostgreSQL ${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}, schema ${db.schema}`;
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? `Configuration error: ${err.message}` : err);
-  process.exit(1);
-});
+runMain('dev', createDevSupergraph);

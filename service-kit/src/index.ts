@@ -8,3 +8,4 @@ export * from './shield.ts';
 export * from './subgraph-server.ts';
 export * from './scalars.ts';
 export * from './subgraph-app.ts';
+export * from './main.ts';
