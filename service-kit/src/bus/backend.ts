@@ -1,0 +1,67 @@
+/**
+ * The few stream operations the bus needs, in Redis Streams terms. Redis and
+ * the in-process log implement this; the consumer loop (consumer.ts) and the
+ * bus (core.ts) are written once on top of it, so both buses behave alike by
+ * construction. Internal: services use `EventBus`.
+ */
+
+/** A stored entry as flat field/value pairs; `fields` is null when the entry was deleted (trimmed) while still pending. */
+export interface RawEntry {
+  streamId: string;
+  fields: string[] | null;
+}
+
+export interface ClaimResult {
+  /** Cursor for the next call; "0-0" when the scan of the pending list is complete. */
+  next: string;
+  entries: RawEntry[];
+}
+
+export interface StreamBackend {
+  /** XADD with approximate MAXLEN; resolves to the new entry id. */
+  xadd(stream: string, fields: string[]): Promise<string>;
+  /** XRANGE after `after` (exclusive; undefined = from the start), at most `count` (undefined = all). */
+  range(stream: string, after: string | undefined, count: number | undefined): Promise<RawEntry[]>;
+  /** XGROUP CREATE <stream> <group> 0 MKSTREAM; an existing group is fine. */
+  ensureGroup(stream: string, group: string): Promise<void>;
+  /** A reader for one consumer's blocking reads (Redis: its own connection). */
+  openReader(consumer: { stream: string; group: string; consumer: string }): StreamReader;
+  /** XREADGROUP ... STREAMS <stream> <after>: this consumer's own pending entries after `after`; increments their delivery counts. */
+  readOwnPending(stream: string, group: string, consumer: string, after: string, count: number): Promise<RawEntry[]>;
+  /** XAUTOCLAIM: takes entries pending longer than `minIdleMs` (any consumer); increments their delivery counts. */
+  autoclaim(stream: string, group: string, consumer: string, minIdleMs: number, start: string, count: number): Promise<ClaimResult>;
+  /** Delivery counts of pending entries (XPENDING); ids no longer pending are absent. */
+  deliveryCounts(stream: string, group: string, ids: string[]): Promise<Map<string, number>>;
+  /** XACK. */
+  ack(stream: string, group: string, ids: string[]): Promise<void>;
+  /** Appends `fields` to the dead-letter stream and acknowledges `streamId`, atomically. */
+  deadLetter(stream: string, group: string, streamId: string, fields: string[]): Promise<void>;
+  /** Number of entries pending (delivered, not acknowledged) in the group; 0 when the group does not exist. */
+  pendingCount(stream: string, group: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface StreamReader {
+  /** XREADGROUP ... BLOCK <blockMs> STREAMS <stream> >: new entries, delivery count 1; [] on timeout or interrupt. */
+  readNew(count: number, blockMs: number): Promise<RawEntry[]>;
+  /** True (once) if the reader lost its connection since the last call: entries may have been delivered without reaching us. */
+  takeReset(): boolean;
+  /** Makes a blocked readNew return soon; the reader is not used again afterwards. */
+  interrupt(): void;
+  close(): Promise<void>;
+}
+
+/** The subset of a pino Logger the bus uses. */
+export interface BusLog {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const noop = () => {};
+export const silentLog: BusLog = { debug: noop, warn: noop, error: noop };
+
+/** Full "<ms>-<seq>" ids only, so both buses accept exactly the same input. */
+export const STREAM_ID = /^\d+-\d+$/;
+
+export const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));

@@ -1,0 +1,396 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { silentLog } from './backend.ts';
+import { createBusOnBackend } from './core.ts';
+import { createBus, createMemoryBus, type BusEvent, type ConsumeOptions, type Delivery, type EventBus } from './index.ts';
+import { createMemoryBackend } from './memory.ts';
+import { createRedisBus } from './redis.ts';
+
+// Redis runs only when configured (TEST_REDIS_URL or REDIS_URL), so `pnpm test` passes on a fresh machine.
+const REDIS_URL = process.env.TEST_REDIS_URL || process.env.REDIS_URL || undefined;
+const PREFIX = `test-bus-${randomUUID().slice(0, 8)}:`;
+
+interface Harness {
+  bus: EventBus;
+  pending(stream: string, group: string): Promise<number>;
+  /** Appends an entry with arbitrary fields, bypassing publish(). */
+  rawAdd(stream: string, fields: string[]): Promise<void>;
+}
+
+interface Impl {
+  name: string;
+  redis: boolean;
+  available: boolean;
+  make(opts?: { maxLen?: number }): Harness;
+}
+
+let admin: Redis | undefined;
+const getAdmin = () => (admin ??= new Redis(REDIS_URL ?? ''));
+
+const impls: Impl[] = [
+  {
+    name: 'memory',
+    redis: false,
+    available: true,
+    make(opts) {
+      // Built from its parts so the test can look at the pending list.
+      const backend = createMemoryBackend(opts);
+      return {
+        bus: createBusOnBackend(backend, silentLog),
+        pending: (stream, group) => backend.pendingCount(stream, group),
+        rawAdd: async (stream, fields) => void (await backend.xadd(stream, fields)),
+      };
+    },
+  },
+  {
+    name: 'redis',
+    redis: true,
+    available: Boolean(REDIS_URL),
+    make(opts) {
+      return {
+        bus: createRedisBus({ url: REDIS_URL ?? '', prefix: PREFIX, maxLen: opts?.maxLen }),
+        async pending(stream, group) {
+          const summary = (await getAdmin().xpending(PREFIX + stream, group)) as [number];
+          return Number(summary[0]);
+        },
+        rawAdd: async (stream, fields) => void (await getAdmin().xadd(PREFIX + stream, '*', ...fields)),
+      };
+    },
+  },
+];
+
+afterAll(async () => {
+  if (!admin) return;
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
+    if (keys.length > 0) await admin.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  expect(await admin.keys(`${PREFIX}*`)).toEqual([]);
+  await admin.quit();
+});
+
+const event = (i: number): BusEvent => ({
+  id: randomUUID(),
+  type: 'TestHappened',
+  key: `k${i}`,
+  payload: { i },
+  occurredAt: new Date().toISOString(),
+});
+
+const FAST = { blockMs: 50, claimIdleMs: 150 } satisfies Partial<ConsumeOptions>;
+const uniq = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+async function publishAll(bus: EventBus, stream: string, n: number, from = 0): Promise<BusEvent[]> {
+  const events: BusEvent[] = [];
+  for (let i = from; i < from + n; i++) {
+    const e = event(i);
+    await bus.publish(stream, e);
+    events.push(e);
+  }
+  return events;
+}
+
+describe('createBus', () => {
+  it('uses the in-process bus without a Redis URL', async () => {
+    const bus = createBus();
+    const id = await bus.publish('s', event(0));
+    expect((await bus.read('s')).map((e) => e.streamId)).toEqual([id]);
+    await bus.close();
+  });
+
+  it('rejects what is not a BusEvent, and bad options, with a TypeError', async () => {
+    const bus = createMemoryBus();
+    await expect(bus.publish('s', { id: 1 } as unknown as BusEvent)).rejects.toThrow(TypeError);
+    await expect(bus.read('s', { after: 'nope' })).rejects.toThrow(TypeError);
+    expect(() => bus.consume({ stream: 's', group: 'g', consumer: 'c', batchSize: 0 }, async () => {})).toThrow(TypeError);
+    await bus.close();
+  });
+});
+
+describe.each(impls)('$name bus', (impl) => {
+  if (!impl.available) {
+    it.skip('needs REDIS_URL', () => {});
+    return;
+  }
+
+  const open: Harness[] = [];
+  const make = (opts?: { maxLen?: number }) => {
+    const h = impl.make(opts);
+    open.push(h);
+    return h;
+  };
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((h) => h.bus.close()));
+  });
+
+  it('reads in publish order, with an exclusive `after` and a count', async () => {
+    const { bus } = make();
+    const stream = uniq('read');
+    const events = await publishAll(bus, stream, 5);
+    const all = await bus.read(stream);
+    expect(all.map((e) => e.event)).toEqual(events);
+    const ids = all.map((e) => e.streamId);
+    expect(ids.every((id) => /^\d+-\d+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(5);
+    expect((await bus.read(stream, { after: ids[1] })).map((e) => e.streamId)).toEqual(ids.slice(2));
+    expect((await bus.read(stream, { after: ids[1], count: 2 })).map((e) => e.streamId)).toEqual(ids.slice(2, 4));
+    expect(await bus.read(stream, { after: ids[4] })).toEqual([]);
+    expect(await bus.read(uniq('missing'))).toEqual([]);
+  });
+
+  it('delivers every event once, in order, to a group (created at the start of the stream)', async () => {
+    const h = make();
+    const stream = uniq('once');
+    const before = await publishAll(h.bus, stream, 10);
+    const got: Delivery[] = [];
+    h.bus.consume({ stream, group: 'g', consumer: 'c1', ...FAST }, async (d) => void got.push(d));
+    const after = await publishAll(h.bus, stream, 10, 10);
+    await waitFor(() => got.length === 20);
+    await sleep(FAST.claimIdleMs * 2);
+    expect(got.map((d) => d.event)).toEqual([...before, ...after]);
+    expect(got.every((d) => d.deliveries === 1)).toBe(true);
+    expect(await h.pending(stream, 'g')).toBe(0);
+  });
+
+  it('gives each group every event', async () => {
+    const { bus } = make();
+    const stream = uniq('groups');
+    const a: string[] = [];
+    const b: string[] = [];
+    bus.consume({ stream, group: 'a', consumer: 'c', ...FAST }, async (d) => void a.push(d.event.id));
+    bus.consume({ stream, group: 'b', consumer: 'c', ...FAST }, async (d) => void b.push(d.event.id));
+    const ids = (await publishAll(bus, stream, 15)).map((e) => e.id);
+    await waitFor(() => a.length === 15 && b.length === 15);
+    expect(a).toEqual(ids);
+    expect(b).toEqual(ids);
+  });
+
+  it('splits a group between two consumers with no duplicates', async () => {
+    const h = make();
+    const stream = uniq('split');
+    const seen = { c1: [] as string[], c2: [] as string[] };
+    for (const name of ['c1', 'c2'] as const) {
+      h.bus.consume({ stream, group: 'g', consumer: name, batchSize: 2, ...FAST, claimIdleMs: 5000 }, async (d) => {
+        seen[name].push(d.event.id);
+        await sleep(5);
+      });
+    }
+    await sleep(50); // both consumers blocked on the stream
+    const ids = (await publishAll(h.bus, stream, 40)).map((e) => e.id);
+    await waitFor(() => seen.c1.length + seen.c2.length >= 40);
+    await sleep(100);
+    const all = [...seen.c1, ...seen.c2];
+    expect(all).toHaveLength(40);
+    expect(new Set(all)).toEqual(new Set(ids));
+    expect(seen.c1.length).toBeGreaterThan(0);
+    expect(seen.c2.length).toBeGreaterThan(0);
+    expect(await h.pending(stream, 'g')).toBe(0);
+  });
+
+  it('redelivers an entry whose handler failed, then acknowledges it', async () => {
+    const h = make();
+    const stream = uniq('retry');
+    const deliveries = new Map<string, number[]>();
+    const events = await publishAll(h.bus, stream, 5);
+    const flaky = events[2]!.id;
+    h.bus.consume({ stream, group: 'g', consumer: 'c1', ...FAST }, async (d) => {
+      deliveries.set(d.event.id, [...(deliveries.get(d.event.id) ?? []), d.deliveries]);
+      if (d.event.id === flaky && d.deliveries === 1) throw new Error('transient');
+    });
+    await waitFor(() => deliveries.get(flaky)?.length === 2);
+    await sleep(FAST.claimIdleMs * 3);
+    expect(deliveries.get(flaky)).toEqual([1, 2]);
+    for (const e of events) if (e.id !== flaky) expect(deliveries.get(e.id)).toEqual([1]);
+    expect(await h.pending(stream, 'g')).toBe(0);
+    expect(await h.bus.deadLetters(stream)).toEqual([]);
+  });
+
+  it('moves a poison message to the dead-letter stream after exactly maxDeliveries attempts', async () => {
+    const h = make();
+    const stream = uniq('poison');
+    const [poison] = await publishAll(h.bus, stream, 1);
+    const handled: string[] = [];
+    const attempts: number[] = [];
+    h.bus.consume({ stream, group: 'g', consumer: 'c1', maxDeliveries: 3, ...FAST }, async (d) => {
+      if (d.event.id === poison!.id) {
+        attempts.push(d.deliveries);
+        throw new Error(`cannot handle ${d.event.key}`);
+      }
+      handled.push(d.event.id);
+    });
+    const early = await publishAll(h.bus, stream, 3, 1);
+    await waitFor(async () => (await h.bus.deadLetters(stream)).length === 1);
+    const late = await publishAll(h.bus, stream, 2, 4);
+    await waitFor(() => handled.length === 5);
+    await sleep(FAST.claimIdleMs * 3);
+
+    expect(attempts).toEqual([1, 2, 3]);
+    expect(handled).toEqual([...early, ...late].map((e) => e.id));
+    const [dead] = await h.bus.deadLetters(stream);
+    expect(dead).toMatchObject({ stream, group: 'g', deliveries: 3, error: 'cannot handle k0', event: poison });
+    expect(dead!.streamId).toBe((await h.bus.read(stream, { count: 1 }))[0]!.streamId);
+    expect(JSON.parse(dead!.raw)).toEqual(poison);
+    expect(Number.isNaN(Date.parse(dead!.deadAt))).toBe(false);
+    expect(await h.pending(stream, 'g')).toBe(0);
+  });
+
+  it('sends unparseable entries straight to the dead-letter stream', async () => {
+    const h = make();
+    const stream = uniq('garbage');
+    await h.rawAdd(stream, ['foo', 'bar']);
+    await h.rawAdd(stream, ['event', '{not json']);
+    await h.rawAdd(stream, ['event', '{"id":1}']);
+    const handled: string[] = [];
+    h.bus.consume({ stream, group: 'g', consumer: 'c1', ...FAST }, async (d) => void handled.push(d.event.id));
+    const [good] = await publishAll(h.bus, stream, 1);
+    await waitFor(() => handled.length === 1);
+    await waitFor(async () => (await h.bus.deadLetters(stream)).length === 3);
+    expect(handled).toEqual([good!.id]);
+    const dead = await h.bus.deadLetters(stream);
+    expect(dead.map((d) => [d.event, d.deliveries, d.group])).toEqual([
+      [null, 1, 'g'],
+      [null, 1, 'g'],
+      [null, 1, 'g'],
+    ]);
+    expect(dead.map((d) => d.raw)).toEqual([JSON.stringify({ foo: 'bar' }), '{not json', '{"id":1}']);
+    expect(dead.every((d) => d.error.length > 0)).toBe(true);
+    expect(await h.bus.read(stream)).toHaveLength(1); // read() skips what it cannot parse
+    expect(await h.pending(stream, 'g')).toBe(0);
+  });
+
+  it('hands a stopped consumer\'s unacknowledged entries to another consumer after claimIdleMs', async () => {
+    const h = make();
+    const stream = uniq('handover');
+    const events = await publishAll(h.bus, stream, 10);
+    const first: string[] = [];
+    let stopping: Promise<void> | undefined;
+    let inFlightDone = false;
+    const c1 = h.bus.consume({ stream, group: 'g', consumer: 'c1', batchSize: 10, ...FAST }, async (d) => {
+      first.push(d.event.id);
+      if (first.length === 4) {
+        stopping = c1.stop();
+        await sleep(30);
+        inFlightDone = true;
+      }
+    });
+    await waitFor(() => stopping !== undefined);
+    await stopping;
+    expect(inFlightDone).toBe(true); // stop() waited for the handler in progress
+    expect(first).toEqual(events.slice(0, 4).map((e) => e.id));
+    expect(await h.pending(stream, 'g')).toBe(6);
+
+    const second: Delivery[] = [];
+    const startedAt = Date.now();
+    h.bus.consume({ stream, group: 'g', consumer: 'c2', ...FAST }, async (d) => void second.push(d));
+    await waitFor(() => second.length === 6);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(FAST.claimIdleMs - 20);
+    expect(second.map((d) => d.event.id)).toEqual(events.slice(4).map((e) => e.id));
+    expect(second.every((d) => d.deliveries === 2)).toBe(true);
+    await waitFor(async () => (await h.pending(stream, 'g')) === 0);
+  });
+
+  it('re-handles its own pending entries at once when a consumer restarts under the same name', async () => {
+    const h = make();
+    const stream = uniq('restart');
+    const events = await publishAll(h.bus, stream, 5);
+    const slow = { ...FAST, claimIdleMs: 60_000 }; // rules out the reclaim path
+    let count = 0;
+    const c1 = h.bus.consume({ stream, group: 'g', consumer: 'c1', batchSize: 10, ...slow }, async () => {
+      count += 1;
+      if (count === 2) void c1.stop();
+    });
+    await waitFor(() => count === 2);
+    await c1.stop();
+    expect(await h.pending(stream, 'g')).toBe(3);
+
+    const again: Delivery[] = [];
+    h.bus.consume({ stream, group: 'g', consumer: 'c1', ...slow }, async (d) => void again.push(d));
+    await waitFor(() => again.length === 3, 1000);
+    expect(again.map((d) => [d.event.id, d.deliveries])).toEqual(events.slice(2).map((e) => [e.id, 2]));
+    await waitFor(async () => (await h.pending(stream, 'g')) === 0);
+  });
+
+  it('stops consumers on close()', async () => {
+    const h = make();
+    const stream = uniq('close');
+    const got: string[] = [];
+    h.bus.consume({ stream, group: 'g', consumer: 'c1', ...FAST }, async (d) => void got.push(d.event.id));
+    await publishAll(h.bus, stream, 3);
+    await waitFor(() => got.length === 3);
+    const started = Date.now();
+    await h.bus.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(() => h.bus.consume({ stream, group: 'g', consumer: 'c2' }, async () => {})).toThrow(/closed/);
+  });
+
+  it('trims each stream to about maxLen entries', async () => {
+    const { bus } = make({ maxLen: 100 });
+    const stream = uniq('trim');
+    const events = await publishAll(bus, stream, 1000);
+    const kept = await bus.read(stream);
+    expect(kept.length).toBeGreaterThanOrEqual(100);
+    expect(kept.length).toBeLessThan(300);
+    expect(kept.map((e) => e.event)).toEqual(events.slice(-kept.length));
+  });
+
+  it.runIf(impl.redis)('survives dropped connections without losing or re-handling acknowledged entries', async () => {
+    const h = make();
+    const redis = getAdmin();
+    const stream = uniq('drop');
+    const handled: { streamId: string; eventId: string; deliveries: number }[] = [];
+    h.bus.consume({ stream, group: 'g', consumer: 'c1', batchSize: 8, blockMs: 50, claimIdleMs: 200 }, async (d) => {
+      handled.push({ streamId: d.streamId, eventId: d.event.id, deliveries: d.deliveries });
+      await sleep(1);
+    });
+
+    let killing = true;
+    let kills = 0;
+    const killer = (async () => {
+      while (killing) {
+        await sleep(80 + Math.random() * 80);
+        const list = String(await redis.client('LIST'));
+        for (const line of list.split('\n')) {
+          const name = /\bname=(\S*)/.exec(line)?.[1] ?? '';
+          const id = /\bid=(\d+)/.exec(line)?.[1];
+          if (id && name.startsWith(PREFIX)) {
+            await redis.client('KILL', 'ID', id);
+            kills += 1;
+          }
+        }
+      }
+    })();
+
+    const published: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const e = event(i);
+      await h.bus.publish(stream, e);
+      published.push(e.id);
+      if (i % 10 === 9) await sleep(15);
+    }
+    await waitFor(() => new Set(handled.map((x) => x.eventId)).size === 200, 15_000);
+    killing = false;
+    await killer;
+    await waitFor(async () => (await h.pending(stream, 'g')) === 0, 5000);
+
+    expect(kills).toBeGreaterThan(5);
+    expect(new Set(handled.map((x) => x.eventId))).toEqual(new Set(published));
+    // A second handling of an entry can only come from the pending list (never acknowledged), never as new.
+    const seen = new Set<string>();
+    for (const x of handled) {
+      if (seen.has(x.streamId)) expect(x.deliveries).toBeGreaterThan(1);
+      seen.add(x.streamId);
+    }
+  }, 30_000);
+});

@@ -1,0 +1,169 @@
+import { errorMessage, type BusLog, type RawEntry, type StreamBackend } from './backend.ts';
+import { decodeEvent, encodeDeadLetter } from './codec.ts';
+import type { BusEvent, Consumer, Handler } from './types.ts';
+
+export interface ResolvedConsumeOptions {
+  stream: string;
+  group: string;
+  consumer: string;
+  batchSize: number;
+  blockMs: number;
+  claimIdleMs: number;
+  maxDeliveries: number;
+}
+
+const FIRST_ID = '0-0';
+const MAX_BACKOFF_MS = 2000;
+
+/**
+ * One consumer loop, shared by both buses. Each turn does one of:
+ * re-handle this consumer's own pending entries (on start and after any
+ * error, since a lost connection may have swallowed a delivery), reclaim
+ * entries idle longer than claimIdleMs (XAUTOCLAIM; failed ones and those of
+ * dead consumers), or block for new entries. Everything runs on this one loop,
+ * so handlers see one entry at a time, in stream order within each batch.
+ */
+export function startConsumer<P>(
+  backend: StreamBackend,
+  o: ResolvedConsumeOptions,
+  handler: Handler<P>,
+  log: BusLog,
+): Consumer {
+  const ctx = { stream: o.stream, group: o.group, consumer: o.consumer };
+  const reader = backend.openReader(ctx);
+  // Scan for idle entries twice per claimIdleMs: a stuck entry waits at most ~1.5x claimIdleMs.
+  const reclaimEveryMs = Math.max(1, Math.floor(o.claimIdleMs / 2));
+  let stopping = false;
+  let wake: (() => void) | undefined;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+
+  async function run(): Promise<void> {
+    let groupReady = false;
+    let pendingFrom: string | null = FIRST_ID;
+    let claimFrom = FIRST_ID;
+    let reclaimAt = Date.now() + reclaimEveryMs;
+    let failures = 0;
+    while (!stopping) {
+      try {
+        if (!groupReady) {
+          await backend.ensureGroup(o.stream, o.group);
+          groupReady = true;
+        }
+        if (reader.takeReset()) pendingFrom = FIRST_ID;
+        if (pendingFrom !== null) {
+          const entries = await backend.readOwnPending(o.stream, o.group, o.consumer, pendingFrom, o.batchSize);
+          const last = entries.at(-1);
+          pendingFrom = last && entries.length >= o.batchSize ? last.streamId : null;
+          await handleRedelivered(entries);
+        } else if (Date.now() >= reclaimAt) {
+          const claimed = await backend.autoclaim(o.stream, o.group, o.consumer, o.claimIdleMs, claimFrom, o.batchSize);
+          claimFrom = claimed.next;
+          // A partial scan continues on the next turn; a complete one waits for the next period.
+          if (claimFrom === FIRST_ID) reclaimAt = Date.now() + reclaimEveryMs;
+          await handleRedelivered(claimed.entries);
+        } else {
+          // Never block past the next reclaim: that is the only timer the loop needs.
+          const waitMs = Math.max(1, Math.min(o.blockMs, reclaimAt - Date.now()));
+          const entries = await reader.readNew(o.batchSize, waitMs);
+          await handleBatch(entries.map((entry) => ({ entry, deliveries: 1 })));
+        }
+        failures = 0;
+      } catch (err) {
+        if (stopping) break;
+        failures += 1;
+        // The group may be gone (stream deleted) and a lost reply may have left entries pending on us.
+        groupReady = false;
+        pendingFrom = FIRST_ID;
+        const delay = Math.min(MAX_BACKOFF_MS, 50 * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
+        log.warn({ ...ctx, err: errorMessage(err), retryInMs: Math.round(delay) }, 'bus: consumer loop failed; retrying');
+        await sleep(delay);
+      }
+    }
+  }
+
+  async function handleRedelivered(entries: RawEntry[]): Promise<void> {
+    const live = entries.filter((e) => e.fields !== null).map((e) => e.streamId);
+    const counts = live.length > 0 ? await backend.deliveryCounts(o.stream, o.group, live) : new Map<string, number>();
+    const batch: { entry: RawEntry; deliveries: number }[] = [];
+    for (const entry of entries) {
+      const deliveries = counts.get(entry.streamId);
+      // No longer pending: someone acknowledged or took it since; nothing left for us to do.
+      if (entry.fields !== null && deliveries === undefined) continue;
+      batch.push({ entry, deliveries: deliveries ?? 0 });
+    }
+    await handleBatch(batch);
+  }
+
+  async function handleBatch(batch: { entry: RawEntry; deliveries: number }[]): Promise<void> {
+    for (const { entry, deliveries } of batch) {
+      // Entries not started stay pending on this consumer; the group reclaims them after claimIdleMs.
+      if (stopping) return;
+      await handleEntry(entry, deliveries);
+    }
+  }
+
+  async function handleEntry(entry: RawEntry, deliveries: number): Promise<void> {
+    const at = { ...ctx, streamId: entry.streamId, deliveries };
+    if (entry.fields === null) {
+      // Trimmed away while pending: nothing to hand over, so only clear the pending record.
+      log.warn(at, 'bus: pending entry no longer exists in the stream; acknowledging it');
+      await backend.ack(o.stream, o.group, [entry.streamId]);
+      return;
+    }
+    const decoded = decodeEvent(entry.fields);
+    if (!decoded.ok) {
+      log.error({ ...at, error: decoded.error }, 'bus: unparseable entry moved to the dead-letter stream');
+      await deadLetter(entry.streamId, deliveries, decoded.error, decoded.raw);
+      return;
+    }
+    try {
+      await handler({ streamId: entry.streamId, event: decoded.event as BusEvent<P>, deliveries });
+    } catch (err) {
+      const error = errorMessage(err);
+      if (deliveries >= o.maxDeliveries) {
+        log.error({ ...at, eventId: decoded.event.id, error }, 'bus: handler failed too often; entry moved to the dead-letter stream');
+        await deadLetter(entry.streamId, deliveries, error, decoded.raw);
+      } else {
+        log.warn({ ...at, eventId: decoded.event.id, error }, 'bus: handler failed; entry stays pending for redelivery');
+      }
+      return;
+    }
+    await backend.ack(o.stream, o.group, [entry.streamId]);
+  }
+
+  const deadLetter = (streamId: string, deliveries: number, error: string, raw: string) =>
+    backend.deadLetter(
+      o.stream,
+      o.group,
+      streamId,
+      encodeDeadLetter({ streamId, group: o.group, deliveries, error, raw, deadAt: new Date().toISOString() }),
+    );
+
+  const loop = run().catch((err: unknown) => {
+    log.error({ ...ctx, err: errorMessage(err) }, 'bus: consumer loop crashed');
+  });
+  let stopped: Promise<void> | undefined;
+
+  return {
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        reader.interrupt();
+        wake?.();
+        await loop;
+        await reader.close();
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,125 @@
+import { STREAM_ID, type BusLog, type StreamBackend } from './backend.ts';
+import { decodeDeadLetter, decodeEvent, encodeEvent, isBusEvent } from './codec.ts';
+import { startConsumer, type ResolvedConsumeOptions } from './consumer.ts';
+import {
+  deadLetterStream,
+  type ConsumeOptions,
+  type Consumer,
+  type EventBus,
+  type Handler,
+  type StreamEntry,
+} from './types.ts';
+
+/** The whole EventBus on top of a backend; createRedisBus and createMemoryBus are thin wrappers. */
+export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBus {
+  const consumers = new Map<string, Consumer>();
+  let closing: Promise<void> | undefined;
+
+  return {
+    async publish(stream, event) {
+      getValidName(stream, 'stream');
+      if (!isBusEvent(event)) {
+        throw new TypeError(`publish() expects a BusEvent { id, type, key, payload, occurredAt } but got: ${describe(event)}`);
+      }
+      return backend.xadd(stream, encodeEvent(event));
+    },
+
+    consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer {
+      if (closing) throw new Error('consume() called on a closed bus');
+      const o = getValidConsumeOptions(opts);
+      if (typeof handler !== 'function') throw new TypeError(`consume() expects a handler function but got: ${describe(handler)}`);
+      // Two loops under one consumer name would re-handle each other's pending entries.
+      const id = JSON.stringify([o.stream, o.group, o.consumer]);
+      if (consumers.has(id)) throw new Error(`consumer "${o.consumer}" of group "${o.group}" on "${o.stream}" is already running`);
+      const consumer = startConsumer(backend, o, handler, log);
+      const tracked: Consumer = {
+        stop: async () => {
+          await consumer.stop();
+          if (consumers.get(id) === tracked) consumers.delete(id);
+        },
+      };
+      consumers.set(id, tracked);
+      return tracked;
+    },
+
+    async read(stream, opts = {}) {
+      getValidName(stream, 'stream');
+      const after = getValidAfter(opts.after);
+      const count = getValidCount(opts.count);
+      const entries = await backend.range(stream, after, count);
+      const out: StreamEntry[] = [];
+      for (const entry of entries) {
+        const decoded = decodeEvent(entry.fields ?? []);
+        if (decoded.ok) out.push({ streamId: entry.streamId, event: decoded.event });
+        else log.debug({ stream, streamId: entry.streamId, error: decoded.error }, 'bus: read() skips an unparseable entry');
+      }
+      return out;
+    },
+
+    async deadLetters(stream, opts = {}) {
+      getValidName(stream, 'stream');
+      const entries = await backend.range(deadLetterStream(stream), undefined, getValidCount(opts.count));
+      return entries.map((entry) => decodeDeadLetter(stream, entry));
+    },
+
+    close() {
+      closing ??= (async () => {
+        await Promise.all([...consumers.values()].map((c) => c.stop()));
+        await backend.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+const DEFAULTS = { batchSize: 16, blockMs: 1000, claimIdleMs: 2000, maxDeliveries: 5 } as const;
+
+function getValidConsumeOptions(opts: ConsumeOptions): ResolvedConsumeOptions {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`consume() expects options but got: ${describe(opts)}`);
+  return {
+    stream: getValidName(opts.stream, 'stream'),
+    group: getValidName(opts.group, 'group'),
+    consumer: getValidName(opts.consumer, 'consumer'),
+    batchSize: getValidPositiveInt(opts.batchSize, 'batchSize', DEFAULTS.batchSize),
+    blockMs: getValidPositiveInt(opts.blockMs, 'blockMs', DEFAULTS.blockMs),
+    claimIdleMs: getValidPositiveInt(opts.claimIdleMs, 'claimIdleMs', DEFAULTS.claimIdleMs),
+    maxDeliveries: getValidPositiveInt(opts.maxDeliveries, 'maxDeliveries', DEFAULTS.maxDeliveries),
+  };
+}
+
+function getValidName(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TypeError(`The ${what} name must be a non-empty string but got: ${describe(value)}`);
+  }
+  return value;
+}
+
+export function getValidPositiveInt(value: unknown, what: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`${what} must be a positive integer but got: ${describe(value)}`);
+  }
+  return value;
+}
+
+function getValidAfter(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !STREAM_ID.test(value)) {
+    throw new TypeError(`after must be a stream id "<ms>-<seq>" but got: ${describe(value)}`);
+  }
+  return value;
+}
+
+function getValidCount(value: unknown): number | undefined {
+  return value === undefined ? undefined : getValidPositiveInt(value, 'count', 0);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

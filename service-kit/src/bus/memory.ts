@@ -1,0 +1,251 @@
+import type { Logger } from '../logger.ts';
+import { silentLog, type RawEntry, type StreamBackend, type StreamReader } from './backend.ts';
+import { createBusOnBackend, getValidPositiveInt } from './core.ts';
+import { deadLetterStream, type EventBus } from './types.ts';
+
+export interface MemoryBusOptions {
+  /** Approximate retention per stream: the oldest entries are dropped past this length. @default 100_000 */
+  maxLen?: number;
+  /** Handler failures and dead letters are logged here. */
+  logger?: Logger;
+}
+
+/** The in-process bus (no REDIS_URL): the Redis bus's semantics, on an in-memory log. */
+export function createMemoryBus(opts: MemoryBusOptions = {}): EventBus {
+  return createBusOnBackend(createMemoryBackend(opts), opts.logger ?? silentLog);
+}
+
+type Pos = readonly [ms: number, seq: number];
+
+interface Entry {
+  id: string;
+  pos: Pos;
+  fields: string[];
+}
+
+interface PendingEntry {
+  consumer: string;
+  deliveries: number;
+  deliveredAt: number;
+}
+
+interface Group {
+  lastDelivered: Pos;
+  /** Iterates in id order: entries join on first delivery, and deliveries only move forward. */
+  pel: Map<string, PendingEntry>;
+}
+
+interface Log {
+  entries: Entry[];
+  last: Pos;
+  groups: Map<string, Group>;
+  /** Blocked readers, woken on every append. */
+  waiters: Set<() => void>;
+}
+
+const ZERO: Pos = [0, 0];
+
+/** Redis Streams' model in memory: ordered log, groups with a last-delivered position and a pending list. */
+export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend {
+  const maxLen = getValidPositiveInt(opts.maxLen, 'maxLen', 100_000);
+  // Trim in chunks, like Redis's MAXLEN ~, so appends stay O(1) amortised.
+  const slack = Math.max(1, Math.ceil(maxLen / 10));
+  const logs = new Map<string, Log>();
+  const blockedReads = new Set<(entries: RawEntry[]) => void>();
+  let closed = false;
+
+  const getLog = (stream: string): Log => {
+    let log = logs.get(stream);
+    if (!log) {
+      log = { entries: [], last: ZERO, groups: new Map(), waiters: new Set() };
+      logs.set(stream, log);
+    }
+    return log;
+  };
+
+  const getGroup = (stream: string, group: string): { log: Log; g: Group } => {
+    const log = logs.get(stream);
+    const g = log?.groups.get(group);
+    if (!log || !g) throw new Error(`NOGROUP No such key '${stream}' or consumer group '${group}'`);
+    return { log, g };
+  };
+
+  const toRaw = (entry: Entry): RawEntry => ({ streamId: entry.id, fields: [...entry.fields] });
+
+  function append(stream: string, fields: string[]): string {
+    const log = getLog(stream);
+    const now = Date.now();
+    const pos: Pos = now > log.last[0] ? [now, 0] : [log.last[0], log.last[1] + 1];
+    const id = `${pos[0]}-${pos[1]}`;
+    log.entries.push({ id, pos, fields: [...fields] });
+    log.last = pos;
+    if (log.entries.length > maxLen + slack) log.entries.splice(0, log.entries.length - maxLen);
+    for (const wake of [...log.waiters]) wake();
+    return id;
+  }
+
+  function takeNew(stream: string, group: string, consumer: string, count: number): RawEntry[] {
+    const { log, g } = getGroup(stream, group);
+    const start = firstAfter(log.entries, g.lastDelivered);
+    const taken = log.entries.slice(start, start + count);
+    const now = Date.now();
+    for (const entry of taken) {
+      g.pel.set(entry.id, { consumer, deliveries: 1, deliveredAt: now });
+      g.lastDelivered = entry.pos;
+    }
+    return taken.map(toRaw);
+  }
+
+  return {
+    async xadd(stream, fields) {
+      return append(stream, fields);
+    },
+
+    async range(stream, after, count) {
+      const entries = logs.get(stream)?.entries ?? [];
+      const start = after === undefined ? 0 : firstAfter(entries, parseId(after));
+      return entries.slice(start, count === undefined ? undefined : start + count).map(toRaw);
+    },
+
+    async ensureGroup(stream, group) {
+      const log = getLog(stream);
+      if (!log.groups.has(group)) log.groups.set(group, { lastDelivered: ZERO, pel: new Map() });
+    },
+
+    openReader({ stream, group, consumer }): StreamReader {
+      let cancel: ((entries: RawEntry[]) => void) | undefined;
+      return {
+        async readNew(count, blockMs) {
+          const ready = takeNew(stream, group, consumer, count);
+          if (ready.length > 0 || closed) return ready;
+          const log = getGroup(stream, group).log;
+          return new Promise<RawEntry[]>((resolve, reject) => {
+            const finish = (entries: RawEntry[], err?: unknown) => {
+              clearTimeout(timer);
+              log.waiters.delete(onAppend);
+              blockedReads.delete(finish);
+              cancel = undefined;
+              if (err === undefined) resolve(entries);
+              else reject(err);
+            };
+            const onAppend = () => {
+              try {
+                const entries = takeNew(stream, group, consumer, count);
+                if (entries.length > 0) finish(entries);
+              } catch (err) {
+                finish([], err);
+              }
+            };
+            const timer = setTimeout(() => finish([]), blockMs);
+            log.waiters.add(onAppend);
+            blockedReads.add(finish);
+            cancel = finish;
+          });
+        },
+        takeReset: () => false,
+        interrupt: () => cancel?.([]),
+        close: async () => cancel?.([]),
+      };
+    },
+
+    async readOwnPending(stream, group, consumer, after, count) {
+      const { log, g } = getGroup(stream, group);
+      const from = parseId(after);
+      const now = Date.now();
+      const out: RawEntry[] = [];
+      for (const [id, p] of g.pel) {
+        if (out.length >= count) break;
+        if (p.consumer !== consumer || compare(parseId(id), from) <= 0) continue;
+        const entry = findEntry(log.entries, id);
+        if (entry) {
+          // Like Redis: re-reading history counts as a delivery.
+          p.deliveries += 1;
+          p.deliveredAt = now;
+        }
+        out.push(entry ? toRaw(entry) : { streamId: id, fields: null });
+      }
+      return out;
+    },
+
+    async autoclaim(stream, group, consumer, minIdleMs, start, count) {
+      const { log, g } = getGroup(stream, group);
+      const from = parseId(start);
+      const now = Date.now();
+      const entries: RawEntry[] = [];
+      let next = '0-0';
+      for (const [id, p] of g.pel) {
+        if (compare(parseId(id), from) < 0) continue;
+        if (entries.length >= count) {
+          next = id;
+          break;
+        }
+        if (now - p.deliveredAt < minIdleMs) continue;
+        const entry = findEntry(log.entries, id);
+        if (!entry) {
+          // Like Redis 7: a claimed entry that was trimmed away leaves the pending list.
+          g.pel.delete(id);
+          continue;
+        }
+        p.consumer = consumer;
+        p.deliveries += 1;
+        p.deliveredAt = now;
+        entries.push(toRaw(entry));
+      }
+      return { next, entries };
+    },
+
+    async deliveryCounts(stream, group, ids) {
+      const { g } = getGroup(stream, group);
+      const counts = new Map<string, number>();
+      for (const id of ids) {
+        const p = g.pel.get(id);
+        if (p) counts.set(id, p.deliveries);
+      }
+      return counts;
+    },
+
+    async ack(stream, group, ids) {
+      const { g } = getGroup(stream, group);
+      for (const id of ids) g.pel.delete(id);
+    },
+
+    async deadLetter(stream, group, streamId, fields) {
+      const { g } = getGroup(stream, group);
+      append(deadLetterStream(stream), fields);
+      g.pel.delete(streamId);
+    },
+
+    async pendingCount(stream, group) {
+      return logs.get(stream)?.groups.get(group)?.pel.size ?? 0;
+    },
+
+    async close() {
+      closed = true;
+      for (const finish of [...blockedReads]) finish([]);
+    },
+  };
+}
+
+function parseId(id: string): Pos {
+  const dash = id.indexOf('-');
+  return dash < 0 ? [Number(id), 0] : [Number(id.slice(0, dash)), Number(id.slice(dash + 1))];
+}
+
+const compare = (a: Pos, b: Pos) => a[0] - b[0] || a[1] - b[1];
+
+/** Index of the first entry after `pos` (binary search; entries are in id order). */
+function firstAfter(entries: Entry[], pos: Pos): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare((entries[mid] as Entry).pos, pos) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function findEntry(entries: Entry[], id: string): Entry | undefined {
+  const entry = entries[firstAfter(entries, parseId(id)) - 1];
+  return entry?.id === id ? entry : undefined;
+}

@@ -1,0 +1,201 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import { errorMessage, silentLog, type BusLog, type RawEntry, type StreamBackend, type StreamReader } from './backend.ts';
+import { createBusOnBackend, getValidPositiveInt } from './core.ts';
+import { deadLetterStream, type EventBus } from './types.ts';
+
+export interface RedisBusOptions {
+  /** redis://[user:password@]host:port[/db] */
+  url: string;
+  /** Prepended to every key (streams and dead-letter streams), e.g. "commerce:". @default "" */
+  prefix?: string;
+  /** Approximate retention per stream (XADD MAXLEN ~). @default 100_000 */
+  maxLen?: number;
+  logger?: Logger;
+}
+
+/** The bus on Redis Streams. One connection for commands, plus one per consumer for its blocking reads. */
+export function createRedisBus(opts: RedisBusOptions): EventBus {
+  const log = opts.logger ?? silentLog;
+  return createBusOnBackend(createRedisBackend(opts, log), log);
+}
+
+export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLog): StreamBackend {
+  if (typeof opts?.url !== 'string' || opts.url.length === 0) {
+    throw new TypeError(`createRedisBus() expects { url: "redis://…" } but got url: ${String(opts?.url)}`);
+  }
+  const { url } = opts;
+  const prefix = opts.prefix ?? '';
+  const maxLen = getValidPositiveInt(opts.maxLen, 'maxLen', 100_000);
+  const key = (stream: string) => prefix + stream;
+
+  const connect = (role: string, extra: { maxRetriesPerRequest?: number | null } = {}) => {
+    // Named so operators (and tests) can find the bus's connections in CLIENT LIST.
+    const conn = new Redis(url, { connectionName: clientName(`${prefix}bus:${role}`), ...extra });
+    conn.on('error', (err: Error) => log.warn({ role, err: err.message }, 'bus: redis connection error'));
+    return conn;
+  };
+  // Commands resend after a reconnect (ioredis default); XACK is idempotent and a
+  // duplicated XADD is one more at-least-once delivery, deduplicated on event.id.
+  const cmd = connect('cmd');
+
+  return {
+    async xadd(stream, fields) {
+      const id = await cmd.xadd(key(stream), 'MAXLEN', '~', maxLen, '*', ...fields);
+      if (id === null) throw new Error(`XADD to ${key(stream)} returned no id`);
+      return id;
+    },
+
+    async range(stream, after, count) {
+      const start = after === undefined ? '-' : `(${after}`;
+      const reply =
+        count === undefined
+          ? await cmd.xrange(key(stream), start, '+')
+          : await cmd.xrange(key(stream), start, '+', 'COUNT', count);
+      return toEntries(reply);
+    },
+
+    async ensureGroup(stream, group) {
+      try {
+        await cmd.xgroup('CREATE', key(stream), group, '0', 'MKSTREAM');
+      } catch (err) {
+        if (!errorMessage(err).startsWith('BUSYGROUP')) throw err;
+      }
+    },
+
+    openReader(c) {
+      return openRedisReader(connect(`${c.group}:${c.consumer}`, { maxRetriesPerRequest: null }), cmd, key(c.stream), c);
+    },
+
+    async readOwnPending(stream, group, consumer, after, count) {
+      const reply = await cmd.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key(stream), after);
+      return firstStream(reply);
+    },
+
+    async autoclaim(stream, group, consumer, minIdleMs, start, count) {
+      const reply = await cmd.xautoclaim(key(stream), group, consumer, minIdleMs, start, 'COUNT', count);
+      const [next, entries] = reply as [string, unknown];
+      // Redis 7 also returns ids of claimed entries that no longer exist; it already dropped them from the pending list.
+      return { next: String(next), entries: toEntries(entries) };
+    },
+
+    async deliveryCounts(stream, group, ids) {
+      const pipeline = cmd.pipeline();
+      for (const id of ids) pipeline.xpending(key(stream), group, id, id, 1);
+      const results = (await pipeline.exec()) ?? [];
+      const counts = new Map<string, number>();
+      for (const [err, reply] of results) {
+        if (err) throw err;
+        // [[id, consumer, idleMs, deliveries]], or [] when no longer pending.
+        const row = (reply as [string, string, number, number][])[0];
+        if (row) counts.set(String(row[0]), Number(row[3]));
+      }
+      return counts;
+    },
+
+    async ack(stream, group, ids) {
+      await cmd.xack(key(stream), group, ...ids);
+    },
+
+    async deadLetter(stream, group, streamId, fields) {
+      const results = await cmd
+        .multi()
+        .xadd(key(deadLetterStream(stream)), 'MAXLEN', '~', maxLen, '*', ...fields)
+        .xack(key(stream), group, streamId)
+        .exec();
+      for (const [err] of results ?? []) if (err) throw err;
+    },
+
+    async pendingCount(stream, group) {
+      try {
+        const summary = (await cmd.xpending(key(stream), group)) as [number | string, ...unknown[]];
+        return Number(summary[0]);
+      } catch (err) {
+        if (errorMessage(err).startsWith('NOGROUP')) return 0;
+        throw err;
+      }
+    },
+
+    async close() {
+      await quit(cmd);
+    },
+  };
+}
+
+/**
+ * Blocking reads on a dedicated connection. ioredis reconnects and resends the
+ * read by itself; a lost reply may still have delivered entries to us, so a
+ * dropped connection is reported through takeReset() and the consumer re-reads
+ * its own pending entries.
+ */
+function openRedisReader(
+  conn: Redis,
+  cmd: Redis,
+  streamKey: string,
+  c: { group: string; consumer: string },
+): StreamReader {
+  let clientId: number | undefined;
+  let reset = false;
+  let reading = false;
+  let forceClose: NodeJS.Timeout | undefined;
+  conn.on('ready', () => {
+    clientId = undefined;
+    conn.client('ID').then((id) => (clientId = Number(id)), () => {});
+  });
+  conn.on('close', () => {
+    reset = true;
+  });
+
+  return {
+    async readNew(count, blockMs) {
+      reading = true;
+      try {
+        const reply = await conn.xreadgroup('GROUP', c.group, c.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streamKey, '>');
+        return firstStream(reply);
+      } finally {
+        reading = false;
+      }
+    },
+    takeReset() {
+      const was = reset;
+      reset = false;
+      return was;
+    },
+    interrupt() {
+      // CLIENT UNBLOCK ends the blocked read as a timeout, so no delivery is lost in flight.
+      if (reading && clientId !== undefined) cmd.client('UNBLOCK', clientId).catch(() => {});
+      // If the read was not blocked yet (or Redis is unreachable), it still ends by itself; cap the wait.
+      forceClose = setTimeout(() => conn.disconnect(), 2000);
+    },
+    async close() {
+      clearTimeout(forceClose);
+      await quit(conn);
+    },
+  };
+}
+
+async function quit(conn: Redis): Promise<void> {
+  if (conn.status === 'ready') {
+    await conn.quit().catch(() => conn.disconnect());
+  } else {
+    conn.disconnect();
+  }
+}
+
+/** CLIENT SETNAME refuses spaces and newlines. */
+const clientName = (name: string) => name.replace(/[^\x21-\x7e]/g, '_');
+
+function toEntries(reply: unknown): RawEntry[] {
+  if (!Array.isArray(reply)) return [];
+  return reply.map((item: unknown) => {
+    const [id, fields] = item as [unknown, unknown];
+    return { streamId: String(id), fields: Array.isArray(fields) ? fields.map(String) : null };
+  });
+}
+
+/** XREADGROUP replies [[key, entries]] or null. */
+function firstStream(reply: unknown): RawEntry[] {
+  if (!Array.isArray(reply)) return [];
+  const first = reply[0] as [unknown, unknown] | undefined;
+  return first ? toEntries(first[1]) : [];
+}

@@ -1,0 +1,87 @@
+/**
+ * The event bus between services: ordered streams with consumer groups,
+ * at-least-once delivery, acknowledgement, redelivery of messages a consumer
+ * failed or abandoned, and a dead-letter stream after repeated failures.
+ * Two implementations with the same semantics: Redis Streams (REDIS_URL) and
+ * an in-process log (the embedded default).
+ */
+
+/** A domain event as it travels on the bus. */
+export interface BusEvent<P = unknown> {
+  /** Unique event id (uuid). Consumers deduplicate on it. */
+  id: string;
+  /** Event name, e.g. "OrderPlaced". */
+  type: string;
+  /** Aggregate the event is about (an order id, a product id). */
+  key: string;
+  payload: P;
+  /** ISO 8601 time the state change was committed. */
+  occurredAt: string;
+}
+
+/** A stored event and its position in the stream. */
+export interface StreamEntry<P = unknown> {
+  /** Stream entry id: Redis's "<ms>-<seq>", ordered within a stream. */
+  streamId: string;
+  event: BusEvent<P>;
+}
+
+/** One delivery of an entry to a consumer. */
+export interface Delivery<P = unknown> extends StreamEntry<P> {
+  /** 1 on first delivery, incremented on each redelivery. */
+  deliveries: number;
+}
+
+export interface DeadLetter {
+  /** Id of the entry in the source stream. */
+  streamId: string;
+  stream: string;
+  group: string;
+  /** The event, or null when the entry could not be parsed (then `raw` holds it). */
+  event: BusEvent | null;
+  raw: string;
+  deliveries: number;
+  /** Message of the last error the handler threw. */
+  error: string;
+  deadAt: string;
+}
+
+export interface ConsumeOptions {
+  stream: string;
+  /** Consumer group: each group sees every entry once (at least once). */
+  group: string;
+  /** This consumer's name within the group (unique per process). */
+  consumer: string;
+  /** Entries fetched per read. @default 16 */
+  batchSize?: number;
+  /** How long a read blocks waiting for new entries. @default 1000 */
+  blockMs?: number;
+  /** A pending entry idle this long (failed, or its consumer died) is claimed again. @default 2000 */
+  claimIdleMs?: number;
+  /** After this many failed deliveries the entry goes to the dead-letter stream. @default 5 */
+  maxDeliveries?: number;
+}
+
+/** Handles one delivery. Resolve to acknowledge; throw to have it redelivered later. */
+export type Handler<P = unknown> = (delivery: Delivery<P>) => Promise<void>;
+
+export interface Consumer {
+  /** Stops reading; waits for the handler in progress. Unacknowledged entries stay pending. */
+  stop(): Promise<void>;
+}
+
+export interface EventBus {
+  /** Appends an event; resolves to its stream entry id. */
+  publish(stream: string, event: BusEvent): Promise<string>;
+  /** Starts a consumer in a group (created at the start of the stream if missing). */
+  consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer;
+  /** Reads retained history after `after` (exclusive; omitted = from the start), oldest first. */
+  read(stream: string, opts?: { after?: string; count?: number }): Promise<StreamEntry[]>;
+  /** Entries that ended in the stream's dead-letter stream, oldest first. */
+  deadLetters(stream: string, opts?: { count?: number }): Promise<DeadLetter[]>;
+  /** Stops all consumers and closes connections. */
+  close(): Promise<void>;
+}
+
+/** Name of the dead-letter stream of `stream`. */
+export const deadLetterStream = (stream: string) => `${stream}:dead`;
