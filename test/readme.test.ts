@@ -32,7 +32,7 @@ describe('README examples', () => {
   it.each(operations.map((op, i) => [op.name?.value ?? `#${i + 1}`, op] as const))('runs %s without errors', async (_name, op) => {
     const text = print(op);
     const product = sg.seed.products.find((p) => p.active && p.stock >= 3)!;
-    const res = await sg.query(text, { id: product.id }, ADMIN_FIELDS.test(text) ? tokens.admin : tokens.customer);
+    const res = await sg.query(text, { id: product.id, productId: product.id }, ADMIN_FIELDS.test(text) ? tokens.admin : tokens.customer);
     expect(res.errors, text).toBeUndefined();
     expect(res.data).toBeTruthy();
   });

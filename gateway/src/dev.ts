@@ -2,7 +2,7 @@
  * `pnpm start`: the three subgraphs and the gateway in one process, each on its own port.
  * Migrates, seeds empty services with demo data, and prints where everything is.
  */
-import { SERVICE_NAMES, createLogger, isPglite, runMain, subgraphOptions, type Config, type DatabaseConfig, type ServiceApp, type ServiceName } from '@commerce/service-kit';
+import { SERVICE_NAMES, busFromConfig, createLogger, isPglite, runMain, subgraphOptions, type Config, type DatabaseConfig, type ServiceApp, type ServiceName } from '@commerce/service-kit';
 import { seedAll } from '@commerce/service-kit/seed';
 import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
 import { createOrdersApp } from '@commerce/orders';
@@ -14,14 +14,17 @@ import { createGatewayApp, gatewayOptions } from './app.ts';
 function createDevSupergraph(config: Config): ServiceApp {
   const logger = createLogger('dev', config.logLevel);
   const users = createUsersApp({ ...subgraphOptions(config, 'users'), jwtSecret: config.jwtSecret, jwtTtlSeconds: config.jwtTtlSeconds });
-  const products = createProductsApp(subgraphOptions(config, 'products'));
-  const orders = createOrdersApp(subgraphOptions(config, 'orders'));
+  // One bus for the process: Redis Streams with REDIS_URL, else the in-process log.
+  const bus = busFromConfig(config, 'dev');
+  const products = createProductsApp({ ...subgraphOptions(config, 'products'), bus });
+  const orders = createOrdersApp({ ...subgraphOptions(config, 'orders'), bus });
   // Stopped in reverse: the gateway first, so no request reaches a subgraph that is closing.
   const started: ServiceApp[] = [];
   const stopAll = async () => {
     for (const app of started.splice(0).reverse()) {
       await app.stop().catch((err: unknown) => logger.error({ err, service: app.name }, 'stop failed'));
     }
+    await bus.close();
   };
   let url = '';
   return {

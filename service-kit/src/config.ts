@@ -24,6 +24,12 @@ export interface Config {
   subgraphTimeoutMs: number;
   logLevel: string;
   seed: SeedSize;
+  /** Event bus: Redis Streams when set, else the in-process bus (one process only). */
+  redisUrl: string | undefined;
+  /** Prefix of every Redis key the bus writes. */
+  busPrefix: string;
+  /** Approximate number of events kept per stream (replay window). */
+  busRetention: number;
 }
 
 export interface SeedSize {
@@ -75,6 +81,9 @@ export function loadConfig(env: Env = process.env, root = process.cwd()): Config
     supergraphPath: path.resolve(root, env.SUPERGRAPH_PATH ?? 'schema/supergraph.graphql'),
     subgraphTimeoutMs: getInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 100, 300_000),
     logLevel: env.LOG_LEVEL ?? (env.NODE_ENV === 'test' ? 'silent' : 'info'),
+    redisUrl: getRedisUrl(env.REDIS_URL),
+    busPrefix: env.BUS_PREFIX ?? 'commerce:',
+    busRetention: getInt(env, 'BUS_RETENTION', 100_000, 100, 100_000_000),
     seed: {
       users: getInt(env, 'SEED_USERS', 50, 3, 1_000_000),
       products: getInt(env, 'SEED_PRODUCTS', 200, 1, 1_000_000),
@@ -104,6 +113,17 @@ function getUrl(raw: string, name: string): string {
     return raw;
   } catch {
     throw new ConfigError(`${name} must be a postgres:// URL`);
+  }
+}
+
+function getRedisUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error('not a redis URL');
+    return raw;
+  } catch {
+    throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
   }
 }
 

@@ -9,3 +9,6 @@ export * from './subgraph-server.ts';
 export * from './scalars.ts';
 export * from './subgraph-app.ts';
 export * from './main.ts';
+export * from './events.ts';
+export * from './outbox.ts';
+export * from './bus/index.ts';

@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig, type Config, type ServiceName } from './config.ts';
+import { createBus, type EventBus } from './bus/index.ts';
 import { createLogger } from './logger.ts';
 import type { SubgraphAppOptions } from './subgraph-app.ts';
 
@@ -47,5 +48,33 @@ export function subgraphOptions(config: Config, name: ServiceName): SubgraphAppO
     signingSecret: config.signingSecret,
     production: config.production,
     logLevel: config.logLevel,
+  };
+}
+
+/** The event bus the configuration asks for: Redis Streams with REDIS_URL, else in-process. */
+export function busFromConfig(config: Config, service: string): EventBus {
+  const logger = createLogger(`${service}-bus`, config.logLevel);
+  return createBus({ redisUrl: config.redisUrl, prefix: config.busPrefix, maxLen: config.busRetention, logger });
+}
+
+/**
+ * Runs `create` with a bus from the configuration and closes the bus after the
+ * app stops. Without REDIS_URL the bus lives in this process only, which is
+ * right for `pnpm start` but means a lone service exchanges events with no one.
+ */
+export function withBus<A extends { start(): Promise<void>; stop(): Promise<void> }>(
+  config: Config,
+  service: string,
+  create: (bus: EventBus) => A,
+): { start(): Promise<void>; stop(): Promise<void> } {
+  const bus = busFromConfig(config, service);
+  if (!config.redisUrl) createLogger(service, config.logLevel).warn('REDIS_URL is not set: events stay inside this process');
+  const app = create(bus);
+  return {
+    start: () => app.start(),
+    async stop() {
+      await app.stop();
+      await bus.close();
+    },
   };
 }

@@ -102,30 +102,30 @@ describe('makeSeedData()', () => {
 });
 
 describe('seedAll() on PGlite', () => {
-  // The three services' tables do not collide, so one in-memory PGlite stands in for all of them.
-  let db: Database;
+  // One database per service, as in production: their tables (outbox, processed_events) share names.
   let dbs: Record<ServiceName, Database>;
   const size = { users: 12, products: 30, orders: 80 };
 
   beforeAll(async () => {
-    db = await openDatabase({ kind: 'pglite' });
-    await migrate(db, { migrationsDir: migrationsDirFor('users') });
-    // The services' migrations share names, so a single ledger can only track one of them; run the others' SQL directly.
-    for (const service of SERVICE_NAMES.filter((s) => s !== 'users')) {
-      const dir = migrationsDirFor(service);
-      for (const name of readdirSync(dir).sort()) await db.sql.exec(readFileSync(path.join(dir, name, 'migration.sql'), 'utf8'));
-    }
-    dbs = { users: db, products: db, orders: db };
+    const open = async (service: ServiceName) => {
+      const db = await openDatabase({ kind: 'pglite' });
+      await migrate(db, { migrationsDir: migrationsDirFor(service) });
+      return db;
+    };
+    dbs = { users: await open('users'), products: await open('products'), orders: await open('orders') };
   });
-  afterAll(() => db.close());
+  afterAll(async () => {
+    for (const db of Object.values(dbs ?? {})) await db.close();
+  });
 
+  const tableService: Record<string, ServiceName> = { users: 'users', products: 'products', orders: 'orders', order_items: 'orders' };
   const count = async (table: string): Promise<number> => {
-    const { rows } = await db.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${table}"`);
+    const { rows } = await dbs[tableService[table] ?? 'users'].sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${table}"`);
     return rows[0]?.n ?? -1;
   };
 
   it('seeds empty services once, with hashed passwords and matching rows', async () => {
-    expect(await isSeeded(db, 'users')).toBe(false);
+    expect(await isSeeded(dbs.users, 'users')).toBe(false);
     const data = makeSeedData(size);
     const items = data.orders.reduce((n, o) => n + o.items.length, 0);
 
@@ -141,7 +141,7 @@ describe('seedAll() on PGlite', () => {
     });
     expect([await count('users'), await count('products'), await count('orders'), await count('order_items')]).toEqual([12, 30, 80, items]);
 
-    const { rows } = await db.sql.query<{ email: string; password_hash: string; updated_at: Date; created_at: Date }>(
+    const { rows } = await dbs.users.sql.query<{ email: string; password_hash: string; updated_at: Date; created_at: Date }>(
       'SELECT email, password_hash, created_at, updated_at FROM users ORDER BY created_at',
     );
     const demo = rows.find((r) => r.email === DEMO_CREDENTIALS.customer.email);
@@ -151,7 +151,7 @@ describe('seedAll() on PGlite', () => {
     expect(new Set(rows.slice(2).map((r) => r.password_hash)).size).toBe(1);
     expect(rows.every((r) => r.updated_at.getTime() === r.created_at.getTime())).toBe(true);
 
-    const totals = await db.sql.query<{ bad: number }>(
+    const totals = await dbs.orders.sql.query<{ bad: number }>(
       `SELECT count(*)::int AS bad FROM orders o
         WHERE o.total_cents <> (SELECT sum(quantity * unit_price_cents) FROM order_items i WHERE i.order_id = o.id)`,
     );
@@ -159,8 +159,9 @@ describe('seedAll() on PGlite', () => {
   });
 
   it('empties every service table but keeps the migration ledger', async () => {
-    expect(await truncateServiceTables(db)).toEqual(['order_items', 'orders', 'products', 'users']);
-    expect(await isSeeded(db, 'orders')).toBe(false);
-    expect(await count('_prisma_migrations')).toBe(1);
+    expect(await truncateServiceTables(dbs.orders)).toEqual(['order_items', 'orders', 'outbox', 'processed_events']);
+    expect(await isSeeded(dbs.orders, 'orders')).toBe(false);
+    const ledger = await dbs.orders.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM _prisma_migrations');
+    expect(ledger.rows[0]?.n).toBe(2);
   });
 });

@@ -6,7 +6,11 @@ import { applyMiddleware, type IMiddlewareGenerator } from 'graphql-middleware';
 import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
 import type { ServiceName } from './config.ts';
 import { openDatabase, type Database, type DatabaseConfig } from './db.ts';
-import { createLogger } from './logger.ts';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Consumer, EventBus } from './bus/types.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createOutboxRelay, type OutboxRelay, type RawClient } from './outbox.ts';
 import { migrate, migrationsDirFor } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
 import { createSubgraphServer, type ServiceApp } from './subgraph-server.ts';
@@ -23,6 +27,10 @@ export interface SubgraphAppOptions {
   logLevel?: string;
   /** Apply pending migrations on start. @default true */
   migrate?: boolean;
+  /** Event bus for services that publish or consume events (orders, products). */
+  bus?: EventBus;
+  /** Tuning for the event plumbing (tests shorten the timings). */
+  events?: { relayPollMs?: number; claimIdleMs?: number; maxDeliveries?: number; blockMs?: number };
 }
 
 /** SQL statements a service has sent, counted at Prisma's query event (tests assert on it). */
@@ -34,6 +42,22 @@ export interface SubgraphApp extends ServiceApp {
   /** Available after start(). */
   readonly db: Database;
   readonly sqlStats: SqlStats;
+  /** The outbox relay, when the service publishes events (available after start()). */
+  readonly relay: OutboxRelay | undefined;
+}
+
+/** What a running service hands to its contexts and workers. */
+export interface ServiceRuntime<P> {
+  prisma: P;
+  db: Database;
+  logger: Logger;
+  /** Present when the service was given a bus. */
+  bus: EventBus | undefined;
+  /** Present when the service publishes events. */
+  relay: OutboxRelay | undefined;
+  /** Unique name of this process's consumer within a group. */
+  consumerName: string;
+  events: NonNullable<SubgraphAppOptions['events']>;
 }
 
 interface PrismaLike {
@@ -50,7 +74,11 @@ export interface SubgraphDefinition<P extends PrismaLike, C extends BaseContext>
   /** Builds the Prisma client; call onQuery from its `query` event so statements are counted. */
   createPrisma(adapter: SqlDriverAdapterFactory, onQuery: () => void): P;
   /** Per request: a fresh context with fresh DataLoaders. */
-  createContext(base: BaseContext, prisma: P): C;
+  createContext(base: BaseContext, runtime: ServiceRuntime<P>): C;
+  /** The service writes domain events to its outbox: run a relay to the bus. */
+  publishesEvents?: boolean;
+  /** Event consumers to run while the service runs. */
+  startConsumers?(runtime: ServiceRuntime<P> & { bus: EventBus }): Consumer[];
 }
 
 export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
@@ -62,6 +90,11 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   let db: Database | undefined;
   let prisma: P | undefined;
   let server: ReturnType<typeof createSubgraphServer<C>> | undefined;
+  let relay: OutboxRelay | undefined;
+  let backgroundPrisma: P | undefined;
+  let consumers: Consumer[] = [];
+  const needsBus = def.publishesEvents || def.startConsumers;
+  if (needsBus && !opts.bus) throw new TypeError(`${def.name}: this service publishes or consumes events; pass a bus`);
 
   const schema = applyMiddleware(
     buildSubgraphSchema({ typeDefs: parse(readFileSync(def.typeDefsUrl, 'utf8')), resolvers: def.resolvers as GraphQLResolverMap<unknown> }),
@@ -82,6 +115,9 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       return prisma;
     },
     sqlStats,
+    get relay() {
+      return relay;
+    },
     async start() {
       db = await openDatabase(opts.database);
       if (opts.migrate !== false) {
@@ -92,6 +128,27 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         sqlStats.statements++;
       });
       prisma = client;
+      // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost.
+      const background = needsBus ? def.createPrisma(db.adapter, () => undefined) : undefined;
+      backgroundPrisma = background;
+      if (def.publishesEvents && opts.bus) {
+        relay = createOutboxRelay({
+          prisma: background as unknown as RawClient,
+          schema: db.schema,
+          bus: opts.bus,
+          logger,
+          ...(opts.events?.relayPollMs !== undefined ? { pollMs: opts.events.relayPollMs } : {}),
+        });
+      }
+      const runtime: ServiceRuntime<P> = {
+        prisma: client,
+        db,
+        logger,
+        bus: opts.bus,
+        relay,
+        consumerName: `${def.name}-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+        events: opts.events ?? {},
+      };
       server = createSubgraphServer<C>({
         name: def.name,
         schema,
@@ -100,12 +157,18 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         signingSecret: opts.signingSecret,
         production: opts.production,
         logger,
-        createContext: (base) => def.createContext(base, client),
+        createContext: (base) => def.createContext(base, runtime),
       });
       await server.start();
+      relay?.start();
+      if (def.startConsumers && opts.bus && background) consumers = def.startConsumers({ ...runtime, prisma: background, bus: opts.bus });
     },
     async stop() {
+      // HTTP first (no new work), then consumers and relay (finish in-flight work), then the database.
       await server?.stop();
+      await Promise.all(consumers.splice(0).map((c) => c.stop()));
+      await relay?.stop();
+      await backgroundPrisma?.$disconnect();
       await prisma?.$disconnect();
       await db?.close();
     },

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createGatewayApp } from '@commerce/gateway';
 import { createOrdersApp } from '@commerce/orders';
@@ -6,7 +7,9 @@ import { createUsersApp } from '@commerce/users';
 import type { ServiceName, SubgraphApp } from '@commerce/service-kit';
 import { seedAll } from '@commerce/service-kit/seed';
 import { makeSeedData, type SeedData, type SeedDataSize } from '@commerce/service-kit/seed-data';
+import { createBus, type EventBus } from '@commerce/service-kit/bus';
 import { createTestDatabases } from './databases.ts';
+import { deleteRedisKeys, testRedisUrl } from './redis.ts';
 
 export const TEST_JWT_SECRET = 'test-client-jwt-secret-0123456789abcdef';
 export const TEST_SIGNING_SECRET = 'test-gateway-signing-secret-0123456789ab';
@@ -20,9 +23,14 @@ export interface GraphQLResponse<D = Record<string, unknown>> {
   errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
 }
 
+/** Short event timings so redelivery and dead-lettering happen within a test. */
+export const TEST_EVENT_TIMINGS = { relayPollMs: 100, claimIdleMs: 300, blockMs: 100, maxDeliveries: 3 };
+
 export interface Supergraph {
   url: string;
   backend: 'pglite' | 'postgres';
+  busBackend: 'memory' | 'redis';
+  bus: EventBus;
   seed: SeedData;
   apps: Record<ServiceName, SubgraphApp>;
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
@@ -39,7 +47,18 @@ export interface Supergraph {
  */
 export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE): Promise<Supergraph> {
   const dbs = await createTestDatabases();
-  const common = { host: '127.0.0.1', port: 0, signingSecret: TEST_SIGNING_SECRET, production: false, logLevel: 'silent' };
+  const redisUrl = testRedisUrl();
+  const busPrefix = `test:${randomBytes(6).toString('hex')}:`;
+  const bus = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
+  const common = {
+    host: '127.0.0.1',
+    port: 0,
+    signingSecret: TEST_SIGNING_SECRET,
+    production: false,
+    logLevel: 'silent',
+    bus,
+    events: TEST_EVENT_TIMINGS,
+  };
   const apps = {
     users: createUsersApp({ ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 }),
     products: createProductsApp({ ...common, database: dbs.configs.products }),
@@ -50,6 +69,8 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE): Prom
   const stop = async () => {
     await gateway?.stop();
     for (const app of started.reverse()) await app.stop();
+    await bus.close();
+    if (redisUrl) await deleteRedisKeys(redisUrl, busPrefix);
     await dbs.dispose();
   };
   try {
@@ -86,6 +107,8 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE): Prom
   return {
     url,
     backend: dbs.backend,
+    busBackend: redisUrl ? 'redis' : 'memory',
+    bus,
     seed: makeSeedData(size),
     apps,
     query,

@@ -107,7 +107,7 @@ describe('Query.order', () => {
           id: i.id,
           quantity: i.quantity,
           unitPriceCents: i.unitPriceCents,
-          lineTotalCents: i.quantity * i.unitPriceCents,
+          lineTotalCents: i.quantity * (i.unitPriceCents ?? 0),
           product: { id: i.productId },
         })),
     });

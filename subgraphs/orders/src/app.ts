@@ -1,13 +1,14 @@
 import { createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
+import { startOrderConsumers } from './consumers.ts';
 import { createLoaders } from './loaders.ts';
 import { permissions } from './permissions.ts';
 import { resolvers } from './resolvers/index.ts';
 
-/** The orders subgraph: orders and their lines; extends User with `orders`. */
+/** The orders subgraph: orders and their lines; extends User with `orders`; places and cancels orders. */
 export function createOrdersApp(opts: SubgraphAppOptions) {
-  const app = createSubgraphApp<PrismaClient, Context>(
+  return createSubgraphApp<PrismaClient, Context>(
     {
       name: 'orders',
       typeDefsUrl: new URL('../schema.graphql', import.meta.url),
@@ -18,10 +19,16 @@ export function createOrdersApp(opts: SubgraphAppOptions) {
         prisma.$on('query', onQuery);
         return prisma;
       },
-      // Contexts are created only after start(), when app.db (and its schema name) exists.
-      createContext: (base, prisma): Context => ({ ...base, prisma, loaders: createLoaders(prisma, app.db.schema) }),
+      createContext: (base, { prisma, db, relay }): Context => ({
+        ...base,
+        prisma,
+        loaders: createLoaders(prisma, db.schema),
+        schema: db.schema,
+        relay,
+      }),
+      publishesEvents: true,
+      startConsumers: startOrderConsumers,
     },
     opts,
   );
-  return app;
 }

@@ -1,5 +1,5 @@
-/** Runs the orders subgraph alone (separate-process mode); it migrates its database on start. */
-import { runMain, subgraphOptions } from '@commerce/service-kit';
+/** Runs the orders subgraph alone (separate-process mode); it migrates its database on start. Set REDIS_URL so it can exchange events. */
+import { runMain, subgraphOptions, withBus } from '@commerce/service-kit';
 import { createOrdersApp } from './app.ts';
 
-runMain('orders', (config) => createOrdersApp(subgraphOptions(config, 'orders')));
+runMain('orders', (config) => withBus(config, 'orders', (bus) => createOrdersApp({ ...subgraphOptions(config, 'orders'), bus })));

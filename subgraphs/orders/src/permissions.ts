@@ -1,4 +1,4 @@
-import { allow, createPermissions, federationRules, isAuthenticated, isOwnerOrAdmin } from '@commerce/service-kit';
+import { allow, createPermissions, federationRules, isAdmin, isAuthenticated, isOwnerOrAdmin } from '@commerce/service-kit';
 import type { OrderModel } from './generated/prisma/models.ts';
 import type { UserRef } from './types.ts';
 
@@ -12,6 +12,8 @@ export const permissions = createPermissions({
     // The resolver also refuses someone else's order; the Order rules below back it up.
     order: isAuthenticated,
   },
+  // The resolvers check ownership (cancelOrder) once the order is loaded.
+  Mutation: { placeOrder: isAuthenticated, cancelOrder: isAuthenticated, setOrderStatus: isAdmin },
   _Service: federationRules._Service,
   // A type-level rule covers every field, including ones added later.
   Order: isOrderOwnerOrAdmin,

@@ -1,3 +1,4 @@
+import { createMemoryBus } from '@commerce/service-kit/bus';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { IDENTITY_HEADER, signForwardedIdentity, type DatabaseConfig, type Identity } from '@commerce/service-kit';
 import { createOrdersApp } from './app.ts';
@@ -17,7 +18,7 @@ export async function startOrdersApp(): Promise<{ app: OrdersApp; dispose(): Pro
   const url = process.env.TEST_DATABASE_URL || undefined;
   const schema = `orders_test_${randomBytes(6).toString('hex')}`;
   const database: DatabaseConfig = url ? { kind: 'postgres', url, schema } : { kind: 'pglite' };
-  const app = createOrdersApp({ database, host: '127.0.0.1', port: 0, signingSecret: SIGNING_SECRET, production: false, logLevel: 'silent' });
+  const app = createOrdersApp({ database, host: '127.0.0.1', port: 0, signingSecret: SIGNING_SECRET, production: false, logLevel: 'silent', bus: createMemoryBus() });
   await app.start();
   return {
     app,
@@ -86,7 +87,7 @@ export async function insertOrders(
       unitPriceCents: 250 * (j + 1),
     }));
     const totalCents = items.reduce((sum, it) => sum + it.quantity * it.unitPriceCents, 0);
-    return { id, userId, status: 'CONFIRMED', totalCents, currency: 'EUR', createdAt, updatedAt: createdAt, items };
+    return { id, userId, status: 'CONFIRMED', totalCents, currency: 'EUR', statusSeq: 2, rejectionReason: null, idempotencyKey: null, requestHash: null, createdAt, updatedAt: createdAt, items };
   });
   await app.prisma.order.createMany({ data: orders.map(({ items: _items, ...order }) => order) });
   await app.prisma.orderItem.createMany({ data: orders.flatMap((o) => o.items) });

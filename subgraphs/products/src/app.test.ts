@@ -1,3 +1,4 @@
+import { createMemoryBus } from '@commerce/service-kit/bus';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signForwardedIdentity, type Identity } from '@commerce/service-kit';
@@ -22,6 +23,7 @@ const app = createProductsApp({
   signingSecret: SECRET,
   production: false,
   logLevel: 'silent',
+  bus: createMemoryBus(),
 });
 
 async function post(body: unknown, headers: Record<string, string>): Promise<GraphQLResponse> {

@@ -1,6 +1,7 @@
 import { createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
+import { startInventoryConsumers } from './consumers.ts';
 import { createLoaders } from './loaders.ts';
 import { permissions } from './permissions.ts';
 import { resolvers } from './resolvers/index.ts';
@@ -18,7 +19,9 @@ export function createProductsApp(opts: SubgraphAppOptions) {
         prisma.$on('query', onQuery);
         return prisma;
       },
-      createContext: (base, prisma) => ({ ...base, prisma, loaders: createLoaders(prisma) }),
+      createContext: (base, { prisma, db, relay }) => ({ ...base, prisma, loaders: createLoaders(prisma), schema: db.schema, relay }),
+      publishesEvents: true,
+      startConsumers: startInventoryConsumers,
     },
     opts,
   );

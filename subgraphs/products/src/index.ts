@@ -1,5 +1,5 @@
-/** Runs the products subgraph alone (separate-process mode); it migrates its database on start. */
-import { runMain, subgraphOptions } from '@commerce/service-kit';
+/** Runs the products subgraph alone (separate-process mode); it migrates its database on start. Set REDIS_URL so it can exchange events. */
+import { runMain, subgraphOptions, withBus } from '@commerce/service-kit';
 import { createProductsApp } from './app.ts';
 
-runMain('products', (config) => createProductsApp(subgraphOptions(config, 'products')));
+runMain('products', (config) => withBus(config, 'products', (bus) => createProductsApp({ ...subgraphOptions(config, 'products'), bus })));

@@ -25,7 +25,7 @@ export function createUsersApp(opts: UsersAppOptions) {
         prisma.$on('query', onQuery);
         return prisma;
       },
-      createContext: (base, prisma) => ({ ...base, prisma, loaders: createLoaders(prisma), tokens, authenticatedAs: new Set() }),
+      createContext: (base, { prisma }) => ({ ...base, prisma, loaders: createLoaders(prisma), tokens, authenticatedAs: new Set() }),
     },
     opts,
   );

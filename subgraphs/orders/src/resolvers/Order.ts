@@ -5,5 +5,6 @@ export const Order: OrderResolvers = {
   __resolveReference: (ref, ctx) => ctx.loaders.orderById.load(ref.id),
   // Resolved by the users subgraph from its key.
   user: (order) => ({ id: order.userId }),
+  statusSequence: (order) => order.statusSeq,
   items: (order, _args, ctx) => ctx.loaders.itemsByOrderId.load(order.id),
 };

@@ -1,8 +1,9 @@
 import { DateTimeScalar } from '@commerce/service-kit';
 import type { Resolvers } from '../generated/graphql.ts';
+import { Mutation } from './Mutation.ts';
 import { Order } from './Order.ts';
 import { OrderItem } from './OrderItem.ts';
 import { Query } from './Query.ts';
 import { User } from './User.ts';
 
-export const resolvers: Resolvers = { DateTime: DateTimeScalar, Query, Order, OrderItem, User };
+export const resolvers: Resolvers = { DateTime: DateTimeScalar, Query, Mutation, Order, OrderItem, User };

@@ -1,4 +1,5 @@
-import { ErrorCode, badUserInput, isUuid, mapPrismaError, notFound } from '@commerce/service-kit';
+import { ErrorCode, appendToOutbox, badUserInput, isUuid, mapPrismaError, notFound, type RawTx } from '@commerce/service-kit';
+import { inventoryChanged } from '../inventory.ts';
 import { GraphQLError } from 'graphql';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
@@ -46,11 +47,19 @@ export const Mutation: MutationResolvers = {
     // One conditional UPDATE … RETURNING: the check and the write are the same statement,
     // so concurrent adjustments cannot both pass a stale read. The bound on the other
     // side keeps the 32-bit column from overflowing.
-    const [updated] = await ctx.prisma.product.updateManyAndReturn({
-      where: { id, stock: delta < 0 ? { gte: -delta } : { lte: INT_MAX - delta } },
-      data: { stock: { increment: delta } },
+    // InventoryChanged goes to the outbox in the same transaction as the change.
+    const updated = await ctx.prisma.$transaction(async (tx) => {
+      const [row] = await tx.product.updateManyAndReturn({
+        where: { id, stock: delta < 0 ? { gte: -delta } : { lte: INT_MAX - delta } },
+        data: { stock: { increment: delta }, stockSeq: { increment: 1 } },
+      });
+      if (row) await appendToOutbox(tx as RawTx, ctx.schema, [inventoryChanged(row, delta, 'ADJUSTED', null)]);
+      return row;
     });
-    if (updated) return remember(updated, ctx);
+    if (updated) {
+      ctx.relay?.wake();
+      return remember(updated, ctx);
+    }
     // Nothing matched: only to choose the error, never to decide a write.
     const exists = (await ctx.prisma.product.count({ where: { id } })) > 0;
     if (!exists) throw productNotFound();

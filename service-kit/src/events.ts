@@ -1,0 +1,66 @@
+/**
+ * The events services exchange (the contract between orders and products).
+ * Each service publishes to its own stream; the other consumes it in a group.
+ */
+export const STREAMS = {
+  /** OrderPlaced, OrderCancelled, OrderStatusChanged — keyed by order id. */
+  orders: 'orders.events',
+  /** InventoryReserved, InventoryRejected, InventoryChanged — keyed by order or product id. */
+  products: 'products.events',
+} as const;
+
+export type OrderStatusName = 'PENDING' | 'CONFIRMED' | 'REJECTED' | 'CANCELLED' | 'SHIPPED' | 'DELIVERED';
+
+export interface OrderPlaced {
+  orderId: string;
+  userId: string;
+  items: { productId: string; quantity: number }[];
+}
+
+export interface OrderCancelled {
+  orderId: string;
+  userId: string;
+  /** The status the order had when it was cancelled. */
+  previousStatus: OrderStatusName;
+}
+
+export interface OrderStatusChanged {
+  orderId: string;
+  userId: string;
+  status: OrderStatusName;
+  /** Per-order sequence: 1 for PENDING, +1 on each change. */
+  seq: number;
+  reason: string | null;
+}
+
+export interface InventoryReserved {
+  orderId: string;
+  currency: string;
+  lines: { productId: string; quantity: number; unitPriceCents: number }[];
+}
+
+export interface InventoryRejected {
+  orderId: string;
+  reason: string;
+}
+
+export interface InventoryChanged {
+  productId: string;
+  stock: number;
+  delta: number;
+  /** Per-product sequence of stock changes. */
+  seq: number;
+  /** What changed it: an order reservation or release, or an admin adjustment. */
+  cause: 'RESERVED' | 'RELEASED' | 'ADJUSTED';
+  orderId: string | null;
+}
+
+export interface EventPayloads {
+  OrderPlaced: OrderPlaced;
+  OrderCancelled: OrderCancelled;
+  OrderStatusChanged: OrderStatusChanged;
+  InventoryReserved: InventoryReserved;
+  InventoryRejected: InventoryRejected;
+  InventoryChanged: InventoryChanged;
+}
+export type EventType = keyof EventPayloads;

@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import type { BusEvent, Consumer, EventBus } from './bus/types.ts';
+import { assertIdentifier } from './db.ts';
+import type { EventPayloads, EventType } from './events.ts';
+import type { Logger } from './logger.ts';
+
+/** The raw-SQL surface every generated Prisma client (and its transaction client) has. */
+export interface RawTx {
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): PromiseLike<T>;
+  $executeRawUnsafe(query: string, ...values: unknown[]): PromiseLike<number>;
+}
+export interface RawClient extends RawTx {
+  $transaction<R>(fn: (tx: RawTx) => Promise<R>, options?: { timeout?: number; maxWait?: number }): Promise<R>;
+}
+
+export interface OutboxMessage<T extends EventType = EventType> {
+  stream: string;
+  type: T;
+  key: string;
+  payload: EventPayloads[T];
+}
+
+/** Builds a typed outbox message. */
+export const message = <T extends EventType>(stream: string, type: T, key: string, payload: EventPayloads[T]): OutboxMessage<T> => ({
+  stream,
+  type,
+  key,
+  payload,
+});
+
+const table = (schema: string, name: string) => {
+  assertIdentifier(schema);
+  return `"${schema}"."${name}"`;
+};
+
+/**
+ * Writes events to the outbox inside the caller's transaction, so they exist
+ * if and only if the state change committed.
+ */
+export async function appendToOutbox(tx: RawTx, schema: string, messages: OutboxMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  const values: unknown[] = [];
+  const rows = messages.map((m, i) => {
+    values.push(randomUUID(), m.stream, m.type, m.key, JSON.stringify(m.payload));
+    const o = i * 5;
+    return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb)`;
+  });
+  await tx.$executeRawUnsafe(`INSERT INTO ${table(schema, 'outbox')} (id, stream, type, key, payload) VALUES ${rows.join(', ')}`, ...values);
+}
+
+interface OutboxRow {
+  id: string;
+  stream: string;
+  type: string;
+  key: string;
+  payload: unknown;
+  created_at: Date;
+}
+
+export interface OutboxRelay {
+  start(): void;
+  /** Publishes what is pending now (called after a commit to cut latency). */
+  wake(): void;
+  /** Publishes until nothing is pending; resolves to the number published. */
+  flush(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface OutboxRelayOptions {
+  prisma: RawClient;
+  schema: string;
+  bus: EventBus;
+  logger: Logger;
+  /** Fallback poll for rows a crashed process left behind. @default 500 */
+  pollMs?: number;
+  /** @default 100 */
+  batchSize?: number;
+}
+
+/**
+ * Publishes committed outbox rows to the bus and marks them sent. Rows are
+ * locked (FOR UPDATE SKIP LOCKED) so relays in several processes share the
+ * work; a crash between publish and mark republishes, which consumers absorb
+ * (delivery is at least once, consumers are idempotent).
+ */
+export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
+  const { prisma, bus, logger } = opts;
+  const outbox = table(opts.schema, 'outbox');
+  const batchSize = opts.batchSize ?? 100;
+  const pollMs = opts.pollMs ?? 500;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<number> | undefined;
+  let again = false;
+  let stopped = true;
+
+  const publishBatch = () =>
+    prisma.$transaction(async (tx) => {
+      const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
+        `SELECT id, stream, type, key, payload, created_at FROM ${outbox}
+         WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        batchSize,
+      );
+      for (const row of rows) {
+        const event: BusEvent = { id: row.id, type: row.type, key: row.key, payload: row.payload, occurredAt: new Date(row.created_at).toISOString() };
+        await bus.publish(row.stream, event);
+      }
+      if (rows.length) {
+        await tx.$executeRawUnsafe(`UPDATE ${outbox} SET published_at = now() WHERE id = ANY($1::uuid[])`, rows.map((r) => r.id));
+      }
+      return rows.length;
+    });
+
+  const drain = async (): Promise<number> => {
+    let total = 0;
+    for (;;) {
+      const n = await publishBatch();
+      total += n;
+      if (n < batchSize) return total;
+    }
+  };
+
+  // One drain at a time; a wake during a drain schedules one more.
+  const run = (): Promise<number> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = drain()
+      .catch((err: unknown) => {
+        logger.error({ err }, 'outbox relay failed; will retry');
+        return 0;
+      })
+      .finally(() => {
+        running = undefined;
+        if (again && !stopped) {
+          again = false;
+          void run();
+        }
+      });
+    return running;
+  };
+
+  return {
+    start() {
+      stopped = false;
+      timer = setInterval(() => void run(), pollMs);
+      timer.unref();
+      void run();
+    },
+    wake() {
+      if (!stopped) void run();
+    },
+    async flush() {
+      let total = 0;
+      while (running) total += await running;
+      return total + (await drain());
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearInterval(timer);
+      await running;
+    },
+  };
+}
+
+export type EventHandlers = {
+  [T in EventType]?: (tx: RawTx, event: BusEvent<EventPayloads[T]>) => Promise<void>;
+};
+
+export interface EventConsumerOptions {
+  prisma: RawClient;
+  schema: string;
+  bus: EventBus;
+  stream: string;
+  /** Consumer group, also the key of the processed-events record. */
+  group: string;
+  consumer: string;
+  handlers: EventHandlers;
+  /** Called after a handler's transaction committed (e.g. to wake the relay). */
+  afterCommit?: () => void;
+  claimIdleMs?: number;
+  maxDeliveries?: number;
+  blockMs?: number;
+}
+
+/**
+ * Applies events idempotently: the processed-event record and the handler's
+ * effects commit in one transaction, so a redelivered event is a no-op.
+ * Event types without a handler are acknowledged and ignored.
+ */
+export function startEventConsumer(opts: EventConsumerOptions): Consumer {
+  const processed = table(opts.schema, 'processed_events');
+  return opts.bus.consume(
+    {
+      stream: opts.stream,
+      group: opts.group,
+      consumer: opts.consumer,
+      ...(opts.claimIdleMs !== undefined ? { claimIdleMs: opts.claimIdleMs } : {}),
+      ...(opts.maxDeliveries !== undefined ? { maxDeliveries: opts.maxDeliveries } : {}),
+      ...(opts.blockMs !== undefined ? { blockMs: opts.blockMs } : {}),
+    },
+    async ({ event }) => {
+      const handler = opts.handlers[event.type as EventType] as ((tx: RawTx, e: BusEvent) => Promise<void>) | undefined;
+      if (!handler) return;
+      const applied = await opts.prisma.$transaction(async (tx) => {
+        const inserted = await tx.$executeRawUnsafe(
+          `INSERT INTO ${processed} (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING`,
+          opts.group,
+          event.id,
+        );
+        if (inserted === 0) return false;
+        await handler(tx, event);
+        return true;
+      });
+      if (applied) opts.afterCommit?.();
+    },
+  );
+}

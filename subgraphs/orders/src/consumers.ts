@@ -1,0 +1,53 @@
+import { STREAMS, startEventConsumer, type Consumer, type EventBus, type InventoryReserved, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import type { Prisma, PrismaClient } from './generated/prisma/client.ts';
+import { changeStatus } from './orderFlow.ts';
+
+/** Consumer group of the orders service on the products stream. */
+export const ORDERS_GROUP = 'orders';
+
+/**
+ * Applies the outcome of a reservation: CONFIRMED with prices and total, or
+ * REJECTED with the reason. An order that is no longer PENDING (cancelled
+ * meanwhile) is left alone; products releases the stock on OrderCancelled.
+ */
+export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
+  const { prisma, db, bus, relay, events } = runtime;
+  const asTx = (tx: unknown) => tx as Prisma.TransactionClient;
+  return [
+    startEventConsumer({
+      prisma: prisma as unknown as RawClient,
+      schema: db.schema,
+      bus,
+      stream: STREAMS.products,
+      group: ORDERS_GROUP,
+      consumer: runtime.consumerName,
+      ...events,
+      afterCommit: () => relay?.wake(),
+      handlers: {
+        InventoryReserved: async (tx, { payload }) => {
+          assertReserved(payload);
+          const total = payload.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
+          const order = await changeStatus(asTx(tx), db.schema, payload.orderId, 'CONFIRMED', { totalCents: total, currency: payload.currency });
+          if (!order) return;
+          for (const line of payload.lines) {
+            await asTx(tx).orderItem.updateMany({ where: { orderId: order.id, productId: line.productId }, data: { unitPriceCents: line.unitPriceCents } });
+          }
+        },
+        InventoryRejected: async (tx, { payload }) => {
+          if (typeof payload?.orderId !== 'string' || typeof payload.reason !== 'string') throw new TypeError('InventoryRejected: malformed payload');
+          await changeStatus(asTx(tx), db.schema, payload.orderId, 'REJECTED', { rejectionReason: payload.reason.slice(0, 500) });
+        },
+      },
+    }),
+  ];
+}
+
+/** A malformed event throws: it is redelivered and, if it keeps failing, dead-lettered. */
+function assertReserved(p: InventoryReserved): void {
+  const ok =
+    typeof p?.orderId === 'string' &&
+    typeof p.currency === 'string' &&
+    Array.isArray(p.lines) &&
+    p.lines.every((l) => typeof l.productId === 'string' && Number.isInteger(l.quantity) && Number.isInteger(l.unitPriceCents));
+  if (!ok) throw new TypeError('InventoryReserved: malformed payload');
+}

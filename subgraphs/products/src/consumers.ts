@@ -1,0 +1,27 @@
+import { STREAMS, startEventConsumer, type Consumer, type EventBus, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import type { PrismaClient } from './generated/prisma/client.ts';
+import { releaseStock, reserveStock } from './inventory.ts';
+
+/** Consumer group of the products service on the orders stream. */
+export const PRODUCTS_GROUP = 'products';
+
+/** Reserves stock for placed orders and releases it for cancelled ones. */
+export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
+  const { prisma, db, bus, relay, events } = runtime;
+  return [
+    startEventConsumer({
+      prisma: prisma as unknown as RawClient,
+      schema: db.schema,
+      bus,
+      stream: STREAMS.orders,
+      group: PRODUCTS_GROUP,
+      consumer: runtime.consumerName,
+      ...events,
+      afterCommit: () => relay?.wake(),
+      handlers: {
+        OrderPlaced: (tx, { payload }) => reserveStock(tx, db.schema, payload),
+        OrderCancelled: (tx, { payload }) => releaseStock(tx, db.schema, payload),
+      },
+    }),
+  ];
+}
