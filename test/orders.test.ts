@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STREAMS, type BusEvent, type InventoryChanged, type OrderStatusChanged } from '@commerce/service-kit';
 import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
 import { errorCodes, startSupergraph, TEST_EVENT_TIMINGS, type Supergraph } from './support/supergraph.ts';
+import { testRedisUrl } from './support/redis.ts';
 import { waitFor } from './support/wait.ts';
 
 const PLACE = /* GraphQL */ `
@@ -260,5 +262,47 @@ describe('placing and cancelling orders', () => {
     const res = await sg.query('mutation($id: ID!) { cancelOrder(id: $id) { status } }', { id: placed.id }, token);
     expect(errorCodes(res)).toEqual(['FORBIDDEN']);
     expect((await settled(placed.id)).status).toBe('CONFIRMED');
+  });
+
+  it.skipIf(!testRedisUrl())('loses no event and applies none twice when Redis connections drop mid-stream', async () => {
+    const admin = new Redis(testRedisUrl()!);
+    const product = await createProduct(20);
+    let kills = 0;
+    let placing = true;
+    // Cut this run's bus connections (commands and blocking reads) again and again while orders flow.
+    const killer = (async () => {
+      while (placing) {
+        const list = (await admin.client('LIST')) as string;
+        for (const line of list.split('\n')) {
+          const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
+          const name = /(?:^|\s)name=(\S*)/.exec(line)?.[1] ?? '';
+          if (id && name.startsWith(sg.busPrefix)) {
+            await admin.client('KILL', 'ID', id).catch(() => undefined);
+            kills++;
+          }
+        }
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    })();
+    try {
+      const placed = [];
+      for (let i = 0; i < 30; i++) placed.push((await place([{ productId: product, quantity: 1 }])).data!.placeOrder);
+      const orders = await Promise.all(placed.map((p) => settled(p.id)));
+      placing = false;
+      await killer;
+      const byStatus = orders.reduce<Record<string, number>>((acc, o) => ({ ...acc, [o.status]: (acc[o.status] ?? 0) + 1 }), {});
+      expect(kills).toBeGreaterThan(3);
+      expect(byStatus).toEqual({ CONFIRMED: 20, REJECTED: 10 });
+      expect(await stockOf(product)).toBe(0);
+      // Redis may hold a re-sent XADD twice; the consumers applied each event once.
+      const reserved = new Set((await eventsOf(STREAMS.products, 'InventoryReserved')).map((e) => e.key));
+      for (const o of orders.filter((x) => x.status === 'CONFIRMED')) expect(reserved.has(o.id)).toBe(true);
+      const changes = await eventsOf<InventoryChanged>(STREAMS.products, 'InventoryChanged', product);
+      expect(new Set(changes.map((c) => c.payload.seq))).toEqual(new Set(Array.from({ length: 20 }, (_, i) => i + 1)));
+    } finally {
+      placing = false;
+      await killer;
+      admin.disconnect();
+    }
   });
 });

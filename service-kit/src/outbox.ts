@@ -43,9 +43,14 @@ export async function appendToOutbox(tx: RawTx, schema: string, messages: Outbox
   const rows = messages.map((m, i) => {
     values.push(randomUUID(), m.stream, m.type, m.key, JSON.stringify(m.payload));
     const o = i * 5;
-    return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb)`;
+    return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb, clock_timestamp())`;
   });
-  await tx.$executeRawUnsafe(`INSERT INTO ${table(schema, 'outbox')} (id, stream, type, key, payload) VALUES ${rows.join(', ')}`, ...values);
+  // clock_timestamp(), not the transaction's start time: the row is written after the
+  // aggregate's row lock was taken, so for one aggregate, time order is commit order.
+  await tx.$executeRawUnsafe(
+    `INSERT INTO ${table(schema, 'outbox')} (id, stream, type, key, payload, created_at) VALUES ${rows.join(', ')}`,
+    ...values,
+  );
 }
 
 interface OutboxRow {
@@ -78,10 +83,11 @@ export interface OutboxRelayOptions {
 }
 
 /**
- * Publishes committed outbox rows to the bus and marks them sent. Rows are
- * locked (FOR UPDATE SKIP LOCKED) so relays in several processes share the
- * work; a crash between publish and mark republishes, which consumers absorb
- * (delivery is at least once, consumers are idempotent).
+ * Publishes committed outbox rows to the bus, oldest first, and marks them
+ * sent. One relay per service publishes at a time (an advisory lock), so the
+ * stream keeps each aggregate's events in order; a crash between publish and
+ * mark republishes, which consumers absorb (delivery is at least once,
+ * consumers are idempotent).
  */
 export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const { prisma, bus, logger } = opts;
@@ -95,6 +101,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   const publishBatch = () =>
     prisma.$transaction(async (tx) => {
+      // One publisher per service at a time keeps each aggregate's events in commit order on the
+      // stream; relays in other processes skip this round and take over if this one dies.
+      const [lock] = await tx.$queryRawUnsafe<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked', `outbox:${opts.schema}`);
+      if (!lock?.locked) return 0;
       const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
         `SELECT id, stream, type, key, payload, created_at FROM ${outbox}
          WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,

@@ -15,8 +15,7 @@ export interface TestDatabases {
 
 export const testDatabaseUrl = (): string | undefined => process.env.TEST_DATABASE_URL || undefined;
 
-export async function createTestDatabases(): Promise<TestDatabases> {
-  const url = testDatabaseUrl();
+export async function createTestDatabases(url = testDatabaseUrl()): Promise<TestDatabases> {
   if (!url) {
     return {
       backend: 'pglite',

@@ -4,11 +4,11 @@ import { createGatewayApp } from '@commerce/gateway';
 import { createOrdersApp } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp } from '@commerce/users';
-import type { ServiceName, SubgraphApp } from '@commerce/service-kit';
+import type { ServiceName, SubgraphApp, SubgraphAppOptions } from '@commerce/service-kit';
 import { seedAll } from '@commerce/service-kit/seed';
 import { makeSeedData, type SeedData, type SeedDataSize } from '@commerce/service-kit/seed-data';
 import { createBus, type EventBus } from '@commerce/service-kit/bus';
-import { createTestDatabases } from './databases.ts';
+import { createTestDatabases, testDatabaseUrl } from './databases.ts';
 import { deleteRedisKeys, testRedisUrl } from './redis.ts';
 
 export const TEST_JWT_SECRET = 'test-client-jwt-secret-0123456789abcdef';
@@ -31,6 +31,8 @@ export interface Supergraph {
   backend: 'pglite' | 'postgres';
   busBackend: 'memory' | 'redis';
   bus: EventBus;
+  /** Prefix of this run's Redis keys and connection names. */
+  busPrefix: string;
   seed: SeedData;
   apps: Record<ServiceName, SubgraphApp>;
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
@@ -45,9 +47,18 @@ export interface Supergraph {
  * Starts the three subgraphs and the gateway on free ports, on fresh databases
  * (PGlite, or PostgreSQL when TEST_DATABASE_URL is set), migrated and seeded.
  */
-export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE): Promise<Supergraph> {
-  const dbs = await createTestDatabases();
-  const redisUrl = testRedisUrl();
+export interface SupergraphOptions {
+  /** PostgreSQL server to create the run's database on; default TEST_DATABASE_URL, else PGlite. */
+  databaseUrl?: string | null;
+  /** Redis for the bus; default TEST_REDIS_URL, else the in-process bus. */
+  redisUrl?: string | null;
+  /** Event timings; default TEST_EVENT_TIMINGS (short, so redelivery happens within a test). */
+  events?: SubgraphAppOptions['events'];
+}
+
+export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, options: SupergraphOptions = {}): Promise<Supergraph> {
+  const dbs = await createTestDatabases(options.databaseUrl === undefined ? testDatabaseUrl() : (options.databaseUrl ?? undefined));
+  const redisUrl = options.redisUrl === undefined ? testRedisUrl() : (options.redisUrl ?? undefined);
   const busPrefix = `test:${randomBytes(6).toString('hex')}:`;
   const bus = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
   const common = {
@@ -57,7 +68,7 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE): Prom
     production: false,
     logLevel: 'silent',
     bus,
-    events: TEST_EVENT_TIMINGS,
+    events: options.events ?? TEST_EVENT_TIMINGS,
   };
   const apps = {
     users: createUsersApp({ ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 }),
@@ -109,6 +120,7 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE): Prom
     backend: dbs.backend,
     busBackend: redisUrl ? 'redis' : 'memory',
     bus,
+    busPrefix,
     seed: makeSeedData(size),
     apps,
     query,

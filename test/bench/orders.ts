@@ -1,0 +1,95 @@
+/**
+ * Order scenario: N orders placed through the gateway by C concurrent clients;
+ * measures placed-to-CONFIRMED latency (from sending placeOrder to the
+ * OrderStatusChanged CONFIRMED event reaching a bus consumer) and throughput.
+ */
+import { randomUUID } from 'node:crypto';
+import { STREAMS, type OrderStatusChanged } from '@commerce/service-kit';
+import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { startSupergraph } from '../support/supergraph.ts';
+import { summarize } from './stats.ts';
+
+export interface OrderBenchOptions {
+  label: string;
+  databaseUrl: string | null;
+  redisUrl: string | null;
+  orders: number;
+  concurrency: number;
+}
+
+export async function benchOrders(o: OrderBenchOptions) {
+  // Production event timings (relay woken on commit, 500 ms fallback poll).
+  const sg = await startSupergraph({ users: 12, products: 40, orders: 90 }, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {} });
+  try {
+    const admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
+    const customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
+    const products: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await sg.query<{ createProduct: { id: string } }>(
+        'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
+        { input: { sku: `BENCH-${randomUUID().slice(0, 8)}`, name: 'Bench item', priceCents: 999, currency: 'USD', stock: o.orders * 2, category: 'bench' } },
+        admin,
+      );
+      products.push(res.data!.createProduct.id);
+    }
+
+    const sentAt = new Map<string, number>();
+    const latencies: number[] = [];
+    let lastConfirmedAt = 0;
+    let done!: () => void;
+    const allDone = new Promise<void>((r) => (done = r));
+    const early = new Map<string, number>();
+    const record = (orderId: string, at: number) => {
+      const start = sentAt.get(orderId);
+      if (start === undefined) return early.set(orderId, at);
+      latencies.push(at - start);
+      lastConfirmedAt = at;
+      if (latencies.length === o.orders) done();
+    };
+    // A bus consumer stands in for a subscriber: the time an event reaches it is what a client would see.
+    const consumer = sg.bus.consume<OrderStatusChanged>(
+      { stream: STREAMS.orders, group: `bench-${randomUUID().slice(0, 8)}`, consumer: 'bench', blockMs: 50 },
+      async ({ event }) => {
+        if (event.type === 'OrderStatusChanged' && event.payload.status !== 'PENDING') record(event.payload.orderId, performance.now());
+      },
+    );
+
+    const started = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < o.orders) {
+        const i = next++;
+        const t0 = performance.now();
+        const res = await sg.query<{ placeOrder: { id: string } }>(
+          'mutation($items: [OrderLineInput!]!, $key: String) { placeOrder(input: { items: $items }, idempotencyKey: $key) { id } }',
+          { items: [{ productId: products[i % products.length], quantity: 1 }], key: randomUUID() },
+          customer,
+        );
+        const id = res.data?.placeOrder.id;
+        if (!id) throw new Error(`placeOrder failed: ${JSON.stringify(res.errors)}`);
+        sentAt.set(id, t0);
+        const arrived = early.get(id);
+        if (arrived !== undefined) {
+          early.delete(id);
+          record(id, arrived);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([allDone, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('orders did not settle in 120 s')), 120_000)))]);
+    clearTimeout(timer);
+    await consumer.stop();
+    const seconds = (lastConfirmedAt - started) / 1000;
+    return {
+      scenario: 'orders',
+      backend: o.label,
+      orders: o.orders,
+      concurrency: o.concurrency,
+      ordersPerSecond: Math.round((o.orders / seconds) * 10) / 10,
+      placedToConfirmedMs: summarize(latencies),
+    };
+  } finally {
+    await sg.stop();
+  }
+}

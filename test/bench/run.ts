@@ -1,0 +1,65 @@
+/**
+ * `pnpm bench`: prints benchmark figures (never asserts timings — the machine is shared).
+ * Runs each scenario on the embedded backends (PGlite + in-process bus) and, when
+ * reachable, on PostgreSQL + Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL).
+ *   pnpm bench                 all scenarios
+ *   pnpm bench orders          one scenario
+ *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
+ */
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { benchOrders } from './orders.ts';
+
+const env = process.env;
+const int = (name: string, fallback: number) => (env[name] ? Number.parseInt(env[name]!, 10) : fallback);
+
+async function reachable(databaseUrl: string, redisUrl: string): Promise<boolean> {
+  try {
+    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 2_000 });
+    await client.connect();
+    await client.end();
+    const redis = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    await redis.connect();
+    await redis.ping();
+    redis.disconnect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main() {
+  const only = process.argv.slice(2);
+  const databaseUrl = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const backends: { label: string; databaseUrl: string | null; redisUrl: string | null }[] = [
+    { label: 'embedded (PGlite + in-process bus)', databaseUrl: null, redisUrl: null },
+  ];
+  if (await reachable(databaseUrl, redisUrl)) backends.push({ label: 'PostgreSQL + Redis', databaseUrl, redisUrl });
+  else console.log(`PostgreSQL/Redis not reachable at ${databaseUrl} / ${redisUrl}: embedded only`);
+
+  const results = [];
+  if (only.length === 0 || only.includes('orders')) {
+    for (const b of backends) {
+      const r = await benchOrders({ ...b, orders: int('BENCH_ORDERS', 300), concurrency: int('BENCH_CONCURRENCY', 16) });
+      console.log(JSON.stringify(r));
+      results.push(r);
+    }
+  }
+  console.table(
+    results.map((r) => ({
+      scenario: r.scenario,
+      backend: r.backend,
+      'orders/s': r.ordersPerSecond,
+      concurrency: r.concurrency,
+      'p50 ms': r.placedToConfirmedMs.p50,
+      'p95 ms': r.placedToConfirmedMs.p95,
+      'p99 ms': r.placedToConfirmedMs.p99,
+    })),
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
