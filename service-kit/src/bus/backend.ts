@@ -38,6 +38,17 @@ export interface StreamBackend {
   deadLetter(stream: string, group: string, streamId: string, fields: string[]): Promise<void>;
   /** Number of entries pending (delivered, not acknowledged) in the group; 0 when the group does not exist. */
   pendingCount(stream: string, group: string): Promise<number>;
+  /** A reader that follows a stream without a group (Redis: XREAD on its own connection). */
+  openTail(stream: string): TailReader;
+  close(): Promise<void>;
+}
+
+export interface TailReader {
+  /** XREAD COUNT <count> BLOCK <blockMs> STREAMS <stream> <after>: entries after `after`; [] on timeout or interrupt. */
+  readAfter(after: string, count: number, blockMs: number): Promise<RawEntry[]>;
+  /** Id of the newest entry ("0-0" for an empty stream). */
+  lastId(): Promise<string>;
+  interrupt(): void;
   close(): Promise<void>;
 }
 

@@ -150,6 +150,29 @@ describe.each(impls)('$name bus', (impl) => {
     expect(await bus.read(uniq('missing'))).toEqual([]);
   });
 
+  it('tails a stream live: every follower sees every new entry in order, and `after` replays from a position', async () => {
+    const { bus } = make();
+    const stream = uniq('tail');
+    const old = await publishAll(bus, stream, 3);
+    const a: string[] = [];
+    const b: string[] = [];
+    const fromStart: string[] = [];
+    const ta = bus.tail(stream, (e) => a.push(e.event.id), { blockMs: 50 });
+    const tb = bus.tail(stream, (e) => b.push(e.event.id), { blockMs: 50 });
+    const first = (await bus.read(stream))[0]!.streamId;
+    const tc = bus.tail(stream, (e) => fromStart.push(e.event.id), { after: first, blockMs: 50 });
+    await sleep(100);
+    const fresh = await publishAll(bus, stream, 20, 3);
+    await waitFor(() => a.length === 20 && b.length === 20 && fromStart.length === 22);
+    expect(a).toEqual(fresh.map((e) => e.id));
+    expect(b).toEqual(a);
+    expect(fromStart).toEqual([...old.slice(1), ...fresh].map((e) => e.id));
+    await Promise.all([ta.stop(), tb.stop(), tc.stop()]);
+    await publishAll(bus, stream, 2, 23);
+    await sleep(120);
+    expect(a).toHaveLength(20);
+  });
+
   it('delivers every event once, in order, to a group (created at the start of the stream)', async () => {
     const h = make();
     const stream = uniq('once');

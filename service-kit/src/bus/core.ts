@@ -1,4 +1,4 @@
-import { STREAM_ID, type BusLog, type StreamBackend } from './backend.ts';
+import { errorMessage, STREAM_ID, type BusLog, type StreamBackend } from './backend.ts';
 import { decodeDeadLetter, decodeEvent, encodeEvent, isBusEvent } from './codec.ts';
 import { startConsumer, type ResolvedConsumeOptions } from './consumer.ts';
 import {
@@ -13,6 +13,7 @@ import {
 /** The whole EventBus on top of a backend; createRedisBus and createMemoryBus are thin wrappers. */
 export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBus {
   const consumers = new Map<string, Consumer>();
+  const tails = new Set<Consumer>();
   let closing: Promise<void> | undefined;
 
   return {
@@ -56,6 +57,52 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       return out;
     },
 
+    tail(stream, onEntry, opts = {}) {
+      if (closing) throw new Error('tail() called on a closed bus');
+      getValidName(stream, 'stream');
+      const start = getValidAfter(opts.after);
+      const blockMs = getValidPositiveInt(opts.blockMs, 'blockMs', DEFAULTS.blockMs);
+      const reader = backend.openTail(stream);
+      let stopped = false;
+      const loop = (async () => {
+        let after = start;
+        let failures = 0;
+        while (!stopped) {
+          try {
+            after ??= await reader.lastId();
+            const entries = await reader.readAfter(after, 256, blockMs);
+            failures = 0;
+            for (const entry of entries) {
+              after = entry.streamId;
+              const decoded = decodeEvent(entry.fields ?? []);
+              if (!decoded.ok) continue;
+              try {
+                onEntry({ streamId: entry.streamId, event: decoded.event });
+              } catch (err) {
+                log.error({ stream, streamId: entry.streamId, err: errorMessage(err) }, 'bus: tail listener threw');
+              }
+            }
+          } catch (err) {
+            // Connection trouble: resume from the last entry seen, after a short, growing pause.
+            if (stopped) break;
+            log.warn({ stream, err: errorMessage(err) }, 'bus: tail read failed; retrying');
+            await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures++)));
+          }
+        }
+      })();
+      const tracked: Consumer = {
+        stop: async () => {
+          stopped = true;
+          reader.interrupt();
+          await loop;
+          await reader.close();
+          tails.delete(tracked);
+        },
+      };
+      tails.add(tracked);
+      return tracked;
+    },
+
     async deadLetters(stream, opts = {}) {
       getValidName(stream, 'stream');
       const entries = await backend.range(deadLetterStream(stream), undefined, getValidCount(opts.count));
@@ -64,7 +111,7 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
 
     close() {
       closing ??= (async () => {
-        await Promise.all([...consumers.values()].map((c) => c.stop()));
+        await Promise.all([...consumers.values(), ...tails].map((c) => c.stop()));
         await backend.close();
       })();
       return closing;

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.ts';
-import { silentLog, type RawEntry, type StreamBackend, type StreamReader } from './backend.ts';
+import { silentLog, type RawEntry, type StreamBackend, type StreamReader, type TailReader } from './backend.ts';
 import { createBusOnBackend, getValidPositiveInt } from './core.ts';
 import { deadLetterStream, type EventBus } from './types.ts';
 
@@ -110,6 +110,38 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
     async ensureGroup(stream, group) {
       const log = getLog(stream);
       if (!log.groups.has(group)) log.groups.set(group, { lastDelivered: ZERO, pel: new Map() });
+    },
+
+    openTail(stream): TailReader {
+      let cancel: (() => void) | undefined;
+      const after = (id: string) => {
+        const entries = logs.get(stream)?.entries ?? [];
+        return entries.slice(firstAfter(entries, parseId(id)));
+      };
+      return {
+        async readAfter(id, count, blockMs) {
+          const ready = after(id).slice(0, count);
+          if (ready.length > 0 || closed) return ready.map(toRaw);
+          const log = getLog(stream);
+          return new Promise<RawEntry[]>((resolve) => {
+            const finish = () => {
+              clearTimeout(timer);
+              log.waiters.delete(finish);
+              cancel = undefined;
+              resolve(after(id).slice(0, count).map(toRaw));
+            };
+            const timer = setTimeout(finish, blockMs);
+            log.waiters.add(finish);
+            cancel = finish;
+          });
+        },
+        async lastId() {
+          const last = logs.get(stream)?.last ?? ZERO;
+          return `${last[0]}-${last[1]}`;
+        },
+        interrupt: () => cancel?.(),
+        close: async () => cancel?.(),
+      };
     },
 
     openReader({ stream, group, consumer }): StreamReader {

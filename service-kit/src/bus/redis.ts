@@ -63,6 +63,33 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       }
     },
 
+    openTail(stream) {
+      const conn = connect(`tail:${stream}`, { maxRetriesPerRequest: null });
+      let clientId: number | undefined;
+      let reading = false;
+      conn.on('ready', () => {
+        conn.client('ID').then((id) => (clientId = Number(id)), () => {});
+      });
+      return {
+        async readAfter(after, count, blockMs) {
+          reading = true;
+          try {
+            return firstStream(await conn.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key(stream), after));
+          } finally {
+            reading = false;
+          }
+        },
+        async lastId() {
+          const [last] = toEntries(await cmd.xrevrange(key(stream), '+', '-', 'COUNT', 1));
+          return last?.streamId ?? '0-0';
+        },
+        interrupt() {
+          if (reading && clientId !== undefined) cmd.client('UNBLOCK', clientId).catch(() => {});
+        },
+        close: () => quit(conn),
+      };
+    },
+
     openReader(c) {
       return openRedisReader(connect(`${c.group}:${c.consumer}`, { maxRetriesPerRequest: null }), cmd, key(c.stream), c);
     },

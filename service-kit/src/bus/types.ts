@@ -77,6 +77,13 @@ export interface EventBus {
   consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer;
   /** Reads retained history after `after` (exclusive; omitted = from the start), oldest first. */
   read(stream: string, opts?: { after?: string; count?: number }): Promise<StreamEntry[]>;
+  /**
+   * Follows a stream live, without a consumer group: calls `onEntry` for each
+   * entry after `after` (omitted = entries added from now on), in order. Every
+   * follower sees every entry; nothing is acknowledged. For fan-out to
+   * subscribers, one tail per process and stream.
+   */
+  tail(stream: string, onEntry: (entry: StreamEntry) => void, opts?: { after?: string; blockMs?: number }): Consumer;
   /** Entries that ended in the stream's dead-letter stream, oldest first. */
   deadLetters(stream: string, opts?: { count?: number }): Promise<DeadLetter[]>;
   /** Stops all consumers and closes connections. */
@@ -85,3 +92,10 @@ export interface EventBus {
 
 /** Name of the dead-letter stream of `stream`. */
 export const deadLetterStream = (stream: string) => `${stream}:dead`;
+
+/** Orders stream entry ids ("<ms>-<seq>"): negative when a is older than b. */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
