@@ -19,8 +19,12 @@ import {
   type Logger,
   type ServiceApp,
 } from '@commerce/service-kit';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
+import { useSubscriptionServer, type OperationRequest, type SubgraphEndpoint, type SubscriptionServer } from './subscriptions/server.ts';
+
+export { GatewayCloseCode } from './subscriptions/server.ts';
 
 export interface GatewayOptions {
   /** Supergraph SDL; takes precedence over `supergraphPath`. */
@@ -40,8 +44,12 @@ export interface GatewayOptions {
   /** Upper bound for one subgraph fetch, response body included. */
   subgraphTimeoutMs: number;
   logLevel?: string;
-  /** Largest request body accepted. @default 1 MiB */
+  /** Largest request body accepted, and largest WebSocket message. @default 1 MiB */
   maxBodyBytes?: number;
+  /** WebSocket: close with 4408 when connection_init has not arrived by then. @default 3_000 */
+  connectionInitWaitTimeout?: number;
+  /** WebSocket: unread bytes per connection before it is closed with 4429 (slow consumer). @default 1 MiB */
+  maxSubscriberBufferBytes?: number;
 }
 
 export type GatewayApp = ServiceApp;
@@ -73,14 +81,18 @@ type Fetcher = RemoteGraphQLDataSource['fetcher'];
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** The gateway: verifies the client once, plans across subgraphs, forwards a signed identity. */
+/**
+ * The gateway: verifies the client once, plans across subgraphs, forwards a signed identity.
+ * Serves HTTP and graphql-ws (`graphql-transport-ws`) on the same port and path: subscriptions are
+ * federated (see subscriptions/), queries and mutations over the socket run like HTTP ones.
+ */
 export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const timeoutMs = getValidTimeout(opts.subgraphTimeoutMs);
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const loadSupergraph = getSupergraphLoader(opts);
   const logger = createLogger('gateway', opts.logLevel);
   let url = '';
-  let running: { server: ApolloServer<GatewayContext>; agent: Agent } | undefined;
+  let running: { server: ApolloServer<GatewayContext>; agent: Agent; subscriptions: SubscriptionServer } | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -95,22 +107,31 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       // before Node's default 5 s server keepAliveTimeout, so we never reuse a closing socket.
       const agent = new Agent({ keepAliveTimeout: 4_000 });
       const fetcher = makeFetcher(agent, timeoutMs);
+      // Kept for subscriptions: they open the primary over graphql-ws and send `rest` fetches through these.
+      const subgraphs = new Map<string, SubgraphEndpoint>();
       const gateway = new ApolloGateway({
         supergraphSdl,
         logger,
         buildService: ({ name, url: routingUrl }) => {
           const subgraphUrl = opts.subgraphUrls?.[name] ?? routingUrl;
           if (!subgraphUrl) throw new TypeError(`subgraph "${name}" has no URL in the supergraph and none in subgraphUrls`);
-          return new SignedDataSource({ url: subgraphUrl, fetcher, name, signingSecret: opts.signingSecret, timeoutMs });
+          const dataSource = new SignedDataSource({ url: subgraphUrl, fetcher, name, signingSecret: opts.signingSecret, timeoutMs });
+          subgraphs.set(name, { url: subgraphUrl, dataSource });
+          return dataSource;
         },
       });
+      let planner: SubscriptionPlanner | undefined;
+      gateway.onSchemaLoadOrUpdate(({ coreSupergraphSdl }) => {
+        planner = createSubscriptionPlanner(coreSupergraphSdl);
+      });
       const httpServer = createServer();
+      const formatError = (formatted: GraphQLFormattedError) => maskInternalError(stripSubgraphResponse(formatted, opts.production), opts.production);
       const server = new ApolloServer<GatewayContext>({
         gateway,
         logger,
         introspection: !opts.production,
         includeStacktraceInErrorResponses: false,
-        formatError: (formatted) => maskInternalError(stripSubgraphResponse(formatted, opts.production), opts.production),
+        formatError,
         plugins: [
           ApolloServerPluginDrainHttpServer({ httpServer }),
           opts.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
@@ -124,22 +145,42 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         throw e;
       }
       httpServer.on('request', createRequestHandler(server, { logger, maxBodyBytes, createContext: (req, requestId) => createContext(req, requestId, opts.jwtSecret, logger) }));
+      let subscriptions: SubscriptionServer | undefined;
       try {
+        // graphql-ws on the same server, port and path.
+        subscriptions = useSubscriptionServer({
+          httpServer,
+          path: GRAPHQL_PATH,
+          jwtSecret: opts.jwtSecret,
+          signingSecret: opts.signingSecret,
+          logger,
+          getPlanner: () => planner,
+          subgraphs,
+          executeOperation: (request, contextValue) => executeOperation(server, request, contextValue),
+          formatError,
+          subgraphTimeoutMs: timeoutMs,
+          connectionInitWaitTimeout: opts.connectionInitWaitTimeout,
+          maxSubscriberBufferBytes: opts.maxSubscriberBufferBytes,
+          maxPayloadBytes: maxBodyBytes,
+        });
         await listen(httpServer, opts.host, opts.port);
       } catch (e) {
+        await subscriptions?.dispose();
         await server.stop();
         await agent.close();
         throw e;
       }
-      running = { server, agent };
+      running = { server, agent, subscriptions };
       url = `http://${urlHost(opts.host)}:${(httpServer.address() as AddressInfo).port}${GRAPHQL_PATH}`;
       logger.info({ url }, 'gateway listening');
     },
     stop() {
-      // Drains in-flight HTTP requests (ApolloServerPluginDrainHttpServer), stops the gateway, then closes subgraph sockets.
+      // Completes open subscriptions and closes WebSockets (1001), drains in-flight HTTP requests
+      // (ApolloServerPluginDrainHttpServer), stops the gateway, then closes subgraph sockets.
       if (!running) return Promise.resolve();
-      const { server, agent } = running;
+      const { server, agent, subscriptions } = running;
       stopping ??= (async () => {
+        await subscriptions.dispose();
         await server.stop();
         await agent.close();
         logger.info('gateway stopped');
@@ -147,6 +188,18 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       return stopping;
     },
   };
+}
+
+/** A query or mutation received over WebSocket, run like an HTTP one (plugins, limits, formatError). */
+async function executeOperation(
+  server: ApolloServer<GatewayContext>,
+  request: OperationRequest,
+  contextValue: GatewayContext,
+): Promise<FormattedExecutionResult> {
+  const response = await server.executeOperation(request, { contextValue });
+  if (response.body.kind === 'single') return response.body.singleResult;
+  // @defer / @stream: the gateway does not execute them, so this is only a safeguard.
+  return { errors: [{ message: 'Incremental delivery is not supported over WebSocket', extensions: { code: 'BAD_REQUEST' } }] };
 }
 
 function getSupergraphLoader({ supergraphSdl, supergraphPath }: GatewayOptions): () => Promise<string> {

@@ -1,0 +1,110 @@
+/** One client WebSocket: who it is (verified once, at connection_init), its subscriptions, how it ends. */
+import { randomUUID } from 'node:crypto';
+import { verifyClientToken, type Identity } from '@commerce/service-kit';
+import type { ExecutionResult } from 'graphql';
+import { MessageType, stringifyMessage } from 'graphql-ws';
+import { decodeJwt } from 'jose';
+import type { WebSocket } from 'ws';
+import type { GatewayContext } from '../app.ts';
+import type { Channel } from './channel.ts';
+
+/**
+ * Close codes the gateway sends besides graphql-ws's own (4400 bad message, 4401 subscribe before
+ * ack, 4406 subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second connection_init).
+ * Two share a number with graphql-ws's; the close reason tells them apart.
+ */
+export enum GatewayCloseCode {
+  /** The gateway is stopping; every subscription got `complete` first. Reconnect elsewhere. */
+  GoingAway = 1001,
+  /** The bearer token expired during the connection (reason "token expired"). Reconnect with a fresh token. */
+  TokenExpired = 4401,
+  /** The token in connection_init is malformed, invalid or expired. */
+  Forbidden = 4403,
+  /** The client did not read its events fast enough (reason "slow consumer: resume with after"). */
+  SlowConsumer = 4429,
+}
+
+export const CloseReason = {
+  GoingAway: 'Going away',
+  TokenExpired: 'token expired',
+  SlowConsumer: 'slow consumer: resume with after',
+} as const;
+
+/** One acknowledged client connection: who it is, and the subscriptions it holds. */
+export class Connection {
+  readonly subscriptions = new Map<string, Channel<ExecutionResult>>();
+  #expiry: NodeJS.Timeout | undefined;
+  #released = false;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly identity: Identity | null,
+    readonly requestId: string,
+  ) {}
+
+  /** False once the connection is closing: it takes no new operations. */
+  get isOpen(): boolean {
+    return !this.#released;
+  }
+
+  /** Each operation gets its own request id, so its subgraph calls can be told apart in logs. */
+  newContext(): GatewayContext {
+    return { identity: this.identity, requestId: randomUUID() };
+  }
+
+  /** Closes with 4401 at `atMs` (epoch ms), when the token the connection was opened with expires. */
+  expireAt(atMs: number, onExpire: () => void): void {
+    const delay = atMs - Date.now();
+    this.#expiry = setTimeout(() => {
+      if (Date.now() < atMs) return this.expireAt(atMs, onExpire);
+      onExpire();
+      this.close(GatewayCloseCode.TokenExpired, CloseReason.TokenExpired);
+    }, Math.min(Math.max(delay, 0), MAX_TIMER_MS));
+  }
+
+  /** What the client has not read yet: the socket's buffer plus events queued behind it. */
+  backlogBytes(): number {
+    let bytes = this.socket.bufferedAmount;
+    for (const channel of this.subscriptions.values()) bytes += channel.queuedBytes;
+    return bytes;
+  }
+
+  /** Ends every subscription (and its subgraph stream) and closes the socket. */
+  close(code: number, reason: string): void {
+    if (this.#released) return;
+    this.release();
+    this.socket.close(code, reason);
+  }
+
+  /** stop(): `complete` for each subscription, then close with 1001. */
+  goAway(): void {
+    if (this.#released) return;
+    for (const id of this.subscriptions.keys()) this.socket.send(stringifyMessage({ id, type: MessageType.Complete }));
+    // graphql-ws's own `complete` for these comes later and is dropped: the socket is closing by then.
+    this.close(GatewayCloseCode.GoingAway, CloseReason.GoingAway);
+  }
+
+  release(): void {
+    this.#released = true;
+    clearTimeout(this.#expiry);
+    for (const channel of [...this.subscriptions.values()]) void channel.return();
+    this.subscriptions.clear();
+  }
+}
+
+type AuthResult = { ok: true; identity: Identity | null; expiresAt?: number } | { ok: false; reason: string };
+
+/** `connectionParams.authorization`: absent is anonymous; anything else must be a valid "Bearer <jwt>". */
+export async function authenticate(authorization: unknown, jwtSecret: string): Promise<AuthResult> {
+  if (authorization === undefined || authorization === null) return { ok: true, identity: null };
+  const token = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
+  if (!token) return { ok: false, reason: "malformed authorization, expected 'Bearer <token>'" };
+  const result = await verifyClientToken(token, jwtSecret);
+  if (!result.ok) return { ok: false, reason: result.reason === 'expired' ? 'token expired' : 'invalid token' };
+  // The signature is verified above; decodeJwt only reads the expiry verifyClientToken does not return.
+  const { exp } = decodeJwt(token);
+  return { ok: true, identity: result.identity, ...(typeof exp === 'number' ? { expiresAt: exp * 1000 } : {}) };
+}
+
+// setTimeout fires at once for longer delays; longer timers are re-armed.
+const MAX_TIMER_MS = 2 ** 31 - 1;
