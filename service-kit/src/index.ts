@@ -12,3 +12,4 @@ export * from './main.ts';
 export * from './events.ts';
 export * from './outbox.ts';
 export * from './bus/index.ts';
+export * from './http.ts';

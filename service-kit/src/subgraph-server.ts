@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { startStandaloneServer } from '@apollo/server/standalone';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
-import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity } from './identity.ts';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { createGraphQLHandler, listen, urlHost } from './http.ts';
+import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity, type Identity } from './identity.ts';
 import type { Logger } from './logger.ts';
 import type { BaseContext } from './shield.ts';
 
@@ -30,49 +35,91 @@ export interface SubgraphServerOptions<C extends BaseContext> {
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
+export const GRAPHQL_PATH = '/graphql';
 
 /**
- * Serves a subgraph over HTTP. Every request must carry the gateway's signed
- * identity header; anything else is refused before GraphQL runs.
+ * Serves a subgraph over HTTP and, for subscriptions, graphql-ws on the same
+ * port and path. Every request, and every WebSocket at connection_init, must
+ * carry the gateway's signed identity; anything else is refused before GraphQL
+ * runs.
  */
 export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServerOptions<C>) {
   const { logger } = opts;
+  const httpServer: Server = createServer();
   const server = new ApolloServer<C>({
     schema: opts.schema,
     introspection: !opts.production,
     includeStacktraceInErrorResponses: false,
     formatError: (formatted) => maskInternalError(formatted, opts.production),
     // Inline traces only feed Apollo Studio, which we do not use; they cost time per field.
-    plugins: [logRequestErrors(logger), ApolloServerPluginInlineTraceDisabled()],
+    plugins: [logRequestErrors(logger), ApolloServerPluginInlineTraceDisabled(), ApolloServerPluginDrainHttpServer({ httpServer })],
   });
+  const identities = new WeakMap<WebSocket, Identity | null>();
+  let wsServer: WebSocketServer | undefined;
+  let disposeWs: (() => Promise<void> | void) | undefined;
   let url = '';
+
+  const verify = async (header: unknown, requestId: string): Promise<Identity | null> => {
+    try {
+      return await verifyForwardedIdentity(typeof header === 'string' ? header : undefined, opts.signingSecret);
+    } catch (e) {
+      if (!(e instanceof InvalidSignatureError)) throw e;
+      logger.warn({ requestId, reason: e.message }, 'rejected a call without a valid gateway signature');
+      throw new GraphQLError('This service only accepts requests from the gateway', {
+        extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } },
+      });
+    }
+  };
+
   return {
     get url() {
       return url;
     },
     async start() {
-      const started = await startStandaloneServer(server, {
-        listen: { port: opts.port, host: opts.host },
-        context: async ({ req }) => {
-          const requestId = headerValue(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
-          let identity;
-          try {
-            identity = await verifyForwardedIdentity(headerValue(req.headers[IDENTITY_HEADER]), opts.signingSecret);
-          } catch (e) {
-            if (!(e instanceof InvalidSignatureError)) throw e;
-            logger.warn({ requestId, reason: e.message }, 'rejected request without a valid gateway signature');
-            throw new GraphQLError('This service only accepts requests from the gateway', {
-              extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } },
-            });
-          }
-          return opts.createContext({ identity, requestId });
+      await server.start();
+      httpServer.on(
+        'request',
+        createGraphQLHandler(server, {
+          path: GRAPHQL_PATH,
+          onError: (err) => logger.error({ err }, 'unhandled error while serving a request'),
+          createContext: async (req: IncomingMessage) => {
+            const requestId = headerValue(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
+            const identity = await verify(headerValue(req.headers[IDENTITY_HEADER]), requestId);
+            return opts.createContext({ identity, requestId });
+          },
+        }),
+      );
+      wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+      const ws = useServer<Record<string, unknown>>(
+        {
+          schema: opts.schema,
+          // The gateway signs the subscriber's identity into connectionParams; no signature, no connection (4403).
+          onConnect: async (ctx) => {
+            try {
+              identities.set(ctx.extra.socket, await verify(ctx.connectionParams?.[IDENTITY_HEADER], 'ws'));
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          context: (ctx) => opts.createContext({ identity: identities.get(ctx.extra.socket) ?? null, requestId: randomUUID() }),
+          onError: (_ctx, _id, _payload, errors) => {
+            for (const err of errors) if (!err.extensions?.code) logger.error({ err }, 'subscription error');
+          },
         },
-      });
-      url = `${started.url.replace(/\/$/, '')}/graphql`;
+        wsServer,
+      );
+      disposeWs = () => ws.dispose();
+      await listen(httpServer, opts.host, opts.port);
+      url = `http://${urlHost(opts.host)}:${(httpServer.address() as AddressInfo).port}${GRAPHQL_PATH}`;
       logger.info({ url }, `${opts.name} subgraph listening`);
     },
     async stop() {
+      // Subscriptions first (graphql-ws completes them and closes the sockets), then HTTP drains.
+      await disposeWs?.();
+      await new Promise<void>((resolve) => (wsServer ? wsServer.close(() => resolve()) : resolve()));
       await server.stop();
+      if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     },
   };
 }
@@ -80,10 +127,7 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
 const headerValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 /** User errors carry a code; anything else is internal and masked in production. */
-export function maskInternalError(
-  formatted: GraphQLFormattedError,
-  production: boolean,
-): GraphQLFormattedError {
+export function maskInternalError(formatted: GraphQLFormattedError, production: boolean): GraphQLFormattedError {
   const code = formatted.extensions?.code;
   if (code && code !== 'INTERNAL_SERVER_ERROR') return formatted;
   // Logged with its request id by logRequestErrors; here it is only masked.
