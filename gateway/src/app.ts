@@ -1,16 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import {
+  DEFAULT_MAX_BODY_BYTES,
   IDENTITY_HEADER,
   REQUEST_ID_HEADER,
+  createGraphQLHandler,
   createLogger,
+  listen,
   maskInternalError,
   signForwardedIdentity,
   verifyClientToken,
@@ -18,6 +21,7 @@ import {
   type Identity,
   type Logger,
   type ServiceApp,
+  urlHost,
 } from '@commerce/service-kit';
 import { GraphQLError, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { Agent, fetch as undiciFetch } from 'undici';
@@ -78,7 +82,6 @@ export interface GatewayContext {
 export const GRAPHQL_PATH = '/graphql';
 type Fetcher = RemoteGraphQLDataSource['fetcher'];
 
-const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
@@ -317,9 +320,9 @@ interface RequestHandlerOptions {
   createContext(req: IncomingMessage, requestId: string): Promise<GatewayContext>;
 }
 
-/** Adapts node:http to Apollo Server (like startStandaloneServer, but with our body limit and no open CORS). */
+/** The kit's GraphQL handler, plus a request id (header, context, log line) and `GET /` redirecting to GraphQL. */
 function createRequestHandler(server: ApolloServer<GatewayContext>, opts: RequestHandlerOptions) {
-  const { logger } = opts;
+  const { logger, maxBodyBytes } = opts;
   return (req: IncomingMessage, res: ServerResponse) => {
     const requestId = getValidRequestId(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
     const started = performance.now();
@@ -327,126 +330,31 @@ function createRequestHandler(server: ApolloServer<GatewayContext>, opts: Reques
     res.on('finish', () => {
       logger.info({ requestId, method: req.method, path: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
     });
-    handle(req, res, requestId).catch((err: unknown) => {
-      logger.error({ requestId, err }, 'unhandled error while serving a request');
-      if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
-      else res.destroy();
-    });
-  };
-
-  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-    const { pathname, search } = new URL(req.url ?? '/', 'http://gateway.invalid');
-    if (pathname !== GRAPHQL_PATH) {
+    if (req.method === 'GET' && isRootPath(req.url)) {
       req.resume();
-      if (pathname === '/' && req.method === 'GET') {
-        res.writeHead(302, { location: GRAPHQL_PATH }).end();
-        return;
-      }
-      sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${GRAPHQL_PATH}`, extensions: { code: 'NOT_FOUND' } }] });
+      res.writeHead(302, { location: GRAPHQL_PATH }).end();
       return;
     }
-    const body = await readJsonBody(req, opts.maxBodyBytes);
-    if (body instanceof HttpError) {
-      res.setHeader('connection', 'close');
-      sendJson(res, body.status, { errors: [{ message: body.message, extensions: { code: 'BAD_REQUEST' } }] });
-      return;
-    }
-    const headers = new HeaderMap();
-    for (const [key, value] of Object.entries(req.headers)) {
-      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
-    }
-    const httpGraphQLRequest: HTTPGraphQLRequest = { method: (req.method ?? 'GET').toUpperCase(), headers, search, body };
-    const response = await server.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: () => opts.createContext(req, requestId) });
-    for (const [key, value] of response.headers) res.setHeader(key, value);
-    res.statusCode = response.status ?? 200;
-    if (response.body.kind === 'complete') {
-      res.end(response.body.string);
-      return;
-    }
-    for await (const chunk of response.body.asyncIterator) res.write(chunk);
-    res.end();
-  }
+    // Built per request so the context and the error log carry this request's id.
+    createGraphQLHandler(server, {
+      path: GRAPHQL_PATH,
+      maxBodyBytes,
+      createContext: (r) => opts.createContext(r, requestId),
+      onError: (err) => logger.error({ requestId, err }, 'unhandled error while serving a request'),
+    })(req, res);
+  };
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Reads a JSON body up to `limit` bytes; non-JSON bodies are left to Apollo to refuse. */
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  const contentType = req.headers['content-type'] ?? '';
-  const [mediaType = '', ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
-  if (mediaType !== 'application/json') {
-    req.resume();
-    return undefined;
-  }
-  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
-  if (charset && charset !== 'utf-8' && charset !== 'utf8') {
-    req.resume();
-    return new HttpError(415, `Unsupported charset "${charset}"; send UTF-8`);
-  }
-  const tooLarge = () => new HttpError(413, `Request body is larger than ${limit} bytes`);
-  if (Number(req.headers['content-length'] ?? 0) > limit) {
-    req.resume();
-    return tooLarge();
-  }
-  const raw = await readAtMost(req, limit);
-  if (raw === undefined) return tooLarge();
-  if (raw.length === 0) return undefined;
+/** A URL that does not parse is left to the kit's handler, which answers 500. */
+function isRootPath(url = '/'): boolean {
   try {
-    return JSON.parse(raw.toString('utf8'));
+    return new URL(url, 'http://gateway.invalid').pathname === '/';
   } catch {
-    return new HttpError(400, 'Request body is not valid JSON');
+    return false;
   }
-}
-
-/** Resolves undefined once the body passes `limit`; the caller then answers 413 and closes the connection. */
-function readAtMost(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) {
-        chunks.push(chunk);
-        return;
-      }
-      // Stop buffering but do not destroy the socket: the 413 still has to go out on it.
-      req.off('data', onData).off('end', onEnd).off('error', reject);
-      req.pause();
-      resolve(undefined);
-    };
-    const onEnd = () => resolve(Buffer.concat(chunks));
-    req.on('data', onData).on('end', onEnd).on('error', reject);
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, payload: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(payload));
 }
 
 function getValidRequestId(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   return value !== undefined && REQUEST_ID_PATTERN.test(value) ? value : undefined;
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-/** Wildcard addresses are not dialable; print a host a client on this machine can use. */
-function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
-  return host.includes(':') ? `[${host}]` : host;
 }
