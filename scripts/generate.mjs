@@ -14,12 +14,13 @@ const services = ['users', 'products', 'orders'];
 // Resolver mappers: the TypeScript shape each resolver receives as `parent`.
 const mappers = {
   users: { User: './prisma/models.ts#UserModel' },
-  products: { Product: './prisma/models.ts#ProductModel' },
+  products: { Product: './prisma/models.ts#ProductModel', InventoryUpdate: '../types.ts#InventoryUpdatePayload' },
   orders: {
     Order: './prisma/models.ts#OrderModel',
     OrderItem: './prisma/models.ts#OrderItemModel',
     User: '../types.ts#UserRef',
     Product: '../types.ts#ProductRef',
+    OrderUpdate: '../types.ts#OrderUpdatePayload',
   },
 };
 

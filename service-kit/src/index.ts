@@ -13,3 +13,4 @@ export * from './events.ts';
 export * from './outbox.ts';
 export * from './bus/index.ts';
 export * from './http.ts';
+export * from './live.ts';

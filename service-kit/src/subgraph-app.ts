@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Consumer, EventBus } from './bus/types.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createLiveFeed, type LiveFeed } from './live.ts';
 import { createOutboxRelay, type OutboxRelay, type RawClient } from './outbox.ts';
 import { migrate, migrationsDirFor } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
@@ -57,6 +58,8 @@ export interface ServiceRuntime<P> {
   relay: OutboxRelay | undefined;
   /** Unique name of this process's consumer within a group. */
   consumerName: string;
+  /** Live feeds (one tail per stream) for the streams the service's subscriptions follow. */
+  feeds: Record<string, LiveFeed>;
   events: NonNullable<SubgraphAppOptions['events']>;
 }
 
@@ -77,6 +80,8 @@ export interface SubgraphDefinition<P extends PrismaLike, C extends BaseContext>
   createContext(base: BaseContext, runtime: ServiceRuntime<P>): C;
   /** The service writes domain events to its outbox: run a relay to the bus. */
   publishesEvents?: boolean;
+  /** Streams the service's subscriptions follow (fanned out from one tail each). */
+  liveStreams?: string[];
   /** Event consumers to run while the service runs. */
   startConsumers?(runtime: ServiceRuntime<P> & { bus: EventBus }): Consumer[];
 }
@@ -93,7 +98,8 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   let relay: OutboxRelay | undefined;
   let backgroundPrisma: P | undefined;
   let consumers: Consumer[] = [];
-  const needsBus = def.publishesEvents || def.startConsumers;
+  let feeds: Record<string, LiveFeed> = {};
+  const needsBus = def.publishesEvents || def.startConsumers || def.liveStreams?.length;
   if (needsBus && !opts.bus) throw new TypeError(`${def.name}: this service publishes or consumes events; pass a bus`);
 
   const schema = applyMiddleware(
@@ -140,7 +146,9 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
           ...(opts.events?.relayPollMs !== undefined ? { pollMs: opts.events.relayPollMs } : {}),
         });
       }
+      feeds = Object.fromEntries((def.liveStreams ?? []).map((stream) => [stream, createLiveFeed(opts.bus!, stream, logger)]));
       const runtime: ServiceRuntime<P> = {
+        feeds,
         prisma: client,
         db,
         logger,
@@ -167,6 +175,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       // HTTP first (no new work), then consumers and relay (finish in-flight work), then the database.
       await server?.stop();
       await Promise.all(consumers.splice(0).map((c) => c.stop()));
+      await Promise.all(Object.values(feeds).map((f) => f.close()));
       await relay?.stop();
       await backgroundPrisma?.$disconnect();
       await prisma?.$disconnect();

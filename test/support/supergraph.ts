@@ -38,6 +38,11 @@ export interface Supergraph {
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
   /** Logs in through the gateway and returns the bearer token. */
   logIn(email: string, password: string): Promise<string>;
+  /**
+   * Starts a second orders instance (same database, its own bus connections)
+   * and a second gateway routed to it: the scale-out shape of production.
+   */
+  startSecondInstance(): Promise<{ url: string; orders: SubgraphApp }>;
   /** SQL statements each service has sent so far. */
   sqlStatements(): Record<ServiceName, number>;
   stop(): Promise<void>;
@@ -76,8 +81,22 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, optio
     orders: createOrdersApp({ ...common, database: dbs.configs.orders }),
   } satisfies Record<ServiceName, SubgraphApp>;
   const started: SubgraphApp[] = [];
+  const extra: { stop(): Promise<void> }[] = [];
   let gateway: ReturnType<typeof createGatewayApp> | undefined;
+  const gatewayFor = (urls: Record<ServiceName, string>) =>
+    createGatewayApp({
+      host: '127.0.0.1',
+      port: 0,
+      supergraphPath: fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url)),
+      subgraphUrls: urls,
+      jwtSecret: TEST_JWT_SECRET,
+      signingSecret: TEST_SIGNING_SECRET,
+      production: false,
+      subgraphTimeoutMs: 10_000,
+      logLevel: 'silent',
+    });
   const stop = async () => {
+    for (const e of extra.reverse()) await e.stop();
     await gateway?.stop();
     for (const app of started.reverse()) await app.stop();
     await bus.close();
@@ -90,17 +109,7 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, optio
       started.push(app);
     }
     await seedAll({ users: apps.users.db, products: apps.products.db, orders: apps.orders.db }, size);
-    gateway = createGatewayApp({
-      host: '127.0.0.1',
-      port: 0,
-      supergraphPath: fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url)),
-      subgraphUrls: { users: apps.users.url, products: apps.products.url, orders: apps.orders.url },
-      jwtSecret: TEST_JWT_SECRET,
-      signingSecret: TEST_SIGNING_SECRET,
-      production: false,
-      subgraphTimeoutMs: 10_000,
-      logLevel: 'silent',
-    });
+    gateway = gatewayFor({ users: apps.users.url, products: apps.products.url, orders: apps.orders.url });
     await gateway.start();
   } catch (e) {
     await stop();
@@ -132,6 +141,22 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, optio
       const token = res.data?.logIn.token;
       if (!token) throw new Error(`log-in failed for ${email}: ${JSON.stringify(res.errors)}`);
       return token;
+    },
+    async startSecondInstance() {
+      if (dbs.backend !== 'postgres' || !redisUrl) throw new Error('a second instance needs PostgreSQL and Redis');
+      const bus2 = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
+      const orders2 = createOrdersApp({ ...common, bus: bus2, database: dbs.configs.orders });
+      await orders2.start();
+      const gateway2 = gatewayFor({ users: apps.users.url, products: apps.products.url, orders: orders2.url });
+      await gateway2.start();
+      extra.push({
+        async stop() {
+          await gateway2.stop();
+          await orders2.stop();
+          await bus2.close();
+        },
+      });
+      return { url: gateway2.url, orders: orders2 };
     },
     sqlStatements: () => ({
       users: apps.users.sqlStats.statements,

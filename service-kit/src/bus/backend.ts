@@ -38,6 +38,8 @@ export interface StreamBackend {
   deadLetter(stream: string, group: string, streamId: string, fields: string[]): Promise<void>;
   /** Number of entries pending (delivered, not acknowledged) in the group; 0 when the group does not exist. */
   pendingCount(stream: string, group: string): Promise<number>;
+  /** First retained entry and whether retention has dropped older ones (Redis: XINFO STREAM). */
+  retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
   /** A reader that follows a stream without a group (Redis: XREAD on its own connection). */
   openTail(stream: string): TailReader;
   close(): Promise<void>;

@@ -67,9 +67,14 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       const loop = (async () => {
         let after = start;
         let failures = 0;
+        let announced = false;
         while (!stopped) {
           try {
             after ??= await reader.lastId();
+            if (!announced) {
+              announced = true;
+              opts.onStart?.(after);
+            }
             const entries = await reader.readAfter(after, 256, blockMs);
             failures = 0;
             for (const entry of entries) {
@@ -101,6 +106,11 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       };
       tails.add(tracked);
       return tracked;
+    },
+
+    async retention(stream) {
+      getValidName(stream, 'stream');
+      return backend.retention(stream);
     },
 
     async deadLetters(stream, opts = {}) {

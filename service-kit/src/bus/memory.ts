@@ -41,6 +41,8 @@ interface Log {
   groups: Map<string, Group>;
   /** Blocked readers, woken on every append. */
   waiters: Set<() => void>;
+  /** Entries ever appended (retention drops some of them). */
+  added: number;
 }
 
 const ZERO: Pos = [0, 0];
@@ -57,7 +59,7 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
   const getLog = (stream: string): Log => {
     let log = logs.get(stream);
     if (!log) {
-      log = { entries: [], last: ZERO, groups: new Map(), waiters: new Set() };
+      log = { entries: [], last: ZERO, groups: new Map(), waiters: new Set(), added: 0 };
       logs.set(stream, log);
     }
     return log;
@@ -78,6 +80,7 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
     const pos: Pos = now > log.last[0] ? [now, 0] : [log.last[0], log.last[1] + 1];
     const id = `${pos[0]}-${pos[1]}`;
     log.entries.push({ id, pos, fields: [...fields] });
+    log.added++;
     log.last = pos;
     if (log.entries.length > maxLen + slack) log.entries.splice(0, log.entries.length - maxLen);
     for (const wake of [...log.waiters]) wake();
@@ -110,6 +113,12 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
     async ensureGroup(stream, group) {
       const log = getLog(stream);
       if (!log.groups.has(group)) log.groups.set(group, { lastDelivered: ZERO, pel: new Map() });
+    },
+
+    async retention(stream) {
+      const log = logs.get(stream);
+      if (!log) return { firstId: null, trimmed: false };
+      return { firstId: log.entries[0]?.id ?? null, trimmed: log.added > log.entries.length };
     },
 
     openTail(stream): TailReader {

@@ -63,6 +63,18 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       }
     },
 
+    async retention(stream) {
+      try {
+        const info = (await cmd.xinfo('STREAM', key(stream))) as unknown[];
+        const field = (name: string) => info[info.indexOf(name) + 1];
+        const first = field('first-entry') as [string, unknown] | null;
+        return { firstId: first ? String(first[0]) : null, trimmed: Number(field('entries-added')) > Number(field('length')) };
+      } catch (err) {
+        if (errorMessage(err).includes('no such key')) return { firstId: null, trimmed: false };
+        throw err;
+      }
+    },
+
     openTail(stream) {
       const conn = connect(`tail:${stream}`, { maxRetriesPerRequest: null });
       let clientId: number | undefined;

@@ -83,7 +83,13 @@ export interface EventBus {
    * follower sees every entry; nothing is acknowledged. For fan-out to
    * subscribers, one tail per process and stream.
    */
-  tail(stream: string, onEntry: (entry: StreamEntry) => void, opts?: { after?: string; blockMs?: number }): Consumer;
+  tail(
+    stream: string,
+    onEntry: (entry: StreamEntry) => void,
+    opts?: { after?: string; blockMs?: number; /** Called once with the position the tail starts after. */ onStart?: (after: string) => void },
+  ): Consumer;
+  /** The oldest retained entry, and whether retention has already dropped older ones (a resume point before it is lost). */
+  retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
   /** Entries that ended in the stream's dead-letter stream, oldest first. */
   deadLetters(stream: string, opts?: { count?: number }): Promise<DeadLetter[]>;
   /** Stops all consumers and closes connections. */

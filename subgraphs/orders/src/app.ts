@@ -1,4 +1,4 @@
-import { createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { createSubgraphApp, STREAMS, type SubgraphAppOptions } from '@commerce/service-kit';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
 import { startOrderConsumers } from './consumers.ts';
@@ -19,14 +19,23 @@ export function createOrdersApp(opts: SubgraphAppOptions) {
         prisma.$on('query', onQuery);
         return prisma;
       },
-      createContext: (base, { prisma, db, relay }): Context => ({
-        ...base,
-        prisma,
-        loaders: createLoaders(prisma, db.schema),
-        schema: db.schema,
-        relay,
-      }),
+      createContext: (base, { prisma, db, relay, bus, feeds }): Context => {
+        const ctx: Context = {
+          ...base,
+          prisma,
+          loaders: createLoaders(prisma, db.schema),
+          schema: db.schema,
+          relay,
+          bus: bus!,
+          feeds,
+          renewLoaders: () => {
+            ctx.loaders = createLoaders(prisma, db.schema);
+          },
+        };
+        return ctx;
+      },
       publishesEvents: true,
+      liveStreams: [STREAMS.orders],
       startConsumers: startOrderConsumers,
     },
     opts,

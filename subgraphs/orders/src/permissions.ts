@@ -14,6 +14,10 @@ export const permissions = createPermissions({
   },
   // The resolvers check ownership (cancelOrder) once the order is loaded.
   Mutation: { placeOrder: isAuthenticated, cancelOrder: isAuthenticated, setOrderStatus: isAdmin },
+  // The subscribe functions check identity and ownership before any event flows.
+  Subscription: { orderUpdated: allow, myOrderUpdates: allow },
+  // Reachable only from an allowed subscription; the Order rules still guard each order.
+  OrderUpdate: allow,
   _Service: federationRules._Service,
   // A type-level rule covers every field, including ones added later.
   Order: isOrderOwnerOrAdmin,

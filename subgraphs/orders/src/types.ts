@@ -7,3 +7,13 @@ export interface UserRef {
 export interface ProductRef {
   id: string;
 }
+
+/** What an orderUpdated / myOrderUpdates event resolves from: one OrderStatusChanged. */
+export interface OrderUpdatePayload {
+  orderId: string;
+  status: 'PENDING' | 'CONFIRMED' | 'REJECTED' | 'CANCELLED' | 'SHIPPED' | 'DELIVERED';
+  sequence: number;
+  cursor: string;
+  reason: string | null;
+  occurredAt: Date;
+}

@@ -1,4 +1,4 @@
-import { createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { createSubgraphApp, STREAMS, type SubgraphAppOptions } from '@commerce/service-kit';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
 import { startInventoryConsumers } from './consumers.ts';
@@ -19,8 +19,22 @@ export function createProductsApp(opts: SubgraphAppOptions) {
         prisma.$on('query', onQuery);
         return prisma;
       },
-      createContext: (base, { prisma, db, relay }) => ({ ...base, prisma, loaders: createLoaders(prisma), schema: db.schema, relay }),
+      createContext: (base, { prisma, db, relay, feeds }) => {
+        const ctx: Context = {
+          ...base,
+          prisma,
+          loaders: createLoaders(prisma),
+          schema: db.schema,
+          relay,
+          feeds,
+          renewLoaders: () => {
+            ctx.loaders = createLoaders(prisma);
+          },
+        };
+        return ctx;
+      },
       publishesEvents: true,
+      liveStreams: [STREAMS.products],
       startConsumers: startInventoryConsumers,
     },
     opts,

@@ -1,4 +1,4 @@
-import type { BaseContext, OutboxRelay } from '@commerce/service-kit';
+import type { BaseContext, LiveFeed, OutboxRelay } from '@commerce/service-kit';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { Loaders } from './loaders.ts';
 
@@ -9,4 +9,8 @@ export interface Context extends BaseContext {
   schema: string;
   /** Publishes committed outbox rows now instead of at the next poll. */
   relay: OutboxRelay | undefined;
+  /** Live feeds by stream name, for subscriptions. */
+  feeds: Record<string, LiveFeed>;
+  /** Replaces the loaders: a subscription resolves each event against fresh state. */
+  renewLoaders(): void;
 }

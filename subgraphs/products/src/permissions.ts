@@ -8,6 +8,9 @@ export const permissions = createPermissions({
     products: allow,
   },
   Mutation: { createProduct: isAdmin, updateProduct: isAdmin, adjustStock: isAdmin },
+  // Stock levels are public, for storefront listeners.
+  Subscription: { inventoryChanged: allow },
+  InventoryUpdate: allow,
   _Service: federationRules._Service,
   // Every field is public: it is the catalogue, and orders show past (inactive) products too.
   Product: allow,

@@ -5,5 +5,6 @@ import { Order } from './Order.ts';
 import { OrderItem } from './OrderItem.ts';
 import { Query } from './Query.ts';
 import { User } from './User.ts';
+import { OrderUpdate, Subscription } from './Subscription.ts';
 
-export const resolvers: Resolvers = { DateTime: DateTimeScalar, Query, Mutation, Order, OrderItem, User };
+export const resolvers: Resolvers = { DateTime: DateTimeScalar, Query, Mutation, Subscription, OrderUpdate, Order, OrderItem, User };

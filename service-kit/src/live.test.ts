@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMemoryBus } from './bus/index.ts';
+import type { BusEvent, EventBus, StreamEntry } from './bus/types.ts';
+import { createLiveFeed, inSequence } from './live.ts';
+import { createLogger } from './logger.ts';
+
+const logger = createLogger('live-test', 'silent');
+const event = (key: string, seq: number): BusEvent => ({ id: randomUUID(), type: 'Changed', key, payload: { seq }, occurredAt: new Date().toISOString() });
+const take = async (it: AsyncIterableIterator<StreamEntry>, n: number) => {
+  const out: StreamEntry[] = [];
+  while (out.length < n) {
+    const r = await it.next();
+    if (r.done) break;
+    out.push(r.value);
+  }
+  return out;
+};
+
+describe('live feed', () => {
+  const buses: EventBus[] = [];
+  const bus = (maxLen?: number) => {
+    const b = createMemoryBus(maxLen ? { maxLen } : {});
+    buses.push(b);
+    return b;
+  };
+  afterEach(async () => {
+    await Promise.all(buses.splice(0).map((b) => b.close()));
+  });
+
+  it('replays after a cursor, then goes live, with no gap and no duplicate', async () => {
+    const b = bus();
+    const ids: string[] = [];
+    for (let i = 1; i <= 5; i++) ids.push(await b.publish('s', event('k', i)));
+    const feed = createLiveFeed(b, 's', logger);
+    const it = await feed.subscribe({ filter: () => true, from: ids[1]! });
+    // Published while the subscriber drains its replay: delivered live, exactly once.
+    for (let i = 6; i <= 8; i++) await b.publish('s', event('k', i));
+    const got = await take(it, 6);
+    expect(got.map((e) => (e.event.payload as { seq: number }).seq)).toEqual([3, 4, 5, 6, 7, 8]);
+    await it.return!();
+    await feed.close();
+  });
+
+  it('refuses a cursor older than the retained history with RESUME_POINT_EXPIRED', async () => {
+    const b = bus(100);
+    const first = await b.publish('s', event('k', 1));
+    for (let i = 2; i <= 400; i++) await b.publish('s', event('k', i));
+    const feed = createLiveFeed(b, 's', logger);
+    await expect(feed.subscribe({ filter: () => true, from: first })).rejects.toMatchObject({ extensions: { code: 'RESUME_POINT_EXPIRED' } });
+    const { firstId } = await b.retention('s');
+    const ok = await feed.subscribe({ filter: () => true, from: firstId! });
+    expect((await take(ok, 1)).length).toBe(1);
+    await ok.return!();
+    await feed.close();
+  });
+
+  it('ends a subscriber that falls too far behind with SUBSCRIPTION_OVERFLOW, leaving others alone', async () => {
+    const b = bus();
+    const feed = createLiveFeed(b, 's', logger);
+    const slow = await feed.subscribe({ filter: () => true, maxBuffer: 5 });
+    const fine = await feed.subscribe({ filter: () => true });
+    for (let i = 1; i <= 10; i++) await b.publish('s', event('k', i));
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(slow.next()).rejects.toMatchObject({ extensions: { code: 'SUBSCRIPTION_OVERFLOW' } });
+    expect((await take(fine, 10)).length).toBe(10);
+    await fine.return!();
+    await feed.close();
+  });
+
+  it('keeps each key in sequence and drops repeats', async () => {
+    const entries = [['a', 1], ['b', 1], ['a', 1], ['a', 2], ['b', 1], ['a', 2], ['b', 2]] as const;
+    const source = (async function* () {
+      for (const [key, seq] of entries) yield { streamId: `1-${seq}`, event: event(key, seq) };
+    })();
+    const ordered = inSequence(source, (e) => ({ key: e.key, seq: (e.payload as { seq: number }).seq }), new Map(), (e) => `${e.event.key}${(e.event.payload as { seq: number }).seq}`);
+    const out: string[] = [];
+    for await (const v of ordered) out.push(v);
+    expect(out).toEqual(['a1', 'b1', 'a2', 'b2']);
+  });
+
+  it('ends at once on return(), even while waiting for an event', async () => {
+    const b = bus();
+    const feed = createLiveFeed(b, 's', logger);
+    const it = await feed.subscribe({ filter: () => true });
+    const pending = it.next();
+    await it.return!();
+    expect(await pending).toEqual({ value: undefined, done: true });
+    await feed.close();
+  });
+});

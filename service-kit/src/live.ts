@@ -1,0 +1,197 @@
+import { GraphQLError } from 'graphql';
+import { compareStreamIds, type BusEvent, type Consumer, type EventBus, type StreamEntry } from './bus/types.ts';
+import type { Logger } from './logger.ts';
+
+/** A resume point older than the stream's retention: the events after it are gone. */
+export const resumeExpired = () =>
+  new GraphQLError('The resume point is older than the retained event history; subscribe again without `after` and reload the current state', {
+    extensions: { code: 'RESUME_POINT_EXPIRED' },
+  });
+
+/** The subscriber fell too far behind; it can resume with `after`. */
+export const subscriptionOverflow = () =>
+  new GraphQLError('Too many undelivered events for this subscription; resume with `after`', { extensions: { code: 'SUBSCRIPTION_OVERFLOW' } });
+
+export interface LiveSubscribeOptions {
+  /** Which events this subscriber wants. */
+  filter(event: BusEvent): boolean;
+  /**
+   * Where to start: a stream cursor (replay the retained entries after it),
+   * 'history' (replay everything retained), or undefined (live only).
+   */
+  from?: string | 'history';
+  /** Events buffered for this subscriber before it is ended with SUBSCRIPTION_OVERFLOW. @default 10_000 */
+  maxBuffer?: number;
+}
+
+export interface LiveFeed {
+  /**
+   * Replays the matching retained entries after `from`, then continues live,
+   * with no gap and no duplicate stream entry. Ending the iterator (return())
+   * unsubscribes at once.
+   */
+  subscribe(opts: LiveSubscribeOptions): Promise<AsyncIterableIterator<StreamEntry>>;
+  close(): Promise<void>;
+}
+
+/**
+ * One live tail of a stream per process, fanned out to subscribers. Each
+ * subscriber registers before the history is read, so an entry is either
+ * replayed or delivered live (or both, and then dropped by stream id).
+ */
+export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): LiveFeed {
+  const listeners = new Set<(entry: StreamEntry) => void>();
+  let tail: Consumer | undefined;
+  let started: Promise<void> | undefined;
+  const start = () =>
+    (started ??= new Promise<void>((resolve) => {
+      tail = bus.tail(stream, (entry) => {
+        for (const listener of listeners) listener(entry);
+      }, { onStart: () => resolve() });
+    }));
+
+  return {
+    async subscribe(opts) {
+      const queue = createQueue(opts.maxBuffer ?? 10_000, () => listeners.delete(listener));
+      let replaying = true;
+      let lastReplayed: string | undefined;
+      const held: StreamEntry[] = [];
+      const listener = (entry: StreamEntry) => {
+        if (!opts.filter(entry.event)) return;
+        if (replaying) held.push(entry);
+        else queue.push(entry);
+      };
+      listeners.add(listener);
+      try {
+        await start();
+        if (opts.from !== undefined) {
+          const after = opts.from === 'history' ? undefined : opts.from;
+          if (after !== undefined) {
+            const { firstId, trimmed } = await bus.retention(stream);
+            // Entries older than the first retained one were dropped: a cursor before it may have missed some.
+            if (trimmed && firstId && compareStreamIds(after, firstId) < 0) throw resumeExpired();
+          }
+          let cursor = after;
+          for (;;) {
+            const page = await bus.read(stream, { ...(cursor ? { after: cursor } : {}), count: 1_000 });
+            for (const entry of page) if (opts.filter(entry.event)) queue.push(entry);
+            if (page.length < 1_000) break;
+            cursor = page.at(-1)!.streamId;
+          }
+          lastReplayed = queue.lastId() ?? cursor;
+        }
+      } catch (err) {
+        listeners.delete(listener);
+        throw err;
+      }
+      for (const entry of held) if (!lastReplayed || compareStreamIds(entry.streamId, lastReplayed) > 0) queue.push(entry);
+      replaying = false;
+      return queue.iterator;
+    },
+    async close() {
+      listeners.clear();
+      await tail?.stop().catch((err: unknown) => logger.warn({ err, stream }, 'live feed: tail stop failed'));
+    },
+  };
+}
+
+/** A bounded queue read as an async iterator whose return() ends it immediately. */
+function createQueue(max: number, onEnd: () => void) {
+  const items: StreamEntry[] = [];
+  let waiting: ((r: IteratorResult<StreamEntry>) => void) | undefined;
+  let failed: ((e: unknown) => void) | undefined;
+  let error: unknown;
+  let done = false;
+  let last: string | undefined;
+  const end = () => {
+    if (done) return;
+    done = true;
+    onEnd();
+    waiting?.({ value: undefined, done: true });
+    waiting = undefined;
+  };
+  const iterator: AsyncIterableIterator<StreamEntry> = {
+    next() {
+      if (error !== undefined) {
+        const e = error;
+        error = undefined;
+        end();
+        return Promise.reject(e);
+      }
+      const item = items.shift();
+      if (item) return Promise.resolve({ value: item, done: false });
+      if (done) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve, reject) => {
+        waiting = resolve;
+        failed = reject;
+      });
+    },
+    return() {
+      end();
+      return Promise.resolve({ value: undefined, done: true });
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return {
+    iterator,
+    lastId: () => last,
+    push(entry: StreamEntry) {
+      if (done || (last && compareStreamIds(entry.streamId, last) <= 0)) return;
+      last = entry.streamId;
+      if (waiting) {
+        const w = waiting;
+        waiting = undefined;
+        failed = undefined;
+        w({ value: entry, done: false });
+        return;
+      }
+      if (items.length >= max) {
+        items.length = 0;
+        if (failed) failed(subscriptionOverflow());
+        else error = subscriptionOverflow();
+        return;
+      }
+      items.push(entry);
+    },
+  };
+}
+
+/**
+ * Keeps each aggregate's events in sequence and drops repeats (redeliveries,
+ * re-sent XADDs): an entry passes only if its sequence number is above the
+ * last one passed for its key. `map` turns a passing entry into the value to
+ * yield. Ending the result ends the source at once.
+ */
+export function inSequence<T>(
+  source: AsyncIterableIterator<StreamEntry>,
+  seqOf: (event: BusEvent) => { key: string; seq: number },
+  last: Map<string, number>,
+  map: (entry: StreamEntry) => T,
+): AsyncIterableIterator<T> {
+  const iterator: AsyncIterableIterator<T> = {
+    async next() {
+      for (;;) {
+        const r = await source.next();
+        if (r.done) return { value: undefined, done: true };
+        const { key, seq } = seqOf(r.value.event);
+        const previous = last.get(key);
+        if (previous !== undefined && seq <= previous) continue;
+        last.set(key, seq);
+        return { value: map(r.value), done: false };
+      }
+    },
+    async return() {
+      await source.return?.();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
+
+/** A stream cursor as clients send it back (`<ms>-<seq>`). */
+export const isStreamCursor = (v: unknown): v is string => typeof v === 'string' && /^\d{1,15}-\d{1,15}$/.test(v);

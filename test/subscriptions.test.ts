@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { testDatabaseUrl } from './support/databases.ts';
+import { testRedisUrl } from './support/redis.ts';
+import { startSupergraph, TEST_JWT_SECRET, type Supergraph } from './support/supergraph.ts';
+import { waitFor } from './support/wait.ts';
+import { subscribe, type TestSubscription } from './support/ws.ts';
+
+interface OrderUpdate {
+  status: string;
+  sequence: number;
+  cursor: string;
+  order: { id: string; status: string; user: { email: string }; items: { quantity: number; product: { name: string; stock: number } }[] };
+}
+
+const ORDER_UPDATED = /* GraphQL */ `
+  subscription Updated($id: ID!, $after: Int) {
+    orderUpdated(orderId: $id, after: $after) {
+      status sequence cursor
+      order { id status user { email } items { quantity product { name stock } } }
+    }
+  }
+`;
+const MY_UPDATES = /* GraphQL */ `
+  subscription Mine($after: String) { myOrderUpdates(after: $after) { status sequence cursor order { id } } }
+`;
+const INVENTORY = /* GraphQL */ `
+  subscription Inventory($ids: [ID!]!, $after: String) {
+    inventoryChanged(productIds: $ids, after: $after) { stock delta sequence cursor product { id name stock } }
+  }
+`;
+
+describe('subscriptions through the gateway', () => {
+  let sg: Supergraph;
+  let admin: string;
+  let customer: string;
+  const open: TestSubscription<unknown>[] = [];
+  const track = <D>(s: TestSubscription<D>) => {
+    open.push(s as TestSubscription<unknown>);
+    return s;
+  };
+
+  beforeAll(async () => {
+    sg = await startSupergraph();
+    admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
+    customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((s) => s.dispose()));
+    await sg?.stop();
+  });
+
+  let skus = 0;
+  const createProduct = async (stock: number) =>
+    (
+      await sg.query<{ createProduct: { id: string } }>(
+        'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
+        { input: { sku: `SUB-${Date.now()}-${skus++}`, name: `Live product ${skus}`, priceCents: 500, currency: 'USD', stock, category: 'test' } },
+        admin,
+      )
+    ).data!.createProduct.id;
+  const place = async (productId: string, quantity = 1, url = sg.url) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${customer}` },
+      body: JSON.stringify({
+        query: 'mutation($items: [OrderLineInput!]!, $key: String) { placeOrder(input: { items: $items }, idempotencyKey: $key) { id } }',
+        variables: { items: [{ productId, quantity }], key: randomUUID() },
+      }),
+    });
+    const body = (await res.json()) as { data?: { placeOrder: { id: string } }; errors?: unknown };
+    if (!body.data) throw new Error(JSON.stringify(body.errors));
+    return body.data.placeOrder.id;
+  };
+
+  it('streams PENDING then CONFIRMED for an order, with fields of users and products resolved per event', async () => {
+    const product = await createProduct(10);
+    const orderId = await place(product, 2);
+    const sub = track(subscribe<{ orderUpdated: OrderUpdate }>(sg.url, ORDER_UPDATED, { id: orderId, after: 0 }, customer));
+    const [pending, confirmed] = await sub.waitForResults(2);
+    expect(pending!.errors).toBeUndefined();
+    expect(pending!.data!.orderUpdated).toMatchObject({ status: 'PENDING', sequence: 1 });
+    expect(confirmed!.data!.orderUpdated).toMatchObject({
+      status: 'CONFIRMED',
+      sequence: 2,
+      order: { id: orderId, status: 'CONFIRMED', user: { email: DEMO_CREDENTIALS.customer.email }, items: [{ quantity: 2, product: { stock: 8 } }] },
+    });
+    expect(confirmed!.data!.orderUpdated.order.items[0]!.product.name).toMatch(/^Live product/);
+  });
+
+  it('shows an inventory listener every stock change, in order, as concurrent orders land', async () => {
+    const product = await createProduct(5);
+    const sub = track(subscribe<{ inventoryChanged: { stock: number; delta: number; sequence: number; product: { id: string } } }>(sg.url, INVENTORY, { ids: [product] }));
+    // The subscription is live once the gateway has opened it on the subgraph; a first change proves it.
+    await waitFor(async () => {
+      await sg.query('mutation($id: ID!) { adjustStock(id: $id, delta: 1) { stock } }', { id: product }, admin);
+      await new Promise((r) => setTimeout(r, 150));
+      return sub.results.length > 0;
+    }, 'the inventory subscription to be live');
+    const stock = (await sg.query<{ product: { stock: number } }>('query($id: ID!) { product(id: $id) { stock } }', { id: product })).data!.product.stock;
+    await Promise.all(Array.from({ length: stock }, () => place(product)));
+    const reservations = () => sub.results.map((r) => r.data!.inventoryChanged).filter((c) => c.delta === -1);
+    await waitFor(() => reservations().length === stock, `${stock} reservations`);
+    const changes = reservations();
+    expect(changes.map((c) => c.stock)).toEqual(Array.from({ length: stock }, (_, i) => stock - 1 - i));
+    const seqs = changes.map((c) => c.sequence);
+    expect(seqs).toEqual(Array.from({ length: stock }, (_, i) => seqs[0]! + i));
+    // Every event of the stream so far, in order: sequence numbers with no gap and no repeat.
+    const all = sub.results.map((r) => r.data!.inventoryChanged.sequence);
+    expect(all).toEqual(Array.from({ length: all.length }, (_, i) => all[0]! + i));
+    expect(changes.every((c) => c.product.id === product)).toBe(true);
+  });
+
+  it('resumes after a disconnect: every missed event exactly once, in order', async () => {
+    const product = await createProduct(50);
+    const first = track(subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(sg.url, MY_UPDATES, {}, customer));
+    const a = await waitFor(async () => {
+      const id = await place(product);
+      await new Promise((r) => setTimeout(r, 200));
+      return first.results.some((r) => r.data?.myOrderUpdates.order.id === id) ? id : undefined;
+    }, 'the live subscription');
+    await waitFor(() => first.results.some((r) => r.data?.myOrderUpdates.order.id === a && r.data.myOrderUpdates.status === 'CONFIRMED'), 'A confirmed');
+    const seen = first.results.map((r) => r.data!.myOrderUpdates);
+    const cursor = seen.at(-1)!.cursor;
+    await first.dispose();
+
+    const missed = [await place(product), await place(product), await place(product)];
+    await Promise.all(missed.map((id) => waitFor(async () => {
+      const r = await sg.query<{ order: { status: string } }>('query($id: ID!) { order(id: $id) { status } }', { id }, customer);
+      return r.data?.order.status === 'CONFIRMED';
+    }, `order ${id} confirmed`)));
+
+    const resumed = track(subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(sg.url, MY_UPDATES, { after: cursor }, customer));
+    await resumed.waitForResults(6);
+    await new Promise((r) => setTimeout(r, 300));
+    const got = resumed.results.map((r) => r.data!.myOrderUpdates);
+    // Exactly the six missed changes; per order in sequence (orders may interleave), in stream order overall.
+    expect(got).toHaveLength(6);
+    for (const id of missed) {
+      expect(got.filter((u) => u.order.id === id).map((u) => [u.status, u.sequence])).toEqual([['PENDING', 1], ['CONFIRMED', 2]]);
+    }
+    const cursors = got.map((u) => u.cursor.split('-').map(Number) as [number, number]);
+    expect(cursors.every((c, i) => i === 0 || c[0] > cursors[i - 1]![0] || (c[0] === cursors[i - 1]![0] && c[1] > cursors[i - 1]![1]))).toBe(true);
+    expect(got.some((u) => u.order.id === a)).toBe(false);
+  });
+
+  it('accepts a retained cursor and refuses a malformed one', async () => {
+    // Retention keeps 10 000 entries here; nothing is trimmed, so a valid old cursor still works…
+    const ok = track(subscribe(sg.url, MY_UPDATES, { after: '1-0' }, customer));
+    await ok.waitForResults(1);
+    expect(ok.results[0]!.errors).toBeUndefined();
+    // …and a malformed one is a clear input error.
+    const bad = track(subscribe(sg.url, MY_UPDATES, { after: 'yesterday' }, customer));
+    await waitFor(() => bad.isDone(), 'the error');
+    expect(bad.results[0]!.errors![0]!.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('refuses anonymous myOrderUpdates and another user\'s orderUpdated', async () => {
+    const anon = track(subscribe(sg.url, MY_UPDATES, {}));
+    await waitFor(() => anon.isDone(), 'anonymous refusal');
+    expect(anon.results[0]!.errors![0]!.extensions?.code).toBe('UNAUTHENTICATED');
+
+    const other = sg.seed.orders.find((o) => o.userId !== sg.seed.users.find((u) => u.email === DEMO_CREDENTIALS.customer.email)!.id)!;
+    const foreign = track(subscribe(sg.url, ORDER_UPDATED, { id: other.id, after: 0 }, customer));
+    await waitFor(() => foreign.isDone(), 'forbidden refusal');
+    expect(foreign.results[0]!.errors![0]!.extensions?.code).toBe('FORBIDDEN');
+    expect(JSON.stringify(foreign.results)).not.toContain(String(other.totalCents));
+  });
+
+  it('ends the stream when the token expires', async () => {
+    const demo = sg.seed.users.find((u) => u.email === DEMO_CREDENTIALS.customer.email)!;
+    const now = Math.floor(Date.now() / 1000);
+    const shortLived = await new SignJWT({ role: 'CUSTOMER' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('commerce-users')
+      .setAudience('commerce-clients')
+      .setSubject(demo.id)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 2)
+      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    const sub = track(subscribe(sg.url, MY_UPDATES, {}, shortLived));
+    const closed = await sub.closed;
+    expect(closed.code).toBe(4401);
+    expect(closed.reason).toMatch(/expired/i);
+  });
+
+  it.skipIf(!testRedisUrl() || !testDatabaseUrl())('delivers across instances: a change through gateway A reaches a subscriber on gateway B', async () => {
+    const second = await sg.startSecondInstance();
+    const product = await createProduct(10);
+    const sub = track(subscribe<{ myOrderUpdates: { status: string; order: { id: string } } }>(second.url, MY_UPDATES, {}, customer));
+    const id = await waitFor(async () => {
+      const orderId = await place(product, 1, sg.url);
+      await new Promise((r) => setTimeout(r, 200));
+      return sub.results.some((r) => r.data?.myOrderUpdates.order.id === orderId) ? orderId : undefined;
+    }, 'an update through the other instance');
+    await waitFor(() => sub.results.some((r) => r.data?.myOrderUpdates.order.id === id && r.data.myOrderUpdates.status === 'CONFIRMED'), 'CONFIRMED on B');
+  });
+});
