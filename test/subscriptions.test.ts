@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
 import { testDatabaseUrl } from './support/databases.ts';
@@ -196,5 +197,41 @@ describe('subscriptions through the gateway', () => {
       return sub.results.some((r) => r.data?.myOrderUpdates.order.id === orderId) ? orderId : undefined;
     }, 'an update through the other instance');
     await waitFor(() => sub.results.some((r) => r.data?.myOrderUpdates.order.id === id && r.data.myOrderUpdates.status === 'CONFIRMED'), 'CONFIRMED on B');
+  });
+
+  it('follows the graphql-ws protocol: 4400, 4401, 4409, keep-alive pings and 4408', async () => {
+    const raw = (send: (ws: WebSocket) => void) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(sg.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+        ws.on('open', () => send(ws));
+        ws.on('close', (code) => resolve(code));
+        ws.on('error', reject);
+      });
+    const subscribeMsg = (id: string) => JSON.stringify({ id, type: 'subscribe', payload: { query: MY_UPDATES } });
+    expect(await raw((ws) => ws.send('{not json'))).toBe(4400);
+    expect(await raw((ws) => ws.send(subscribeMsg('1')))).toBe(4401);
+    const duplicate = await raw((ws) => {
+      ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${customer}` } }));
+      ws.on('message', (m) => {
+        if (JSON.parse(String(m)).type === 'connection_ack') {
+          ws.send(subscribeMsg('same'));
+          ws.send(subscribeMsg('same'));
+        }
+      });
+    });
+    expect(duplicate).toBe(4409);
+    // Keep-alive: the gateway pings an idle connection (every 500 ms in tests); ws answers with pong.
+    const pinged = await new Promise<boolean>((resolve) => {
+      const ws = new WebSocket(sg.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })));
+      ws.on('ping', () => {
+        ws.close();
+        resolve(true);
+      });
+      setTimeout(() => resolve(false), 2_000);
+    });
+    expect(pinged).toBe(true);
+    // No connection_init within the gateway's wait (3 s by default).
+    expect(await raw(() => undefined)).toBe(4408);
   });
 });

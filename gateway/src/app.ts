@@ -54,6 +54,8 @@ export interface GatewayOptions {
   connectionInitWaitTimeout?: number;
   /** WebSocket: unread bytes per connection before it is closed with 4429 (slow consumer). @default 1 MiB */
   maxSubscriberBufferBytes?: number;
+  /** WebSocket: ping interval to clients and subgraphs. @default 12_000 */
+  keepAliveMs?: number;
 }
 
 export type GatewayApp = ServiceApp;
@@ -164,6 +166,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
           subgraphTimeoutMs: timeoutMs,
           connectionInitWaitTimeout: opts.connectionInitWaitTimeout,
           maxSubscriberBufferBytes: opts.maxSubscriberBufferBytes,
+          ...(opts.keepAliveMs !== undefined ? { keepAliveMs: opts.keepAliveMs } : {}),
           maxPayloadBytes: maxBodyBytes,
         });
         await listen(httpServer, opts.host, opts.port);

@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { benchFanout } from './fanout.ts';
 import { benchOrders } from './orders.ts';
 
 const env = process.env;
@@ -38,7 +39,7 @@ async function main() {
   if (await reachable(databaseUrl, redisUrl)) backends.push({ label: 'PostgreSQL + Redis', databaseUrl, redisUrl });
   else console.log(`PostgreSQL/Redis not reachable at ${databaseUrl} / ${redisUrl}: embedded only`);
 
-  const results = [];
+  const results: (Awaited<ReturnType<typeof benchOrders>> | Awaited<ReturnType<typeof benchFanout>>)[] = [];
   if (only.length === 0 || only.includes('orders')) {
     for (const b of backends) {
       const r = await benchOrders({ ...b, orders: int('BENCH_ORDERS', 300), concurrency: int('BENCH_CONCURRENCY', 16) });
@@ -46,16 +47,19 @@ async function main() {
       results.push(r);
     }
   }
+  if (only.length === 0 || only.includes('fanout')) {
+    for (const b of backends) {
+      const r = await benchFanout({ ...b, subscribers: int('BENCH_SUBSCRIBERS', 1000), events: int('BENCH_EVENTS', 20) });
+      console.log(JSON.stringify(r));
+      results.push(r);
+    }
+  }
   console.table(
-    results.map((r) => ({
-      scenario: r.scenario,
-      backend: r.backend,
-      'orders/s': r.ordersPerSecond,
-      concurrency: r.concurrency,
-      'p50 ms': r.placedToConfirmedMs.p50,
-      'p95 ms': r.placedToConfirmedMs.p95,
-      'p99 ms': r.placedToConfirmedMs.p99,
-    })),
+    results.map((r) =>
+      'ordersPerSecond' in r
+        ? { scenario: r.scenario, backend: r.backend, rate: `${r.ordersPerSecond} orders/s @${r.concurrency}`, 'p50 ms': r.placedToConfirmedMs.p50, 'p95 ms': r.placedToConfirmedMs.p95, 'p99 ms': r.placedToConfirmedMs.p99 }
+        : { scenario: r.scenario, backend: r.backend, rate: `${r.eventsPerSecond} events/s, ${r.deliveriesPerSecond} deliveries/s to ${r.subscribers}`, 'p50 ms': r.changeToSubscriberMs.p50, 'p95 ms': r.changeToSubscriberMs.p95, 'p99 ms': r.changeToSubscriberMs.p99 },
+    ),
   );
 }
 

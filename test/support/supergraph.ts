@@ -94,6 +94,8 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, optio
       production: false,
       subgraphTimeoutMs: 10_000,
       logLevel: 'silent',
+      // Short, so a test sees keep-alive pings.
+      keepAliveMs: 500,
     });
   const stop = async () => {
     for (const e of extra.reverse()) await e.stop();
