@@ -135,6 +135,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         gateway,
         logger,
         introspection: !opts.production,
+        // runMain owns SIGINT/SIGTERM and stops everything in order; Apollo's own handlers would race it.
+        stopOnTerminationSignals: false,
         includeStacktraceInErrorResponses: false,
         formatError,
         plugins: [

@@ -49,6 +49,8 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
   const server = new ApolloServer<C>({
     schema: opts.schema,
     introspection: !opts.production,
+    // runMain owns SIGINT/SIGTERM and stops everything in order; Apollo's own handlers would race it.
+    stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     formatError: (formatted) => maskInternalError(formatted, opts.production),
     // Inline traces only feed Apollo Studio, which we do not use; they cost time per field.
