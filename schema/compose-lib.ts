@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { composeServices } from '@apollo/composition';
-import { GraphQLError, parse, type DocumentNode } from 'graphql';
+import { GraphQLError, Source, getLocation, parse, printSchema, type DocumentNode } from 'graphql';
 
 /** One subgraph as the registry knows it: where its SDL lives and where the gateway reaches it. */
 export interface SubgraphSource {
@@ -22,16 +23,20 @@ export const SUBGRAPHS: readonly SubgraphSource[] = [
 
 /** The committed registry of record. */
 export const SUPERGRAPH_PATH = fileURLToPath(new URL('schema/supergraph.graphql', root));
+/** The public API schema clients see (the supergraph without federation's machinery), committed beside it. */
+export const API_SCHEMA_PATH = fileURLToPath(new URL('schema/api.graphql', root));
 
 export interface CompositionError {
   /** Apollo's error code, e.g. `FIELD_TYPE_MISMATCH`; `INVALID_GRAPHQL` for SDL that does not parse. */
   code: string;
   /** Names the subgraph, type and field involved. */
   message: string;
+  /** Where in the subgraphs' SDL, as `file:line:column` (`<name> (provided SDL)` for SDL passed in). */
+  locations?: string[];
 }
 
 export type CompositionOutcome =
-  | { supergraphSdl: string; hints: string[] }
+  | { supergraphSdl: string; apiSdl: string; hints: string[] }
   | { errors: CompositionError[] };
 
 export const isCompositionFailure = (o: CompositionOutcome): o is { errors: CompositionError[] } => 'errors' in o;
@@ -50,24 +55,39 @@ export function composeSupergraph(opts: ComposeOptions = {}): CompositionOutcome
   const definitions: { name: string; url: string; typeDefs: DocumentNode }[] = [];
   for (const s of subgraphs) {
     const override = opts.sdl?.[s.name];
+    // Named sources let errors point at a file and line.
+    const sourceName = override === undefined ? path.relative(fileURLToPath(root), s.sdlPath) : `${s.name} (provided SDL)`;
     try {
       const text = override ?? readFileSync(s.sdlPath, 'utf8');
-      definitions.push({ name: s.name, url: s.url, typeDefs: parse(text) });
+      definitions.push({ name: s.name, url: s.url, typeDefs: parse(new Source(text, sourceName)) });
     } catch (e) {
       // Collect every subgraph's syntax error rather than stopping at the first.
       const reason = e instanceof GraphQLError || e instanceof Error ? e.message : String(e);
       const source = override === undefined ? s.sdlPath : 'provided SDL';
-      errors.push({ code: 'INVALID_GRAPHQL', message: `[${s.name}] ${source}: ${reason}` });
+      const at = e instanceof GraphQLError && e.locations?.[0] ? [`${sourceName}:${e.locations[0].line}:${e.locations[0].column}`] : [];
+      errors.push({ code: 'INVALID_GRAPHQL', message: `[${s.name}] ${source}: ${reason}`, locations: at });
     }
   }
   if (errors.length > 0) return { errors };
 
   const result = composeServices(definitions);
   if (result.errors) {
-    return { errors: result.errors.map((e) => ({ code: String(e.extensions.code ?? 'COMPOSITION_ERROR'), message: e.message })) };
+    return {
+      errors: result.errors.map((e) => ({
+        code: String(e.extensions.code ?? 'COMPOSITION_ERROR'),
+        message: e.message,
+        locations: (e.nodes ?? []).flatMap((n) => {
+          if (!n.loc) return [];
+          const { line, column } = getLocation(n.loc.source, n.loc.start);
+          return [`${n.loc.source.name}:${line}:${column}`];
+        }),
+      })),
+    };
   }
   return {
     supergraphSdl: `${result.supergraphSdl.trimEnd()}\n`,
+    // What the gateway exposes: join/link directives, @inaccessible elements and federation types removed.
+    apiSdl: `${printSchema(result.schema.toAPISchema().toGraphQLJSSchema()).trimEnd()}\n`,
     hints: result.hints.map((h) => `${h.definition.code}: ${h.message}`),
   };
 }

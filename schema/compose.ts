@@ -1,11 +1,13 @@
 /**
- * Composes the subgraphs into schema/supergraph.graphql.
- *   pnpm schema:compose            write the supergraph
- *   tsx schema/compose.ts --check  exit 1 when the committed file is out of date
+ * Composes the subgraphs into the registry: schema/supergraph.graphql and the public API schema
+ * derived from it, schema/api.graphql.
+ *   pnpm schema:compose            write both files
+ *   tsx schema/compose.ts --check  exit 1 when a committed file is out of date
+ * To see what a change does to clients before writing anything, use pnpm schema:check.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SUPERGRAPH_PATH, composeSupergraph, isCompositionFailure } from './compose-lib.ts';
+import { API_SCHEMA_PATH, SUPERGRAPH_PATH, composeSupergraph, isCompositionFailure } from './compose-lib.ts';
 
 function main(argv: string[]): number {
   const check = argv.includes('--check');
@@ -17,18 +19,24 @@ function main(argv: string[]): number {
   }
   for (const hint of outcome.hints) console.error(`hint: ${hint}`);
 
-  const relative = path.relative(process.cwd(), SUPERGRAPH_PATH) || SUPERGRAPH_PATH;
-  if (check) {
-    if (readIfExists(SUPERGRAPH_PATH) !== outcome.supergraphSdl) {
-      console.error(`${relative} is out of date; run pnpm schema:compose`);
-      return 1;
+  const outputs = [
+    { file: SUPERGRAPH_PATH, text: outcome.supergraphSdl },
+    { file: API_SCHEMA_PATH, text: outcome.apiSdl },
+  ];
+  let stale = 0;
+  for (const { file, text } of outputs) {
+    const relative = path.relative(process.cwd(), file) || file;
+    if (!check) {
+      writeFileSync(file, text);
+      console.log(`wrote ${relative}`);
+    } else if (readIfExists(file) !== text) {
+      console.error(`${relative} is out of date; run pnpm schema:compose (pnpm schema:check shows what changed)`);
+      stale += 1;
+    } else {
+      console.log(`${relative} is up to date`);
     }
-    console.log(`${relative} is up to date`);
-    return 0;
   }
-  writeFileSync(SUPERGRAPH_PATH, outcome.supergraphSdl);
-  console.log(`wrote ${relative}`);
-  return 0;
+  return stale === 0 ? 0 : 1;
 }
 
 function readIfExists(file: string): string | undefined {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { HeaderMap, type ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
@@ -27,6 +27,13 @@ import { GraphQLError, type FormattedExecutionResult, type GraphQLFormattedError
 import { Agent, fetch as undiciFetch } from 'undici';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
 import { useSubscriptionServer, type OperationRequest, type SubgraphEndpoint, type SubscriptionServer } from './subscriptions/server.ts';
+import {
+  TRUSTED_DOCUMENTS_MODES,
+  TrustedDocumentsServer,
+  checkSocketOperation,
+  loadTrustedDocuments,
+  type TrustedDocumentsOptions,
+} from './trusted-documents.ts';
 
 export { GatewayCloseCode } from './subscriptions/server.ts';
 
@@ -56,6 +63,11 @@ export interface GatewayOptions {
   maxSubscriberBufferBytes?: number;
   /** WebSocket: ping interval to clients and subgraphs. @default 12_000 */
   keepAliveMs?: number;
+  /**
+   * `enforce`: run only the operations in the manifest (HTTP and WebSocket alike), read on start().
+   * @default { mode: 'off' } (any operation, with automatic persisted queries)
+   */
+  trustedDocuments?: TrustedDocumentsOptions;
 }
 
 export type GatewayApp = ServiceApp;
@@ -72,6 +84,7 @@ export function gatewayOptions(config: Config, subgraphUrls: Partial<Record<stri
     production: config.production,
     subgraphTimeoutMs: config.subgraphTimeoutMs,
     logLevel: config.logLevel,
+    trustedDocuments: { mode: config.trustedDocuments, manifestPath: config.trustedDocumentsPath },
   };
 }
 
@@ -95,6 +108,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const timeoutMs = getValidTimeout(opts.subgraphTimeoutMs);
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const loadSupergraph = getSupergraphLoader(opts);
+  getValidTrustedDocuments(opts.trustedDocuments);
   const logger = createLogger('gateway', opts.logLevel);
   let url = '';
   let running: { server: ApolloServer<GatewayContext>; agent: Agent; subscriptions: SubscriptionServer } | undefined;
@@ -107,6 +121,9 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
     },
     async start() {
       if (running) throw new Error('gateway already started');
+      // First, so a missing or invalid manifest fails start() before anything listens.
+      const trusted = await loadTrustedDocuments(opts.trustedDocuments);
+      if (trusted) logger.info({ operations: trusted.size }, 'trusted documents enforced');
       const supergraphSdl = await loadSupergraph();
       // One keep-alive pool for all subgraph calls. Idle sockets are dropped after 4 s,
       // before Node's default 5 s server keepAliveTimeout, so we never reuse a closing socket.
@@ -131,20 +148,24 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       });
       const httpServer = createServer();
       const formatError = (formatted: GraphQLFormattedError) => maskInternalError(stripSubgraphResponse(formatted, opts.production), opts.production);
-      const server = new ApolloServer<GatewayContext>({
-        gateway,
-        logger,
-        introspection: !opts.production,
+      // With trusted documents it checks each HTTP request before Apollo (and its APQ cache) sees it.
+      const server = new TrustedDocumentsServer<GatewayContext>(
+        {
+          gateway,
+          logger,
+          introspection: !opts.production,
         // runMain owns SIGINT/SIGTERM and stops everything in order; Apollo's own handlers would race it.
         stopOnTerminationSignals: false,
-        includeStacktraceInErrorResponses: false,
-        formatError,
-        plugins: [
-          ApolloServerPluginDrainHttpServer({ httpServer }),
-          opts.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
-          useErrorLogging(logger),
-        ],
-      });
+          includeStacktraceInErrorResponses: false,
+          formatError,
+          plugins: [
+            ApolloServerPluginDrainHttpServer({ httpServer }),
+            opts.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+            useErrorLogging(logger),
+          ],
+        },
+        trusted,
+      );
       try {
         await server.start();
       } catch (e) {
@@ -164,6 +185,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
           getPlanner: () => planner,
           subgraphs,
           executeOperation: (request, contextValue) => executeOperation(server, request, contextValue),
+          ...(trusted ? { checkOperation: (request: OperationRequest) => checkSocketOperation(trusted, request) } : {}),
           formatError,
           subgraphTimeoutMs: timeoutMs,
           connectionInitWaitTimeout: opts.connectionInitWaitTimeout,
@@ -214,6 +236,12 @@ function getSupergraphLoader({ supergraphSdl, supergraphPath }: GatewayOptions):
   if (supergraphSdl !== undefined) return async () => supergraphSdl;
   if (supergraphPath !== undefined) return () => readFile(supergraphPath, 'utf8');
   throw new TypeError('createGatewayApp: pass supergraphSdl or supergraphPath');
+}
+
+function getValidTrustedDocuments(td: TrustedDocumentsOptions | undefined): void {
+  if (td !== undefined && !TRUSTED_DOCUMENTS_MODES.includes(td.mode)) {
+    throw new TypeError(`createGatewayApp: trustedDocuments.mode must be one of ${TRUSTED_DOCUMENTS_MODES.join(', ')}, got ${String(td.mode)}`);
+  }
 }
 
 function getValidTimeout(ms: unknown): number {

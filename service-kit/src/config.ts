@@ -30,7 +30,13 @@ export interface Config {
   busPrefix: string;
   /** Approximate number of events kept per stream (replay window). */
   busRetention: number;
+  /** `enforce`: the gateway runs only the operations in the trusted-documents manifest. */
+  trustedDocuments: TrustedDocumentsMode;
+  /** The manifest the gateway reads in enforce mode. */
+  trustedDocumentsPath: string;
 }
+
+export type TrustedDocumentsMode = 'off' | 'enforce';
 
 export interface SeedSize {
   users: number;
@@ -84,6 +90,8 @@ export function loadConfig(env: Env = process.env, root = process.cwd()): Config
     redisUrl: getRedisUrl(env.REDIS_URL),
     busPrefix: env.BUS_PREFIX ?? 'commerce:',
     busRetention: getInt(env, 'BUS_RETENTION', 100_000, 100, 100_000_000),
+    trustedDocuments: getTrustedDocumentsMode(env.TRUSTED_DOCUMENTS),
+    trustedDocumentsPath: path.resolve(root, env.TRUSTED_DOCUMENTS_PATH || 'schema/trusted-documents.json'),
     seed: {
       users: getInt(env, 'SEED_USERS', 50, 3, 1_000_000),
       products: getInt(env, 'SEED_PRODUCTS', 200, 1, 1_000_000),
@@ -125,6 +133,12 @@ function getRedisUrl(raw: string | undefined): string | undefined {
   } catch {
     throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
   }
+}
+
+function getTrustedDocumentsMode(raw: string | undefined): TrustedDocumentsMode {
+  if (raw === undefined || raw === '') return 'off';
+  if (raw === 'off' || raw === 'enforce') return raw;
+  throw new ConfigError(`TRUSTED_DOCUMENTS must be "off" or "enforce", got ${JSON.stringify(raw)}`);
 }
 
 function getSecret(env: Env, name: string, devDefault: string, production: boolean): string {

@@ -5,4 +5,4 @@
  * a second copy whose instanceof checks reject the gateway's schemas and errors. Values from graphql
  * come from here; types may still be imported from 'graphql'.
  */
-export { GraphQLError, getOperationAST, getVariableValues, parse, validate } from 'graphql/index.js';
+export { GraphQLError, getOperationAST, getVariableValues, parse, print, validate } from 'graphql/index.js';

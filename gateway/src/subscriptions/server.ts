@@ -48,6 +48,11 @@ export interface SubscriptionServerOptions {
   subgraphs: ReadonlyMap<string, SubgraphEndpoint>;
   /** Runs a query or mutation through the gateway's normal (Apollo Server) pipeline. */
   executeOperation(request: OperationRequest, context: GatewayContext): Promise<FormattedExecutionResult>;
+  /**
+   * Trusted documents: called first for every operation on the socket; returns the request to run
+   * (the stored text for a hash) or the errors to refuse it with. Unset: every document may run.
+   */
+  checkOperation?(request: OperationRequest): OperationRequest | readonly GraphQLError[];
   /** Applied to every error sent to a client (masking, stripping internals). */
   formatError(error: GraphQLFormattedError): GraphQLFormattedError;
   /** Upper bound for connecting to a subgraph and receiving its connection_ack. */
@@ -121,22 +126,30 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
         const connection = connections.get(ctx.extra.socket);
         const planner = opts.getPlanner();
         if (!connection?.isOpen || !planner) return [new GraphQLError('The gateway is not serving this connection', { extensions: { code: 'SERVICE_UNAVAILABLE' } })];
+        const received: OperationRequest = {
+          query: payload.query,
+          operationName: payload.operationName ?? undefined,
+          variables: payload.variables ?? undefined,
+          extensions: payload.extensions ?? undefined,
+        };
+        // Before parsing: a refused operation ends with an error message, and nothing reaches a subgraph.
+        const request = opts.checkOperation ? opts.checkOperation(received) : received;
+        if (isErrors(request)) return request;
+        const { query, operationName, variables } = request;
         let document: DocumentNode;
         try {
-          document = parse(payload.query);
+          document = parse(query);
         } catch (e) {
           if (e instanceof GraphQLError) return [withCode(e, 'GRAPHQL_PARSE_FAILED')];
           throw e;
         }
-        const operationName = payload.operationName ?? undefined;
-        const variables = payload.variables ?? undefined;
         const operation = getOperationAST(document, operationName);
         if (!operation) return [new GraphQLError('Unable to identify the operation to run: give operationName', { extensions: { code: 'BAD_REQUEST' } })];
         const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
         if (operation.operation !== 'subscription') {
-          return { ...args, contextValue: new SocketOperation(connection, { query: payload.query, operationName, variables, extensions: payload.extensions ?? undefined }) };
+          return { ...args, contextValue: new SocketOperation(connection, request) };
         }
-        const prepared = planner.prepare({ query: payload.query, document, operationName, variables });
+        const prepared = planner.prepare({ query, document, operationName, variables });
         if (!isPrepared(prepared)) return prepared;
         return { ...args, contextValue: new PlannedSubscription(connection, id, prepared, planner) };
       },
@@ -332,3 +345,4 @@ function requestIdOf(contextValue: unknown): string | undefined {
 
 const measureBytes = (result: ExecutionResult) => Buffer.byteLength(JSON.stringify(result));
 const isPrepared = (v: PreparedSubscription | readonly GraphQLError[]): v is PreparedSubscription => !Array.isArray(v);
+const isErrors = (v: OperationRequest | readonly GraphQLError[]): v is readonly GraphQLError[] => Array.isArray(v);
