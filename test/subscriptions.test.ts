@@ -199,7 +199,7 @@ describe('subscriptions through the gateway', () => {
     await waitFor(() => sub.results.some((r) => r.data?.myOrderUpdates.order.id === id && r.data.myOrderUpdates.status === 'CONFIRMED'), 'CONFIRMED on B');
   });
 
-  it('follows the graphql-ws protocol: 4400, 4401, 4409, keep-alive pings and 4408', async () => {
+  it('follows the graphql-ws protocol: 4400, 4403, 4401, 4409, keep-alive pings and 4408', async () => {
     const raw = (send: (ws: WebSocket) => void) =>
       new Promise<number>((resolve, reject) => {
         const ws = new WebSocket(sg.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
@@ -209,6 +209,7 @@ describe('subscriptions through the gateway', () => {
       });
     const subscribeMsg = (id: string) => JSON.stringify({ id, type: 'subscribe', payload: { query: MY_UPDATES } });
     expect(await raw((ws) => ws.send('{not json'))).toBe(4400);
+    expect(await raw((ws) => ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer forged.token.here' } })))).toBe(4403);
     expect(await raw((ws) => ws.send(subscribeMsg('1')))).toBe(4401);
     const duplicate = await raw((ws) => {
       ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${customer}` } }));
