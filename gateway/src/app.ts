@@ -131,6 +131,9 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       const fetcher = makeFetcher(agent, timeoutMs);
       // Kept for subscriptions: they open the primary over graphql-ws and send `rest` fetches through these.
       const subgraphs = new Map<string, SubgraphEndpoint>();
+      // @apollo/gateway otherwise probes cloud metadata endpoints and exports usage metrics to
+      // Apollo from every process; nothing leaves the gateway unless an operator opts in.
+      process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
       const gateway = new ApolloGateway({
         supergraphSdl,
         logger,
