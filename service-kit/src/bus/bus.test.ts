@@ -62,7 +62,9 @@ const impls: Impl[] = [
 ];
 
 afterAll(async () => {
-  if (!admin) return;
+  // Even a run that never needed the admin connection may have created keys (e.g. a single test with -t).
+  if (!REDIS_URL) return;
+  const admin = getAdmin();
   let cursor = '0';
   do {
     const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
