@@ -91,3 +91,13 @@ export function composeSupergraph(opts: ComposeOptions = {}): CompositionOutcome
     hints: result.hints.map((h) => `${h.definition.code}: ${h.message}`),
   };
 }
+
+/** The file's text, or undefined when it does not exist. */
+export function readIfExists(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}

@@ -5,9 +5,9 @@
  *   tsx schema/compose.ts --check  exit 1 when a committed file is out of date
  * To see what a change does to clients before writing anything, use pnpm schema:check.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { API_SCHEMA_PATH, SUPERGRAPH_PATH, composeSupergraph, isCompositionFailure } from './compose-lib.ts';
+import { API_SCHEMA_PATH, SUPERGRAPH_PATH, composeSupergraph, isCompositionFailure, readIfExists } from './compose-lib.ts';
 
 function main(argv: string[]): number {
   const check = argv.includes('--check');
@@ -39,13 +39,5 @@ function main(argv: string[]): number {
   return stale === 0 ? 0 : 1;
 }
 
-function readIfExists(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
 
 process.exitCode = main(process.argv.slice(2));

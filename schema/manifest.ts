@@ -9,7 +9,7 @@
  * ids (Apollo Client's persisted-queries link with @apollo/persisted-query-lists) and the gateway agree.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
@@ -23,6 +23,8 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { Manifest, ManifestOperation } from '../gateway/src/trusted-documents.ts';
+import { findOperationFiles } from './client-operations.ts';
+import { readIfExists } from './compose-lib.ts';
 
 const root = new URL('../', import.meta.url);
 /** Where the clients' operations live, one folder per client (web/, mobile/). */
@@ -54,7 +56,7 @@ export function buildManifest(dir: string, opts: BuildManifestOptions = {}): Man
   const relativeTo = opts.relativeTo ?? dir;
   const operations = new Map<string, Located<OperationDefinitionNode>>();
   const fragments = new Map<string, Located<FragmentDefinitionNode>>();
-  for (const file of listGraphQLFiles(dir)) {
+  for (const file of findOperationFiles(dir)) {
     const source = path.relative(relativeTo, file).split(path.sep).join('/');
     for (const definition of parseFile(file, source).definitions) {
       if (definition.kind === Kind.OPERATION_DEFINITION) {
@@ -125,32 +127,6 @@ function parseFile(file: string, source: string): DocumentNode {
   }
 }
 
-/** `.graphql` files under `dir`, in a stable order; none when `dir` does not exist. */
-function listGraphQLFiles(dir: string): string[] {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-  const files: string[] = [];
-  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...listGraphQLFiles(full));
-    else if (entry.isFile() && entry.name.endsWith('.graphql')) files.push(full);
-  }
-  return files;
-}
-
-function readIfExists(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
 
 function main(argv: string[]): number {
   const check = argv.includes('--check');

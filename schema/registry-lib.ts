@@ -3,7 +3,7 @@
  * (schema/api.graphql), validate the kept client operations, and decide which breaking changes
  * they can live with. `runCheck` never touches the registry; `publish` rewrites it.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CriticalityLevel, diff, type Change } from '@graphql-inspector/core';
@@ -11,7 +11,7 @@ import { buildSchema, type GraphQLSchema } from 'graphql';
 import { isApprovalFor, loadApprovals, type Approval } from './approvals.ts';
 import { targetOf } from './change-coordinates.ts';
 import { collectUsage, loadOperations, validateOperation, type ClientOperation } from './client-operations.ts';
-import { API_SCHEMA_PATH, SUBGRAPHS, SUPERGRAPH_PATH, composeSupergraph, isCompositionFailure } from './compose-lib.ts';
+import { API_SCHEMA_PATH, SUBGRAPHS, SUPERGRAPH_PATH, composeSupergraph, isCompositionFailure, readIfExists } from './compose-lib.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
@@ -298,11 +298,3 @@ export function display(file: string): string {
   return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative.split(path.sep).join('/');
 }
 
-function readIfExists(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
