@@ -20,7 +20,7 @@ import {
   type HTTPGraphQLResponse,
 } from '@apollo/server';
 import type { OperationDefinitionNode } from 'graphql';
-import { GraphQLError, parse, print } from './subscriptions/graphql.ts';
+import { GraphQLError, parse, print } from 'graphql';
 
 export type TrustedDocumentsMode = 'off' | 'enforce';
 export const TRUSTED_DOCUMENTS_MODES: readonly TrustedDocumentsMode[] = ['off', 'enforce'];

@@ -14,7 +14,7 @@ import { QueryPlanner, type FetchNode, type QueryPlan } from '@apollo/query-plan
 import type { Logger } from '@commerce/service-kit';
 import type { DocumentNode, ExecutionResult, GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { GatewayContext } from '../app.ts';
-import { GraphQLError, getVariableValues, validate } from './graphql.ts';
+import { GraphQLError, getVariableValues, validate } from 'graphql';
 
 type RequestContext = Parameters<typeof executeQueryPlan>[2];
 type OperationContext = ReturnType<typeof buildOperationContext>;

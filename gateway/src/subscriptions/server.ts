@@ -15,7 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { GatewayContext } from '../app.ts';
 import { Channel } from './channel.ts';
 import { CloseReason, Connection, GatewayCloseCode, authenticate } from './connection.ts';
-import { GraphQLError, getOperationAST, parse } from './graphql.ts';
+import { GraphQLError, getOperationAST, parse } from 'graphql';
 import { withCode, type PreparedSubscription, type SubscriptionPlanner } from './planner.ts';
 import { subscribeToSubgraph } from './subgraph-stream.ts';
 

@@ -9,7 +9,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import type { GraphQLFormattedError } from 'graphql';
 import WebSocket from 'ws';
-import { GraphQLError } from './graphql.ts';
+import { GraphQLError } from 'graphql';
 import { fromSubgraphError, type SubgraphEvent } from './planner.ts';
 
 export interface SubgraphStreamOptions {
