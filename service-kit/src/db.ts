@@ -103,6 +103,12 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
   };
 }
 
+/** `"schema"."table"` for raw SQL; the schema name is checked first (it is interpolated). */
+export function qualifiedTable(schema: string, table: string): string {
+  assertIdentifier(schema);
+  return `"${schema}"."${table}"`;
+}
+
 /** Schema names are interpolated into SQL, so only plain identifiers are accepted. */
 export function assertIdentifier(name: string): void {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {

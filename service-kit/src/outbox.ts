@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BusEvent, Consumer, EventBus } from './bus/types.ts';
-import { assertIdentifier } from './db.ts';
+import { qualifiedTable } from './db.ts';
 import type { EventPayloads, EventType } from './events.ts';
 import type { Logger } from './logger.ts';
 
@@ -28,11 +28,6 @@ export const message = <T extends EventType>(stream: string, type: T, key: strin
   payload,
 });
 
-const table = (schema: string, name: string) => {
-  assertIdentifier(schema);
-  return `"${schema}"."${name}"`;
-};
-
 /**
  * Writes events to the outbox inside the caller's transaction, so they exist
  * if and only if the state change committed.
@@ -48,7 +43,7 @@ export async function appendToOutbox(tx: RawTx, schema: string, messages: Outbox
   // clock_timestamp(), not the transaction's start time: the row is written after the
   // aggregate's row lock was taken, so for one aggregate, time order is commit order.
   await tx.$executeRawUnsafe(
-    `INSERT INTO ${table(schema, 'outbox')} (id, stream, type, key, payload, created_at) VALUES ${rows.join(', ')}`,
+    `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at) VALUES ${rows.join(', ')}`,
     ...values,
   );
 }
@@ -91,7 +86,7 @@ export interface OutboxRelayOptions {
  */
 export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const { prisma, bus, logger } = opts;
-  const outbox = table(opts.schema, 'outbox');
+  const outbox = qualifiedTable(opts.schema, 'outbox');
   const batchSize = opts.batchSize ?? 100;
   const pollMs = opts.pollMs ?? 500;
   let timer: NodeJS.Timeout | undefined;
@@ -199,7 +194,7 @@ export interface EventConsumerOptions {
  * Event types without a handler are acknowledged and ignored.
  */
 export function startEventConsumer(opts: EventConsumerOptions): Consumer {
-  const processed = table(opts.schema, 'processed_events');
+  const processed = qualifiedTable(opts.schema, 'processed_events');
   return opts.bus.consume(
     {
       stream: opts.stream,

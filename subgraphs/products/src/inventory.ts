@@ -1,7 +1,7 @@
 import {
   appendToOutbox,
-  assertIdentifier,
   message,
+  qualifiedTable,
   STREAMS,
   type InventoryChanged,
   type OrderCancelled,
@@ -31,10 +31,7 @@ interface LockedProduct {
   currency: string;
 }
 
-const tables = (schema: string) => {
-  assertIdentifier(schema);
-  return { products: `"${schema}"."products"`, reservations: `"${schema}"."reservations"` };
-};
+const tables = (schema: string) => ({ products: qualifiedTable(schema, 'products'), reservations: qualifiedTable(schema, 'reservations') });
 
 /**
  * Reserves stock for every line of an order, or for none: the product rows are
