@@ -9,7 +9,7 @@ import path from 'node:path';
 import internals from '@prisma/internals';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_NAMES, type ServiceName } from '@commerce/service-kit/config';
+import { SERVICE_NAMES, type ServiceName } from '@commerce/service-kit/legacy-config';
 import { openDatabase, type Database } from '@commerce/service-kit/db';
 import { migrate, migrationsDirFor } from '@commerce/service-kit/migrate';
 

@@ -2,7 +2,7 @@
  * `pnpm start`: the three subgraphs and the gateway in one process, each on its own port.
  * Migrates, seeds empty services with demo data, and prints where everything is.
  */
-import { SERVICE_NAMES, busFromConfig, createLogger, isPglite, runMain, subgraphOptions, type Config, type DatabaseConfig, type ServiceApp, type ServiceName } from '@commerce/service-kit';
+import { SERVICE_NAMES, busFromConfig, loadConfig, createLogger, isPglite, runMain, subgraphOptions, type Config, type DatabaseConfig, type ServiceApp, type ServiceName } from '@commerce/service-kit';
 import { seedAll } from '@commerce/service-kit/seed';
 import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
 import { createOrdersApp } from '@commerce/orders';
@@ -81,4 +81,4 @@ function describeDatabase(db: DatabaseConfig): string {
   return `PostgreSQL ${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}, schema ${db.schema}`;
 }
 
-runMain('dev', createDevSupergraph);
+runMain('dev', (env) => createDevSupergraph(loadConfig(env)));

@@ -1,153 +1,139 @@
+/**
+ * Typed readers of the environment. Each process reads only its own settings, once, in its own
+ * `config.ts`, with these helpers; a bad value is a ConfigError that names the variable and the
+ * value it got.
+ */
 import path from 'node:path';
 import type { DatabaseConfig } from './db.ts';
 
-export type ServiceName = 'users' | 'products' | 'orders';
-export const SERVICE_NAMES: readonly ServiceName[] = ['users', 'products', 'orders'];
-
-/** Development-only secrets: refused when NODE_ENV=production. */
-export const DEV_JWT_SECRET = 'dev-only-client-jwt-secret-change-me-0000000000';
-export const DEV_SIGNING_SECRET = 'dev-only-gateway-signing-secret-change-me-00000';
-
-export interface Config {
-  production: boolean;
-  host: string;
-  gatewayPort: number;
-  ports: Record<ServiceName, number>;
-  /** Subgraph URLs the gateway calls; default to the local ports. */
-  subgraphUrls: Record<ServiceName, string>;
-  databases: Record<ServiceName, DatabaseConfig>;
-  dataDir: string;
-  jwtSecret: string;
-  signingSecret: string;
-  jwtTtlSeconds: number;
-  supergraphPath: string;
-  subgraphTimeoutMs: number;
-  logLevel: string;
-  seed: SeedSize;
-  /** Event bus: Redis Streams when set, else the in-process bus (one process only). */
-  redisUrl: string | undefined;
-  /** Prefix of every Redis key the bus writes. */
-  busPrefix: string;
-  /** Approximate number of events kept per stream (replay window). */
-  busRetention: number;
-  /** `enforce`: the gateway runs only the operations in the trusted-documents manifest. */
-  trustedDocuments: TrustedDocumentsMode;
-  /** The manifest the gateway reads in enforce mode. */
-  trustedDocumentsPath: string;
-}
-
-export type TrustedDocumentsMode = 'off' | 'enforce';
-
-export interface SeedSize {
-  users: number;
-  products: number;
-  orders: number;
-}
+export type Env = Record<string, string | undefined>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-type Env = Record<string, string | undefined>;
+/** Development-only secrets: refused when NODE_ENV=production. */
+export const DEV_JWT_SECRET = 'dev-only-client-jwt-secret-change-me-0000000000';
+export const DEV_SIGNING_SECRET = 'dev-only-gateway-signing-secret-change-me-00000';
 
-/** Reads and validates the environment once. Every service gets its settings from here. */
-export function loadConfig(env: Env = process.env, root = process.cwd()): Config {
-  const production = env.NODE_ENV === 'production';
-  const host = env.HOST ?? '127.0.0.1';
-  const gatewayPort = getPort(env, 'GATEWAY_PORT', 4000);
-  const ports: Record<ServiceName, number> = {
-    users: getPort(env, 'USERS_PORT', 4001),
-    products: getPort(env, 'PRODUCTS_PORT', 4002),
-    orders: getPort(env, 'ORDERS_PORT', 4003),
-  };
-  const dataDir = path.resolve(root, env.DATA_DIR ?? '.data');
-  const databases = {} as Record<ServiceName, DatabaseConfig>;
-  const subgraphUrls = {} as Record<ServiceName, string>;
-  for (const name of SERVICE_NAMES) {
-    const upper = name.toUpperCase();
-    const url = env[`${upper}_DATABASE_URL`] ?? env.DATABASE_URL;
-    databases[name] = url
-      ? { kind: 'postgres', url: getUrl(url, `${upper}_DATABASE_URL or DATABASE_URL`), schema: env[`${upper}_DATABASE_SCHEMA`] ?? name }
-      : { kind: 'pglite', dataDir: path.join(dataDir, name) };
-    subgraphUrls[name] = env[`${upper}_URL`] ?? `http://${host}:${ports[name]}/graphql`;
-  }
-  const jwtSecret = getSecret(env, 'JWT_SECRET', DEV_JWT_SECRET, production);
-  const signingSecret = getSecret(env, 'GATEWAY_SIGNING_SECRET', DEV_SIGNING_SECRET, production);
-  return {
-    production,
-    host,
-    gatewayPort,
-    ports,
-    subgraphUrls,
-    databases,
-    dataDir,
-    jwtSecret,
-    signingSecret,
-    jwtTtlSeconds: getInt(env, 'JWT_TTL_SECONDS', 3600, 60, 30 * 24 * 3600),
-    supergraphPath: path.resolve(root, env.SUPERGRAPH_PATH ?? 'schema/supergraph.graphql'),
-    subgraphTimeoutMs: getInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 100, 300_000),
-    logLevel: env.LOG_LEVEL ?? (env.NODE_ENV === 'test' ? 'silent' : 'info'),
-    redisUrl: getRedisUrl(env.REDIS_URL),
-    busPrefix: env.BUS_PREFIX ?? 'commerce:',
-    busRetention: getInt(env, 'BUS_RETENTION', 100_000, 100, 100_000_000),
-    trustedDocuments: getTrustedDocumentsMode(env.TRUSTED_DOCUMENTS),
-    trustedDocumentsPath: path.resolve(root, env.TRUSTED_DOCUMENTS_PATH || 'schema/trusted-documents.json'),
-    seed: {
-      users: getInt(env, 'SEED_USERS', 50, 3, 1_000_000),
-      products: getInt(env, 'SEED_PRODUCTS', 200, 1, 1_000_000),
-      orders: getInt(env, 'SEED_ORDERS', 500, 0, 10_000_000),
-    },
-  };
+/** Unset and empty both mean "use the default". */
+const raw = (env: Env, name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
+
+export const isProduction = (env: Env): boolean => env.NODE_ENV === 'production';
+
+export function readString(env: Env, name: string, fallback: string): string {
+  return raw(env, name) ?? fallback;
 }
 
-function getInt(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
+export function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(value)}`);
   }
   return n;
 }
 
-function getPort(env: Env, name: string, fallback: number): number {
-  return getInt(env, name, fallback, 0, 65_535);
+/** 0 picks a free port. */
+export const readPort = (env: Env, name: string, fallback: number): number => readInt(env, name, fallback, 0, 65_535);
+
+export function readBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`);
 }
 
-function getUrl(raw: string, name: string): string {
+export function readEnum<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if ((values as readonly string[]).includes(value)) return value as T;
+  throw new ConfigError(`${name} must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(value)}`);
+}
+
+/** A URL with one of `protocols` (e.g. `['postgres:', 'postgresql:']`), or undefined when unset. */
+export function readUrl(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  let url: URL;
   try {
-    const u = new URL(raw);
-    if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('not a postgres URL');
-    return raw;
+    url = new URL(value);
   } catch {
-    throw new ConfigError(`${name} must be a postgres:// URL`);
+    throw new ConfigError(`${name} must be a URL (${protocols.map((p) => `${p}//`).join(' or ')}), got a value that does not parse`);
   }
+  // The value itself may hold a password: name the protocol only.
+  if (!protocols.includes(url.protocol)) throw new ConfigError(`${name} must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL, got ${url.protocol}//…`);
+  return value;
 }
 
-function getRedisUrl(raw: string | undefined): string | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  try {
-    const u = new URL(raw);
-    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error('not a redis URL');
-    return raw;
-  } catch {
-    throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
-  }
-}
+/** A file or directory path, resolved against `root`. */
+export const readPath = (env: Env, name: string, fallback: string, root = process.cwd()): string => path.resolve(root, readString(env, name, fallback));
 
-function getTrustedDocumentsMode(raw: string | undefined): TrustedDocumentsMode {
-  if (raw === undefined || raw === '') return 'off';
-  if (raw === 'off' || raw === 'enforce') return raw;
-  throw new ConfigError(`TRUSTED_DOCUMENTS must be "off" or "enforce", got ${JSON.stringify(raw)}`);
-}
-
-function getSecret(env: Env, name: string, devDefault: string, production: boolean): string {
-  const value = env[name];
-  if (value === undefined || value === '') {
+/**
+ * A secret of at least 32 characters. Outside production an unset one falls back to `devDefault`;
+ * in production it must be set, to something other than the development default.
+ */
+export function readSecret(env: Env, name: string, devDefault: string): string {
+  const production = isProduction(env);
+  const value = raw(env, name);
+  if (value === undefined) {
     if (production) throw new ConfigError(`${name} must be set when NODE_ENV=production (the development default is refused)`);
     return devDefault;
   }
   if (production && value === devDefault) throw new ConfigError(`${name} is the development default; set a real secret in production`);
   if (value.length < 32) throw new ConfigError(`${name} must be at least 32 characters`);
   return value;
+}
+
+/** What every process reads: production mode, the interface to listen on, the log level. */
+export interface ProcessConfig {
+  production: boolean;
+  host: string;
+  logLevel: string;
+}
+
+export function readProcessConfig(env: Env): ProcessConfig {
+  return {
+    production: isProduction(env),
+    host: readString(env, 'HOST', '127.0.0.1'),
+    logLevel: readString(env, 'LOG_LEVEL', env.NODE_ENV === 'test' ? 'silent' : 'info'),
+  };
+}
+
+/** The secret the gateway signs forwarded identities with, and subgraphs verify them with. */
+export const readSigningSecret = (env: Env): string => readSecret(env, 'GATEWAY_SIGNING_SECRET', DEV_SIGNING_SECRET);
+/** The secret client tokens are signed (users) and verified (gateway) with. */
+export const readJwtSecret = (env: Env): string => readSecret(env, 'JWT_SECRET', DEV_JWT_SECRET);
+
+/**
+ * Where `service` keeps its data: `<SERVICE>_DATABASE_URL`, else `DATABASE_URL` (one PostgreSQL
+ * schema per service, `<SERVICE>_DATABASE_SCHEMA`, default the service's name); neither set:
+ * PGlite under `DATA_DIR/<service>`.
+ */
+export function readDatabaseConfig(env: Env, service: string, root = process.cwd()): DatabaseConfig {
+  const upper = service.toUpperCase();
+  const own = `${upper}_DATABASE_URL`;
+  const postgres = ['postgres:', 'postgresql:'];
+  const url = readUrl(env, own, postgres) ?? readUrl(env, 'DATABASE_URL', postgres);
+  if (!url) return { kind: 'pglite', dataDir: path.join(readPath(env, 'DATA_DIR', '.data', root), service) };
+  return { kind: 'postgres', url, schema: readString(env, `${upper}_DATABASE_SCHEMA`, service) };
+}
+
+/** The event bus: Redis Streams with REDIS_URL, else the in-process bus (one process only). */
+export interface BusConfig {
+  redisUrl: string | undefined;
+  /** Prefix of every Redis key the bus writes. */
+  prefix: string;
+  /** Approximate number of events kept per stream (the replay window). */
+  retention: number;
+}
+
+export function readBusConfig(env: Env): BusConfig {
+  return {
+    redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    prefix: readString(env, 'BUS_PREFIX', 'commerce:'),
+    retention: readInt(env, 'BUS_RETENTION', 100_000, 100, 100_000_000),
+  };
 }

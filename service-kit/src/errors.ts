@@ -1,29 +1,126 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLErrorExtensions } from 'graphql';
 
-/** Stable error codes clients can switch on (`extensions.code`). */
+/**
+ * Every `extensions.code` a client can see, with the HTTP status a request refused with that code
+ * answers. Errors inside a response with data (a field the caller may not read, a bad argument)
+ * keep HTTP 200, as GraphQL over HTTP asks; the status applies when the whole request is refused.
+ * The README's list of codes is checked against this table by a test.
+ */
+export const ERROR_CODES = {
+  /** No valid credentials: a missing, malformed, invalid or expired token, or a wrong password. */
+  UNAUTHENTICATED: { status: 401 },
+  /** Valid credentials without the right to this field or object. */
+  FORBIDDEN: { status: 403 },
+  /** An argument is invalid; `extensions.field` names it. */
+  BAD_USER_INPUT: { status: 400 },
+  /** The request itself is malformed (not JSON, too large, no operation to run). */
+  BAD_REQUEST: { status: 400 },
+  NOT_FOUND: { status: 404 },
+  /** A unique value (e-mail, SKU) is taken. */
+  CONFLICT: { status: 409 },
+  INSUFFICIENT_STOCK: { status: 409 },
+  /** The idempotency key was used before with different items. */
+  IDEMPOTENCY_KEY_REUSED: { status: 409 },
+  /** A subscription's `after` is older than the retained history. */
+  RESUME_POINT_EXPIRED: { status: 410 },
+  /** A subscriber fell too far behind inside a subgraph; resume with `after`. */
+  SUBSCRIPTION_OVERFLOW: { status: 429 },
+  /** Trusted documents: the operation is not in the manifest. */
+  PERSISTED_QUERY_NOT_ALLOWED: { status: 400 },
+  /** Trusted documents or APQ: the hash is unknown. */
+  PERSISTED_QUERY_NOT_FOUND: { status: 400 },
+  GRAPHQL_PARSE_FAILED: { status: 400 },
+  GRAPHQL_VALIDATION_FAILED: { status: 400 },
+  /** A subgraph did not answer within the gateway's timeout. */
+  SUBGRAPH_TIMEOUT: { status: 504 },
+  /** A subgraph's subscription stream ended or could not be opened. */
+  SUBGRAPH_UNAVAILABLE: { status: 502 },
+  /** The service cannot take the request now (starting, stopping). */
+  SERVICE_UNAVAILABLE: { status: 503 },
+  /** Anything unexpected; masked in production and logged with the request id. */
+  INTERNAL_SERVER_ERROR: { status: 500 },
+} as const satisfies Record<string, { status: number }>;
+
+export type ErrorCodeName = keyof typeof ERROR_CODES;
+
+/** The codes by name, for `extensions.code` comparisons: `ErrorCode.Forbidden === 'FORBIDDEN'`. */
 export const ErrorCode = {
   Unauthenticated: 'UNAUTHENTICATED',
   Forbidden: 'FORBIDDEN',
   BadUserInput: 'BAD_USER_INPUT',
+  BadRequest: 'BAD_REQUEST',
   NotFound: 'NOT_FOUND',
   Conflict: 'CONFLICT',
   InsufficientStock: 'INSUFFICIENT_STOCK',
-} as const;
+  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
+  ResumePointExpired: 'RESUME_POINT_EXPIRED',
+  SubscriptionOverflow: 'SUBSCRIPTION_OVERFLOW',
+  PersistedQueryNotAllowed: 'PERSISTED_QUERY_NOT_ALLOWED',
+  PersistedQueryNotFound: 'PERSISTED_QUERY_NOT_FOUND',
+  GraphQLParseFailed: 'GRAPHQL_PARSE_FAILED',
+  GraphQLValidationFailed: 'GRAPHQL_VALIDATION_FAILED',
+  SubgraphTimeout: 'SUBGRAPH_TIMEOUT',
+  SubgraphUnavailable: 'SUBGRAPH_UNAVAILABLE',
+  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
+  InternalServerError: 'INTERNAL_SERVER_ERROR',
+} as const satisfies Record<string, ErrorCodeName>;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-export const unauthenticated = (message = 'Authentication required') =>
-  new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated, http: { status: 200 } } });
+/** The HTTP status a request refused with `code` answers. */
+export const httpStatusOf = (code: ErrorCodeName): number => ERROR_CODES[code].status;
 
-export const forbidden = (message = 'Not allowed') => new GraphQLError(message, { extensions: { code: ErrorCode.Forbidden } });
+interface CodedErrorOptions {
+  /** Extra `extensions` (never `code`, which is the first argument). */
+  extensions?: GraphQLErrorExtensions;
+  /** Refuses the whole request: the response gets the code's HTTP status (and these headers). */
+  refuseRequest?: boolean | { headers: Record<string, string> };
+  originalError?: Error;
+}
+
+/** A GraphQLError with a catalogued code; the one way errors with a code are made. */
+export function codedError(code: ErrorCodeName, message: string, opts: CodedErrorOptions = {}): GraphQLError {
+  const refuse = opts.refuseRequest;
+  const http = refuse ? { http: { status: httpStatusOf(code), ...(typeof refuse === 'object' ? { headers: new Map(Object.entries(refuse.headers)) } : {}) } } : {};
+  return new GraphQLError(message, {
+    ...(opts.originalError ? { originalError: opts.originalError } : {}),
+    extensions: { ...opts.extensions, code, ...http },
+  });
+}
+
+/**
+ * Missing or invalid credentials. Inside a response (a field needing a signed-in caller, a wrong
+ * password) it is a field error; `refuseRequest` answers the whole request with 401 and a Bearer
+ * challenge instead (an invalid token at the gateway, an unsigned call at a subgraph).
+ */
+export const unauthenticated = (message = 'Authentication required', opts: { refuseRequest?: boolean } = {}) =>
+  codedError(ErrorCode.Unauthenticated, message, opts.refuseRequest ? { refuseRequest: { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } } } : {});
+
+export const forbidden = (message = 'Not allowed') => codedError(ErrorCode.Forbidden, message);
 
 /** A user error about one argument; `field` is the argument path, e.g. "input.email". */
-export const badUserInput = (message: string, field?: string) =>
-  new GraphQLError(message, { extensions: { code: ErrorCode.BadUserInput, ...(field ? { field } : {}) } });
+export const badUserInput = (message: string, field?: string) => codedError(ErrorCode.BadUserInput, message, field ? { extensions: { field } } : {});
 
-export const notFound = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.NotFound } });
+export const notFound = (message: string) => codedError(ErrorCode.NotFound, message);
 
-export const conflict = (message: string, field?: string) =>
-  new GraphQLError(message, { extensions: { code: ErrorCode.Conflict, ...(field ? { field } : {}) } });
+export const conflict = (message: string, field?: string) => codedError(ErrorCode.Conflict, message, field ? { extensions: { field } } : {});
+
+export const internalError = (message = 'Internal server error') => codedError(ErrorCode.InternalServerError, message);
+
+/** The error with `extensions.code` set, unless it has one already (graphql-js's parse and validation errors have none). */
+export function withCode(error: GraphQLError, code: ErrorCodeName): GraphQLError {
+  if (error.extensions.code) return error;
+  return new GraphQLError(error.message, {
+    ...(error.nodes ? { nodes: error.nodes } : {}),
+    ...(error.source ? { source: error.source } : {}),
+    ...(error.positions ? { positions: error.positions } : {}),
+    ...(error.path ? { path: error.path } : {}),
+    ...(error.originalError ? { originalError: error.originalError } : {}),
+    extensions: { ...error.extensions, code },
+  });
+}
+
+/** True for errors without a catalogued user-facing code: these are masked in production and logged. */
+export const isInternalError = (code: unknown): boolean => !code || code === ErrorCode.InternalServerError;
 
 interface PrismaKnownError {
   code: string;

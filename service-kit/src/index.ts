@@ -14,3 +14,4 @@ export * from './outbox.ts';
 export * from './bus/index.ts';
 export * from './http.ts';
 export * from './live.ts';
+export * from './legacy-config.ts';

@@ -1,21 +1,24 @@
-import { ConfigError, loadConfig, type Config, type ServiceName } from './config.ts';
+import { ConfigError, readBusConfig, readProcessConfig, type BusConfig, type Env } from './config.ts';
 import { createBus, type EventBus } from './bus/index.ts';
 import { createLogger } from './logger.ts';
-import type { SubgraphAppOptions } from './subgraph-app.ts';
 
 export const SHUTDOWN_TIMEOUT_MS = 15_000;
 
+interface Runnable {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 /**
- * Runs a service as a process: reads the configuration, starts it, and stops it
- * gracefully on SIGINT/SIGTERM. Repeated signals are ignored (Ctrl-C under tsx
- * or pnpm delivers the same signal twice); a drain that hangs is cut off after
- * `SHUTDOWN_TIMEOUT_MS`.
+ * Runs a service as a process: `create` reads the process's own configuration from `env` and
+ * builds the service; runMain starts it and stops it gracefully on SIGINT/SIGTERM. Repeated
+ * signals are ignored (Ctrl-C under tsx or pnpm delivers the same signal twice); a drain that
+ * hangs is cut off after `SHUTDOWN_TIMEOUT_MS`. A ConfigError is printed as one line.
  */
-export function runMain(name: string, create: (config: Config) => { start(): Promise<void>; stop(): Promise<void> }): void {
+export function runMain(name: string, create: (env: Env) => Runnable, env: Env = process.env): void {
   const main = async () => {
-    const config = loadConfig();
-    const logger = createLogger(name, config.logLevel);
-    const app = create(config);
+    const logger = createLogger(name, readProcessConfig(env).logLevel);
+    const app = create(env);
     let stopping = false;
     const shutdown = async (signal: NodeJS.Signals) => {
       if (stopping) return;
@@ -39,36 +42,21 @@ export function runMain(name: string, create: (config: Config) => { start(): Pro
   });
 }
 
-/** The options a subgraph factory takes, from the process configuration. */
-export function subgraphOptions(config: Config, name: ServiceName): SubgraphAppOptions {
-  return {
-    database: config.databases[name],
-    host: config.host,
-    port: config.ports[name],
-    signingSecret: config.signingSecret,
-    production: config.production,
-    logLevel: config.logLevel,
-  };
-}
-
-/** The event bus the configuration asks for: Redis Streams with REDIS_URL, else in-process. */
-export function busFromConfig(config: Config, service: string): EventBus {
-  const logger = createLogger(`${service}-bus`, config.logLevel);
-  return createBus({ redisUrl: config.redisUrl, prefix: config.busPrefix, maxLen: config.busRetention, logger });
+/** The event bus a configuration asks for: Redis Streams with a Redis URL, else in-process. */
+export function createBusFromConfig(config: BusConfig, name: string, logLevel: string): EventBus {
+  return createBus({ redisUrl: config.redisUrl, prefix: config.prefix, maxLen: config.retention, logger: createLogger(`${name}-bus`, logLevel) });
 }
 
 /**
- * Runs `create` with a bus from the configuration and closes the bus after the
- * app stops. Without REDIS_URL the bus lives in this process only, which is
- * right for `pnpm start` but means a lone service exchanges events with no one.
+ * Runs `create` with the bus the environment asks for and closes the bus after the app stops.
+ * Without REDIS_URL the bus lives in this process only, which is right for the local runner but
+ * means a lone service exchanges events with no one: it says so.
  */
-export function withBus<A extends { start(): Promise<void>; stop(): Promise<void> }>(
-  config: Config,
-  service: string,
-  create: (bus: EventBus) => A,
-): { start(): Promise<void>; stop(): Promise<void> } {
-  const bus = busFromConfig(config, service);
-  if (!config.redisUrl) createLogger(service, config.logLevel).warn('REDIS_URL is not set: events stay inside this process');
+export function withBus<A extends Runnable>(env: Env, service: string, create: (bus: EventBus) => A): Runnable {
+  const { logLevel } = readProcessConfig(env);
+  const config = readBusConfig(env);
+  const bus = createBusFromConfig(config, service, logLevel);
+  if (!config.redisUrl) createLogger(service, logLevel).warn('REDIS_URL is not set: events stay inside this process');
   const app = create(bus);
   return {
     start: () => app.start(),

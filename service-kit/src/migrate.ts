@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SERVICE_NAMES, type ServiceName } from './config.ts';
+import { SERVICE_NAMES, type ServiceName } from './legacy-config.ts';
 import { assertIdentifier, type Database, type SqlClient } from './db.ts';
 
 export type MigrationErrorCode = 'EDITED' | 'MISSING' | 'FAILED' | 'INVALID_DIR';

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_NAMES, type ServiceName } from './config.ts';
+import { SERVICE_NAMES, type ServiceName } from './legacy-config.ts';
 import { openDatabase, type Database } from './db.ts';
 import { migrate, migrationsDirFor } from './migrate.ts';
 import { verifyPassword } from './password.ts';

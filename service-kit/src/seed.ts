@@ -1,5 +1,5 @@
-import type { SeedSize, ServiceName } from './config.ts';
-import { SERVICE_NAMES } from './config.ts';
+import type { SeedSize, ServiceName } from './legacy-config.ts';
+import { SERVICE_NAMES } from './legacy-config.ts';
 import { assertIdentifier, type Database, type SqlClient } from './db.ts';
 import { hashPassword } from './password.ts';
 import { makeSeedData, type SeedData } from './seed-data.ts';

@@ -4,7 +4,7 @@ import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/res
 import { parse } from 'graphql';
 import { applyMiddleware, type IMiddlewareGenerator } from 'graphql-middleware';
 import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
-import type { ServiceName } from './config.ts';
+import type { ServiceName } from './legacy-config.ts';
 import { openDatabase, type Database, type DatabaseConfig } from './db.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';

@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig, SERVICE_NAMES, type ServiceName } from '../config.ts';
+import { ConfigError } from '../config.ts';
+import { loadConfig, SERVICE_NAMES, type ServiceName } from '../legacy-config.ts';
 import { openDatabase, type Database, type DatabaseConfig } from '../db.ts';
 import { migrate, MigrationError, migrationsDirFor } from '../migrate.ts';
 

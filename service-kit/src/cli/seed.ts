@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, SERVICE_NAMES, type ServiceName } from '../config.ts';
+import { ConfigError } from '../config.ts';
+import { loadConfig, SERVICE_NAMES, type ServiceName } from '../legacy-config.ts';
 import { openDatabase, type Database } from '../db.ts';
 import { migrateAll, MigrationError } from '../migrate.ts';
 import { DEMO_CREDENTIALS } from '../seed-data.ts';

@@ -1,5 +1,8 @@
 /** Runs the products subgraph alone (separate-process mode); it migrates its database on start. Set REDIS_URL so it can exchange events. */
-import { runMain, subgraphOptions, withBus } from '@commerce/service-kit';
+import { loadConfig, runMain, subgraphOptions, withBus } from '@commerce/service-kit';
 import { createProductsApp } from './app.ts';
 
-runMain('products', (config) => withBus(config, 'products', (bus) => createProductsApp({ ...subgraphOptions(config, 'products'), bus })));
+runMain('products', (env) => {
+  const config = loadConfig(env);
+  return withBus(env, 'products', (bus) => createProductsApp({ ...subgraphOptions(config, 'products'), bus }));
+});
