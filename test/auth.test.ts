@@ -1,7 +1,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IDENTITY_HEADER, signForwardedIdentity } from '@commerce/service-kit';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { errorCodes, startSupergraph, TEST_JWT_SECRET, TEST_SIGNING_SECRET, type Supergraph } from './support/supergraph.ts';
 
 const ME = 'query { me { id email role } }';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { errorCodes, startSupergraph, type Supergraph } from './support/supergraph.ts';
 
 describe('bad input gives clear errors with codes and writes nothing', () => {

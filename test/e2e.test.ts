@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { startSupergraph, type Supergraph } from './support/supergraph.ts';
 
 const MY_ORDERS = /* GraphQL */ `

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STREAMS, type BusEvent, type InventoryChanged, type OrderStatusChanged } from '@commerce/service-kit';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { type BusEvent } from '@commerce/service-kit';
+import { STREAMS, type InventoryChanged, type OrderStatusChanged } from '@commerce/contracts';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { errorCodes, startSupergraph, TEST_EVENT_TIMINGS, type Supergraph } from './support/supergraph.ts';
 import { testRedisUrl } from './support/redis.ts';
 import { waitFor } from './support/wait.ts';

@@ -9,9 +9,9 @@ import path from 'node:path';
 import internals from '@prisma/internals';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_NAMES, type ServiceName } from '@commerce/service-kit/legacy-config';
-import { openDatabase, type Database } from '@commerce/service-kit/db';
-import { migrate, migrationsDirFor } from '@commerce/service-kit/migrate';
+import { SERVICE_NAMES, type ServiceName } from '@commerce/local/demo-data';
+import { MIGRATIONS_DIRS } from '@commerce/local/services';
+import { migrate, openDatabase, type Database } from '@commerce/service-kit';
 
 type Datamodel = Awaited<ReturnType<typeof internals.getDMMF>>['datamodel'];
 type Model = Datamodel['models'][number];
@@ -354,7 +354,7 @@ describe.each(backends)('migrations match schema.prisma on $name', (backend) => 
   it.each(SERVICE_NAMES)('%s', async (service) => {
     const expected = await expectedShape(service);
     const db = await backend.fresh(service);
-    await migrate(db, { migrationsDir: migrationsDirFor(service) });
+    await migrate(db, { migrationsDir: MIGRATIONS_DIRS[service] });
 
     expect(await actualShape(db)).toEqual(expected);
   });
@@ -362,7 +362,7 @@ describe.each(backends)('migrations match schema.prisma on $name', (backend) => 
   it('notices a drifted column (guards against a comparison that can never fail)', async () => {
     const expected = await expectedShape('users');
     const db = await backend.fresh('users');
-    await migrate(db, { migrationsDir: migrationsDirFor('users') });
+    await migrate(db, { migrationsDir: MIGRATIONS_DIRS.users });
     await db.sql.withConnection((c) => c.exec('ALTER TABLE "users" ALTER COLUMN "name" TYPE VARCHAR(99)'));
 
     const actual = await actualShape(db);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { testDatabaseUrl } from './support/databases.ts';
 import { testRedisUrl } from './support/redis.ts';
 import { startSupergraph, TEST_JWT_SECRET, type Supergraph } from './support/supergraph.ts';

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { HeaderMap, type ApolloServer, type BaseContext as ApolloContext, type HTTPGraphQLRequest } from '@apollo/server';
+import { ErrorCode } from './errors.ts';
 
 /** Largest request body a service accepts. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -17,7 +18,7 @@ export function createGraphQLHandler<C extends ApolloContext>(server: ApolloServ
   return (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err: unknown) => {
       opts.onError(err);
-      if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: ErrorCode.InternalServerError } }] });
       else res.destroy();
     });
   };
@@ -26,13 +27,13 @@ export function createGraphQLHandler<C extends ApolloContext>(server: ApolloServ
     const { pathname, search } = new URL(req.url ?? '/', 'http://service.invalid');
     if (pathname !== opts.path) {
       req.resume();
-      sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${opts.path}`, extensions: { code: 'NOT_FOUND' } }] });
+      sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${opts.path}`, extensions: { code: ErrorCode.NotFound } }] });
       return;
     }
     const body = await readJsonBody(req, maxBodyBytes);
     if (body instanceof HttpError) {
       res.setHeader('connection', 'close');
-      sendJson(res, body.status, { errors: [{ message: body.message, extensions: { code: 'BAD_REQUEST' } }] });
+      sendJson(res, body.status, { errors: [{ message: body.message, extensions: { code: ErrorCode.BadRequest } }] });
       return;
     }
     const headers = new HeaderMap();

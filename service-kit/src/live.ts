@@ -1,16 +1,14 @@
-import { GraphQLError } from 'graphql';
+import { codedError, ErrorCode } from './errors.ts';
 import { compareStreamIds, type BusEvent, type Consumer, type EventBus, type StreamEntry } from './bus/types.ts';
 import type { Logger } from './logger.ts';
 
 /** A resume point older than the stream's retention: the events after it are gone. */
 export const resumeExpired = () =>
-  new GraphQLError('The resume point is older than the retained event history; subscribe again without `after` and reload the current state', {
-    extensions: { code: 'RESUME_POINT_EXPIRED' },
-  });
+  codedError(ErrorCode.ResumePointExpired, 'The resume point is older than the retained event history; subscribe again without `after` and reload the current state');
 
 /** The subscriber fell too far behind; it can resume with `after`. */
 export const subscriptionOverflow = () =>
-  new GraphQLError('Too many undelivered events for this subscription; resume with `after`', { extensions: { code: 'SUBSCRIPTION_OVERFLOW' } });
+  codedError(ErrorCode.SubscriptionOverflow, 'Too many undelivered events for this subscription; resume with `after`');
 
 export interface LiveSubscribeOptions {
   /** Which events this subscriber wants. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from './db.ts';
-import { migrate, MigrationError, migrationsDirFor } from './migrate.ts';
+import { migrate, MigrationError } from './migrate.ts';
 
 /** Each backend hands out fresh, empty databases (PGlite in memory, or a new schema in a throwaway PostgreSQL database). */
 interface Backend {
@@ -260,11 +260,5 @@ describe.each(backends)('migrate() on $name', (backend) => {
     const dir = makeMigrationsDir(BASE);
     await migrate(a, { migrationsDir: dir });
     expect((await migrate(b, { migrationsDir: dir })).applied).toEqual([FIRST, SECOND]);
-  });
-});
-
-describe('migrationsDirFor()', () => {
-  it('points at the repository migrations whatever the working directory', () => {
-    expect(migrationsDirFor('orders')).toBe(path.resolve(import.meta.dirname, '../../prisma/orders/migrations'));
   });
 });

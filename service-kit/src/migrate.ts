@@ -1,9 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { SERVICE_NAMES, type ServiceName } from './legacy-config.ts';
-import { assertIdentifier, type Database, type SqlClient } from './db.ts';
+import { qualifiedTable, type Database, type SqlClient } from './db.ts';
 
 export type MigrationErrorCode = 'EDITED' | 'MISSING' | 'FAILED' | 'INVALID_DIR';
 
@@ -47,11 +45,6 @@ interface LedgerRow {
   logs: string | null;
 }
 
-/** `prisma/<service>/migrations` of this repository, independent of the working directory. */
-export function migrationsDirFor(service: ServiceName): string {
-  return fileURLToPath(new URL(`../../prisma/${service}/migrations`, import.meta.url));
-}
-
 // PGlite is one session, where advisory locks are re-entrant: serialise runs in-process too.
 const running = new WeakMap<Database, Promise<unknown>>();
 
@@ -73,8 +66,7 @@ export async function migrate(db: Database, opts: MigrateOptions): Promise<Migra
 }
 
 async function migrateLocked(conn: SqlClient, schema: string, files: MigrationFile[]): Promise<MigrateResult> {
-  assertIdentifier(schema);
-  const ledger = `"${schema}"."_prisma_migrations"`;
+  const ledger = qualifiedTable(schema, '_prisma_migrations');
   const lockKey = advisoryLockKey(schema);
   // Session-level lock on this one connection: a second process waits here, then finds everything applied.
   await conn.query('SELECT pg_advisory_lock($1::bigint)', [lockKey]);
@@ -205,18 +197,4 @@ function advisoryLockKey(schema: string): string {
 
 function firstLine(text: string): string {
   return text.split('\n', 1)[0] ?? '';
-}
-
-/** Migrates each service's database with its own `prisma/<service>/migrations`, one service after another. */
-export async function migrateAll(dbs: Record<ServiceName, Database>): Promise<Record<ServiceName, MigrateResult>> {
-  const results = {} as Record<ServiceName, MigrateResult>;
-  for (const service of SERVICE_NAMES) {
-    try {
-      results[service] = await migrate(dbs[service], { migrationsDir: migrationsDirFor(service) });
-    } catch (error) {
-      if (!(error instanceof MigrationError)) throw error;
-      throw new MigrationError(error.code, `${service}: ${error.message}`, error.migration, { cause: error.cause });
-    }
-  }
-  return results;
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BusEvent, Consumer, EventBus } from './bus/types.ts';
 import { qualifiedTable } from './db.ts';
-import type { EventPayloads, EventType } from './events.ts';
 import type { Logger } from './logger.ts';
 
 /** The raw-SQL surface every generated Prisma client (and its transaction client) has. */
@@ -13,20 +12,13 @@ export interface RawClient extends RawTx {
   $transaction<R>(fn: (tx: RawTx) => Promise<R>, options?: { timeout?: number; maxWait?: number }): Promise<R>;
 }
 
-export interface OutboxMessage<T extends EventType = EventType> {
+/** One event to publish: `payload` is JSON-serialised. The services' contract types it (see @commerce/contracts). */
+export interface OutboxMessage {
   stream: string;
-  type: T;
+  type: string;
   key: string;
-  payload: EventPayloads[T];
+  payload: unknown;
 }
-
-/** Builds a typed outbox message. */
-export const message = <T extends EventType>(stream: string, type: T, key: string, payload: EventPayloads[T]): OutboxMessage<T> => ({
-  stream,
-  type,
-  key,
-  payload,
-});
 
 /**
  * Writes events to the outbox inside the caller's transaction, so they exist
@@ -168,11 +160,12 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   };
 }
 
-export type EventHandlers = {
-  [T in EventType]?: (tx: RawTx, event: BusEvent<EventPayloads[T]>) => Promise<void>;
+/** Handlers by event type, for a map of event types to payloads. */
+export type EventHandlers<M> = {
+  [T in keyof M]?: (tx: RawTx, event: BusEvent<M[T]>) => Promise<void>;
 };
 
-export interface EventConsumerOptions {
+export interface EventConsumerOptions<M> {
   prisma: RawClient;
   schema: string;
   bus: EventBus;
@@ -180,7 +173,7 @@ export interface EventConsumerOptions {
   /** Consumer group, also the key of the processed-events record. */
   group: string;
   consumer: string;
-  handlers: EventHandlers;
+  handlers: EventHandlers<M>;
   /** Called after a handler's transaction committed (e.g. to wake the relay). */
   afterCommit?: () => void;
   claimIdleMs?: number;
@@ -193,7 +186,7 @@ export interface EventConsumerOptions {
  * effects commit in one transaction, so a redelivered event is a no-op.
  * Event types without a handler are acknowledged and ignored.
  */
-export function startEventConsumer(opts: EventConsumerOptions): Consumer {
+export function startEventConsumer<M>(opts: EventConsumerOptions<M>): Consumer {
   const processed = qualifiedTable(opts.schema, 'processed_events');
   return opts.bus.consume(
     {
@@ -205,7 +198,7 @@ export function startEventConsumer(opts: EventConsumerOptions): Consumer {
       ...(opts.blockMs !== undefined ? { blockMs: opts.blockMs } : {}),
     },
     async ({ event }) => {
-      const handler = opts.handlers[event.type as EventType] as ((tx: RawTx, e: BusEvent) => Promise<void>) | undefined;
+      const handler = opts.handlers[event.type as keyof M] as ((tx: RawTx, e: BusEvent) => Promise<void>) | undefined;
       if (!handler) return;
       const applied = await opts.prisma.$transaction(async (tx) => {
         const inserted = await tx.$executeRawUnsafe(

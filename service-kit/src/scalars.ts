@@ -1,4 +1,5 @@
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
+import { badUserInput } from './errors.ts';
 
 /** ISO 8601 date-time; resolvers return `Date`. */
 export const DateTimeScalar = new GraphQLScalarType<Date, string>({
@@ -13,13 +14,13 @@ export const DateTimeScalar = new GraphQLScalarType<Date, string>({
     return parseDate(value);
   },
   parseLiteral(ast) {
-    if (ast.kind !== Kind.STRING) throw new GraphQLError('DateTime must be a string', { extensions: { code: 'BAD_USER_INPUT' } });
+    if (ast.kind !== Kind.STRING) throw badUserInput('DateTime must be a string');
     return parseDate(ast.value);
   },
 });
 
 function parseDate(value: unknown): Date {
   const d = typeof value === 'string' ? new Date(value) : new Date(NaN);
-  if (Number.isNaN(d.getTime())) throw new GraphQLError('DateTime must be an ISO 8601 string', { extensions: { code: 'BAD_USER_INPUT' } });
+  if (Number.isNaN(d.getTime())) throw badUserInput('DateTime must be an ISO 8601 string');
   return d;
 }

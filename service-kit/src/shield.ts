@@ -20,11 +20,16 @@ export const isAdmin = rule({ cache: 'contextual' })((_parent, _args, ctx: BaseC
 });
 
 /**
- * Allows the owner of the object (the user whose id `ownerOf` returns) or an
- * admin. Evaluated per object, so a list mixing owners is checked item by item.
+ * Allows the owner of the object (the user whose id `ownerOf` returns) or an admin; `alsoAllows`
+ * may admit a caller this rule cannot know of (users: one who has just proved to be this user).
+ * Evaluated per object, so a list mixing owners is checked item by item.
  */
-export function isOwnerOrAdmin<P>(ownerOf: (parent: P) => string | null | undefined) {
-  return rule({ cache: 'no_cache' })((parent: P, _args, ctx: BaseContext) => {
+export function isOwnerOrAdmin<P, C extends BaseContext = BaseContext>(
+  ownerOf: (parent: P) => string | null | undefined,
+  alsoAllows?: (parent: P, ctx: C) => boolean,
+) {
+  return rule({ cache: 'no_cache' })((parent: P, _args, ctx: C) => {
+    if (alsoAllows?.(parent, ctx)) return true;
     if (!ctx.identity) return unauthenticated();
     if (ctx.identity.role === 'ADMIN') return true;
     return ownerOf(parent) === ctx.identity.userId ? true : forbidden();

@@ -4,7 +4,6 @@ import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/res
 import { parse } from 'graphql';
 import { applyMiddleware, type IMiddlewareGenerator } from 'graphql-middleware';
 import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
-import type { ServiceName } from './legacy-config.ts';
 import { openDatabase, type Database, type DatabaseConfig } from './db.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -12,8 +11,9 @@ import type { Consumer, EventBus } from './bus/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLiveFeed, type LiveFeed } from './live.ts';
 import { createOutboxRelay, type OutboxRelay, type RawClient } from './outbox.ts';
-import { migrate, migrationsDirFor } from './migrate.ts';
+import { migrate } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
+import { readDatabaseConfig, readPort, readProcessConfig, readSigningSecret, type Env } from './config.ts';
 import { createSubgraphServer, type ServiceApp } from './subgraph-server.ts';
 
 /** Options every subgraph factory (`createUsersApp`, …) accepts. */
@@ -69,7 +69,10 @@ interface PrismaLike {
 
 /** What a subgraph contributes; the bootstrap (database, migrations, HTTP, signature check) is shared. */
 export interface SubgraphDefinition<P extends PrismaLike, C extends BaseContext> {
-  name: ServiceName;
+  /** The service's name: its logger, consumer names and log lines carry it. */
+  name: string;
+  /** The service's Prisma Migrate folder (`<timestamp>_<name>/migration.sql`), applied on start. */
+  migrationsDir: string;
   /** schema.graphql of the subgraph (SDL first). */
   typeDefsUrl: URL;
   resolvers: unknown;
@@ -127,7 +130,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
     async start() {
       db = await openDatabase(opts.database);
       if (opts.migrate !== false) {
-        const { applied } = await migrate(db, { migrationsDir: migrationsDirFor(def.name) });
+        const { applied } = await migrate(db, { migrationsDir: def.migrationsDir });
         if (applied.length) logger.info({ applied }, 'applied migrations');
       }
       const client = def.createPrisma(db.adapter, () => {
@@ -181,5 +184,21 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       await prisma?.$disconnect();
       await db?.close();
     },
+  };
+}
+
+/**
+ * The options every subgraph reads from its environment: `<NAME>_PORT` (default `defaultPort`),
+ * its database (see readDatabaseConfig), HOST, NODE_ENV, LOG_LEVEL and GATEWAY_SIGNING_SECRET.
+ */
+export function readSubgraphOptions(env: Env, name: string, defaultPort: number): SubgraphAppOptions {
+  const { host, production, logLevel } = readProcessConfig(env);
+  return {
+    database: readDatabaseConfig(env, name),
+    host,
+    port: readPort(env, `${name.toUpperCase()}_PORT`, defaultPort),
+    signingSecret: readSigningSecret(env),
+    production,
+    logLevel,
   };
 }

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
+import { ErrorCode, isInternalError, unauthenticated } from './errors.ts';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createGraphQLHandler, listen, urlHost } from './http.ts';
@@ -67,9 +68,7 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     } catch (e) {
       if (!(e instanceof InvalidSignatureError)) throw e;
       logger.warn({ requestId, reason: e.message }, 'rejected a call without a valid gateway signature');
-      throw new GraphQLError('This service only accepts requests from the gateway', {
-        extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } },
-      });
+      throw unauthenticated('This service only accepts requests from the gateway', { refuseRequest: true });
     }
   };
 
@@ -131,10 +130,10 @@ const headerValue = (v: string | string[] | undefined): string | undefined => (A
 /** User errors carry a code; anything else is internal and masked in production. */
 export function maskInternalError(formatted: GraphQLFormattedError, production: boolean): GraphQLFormattedError {
   const code = formatted.extensions?.code;
-  if (code && code !== 'INTERNAL_SERVER_ERROR') return formatted;
+  if (!isInternalError(code)) return formatted;
   // Logged with its request id by logRequestErrors; here it is only masked.
   if (!production) return formatted;
-  return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' }, ...(formatted.path ? { path: formatted.path } : {}) };
+  return { message: 'Internal server error', extensions: { code: ErrorCode.InternalServerError }, ...(formatted.path ? { path: formatted.path } : {}) };
 }
 
 function logRequestErrors(logger: Logger): ApolloServerPlugin<BaseContext> {
@@ -143,7 +142,7 @@ function logRequestErrors(logger: Logger): ApolloServerPlugin<BaseContext> {
       return {
         async didEncounterErrors({ contextValue, errors }) {
           for (const err of errors) {
-            if (!err.extensions?.code || err.extensions.code === 'INTERNAL_SERVER_ERROR') {
+            if (isInternalError(err.extensions?.code)) {
               logger.error({ requestId: contextValue?.requestId, err: err.originalError ?? err }, 'resolver error');
             }
           }

@@ -6,7 +6,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { randomUUID } from 'node:crypto';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
 import { summarize } from './stats.ts';
 

@@ -4,8 +4,8 @@
  * OrderStatusChanged CONFIRMED event reaching a bus consumer) and throughput.
  */
 import { randomUUID } from 'node:crypto';
-import { STREAMS, type OrderStatusChanged } from '@commerce/service-kit';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
 import { summarize } from './stats.ts';
 

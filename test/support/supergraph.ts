@@ -1,13 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { createGatewayApp } from '@commerce/gateway';
 import { createOrdersApp } from '@commerce/orders';
-import { createProductsApp } from '@commerce/products';
-import { createUsersApp } from '@commerce/users';
-import type { ServiceName, SubgraphApp, SubgraphAppOptions } from '@commerce/service-kit';
-import { seedAll } from '@commerce/service-kit/seed';
-import { makeSeedData, type SeedData, type SeedDataSize } from '@commerce/service-kit/seed-data';
-import { createBus, type EventBus } from '@commerce/service-kit/bus';
+import { createGatewayApp } from '@commerce/gateway';
+import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
+import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
+import { createBus, type EventBus, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
 import { createTestDatabases, testDatabaseUrl } from './databases.ts';
 import { deleteRedisKeys, testRedisUrl } from './redis.ts';
 
@@ -15,7 +12,7 @@ export const TEST_JWT_SECRET = 'test-client-jwt-secret-0123456789abcdef';
 export const TEST_SIGNING_SECRET = 'test-gateway-signing-secret-0123456789ab';
 
 /** Small but with the shape of the demo data: the demo customer owns 60 orders. */
-export const TEST_SEED_SIZE: SeedDataSize = { users: 12, products: 40, orders: 90 };
+export const TEST_SEED_SIZE: DemoDataSize = { users: 12, products: 40, orders: 90 };
 
 export interface GraphQLResponse<D = Record<string, unknown>> {
   status: number;
@@ -33,7 +30,7 @@ export interface Supergraph {
   bus: EventBus;
   /** Prefix of this run's Redis keys and connection names. */
   busPrefix: string;
-  seed: SeedData;
+  seed: DemoData;
   apps: Record<ServiceName, SubgraphApp>;
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
   /** Logs in through the gateway and returns the bearer token. */
@@ -48,10 +45,6 @@ export interface Supergraph {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the three subgraphs and the gateway on free ports, on fresh databases
- * (PGlite, or PostgreSQL when TEST_DATABASE_URL is set), migrated and seeded.
- */
 export interface SupergraphOptions {
   /** PostgreSQL server to create the run's database on; default TEST_DATABASE_URL, else PGlite. */
   databaseUrl?: string | null;
@@ -61,63 +54,49 @@ export interface SupergraphOptions {
   events?: SubgraphAppOptions['events'];
 }
 
-export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, options: SupergraphOptions = {}): Promise<Supergraph> {
+/**
+ * The local runner (`startLocalSupergraph`, what `pnpm start` runs) on free ports and fresh
+ * databases (PGlite, or a new PostgreSQL database when TEST_DATABASE_URL is set), migrated and
+ * seeded, with a bus of its own; stop() removes the databases and the run's Redis keys.
+ */
+export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, options: SupergraphOptions = {}): Promise<Supergraph> {
   const dbs = await createTestDatabases(options.databaseUrl === undefined ? testDatabaseUrl() : (options.databaseUrl ?? undefined));
   const redisUrl = options.redisUrl === undefined ? testRedisUrl() : (options.redisUrl ?? undefined);
   const busPrefix = `test:${randomBytes(6).toString('hex')}:`;
   const bus = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
-  const common = {
-    host: '127.0.0.1',
-    port: 0,
-    signingSecret: TEST_SIGNING_SECRET,
-    production: false,
-    logLevel: 'silent',
-    bus,
-    events: options.events ?? TEST_EVENT_TIMINGS,
-  };
-  const apps = {
-    users: createUsersApp({ ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 }),
-    products: createProductsApp({ ...common, database: dbs.configs.products }),
-    orders: createOrdersApp({ ...common, database: dbs.configs.orders }),
-  } satisfies Record<ServiceName, SubgraphApp>;
-  const started: SubgraphApp[] = [];
+  const common = { host: '127.0.0.1', port: 0, signingSecret: TEST_SIGNING_SECRET, production: false, logLevel: 'silent' };
+  const events = options.events ?? TEST_EVENT_TIMINGS;
   const extra: { stop(): Promise<void> }[] = [];
-  let gateway: ReturnType<typeof createGatewayApp> | undefined;
-  const gatewayFor = (urls: Record<ServiceName, string>) =>
-    createGatewayApp({
-      host: '127.0.0.1',
-      port: 0,
-      supergraphPath: fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url)),
-      subgraphUrls: urls,
-      jwtSecret: TEST_JWT_SECRET,
-      signingSecret: TEST_SIGNING_SECRET,
-      production: false,
-      subgraphTimeoutMs: 10_000,
-      logLevel: 'silent',
-      // Short, so a test sees keep-alive pings.
-      keepAliveMs: 500,
-    });
+  let local: LocalSupergraph | undefined;
   const stop = async () => {
     for (const e of extra.reverse()) await e.stop();
-    await gateway?.stop();
-    for (const app of started.reverse()) await app.stop();
+    await local?.stop();
     await bus.close();
     if (redisUrl) await deleteRedisKeys(redisUrl, busPrefix);
     await dbs.dispose();
   };
   try {
-    for (const app of Object.values(apps)) {
-      await app.start();
-      started.push(app);
-    }
-    await seedAll({ users: apps.users.db, products: apps.products.db, orders: apps.orders.db }, size);
-    gateway = gatewayFor({ users: apps.users.url, products: apps.products.url, orders: apps.orders.url });
-    await gateway.start();
+    local = await startLocalSupergraph({
+      users: { ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 },
+      products: { ...common, database: dbs.configs.products },
+      orders: { ...common, database: dbs.configs.orders },
+      gateway: {
+        ...common,
+        supergraphPath: fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url)),
+        jwtSecret: TEST_JWT_SECRET,
+        subgraphTimeoutMs: 10_000,
+        // Short, so a test sees keep-alive pings.
+        keepAliveMs: 500,
+      },
+      bus,
+      seed: size,
+      events,
+    });
   } catch (e) {
     await stop();
     throw e;
   }
-  const url = gateway.url;
+  const { apps, url } = local;
   const query: Supergraph['query'] = async (q, variables, token) => {
     const res = await fetch(url, {
       method: 'POST',
@@ -132,7 +111,7 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, optio
     busBackend: redisUrl ? 'redis' : 'memory',
     bus,
     busPrefix,
-    seed: makeSeedData(size),
+    seed: local.demoData!,
     apps,
     query,
     async logIn(email, password) {
@@ -147,9 +126,9 @@ export async function startSupergraph(size: SeedDataSize = TEST_SEED_SIZE, optio
     async startSecondInstance() {
       if (dbs.backend !== 'postgres' || !redisUrl) throw new Error('a second instance needs PostgreSQL and Redis');
       const bus2 = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
-      const orders2 = createOrdersApp({ ...common, bus: bus2, database: dbs.configs.orders });
+      const orders2 = createOrdersApp({ ...common, bus: bus2, database: dbs.configs.orders, events });
       await orders2.start();
-      const gateway2 = gatewayFor({ users: apps.users.url, products: apps.products.url, orders: orders2.url });
+      const gateway2 = createGatewayApp(local.gatewayOptions({ users: apps.users.url, products: apps.products.url, orders: orders2.url }));
       await gateway2.start();
       extra.push({
         async stop() {

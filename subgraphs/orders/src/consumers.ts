@@ -1,4 +1,5 @@
-import { STREAMS, startEventConsumer, type Consumer, type EventBus, type InventoryReserved, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import { startEventConsumer, type Consumer, type EventBus, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import { STREAMS, type EventPayloads, type InventoryReserved } from '@commerce/contracts';
 import type { Prisma, PrismaClient } from './generated/prisma/client.ts';
 import { changeStatus } from './orderFlow.ts';
 
@@ -14,7 +15,7 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
   const { prisma, db, bus, relay, events } = runtime;
   const asTx = (tx: unknown) => tx as Prisma.TransactionClient;
   return [
-    startEventConsumer({
+    startEventConsumer<EventPayloads>({
       prisma: prisma as unknown as RawClient,
       schema: db.schema,
       bus,

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { assertIdentifier, isUuid } from '@commerce/service-kit';
+import { batchByUuid, isUuid, qualifiedTable } from '@commerce/service-kit';
 import { Prisma, type PrismaClient } from './generated/prisma/client.ts';
 import type { OrderItemModel, OrderModel } from './generated/prisma/models.ts';
 
@@ -31,17 +31,9 @@ export interface Loaders {
  * because the PostgreSQL adapter does not set search_path.
  */
 export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
-  assertIdentifier(schema);
-  const ordersTable = Prisma.raw(`"${schema}"."orders"`);
+  const ordersTable = Prisma.raw(qualifiedTable(schema, 'orders'));
 
-  const orderById = new DataLoader<string, OrderModel | null>(async (ids) => {
-    // A malformed id cannot exist; keep it out of the uuid-typed query.
-    const valid = ids.filter(isUuid);
-    const rows = valid.length ? await prisma.order.findMany({ where: { id: { in: valid } } }) : [];
-    const byId = new Map(rows.map((o) => [o.id, o]));
-    // PostgreSQL returns uuids in lower case; a key may arrive in upper case.
-    return ids.map((id) => byId.get(id.toLowerCase()) ?? null);
-  });
+  const orderById = new DataLoader<string, OrderModel | null>(batchByUuid((ids) => prisma.order.findMany({ where: { id: { in: ids } } })));
 
   const itemsByOrderId = new DataLoader<string, OrderItemModel[]>(async (orderIds) => {
     const valid = orderIds.filter(isUuid);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { appendToOutbox, message, STREAMS, type OrderStatusName, type RawTx } from '@commerce/service-kit';
+import { appendToOutbox, type RawTx } from '@commerce/service-kit';
+import { message, STREAMS, type OrderStatusName } from '@commerce/contracts';
 import type { Prisma } from './generated/prisma/client.ts';
 import type { OrderModel } from './generated/prisma/models.ts';
 

@@ -1,11 +1,10 @@
-import { createMemoryBus } from '@commerce/service-kit/bus';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signForwardedIdentity, type Identity } from '@commerce/service-kit';
-import { createProductsApp } from './app.ts';
+import { TEST_SIGNING_SECRET as SECRET } from '@commerce/service-kit/testing';
 import type { ProductModel } from './generated/prisma/models.ts';
+import { startProductsApp, type ProductsApp } from './test-support.ts';
 
-const SECRET = 'x'.repeat(32);
 const ADMIN: Identity = { userId: randomUUID(), role: 'ADMIN' };
 const CUSTOMER: Identity = { userId: randomUUID(), role: 'CUSTOMER' };
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
@@ -16,15 +15,8 @@ interface GraphQLResponse<D = Record<string, any>> {
   errors?: { message: string; extensions?: Record<string, unknown> }[];
 }
 
-const app = createProductsApp({
-  database: { kind: 'pglite' },
-  host: '127.0.0.1',
-  port: 0,
-  signingSecret: SECRET,
-  production: false,
-  logLevel: 'silent',
-  bus: createMemoryBus(),
-});
+let app: ProductsApp;
+let dispose: () => Promise<void>;
 
 async function post(body: unknown, headers: Record<string, string>): Promise<GraphQLResponse> {
   const res = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -48,7 +40,7 @@ const byName = (name: string) => {
 };
 
 beforeAll(async () => {
-  await app.start();
+  ({ app, dispose } = await startProductsApp());
   const rows = [
     { sku: 'BOOK-001', name: 'Dune', priceCents: 1299, stock: 5, category: 'books' },
     { sku: 'BOOK-002', name: 'Neuromancer', priceCents: 999, stock: 0, category: 'books' },
@@ -64,7 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app.stop();
+  await dispose?.();
 });
 
 const PRODUCTS = /* GraphQL */ `

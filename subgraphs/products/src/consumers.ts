@@ -1,4 +1,5 @@
-import { STREAMS, startEventConsumer, type Consumer, type EventBus, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import { startEventConsumer, type Consumer, type EventBus, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import { STREAMS, type EventPayloads } from '@commerce/contracts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import { releaseStock, reserveStock } from './inventory.ts';
 
@@ -9,7 +10,7 @@ export const PRODUCTS_GROUP = 'products';
 export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
   const { prisma, db, bus, relay, events } = runtime;
   return [
-    startEventConsumer({
+    startEventConsumer<EventPayloads>({
       prisma: prisma as unknown as RawClient,
       schema: db.schema,
       bus,

@@ -1,8 +1,6 @@
 /** Runs the products subgraph alone (separate-process mode); it migrates its database on start. Set REDIS_URL so it can exchange events. */
-import { loadConfig, runMain, subgraphOptions, withBus } from '@commerce/service-kit';
+import { runMain, withBus } from '@commerce/service-kit';
 import { createProductsApp } from './app.ts';
+import { loadProductsConfig } from './config.ts';
 
-runMain('products', (env) => {
-  const config = loadConfig(env);
-  return withBus(env, 'products', (bus) => createProductsApp({ ...subgraphOptions(config, 'products'), bus }));
-});
+runMain('products', (env) => withBus(env, 'products', (bus) => createProductsApp({ ...loadProductsConfig(env), bus })));

@@ -1,14 +1,5 @@
-import {
-  appendToOutbox,
-  message,
-  qualifiedTable,
-  STREAMS,
-  type InventoryChanged,
-  type OrderCancelled,
-  type OrderPlaced,
-  type OutboxMessage,
-  type RawTx,
-} from '@commerce/service-kit';
+import { appendToOutbox, qualifiedTable, type OutboxMessage, type RawTx } from '@commerce/service-kit';
+import { message, STREAMS, type InventoryChanged, type OrderCancelled, type OrderPlaced } from '@commerce/contracts';
 
 export const inventoryChanged = (
   product: { id: string; stock: number; stockSeq: number },

@@ -1,22 +1,19 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '@commerce/service-kit';
-import { migrate, migrationsDirFor } from '@commerce/service-kit/migrate';
-import { PrismaClient } from './generated/prisma/client.ts';
+import type { PrismaClient } from './generated/prisma/client.ts';
 import { createLoaders } from './loaders.ts';
+import { startProductsApp, type ProductsApp } from './test-support.ts';
 
-let db: Database;
+let app: ProductsApp;
+let dispose: () => Promise<void>;
 let prisma: PrismaClient;
-let statements = 0;
+let before = 0;
+/** SQL statements the service sent since the test began. */
+const statements = () => app.sqlStats.statements - before;
 const ids: string[] = [];
 
 beforeAll(async () => {
-  db = await openDatabase({ kind: 'pglite' });
-  await migrate(db, { migrationsDir: migrationsDirFor('products') });
-  const client = new PrismaClient({ adapter: db.adapter, log: [{ emit: 'event', level: 'query' }] });
-  client.$on('query', () => {
-    statements++;
-  });
-  prisma = client;
+  ({ app, dispose } = await startProductsApp());
+  prisma = app.prisma;
   for (let i = 0; i < 5; i++) {
     const p = await prisma.product.create({
       data: { sku: `SKU-${i}`, name: `Product ${i}`, priceCents: 100 * i, currency: 'USD', category: 'test' },
@@ -26,20 +23,26 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await prisma?.$disconnect();
-  await db?.close();
+  await dispose?.();
 });
 
 beforeEach(() => {
-  statements = 0;
+  before = app.sqlStats.statements;
 });
 
 describe('productById', () => {
+  it('finds an id sent in upper case, like every loader keyed by uuid', async () => {
+    const loaders = createLoaders(prisma);
+    const [upper, lower] = await Promise.all([loaders.productById.load(ids[0]!.toUpperCase()), loaders.productById.load(ids[1]!)]);
+    expect([upper?.id, lower?.id]).toEqual([ids[0], ids[1]]);
+    expect(statements()).toBe(1);
+  });
+
   it('batches loads issued in one tick into one SQL statement', async () => {
     const loaders = createLoaders(prisma);
     const products = await Promise.all(ids.map((id) => loaders.productById.load(id)));
     expect(products).toHaveLength(ids.length);
-    expect(statements).toBe(1);
+    expect(statements()).toBe(1);
   });
 
   it('returns results in key order, whatever order the database answers in', async () => {
@@ -62,12 +65,12 @@ describe('productById', () => {
     expect(missing).toBeNull();
     expect(malformed).toBeNull();
     expect(last?.id).toBe(ids[4]);
-    expect(statements).toBe(1);
+    expect(statements()).toBe(1);
   });
 
   it('sends no SQL when every id is malformed', async () => {
     const loaders = createLoaders(prisma);
     expect(await loaders.productById.loadMany(['x', 'y'])).toEqual([null, null]);
-    expect(statements).toBe(0);
+    expect(statements()).toBe(0);
   });
 });

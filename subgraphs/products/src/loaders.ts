@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { isUuid } from '@commerce/service-kit';
+import { batchByUuid } from '@commerce/service-kit';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { ProductModel } from './generated/prisma/models.ts';
 
@@ -11,12 +11,6 @@ export interface Loaders {
 /** A new set per request: DataLoader caches for the life of the request only. */
 export function createLoaders(prisma: PrismaClient): Loaders {
   return {
-    productById: new DataLoader(async (ids) => {
-      // A malformed id cannot exist; keep it out of the uuid-typed query.
-      const valid = ids.filter(isUuid);
-      const rows = valid.length ? await prisma.product.findMany({ where: { id: { in: valid } } }) : [];
-      const byId = new Map(rows.map((p) => [p.id, p]));
-      return ids.map((id) => byId.get(id) ?? null);
-    }),
+    productById: new DataLoader(batchByUuid((ids) => prisma.product.findMany({ where: { id: { in: ids } } }))),
   };
 }

@@ -1,22 +1,19 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '@commerce/service-kit';
-import { migrate, migrationsDirFor } from '@commerce/service-kit/migrate';
-import { PrismaClient } from './generated/prisma/client.ts';
+import type { PrismaClient } from './generated/prisma/client.ts';
 import { createLoaders } from './loaders.ts';
+import { startUsersApp, type UsersApp } from './test-support.ts';
 
-let db: Database;
+let app: UsersApp;
+let dispose: () => Promise<void>;
 let prisma: PrismaClient;
-let statements = 0;
+let before = 0;
+/** SQL statements the service sent since the test began. */
+const statements = () => app.sqlStats.statements - before;
 const ids: string[] = [];
 
 beforeAll(async () => {
-  db = await openDatabase({ kind: 'pglite' });
-  await migrate(db, { migrationsDir: migrationsDirFor('users') });
-  const client = new PrismaClient({ adapter: db.adapter, log: [{ emit: 'event', level: 'query' }] });
-  client.$on('query', () => {
-    statements++;
-  });
-  prisma = client;
+  ({ app, dispose } = await startUsersApp());
+  prisma = app.prisma;
   for (let i = 0; i < 4; i++) {
     const u = await prisma.user.create({ data: { email: `user${i}@example.com`, name: `User ${i}`, passwordHash: 'x' } });
     ids.push(u.id);
@@ -24,30 +21,36 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await prisma?.$disconnect();
-  await db?.close();
+  await dispose?.();
 });
 
 beforeEach(() => {
-  statements = 0;
+  before = app.sqlStats.statements;
 });
 
 describe('userById', () => {
+  it('finds an id sent in upper case, like every loader keyed by uuid', async () => {
+    const loaders = createLoaders(prisma);
+    const [upper, lower] = await Promise.all([loaders.userById.load(ids[0]!.toUpperCase()), loaders.userById.load(ids[1]!)]);
+    expect([upper?.id, lower?.id]).toEqual([ids[0], ids[1]]);
+    expect(statements()).toBe(1);
+  });
+
   it('loads many users in one SQL statement, in key order, with null for unknown and malformed ids', async () => {
     const loaders = createLoaders(prisma);
     const keys = [ids[3]!, 'not-a-uuid', ids[0]!, '00000000-0000-4000-8000-000000000000', ids[1]!];
     const users = await Promise.all(keys.map((id) => loaders.userById.load(id)));
     expect(users.map((u) => u?.id ?? null)).toEqual([ids[3], null, ids[0], null, ids[1]]);
-    expect(statements).toBe(1);
+    expect(statements()).toBe(1);
   });
 
   it('is per request: a new set of loaders queries again, the same set does not', async () => {
     const a = createLoaders(prisma);
     await a.userById.load(ids[0]!);
     await a.userById.load(ids[0]!);
-    expect(statements).toBe(1);
+    expect(statements()).toBe(1);
     await createLoaders(prisma).userById.load(ids[0]!);
-    expect(statements).toBe(2);
+    expect(statements()).toBe(2);
   });
 });
 

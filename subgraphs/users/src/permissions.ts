@@ -1,13 +1,12 @@
-import { allow, createPermissions, federationRules, forbidden, isAdmin, isAuthenticated, rule, unauthenticated } from '@commerce/service-kit';
+import { allow, createPermissions, federationRules, isAdmin, isAuthenticated, isOwnerOrAdmin } from '@commerce/service-kit';
 import type { Context } from './context.ts';
 import type { UserModel } from './generated/prisma/models.ts';
 
 /** The user themself, an admin, or a caller who has just proved to be this user (signUp / logIn in this request). */
-const isSelfOrAdmin = rule({ cache: 'no_cache' })((user: Pick<UserModel, 'id'>, _args, ctx: Context) => {
-  if (ctx.authenticatedAs.has(user.id)) return true;
-  if (!ctx.identity) return unauthenticated();
-  return ctx.identity.role === 'ADMIN' || ctx.identity.userId === user.id ? true : forbidden();
-});
+const isSelfOrAdmin = isOwnerOrAdmin<Pick<UserModel, 'id'>, Context>(
+  (user) => user.id,
+  (user, ctx) => ctx.authenticatedAs.has(user.id),
+);
 
 export const permissions = createPermissions({
   Query: {

@@ -1,5 +1,5 @@
-import { appendToOutbox, badUserInput, forbidden, isUuid, message, notFound, STREAMS, type RawTx } from '@commerce/service-kit';
-import { GraphQLError } from 'graphql';
+import { ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, isUuid, notFound, type RawTx } from '@commerce/service-kit';
+import { message, STREAMS } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import type { OrderModel } from '../generated/prisma/models.ts';
@@ -46,9 +46,7 @@ export const Mutation: MutationResolvers = {
     const existing = async () => {
       const order = await ctx.prisma.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
       if (order && order.requestHash !== hash) {
-        throw new GraphQLError('This idempotencyKey was already used for an order with different items', {
-          extensions: { code: 'IDEMPOTENCY_KEY_REUSED', field: 'idempotencyKey' },
-        });
+        throw codedError(ErrorCode.IdempotencyKeyReused, 'This idempotencyKey was already used for an order with different items', { extensions: { field: 'idempotencyKey' } });
       }
       return order;
     };

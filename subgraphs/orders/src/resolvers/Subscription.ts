@@ -1,17 +1,5 @@
-import {
-  badUserInput,
-  forbidden,
-  inSequence,
-  isStreamCursor,
-  isUuid,
-  notFound,
-  resumeExpired,
-  STREAMS,
-  unauthenticated,
-  type BusEvent,
-  type OrderStatusChanged,
-  type StreamEntry,
-} from '@commerce/service-kit';
+import { badUserInput, forbidden, inSequence, isStreamCursor, isUuid, notFound, resumeExpired, unauthenticated, type BusEvent, type StreamEntry } from '@commerce/service-kit';
+import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { OrderUpdateResolvers, SubscriptionResolvers } from '../generated/graphql.ts';
 import type { OrderUpdatePayload } from '../types.ts';

@@ -1,6 +1,5 @@
-import { ErrorCode, appendToOutbox, badUserInput, isUuid, mapPrismaError, notFound, type RawTx } from '@commerce/service-kit';
+import { ErrorCode, appendToOutbox, badUserInput, codedError, isUuid, mapPrismaError, notFound, type RawTx } from '@commerce/service-kit';
 import { inventoryChanged } from '../inventory.ts';
-import { GraphQLError } from 'graphql';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import type { ProductModel } from '../generated/prisma/models.ts';
@@ -9,7 +8,7 @@ import { INT_MAX, validateCreateInput, validateDelta, validateUpdateInput } from
 const productNotFound = () => notFound('Product not found');
 
 const insufficientStock = () =>
-  new GraphQLError('Adjustment would take stock below zero', { extensions: { code: ErrorCode.InsufficientStock, field: 'delta' } });
+  codedError(ErrorCode.InsufficientStock, 'Adjustment would take stock below zero', { extensions: { field: 'delta' } });
 
 /** Later loads in this request must see the written row, not a cached older one. */
 function remember(product: ProductModel, ctx: Context): ProductModel {

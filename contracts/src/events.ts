@@ -1,3 +1,5 @@
+import type { OutboxMessage } from '@commerce/service-kit';
+
 /**
  * The events services exchange (the contract between orders and products).
  * Each service publishes to its own stream; the other consumes it in a group.
@@ -64,3 +66,6 @@ export interface EventPayloads {
   InventoryChanged: InventoryChanged;
 }
 export type EventType = keyof EventPayloads;
+
+/** An outbox message whose payload matches its event type. */
+export const message = <T extends EventType>(stream: string, type: T, key: string, payload: EventPayloads[T]): OutboxMessage => ({ stream, type, key, payload });

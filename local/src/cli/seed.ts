@@ -1,0 +1,39 @@
+/** `pnpm db:seed`: migrates, then fills empty services with deterministic demo data. */
+import { parseArgs } from 'node:util';
+import { truncateServiceTables } from '@commerce/service-kit';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
+import { readDemoDataSize } from '../config.ts';
+import { makeDemoData, SERVICE_NAMES, seedDemoData } from '../demo-data.ts';
+import { migrateAll, reportCliError, withServiceDatabases } from '../services.ts';
+
+const USAGE = 'Usage: pnpm db:seed [--reset]\n  --reset  empty every service table (not the migration ledger) before seeding';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { reset: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const data = makeDemoData(readDemoDataSize(process.env));
+  await withServiceDatabases(process.env, async (dbs) => {
+    const migrated = await migrateAll(dbs);
+    for (const service of SERVICE_NAMES) {
+      const applied = migrated[service].applied;
+      if (applied.length > 0) console.log(`${service}: applied ${applied.join(', ')}`);
+    }
+    if (values.reset) {
+      for (const service of SERVICE_NAMES) console.log(`${service}: emptied ${(await truncateServiceTables(dbs[service])).join(', ') || 'nothing'}`);
+    }
+    const seeded = await seedDemoData(dbs, data);
+    for (const service of SERVICE_NAMES) {
+      const { seeded: did, rows } = seeded[service];
+      const counts = Object.entries(rows).map(([table, n]) => `${n} ${table}`).join(', ');
+      console.log(did ? `${service}: seeded ${counts}` : `${service}: already has data, left alone (use --reset to start over)`);
+    }
+  });
+  console.log('\nDemo credentials (development only):');
+  console.log(`  admin     ${DEMO_CREDENTIALS.admin.email} / ${DEMO_CREDENTIALS.admin.password}`);
+  console.log(`  customer  ${DEMO_CREDENTIALS.customer.email} / ${DEMO_CREDENTIALS.customer.password}`);
+}
+
+main().catch((error: unknown) => reportCliError('db:seed', error, USAGE));

@@ -1,0 +1,49 @@
+/**
+ * `pnpm start`: the three subgraphs and the gateway in one process, each on its own port.
+ * Migrates, seeds empty services with demo data, and prints where everything is.
+ */
+import { createLogger, isPglite, runMain, type DatabaseConfig, type ServiceApp } from '@commerce/service-kit';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
+import { loadLocalConfig } from './config.ts';
+import { SERVICE_NAMES } from './demo-data.ts';
+import { startLocalSupergraph, type LocalSupergraph, type LocalSupergraphOptions } from './supergraph.ts';
+
+function createLocalApp(opts: LocalSupergraphOptions): Pick<ServiceApp, 'start' | 'stop'> {
+  const logger = createLogger('local', opts.gateway.logLevel);
+  let running: LocalSupergraph | undefined;
+  return {
+    async start() {
+      running = await startLocalSupergraph(opts);
+      for (const [service, result] of Object.entries(running.seeded)) {
+        if (result.seeded) logger.info({ service, rows: result.rows }, 'seeded demo data');
+      }
+      printBanner(running, opts);
+    },
+    stop: () => running?.stop() ?? Promise.resolve(),
+  };
+}
+
+function printBanner(sg: LocalSupergraph, opts: LocalSupergraphOptions): void {
+  const lines = ['', `  Gateway   ${sg.url}${opts.gateway.production ? '' : '  (GraphiQL in the browser)'}`, ''];
+  for (const name of SERVICE_NAMES) {
+    lines.push(`  ${name.padEnd(9)} ${sg.apps[name].url}  ${describeDatabase(opts[name].database)}`);
+  }
+  if (!opts.gateway.production) {
+    lines.push(
+      '',
+      '  Development credentials (logIn mutation):',
+      `    admin     ${DEMO_CREDENTIALS.admin.email} / ${DEMO_CREDENTIALS.admin.password}`,
+      `    customer  ${DEMO_CREDENTIALS.customer.email} / ${DEMO_CREDENTIALS.customer.password}`,
+    );
+  }
+  console.log(`${lines.join('\n')}\n`);
+}
+
+/** Never prints a password from a database URL. */
+function describeDatabase(db: DatabaseConfig): string {
+  if (isPglite(db)) return db.dataDir ? `PGlite at ${db.dataDir}` : 'PGlite in memory';
+  const u = new URL(db.url);
+  return `PostgreSQL ${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}, schema ${db.schema}`;
+}
+
+runMain('local', (env) => createLocalApp(loadLocalConfig(env)));

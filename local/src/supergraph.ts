@@ -1,0 +1,81 @@
+/**
+ * The whole supergraph in one process: the three subgraphs on their own ports, migrated and
+ * (optionally) seeded with the demo data, and the gateway in front of them. `pnpm start`, the
+ * cross-service tests and the benchmarks all start it through `startLocalSupergraph`.
+ */
+import { createGatewayApp, type GatewayApp, type GatewayOptions } from '@commerce/gateway';
+import { createOrdersApp } from '@commerce/orders';
+import { createProductsApp } from '@commerce/products';
+import { createUsersApp, type UsersAppOptions } from '@commerce/users';
+import { createBusFromConfig, type BusConfig, type EventBus, type SeedResult, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { makeDemoData, seedDemoData, type DemoData, type DemoDataSize, type ServiceName } from './demo-data.ts';
+
+/** A subgraph's options without the bus: the runner hands every service the same one. */
+type ServiceOptions = Omit<SubgraphAppOptions, 'bus'>;
+
+export interface LocalSupergraphOptions {
+  users: UsersAppOptions;
+  products: ServiceOptions;
+  orders: ServiceOptions;
+  /** The gateway; its subgraph URLs are where the subgraphs started, whatever the supergraph says. */
+  gateway: Omit<GatewayOptions, 'subgraphUrls'>;
+  /** A bus the caller owns (and closes), or the configuration of one this runner creates and closes. */
+  bus: EventBus | BusConfig;
+  /** Seed services that have no data yet with the demo data of this size; `false` seeds nothing. */
+  seed: DemoDataSize | false;
+  /** Event timings for every service (tests shorten them). */
+  events?: SubgraphAppOptions['events'];
+}
+
+export interface LocalSupergraph {
+  /** The gateway's GraphQL URL. */
+  readonly url: string;
+  readonly apps: Record<ServiceName, SubgraphApp>;
+  readonly gateway: GatewayApp;
+  readonly bus: EventBus;
+  /** The demo data the services were seeded with (what each one holds, if it was empty). */
+  readonly demoData: DemoData | undefined;
+  readonly seeded: Partial<Record<ServiceName, SeedResult>>;
+  /** The options the gateway was started with, to start another one in front of the same subgraphs. */
+  gatewayOptions(subgraphUrls: Partial<Record<ServiceName, string>>): GatewayOptions;
+  /** Stops the gateway first, then the subgraphs in reverse order, then the bus (if it is ours). Idempotent. */
+  stop(): Promise<void>;
+}
+
+const isBus = (bus: EventBus | BusConfig): bus is EventBus => typeof (bus as EventBus).publish === 'function';
+
+/** Starts everything; on a failure, stops what had started (PGlite must close to persist) and rethrows. */
+export async function startLocalSupergraph(opts: LocalSupergraphOptions): Promise<LocalSupergraph> {
+  const ownBus = !isBus(opts.bus);
+  const bus = isBus(opts.bus) ? opts.bus : createBusFromConfig(opts.bus, 'local', opts.gateway.logLevel ?? 'info');
+  const events = opts.events ? { events: opts.events } : {};
+  const apps = {
+    users: createUsersApp({ ...opts.users, ...events }),
+    products: createProductsApp({ ...opts.products, bus, ...events }),
+    orders: createOrdersApp({ ...opts.orders, bus, ...events }),
+  };
+  const started: { stop(): Promise<void> }[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      // Reverse order: the gateway first, so no request reaches a subgraph that is closing.
+      for (const app of started.splice(0).reverse()) await app.stop();
+      if (ownBus) await bus.close();
+    })());
+  try {
+    for (const app of Object.values(apps)) {
+      await app.start();
+      started.push(app);
+    }
+    const demoData = opts.seed ? makeDemoData(opts.seed) : undefined;
+    const seeded = demoData ? await seedDemoData({ users: apps.users.db, products: apps.products.db, orders: apps.orders.db }, demoData) : {};
+    const gatewayOptions = (subgraphUrls: Partial<Record<ServiceName, string>>) => ({ ...opts.gateway, subgraphUrls }) as GatewayOptions;
+    const gateway = createGatewayApp(gatewayOptions({ users: apps.users.url, products: apps.products.url, orders: apps.orders.url }));
+    await gateway.start();
+    started.push(gateway);
+    return { url: gateway.url, apps, gateway, bus, demoData, seeded, gatewayOptions, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

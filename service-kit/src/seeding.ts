@@ -1,0 +1,136 @@
+/**
+ * Generic helpers for seeding a service's own tables: deterministic randomness, chunked
+ * multi-row INSERTs in one transaction, and the checks `db:seed` needs. Each service owns its
+ * data and its seeder; nothing here knows a table.
+ */
+import { qualifiedTable, type Database, type SqlClient } from './db.ts';
+
+/** Rows inserted per table, e.g. `{ orders: 500, order_items: 1240 }`. */
+export type SeedCounts = Record<string, number>;
+
+export interface SeedResult {
+  /** False when the service already had data and was left alone. */
+  seeded: boolean;
+  rows: SeedCounts;
+}
+
+// Stay well under PostgreSQL's 65,535 bind parameters per statement.
+const MAX_PARAMS = 30_000;
+
+/** True when `table` of the service's schema has no row. */
+export async function isTableEmpty(db: Database, table: string): Promise<boolean> {
+  const { rows } = await db.sql.query<{ empty: boolean }>(`SELECT NOT EXISTS (SELECT 1 FROM ${qualifiedTable(db.schema, table)}) AS empty`);
+  return rows[0]?.empty === true;
+}
+
+/**
+ * Seeds the service when `mainTable` is empty, else leaves it alone: `insert` runs in one
+ * transaction and gets an `insertRows(table, columns, rows)` bound to it.
+ */
+export async function seedIfEmpty(
+  db: Database,
+  mainTable: string,
+  insert: (insertRows: (table: string, columns: string[], rows: unknown[][]) => Promise<number>) => Promise<SeedCounts>,
+): Promise<SeedResult> {
+  if (!(await isTableEmpty(db, mainTable))) return { seeded: false, rows: {} };
+  const rows = await inTransaction(db, (conn) => insert((table, columns, values) => insertRows(conn, qualifiedTable(db.schema, table), columns, values)));
+  return { seeded: true, rows };
+}
+
+/** Empties every table of the service's schema except the migration ledger (for `db:seed --reset`). */
+export async function truncateServiceTables(db: Database): Promise<string[]> {
+  return db.sql.withConnection(async (conn) => {
+    const { rows } = await conn.query<{ tablename: string }>(
+      `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> '_prisma_migrations' ORDER BY tablename`,
+      [db.schema],
+    );
+    const tables = rows.map((r) => r.tablename);
+    // One statement, so foreign keys between the tables do not get in the way.
+    if (tables.length > 0) await conn.exec(`TRUNCATE ${tables.map((t) => qualifiedTable(db.schema, t)).join(', ')}`);
+    return tables;
+  });
+}
+
+async function inTransaction<T>(db: Database, fn: (conn: SqlClient) => Promise<T>): Promise<T> {
+  return db.sql.withConnection(async (conn) => {
+    await conn.exec('BEGIN');
+    try {
+      const result = await fn(conn);
+      await conn.exec('COMMIT');
+      return result;
+    } catch (error) {
+      await conn.exec('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  });
+}
+
+/** Multi-row parameterised INSERTs in chunks; returns the number of rows inserted. */
+async function insertRows(conn: SqlClient, table: string, columns: string[], rows: unknown[][]): Promise<number> {
+  const perChunk = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+  const columnList = columns.map((c) => `"${c}"`).join(', ');
+  for (let start = 0; start < rows.length; start += perChunk) {
+    const chunk = rows.slice(start, start + perChunk);
+    const params: unknown[] = [];
+    const tuples = chunk.map((row) => `(${row.map((value) => `$${params.push(value)}`).join(', ')})`);
+    await conn.query(`INSERT INTO ${table} (${columnList}) VALUES ${tuples.join(', ')}`, params);
+  }
+  return rows.length;
+}
+
+export interface Random {
+  /** Uniform in [0, 1). */
+  next(): number;
+  /** Uniform integer in [min, max]. */
+  int(min: number, max: number): number;
+  pick<T>(items: readonly T[]): T;
+  weighted<T>(choices: readonly (readonly [T, number])[]): T;
+  /** RFC 4122 version-4 layout, bits from this generator. */
+  uuid(): string;
+}
+
+/**
+ * mulberry32. Each kind of data draws from its own `stream`, so resizing one service's data never
+ * changes another's, and services seeded in different processes agree on ids.
+ */
+export function createRandom(seed: number, stream: number): Random {
+  if (!Number.isInteger(seed)) throw new TypeError(`Expected seed to be an integer, got ${String(seed)}`);
+  let state = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream, 0xc2b2ae35)) >>> 0;
+  const nextUint32 = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+  const next = (): number => nextUint32() / 4_294_967_296;
+  const int = (min: number, max: number): number => min + Math.floor(next() * (max - min + 1));
+  return {
+    next,
+    int,
+    pick<T>(items: readonly T[]): T {
+      if (items.length === 0) throw new RangeError('Cannot pick from an empty list');
+      return items[int(0, items.length - 1)] as T;
+    },
+    weighted<T>(choices: readonly (readonly [T, number])[]): T {
+      const total = choices.reduce((sum, [, w]) => sum + w, 0);
+      let r = next() * total;
+      for (const [value, weight] of choices) {
+        r -= weight;
+        if (r < 0) return value;
+      }
+      return (choices[choices.length - 1] as readonly [T, number])[0];
+    },
+    uuid() {
+      const hex = [nextUint32(), nextUint32(), nextUint32(), nextUint32()].map((n) => n.toString(16).padStart(8, '0')).join('');
+      const variant = ((parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+    },
+  };
+}
+
+/** A count argument of a seed generator: a non-negative integer. */
+export function getValidCount(name: string, n: unknown): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new TypeError(`Expected ${name} to be a non-negative integer, got ${String(n)}`);
+  return n;
+}

@@ -1,0 +1,144 @@
+import { signForwardedIdentity, verifyClientToken } from '@commerce/service-kit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admin, customer, errorCodes, post, startUsersApp, TEST_JWT_SECRET, type UsersApp } from './test-support.ts';
+
+let app: UsersApp;
+let dispose: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ app, dispose } = await startUsersApp());
+});
+
+afterAll(async () => {
+  await dispose?.();
+});
+
+const SIGN_UP = /* GraphQL */ `
+  mutation ($input: SignUpInput!) { signUp(input: $input) { token expiresAt user { id email name role } } }
+`;
+const LOG_IN = /* GraphQL */ `
+  mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { token user { id email } } }
+`;
+const USER = 'query ($id: ID!) { user(id: $id) { id email name role } }';
+const USERS = 'query ($first: Int, $after: String) { users(first: $first, after: $after) { totalCount edges { node { id email } } pageInfo { hasNextPage endCursor } } }';
+const ENTITIES = 'query ($reps: [_Any!]!) { _entities(representations: $reps) { ... on User { id email name } } }';
+
+interface SignedUp {
+  signUp: { token: string; expiresAt: string; user: { id: string; email: string; name: string; role: string } };
+}
+
+let accounts = 0;
+async function signUp(name = `User ${++accounts}`) {
+  const email = `user.${accounts}.${Date.now()}@example.com`;
+  const res = await post<SignedUp>(app, SIGN_UP, { input: { email: email.toUpperCase(), name, password: 'correct horse' } }, null);
+  const payload = res.body.data?.signUp;
+  if (!payload) throw new Error(`signUp failed: ${res.text}`);
+  return { ...payload.user, token: payload.token, password: 'correct horse' };
+}
+
+describe('signUp and logIn', () => {
+  it('creates a customer with a lower-cased e-mail and returns a token the gateway can verify', async () => {
+    const user = await signUp('Ann Example');
+    expect(user).toMatchObject({ name: 'Ann Example', role: 'CUSTOMER' });
+    expect(user.email).toBe(user.email.toLowerCase());
+    expect(await verifyClientToken(user.token, TEST_JWT_SECRET)).toEqual({ ok: true, identity: { userId: user.id, role: 'CUSTOMER' } });
+  });
+
+  it('refuses a taken e-mail (whatever its case) with CONFLICT, and bad input with BAD_USER_INPUT naming the field', async () => {
+    const user = await signUp();
+    const taken = await post(app, SIGN_UP, { input: { email: user.email.toUpperCase(), name: 'Again', password: 'long enough' } }, null);
+    expect(errorCodes(taken)).toEqual(['CONFLICT']);
+    const short = await post(app, SIGN_UP, { input: { email: 'short@example.com', name: 'Short', password: 'short' } }, null);
+    expect(errorCodes(short)).toEqual(['BAD_USER_INPUT']);
+    expect(short.body.errors?.[0]?.extensions?.field).toBe('input.password');
+    const email = await post(app, SIGN_UP, { input: { email: 'not an e-mail', name: 'Bad', password: 'long enough' } }, null);
+    expect(email.body.errors?.[0]?.extensions?.field).toBe('input.email');
+  });
+
+  it('logs in with the right password, and answers a wrong one and an unknown e-mail alike', async () => {
+    const user = await signUp();
+    const ok = await post<{ logIn: { token: string; user: { id: string } } }>(app, LOG_IN, { email: ` ${user.email.toUpperCase()} `, password: user.password }, null);
+    expect(ok.body.data?.logIn.user.id).toBe(user.id);
+    const wrong = await post(app, LOG_IN, { email: user.email, password: 'wrong password' }, null);
+    const unknown = await post(app, LOG_IN, { email: 'nobody@example.com', password: 'wrong password' }, null);
+    for (const res of [wrong, unknown]) {
+      expect(res.status).toBe(200);
+      expect(errorCodes(res)).toEqual(['UNAUTHENTICATED']);
+      expect(res.body.errors?.[0]?.message).toBe('Invalid e-mail or password');
+      expect(res.body.data).toBeNull();
+    }
+  });
+});
+
+describe('reading users', () => {
+  it('me: the caller, or null when anonymous', async () => {
+    const user = await signUp();
+    const me = await post<{ me: { id: string; email: string } | null }>(app, '{ me { id email } }', {}, customer(user.id));
+    expect(me.body.data?.me).toEqual({ id: user.id, email: user.email });
+    expect((await post(app, '{ me { id } }', {}, null)).body).toEqual({ data: { me: null } });
+  });
+
+  it('user(id): the user themself or an admin; anyone else gets FORBIDDEN and learns nothing', async () => {
+    const user = await signUp();
+    expect((await post<{ user: { id: string } }>(app, USER, { id: user.id }, customer(user.id))).body.data?.user.id).toBe(user.id);
+    expect((await post<{ user: { email: string } }>(app, USER, { id: user.id }, admin())).body.data?.user.email).toBe(user.email);
+    const other = await post(app, USER, { id: user.id }, customer());
+    expect(errorCodes(other)).toEqual(['FORBIDDEN']);
+    expect(other.text).not.toContain(user.email);
+    expect(errorCodes(await post(app, USER, { id: user.id }, null))).toEqual(['FORBIDDEN']);
+  });
+
+  it('users: admins only; pages oldest first without gaps', async () => {
+    for (let i = 0; i < 3; i++) await signUp();
+    expect(errorCodes(await post(app, USERS, {}, customer()))).toEqual(['FORBIDDEN']);
+    expect(errorCodes(await post(app, USERS, {}, null))).toEqual(['UNAUTHENTICATED']);
+    type Page = { users: { totalCount: number; edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+    const seen: string[] = [];
+    let after: string | null = null;
+    let total = 0;
+    for (;;) {
+      const page: Page | null | undefined = (await post<Page>(app, USERS, { first: 2, after }, admin())).body.data;
+      total = page!.users.totalCount;
+      seen.push(...page!.users.edges.map((e) => e.node.id));
+      if (!page!.users.pageInfo.hasNextPage) break;
+      after = page!.users.pageInfo.endCursor;
+    }
+    expect(seen).toHaveLength(total);
+    expect(new Set(seen).size).toBe(total);
+  });
+});
+
+describe('User through _entities', () => {
+  it('resolves many users with one SQL statement and shows each field only to the user or an admin', async () => {
+    const users = [await signUp(), await signUp(), await signUp()];
+    const before = app.sqlStats.statements;
+    const res = await post<{ _entities: ({ id: string; email: string } | null)[] }>(
+      app,
+      ENTITIES,
+      { reps: users.map((u) => ({ __typename: 'User', id: u.id.toUpperCase() })) },
+      admin(),
+    );
+    expect(app.sqlStats.statements - before).toBe(1);
+    expect(res.body.data?._entities.map((u) => u?.email)).toEqual(users.map((u) => u.email));
+
+    const mine = await post(app, ENTITIES, { reps: users.map((u) => ({ __typename: 'User', id: u.id })) }, customer(users[0]!.id));
+    expect(errorCodes(mine)).toEqual(['FORBIDDEN', 'FORBIDDEN']);
+    expect(mine.text).toContain(users[0]!.email);
+    expect(mine.text).not.toContain(users[1]!.email);
+    expect(mine.text).not.toContain(users[2]!.email);
+  });
+});
+
+describe('gateway signature', () => {
+  it('refuses a forged or missing identity header with HTTP 401', async () => {
+    const forged = await post(app, '{ me { id } }', {}, null, { 'x-gateway-identity': await signForwardedIdentity(admin(), 'y'.repeat(32)) });
+    expect(forged.status).toBe(401);
+    expect(errorCodes(forged)).toEqual(['UNAUTHENTICATED']);
+    expect((await post(app, '{ me { id } }', {}, null, {})).status).toBe(401);
+  });
+
+  it('serves the federation SDL to the gateway', async () => {
+    const res = await post<{ _service: { sdl: string } }>(app, '{ _service { sdl } }', {}, null);
+    expect(res.body.data?._service.sdl).toContain('type User @key(fields: "id")');
+  });
+});
