@@ -17,3 +17,4 @@ export * from './legacy-config.ts';
 export * from './seeding.ts';
 export * from './migrate.ts';
 export * from './loaders.ts';
+export * from './channel.ts';

@@ -1,3 +1,4 @@
+import { Channel } from './channel.ts';
 import { codedError, ErrorCode } from './errors.ts';
 import { compareStreamIds, type BusEvent, type Consumer, type EventBus, type StreamEntry } from './bus/types.ts';
 import type { Logger } from './logger.ts';
@@ -93,65 +94,21 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): L
   };
 }
 
-/** A bounded queue read as an async iterator whose return() ends it immediately. */
+/**
+ * A subscriber's queue: drops an entry at or before the last one it took (replay and live overlap),
+ * and fails with SUBSCRIPTION_OVERFLOW when `max` entries wait unread.
+ */
 function createQueue(max: number, onEnd: () => void) {
-  const items: StreamEntry[] = [];
-  let waiting: ((r: IteratorResult<StreamEntry>) => void) | undefined;
-  let failed: ((e: unknown) => void) | undefined;
-  let error: unknown;
-  let done = false;
+  const channel = new Channel<StreamEntry>(onEnd);
   let last: string | undefined;
-  const end = () => {
-    if (done) return;
-    done = true;
-    onEnd();
-    waiting?.({ value: undefined, done: true });
-    waiting = undefined;
-  };
-  const iterator: AsyncIterableIterator<StreamEntry> = {
-    next() {
-      if (error !== undefined) {
-        const e = error;
-        error = undefined;
-        end();
-        return Promise.reject(e);
-      }
-      const item = items.shift();
-      if (item) return Promise.resolve({ value: item, done: false });
-      if (done) return Promise.resolve({ value: undefined, done: true });
-      return new Promise((resolve, reject) => {
-        waiting = resolve;
-        failed = reject;
-      });
-    },
-    return() {
-      end();
-      return Promise.resolve({ value: undefined, done: true });
-    },
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-  };
   return {
-    iterator,
+    iterator: channel as AsyncIterableIterator<StreamEntry>,
     lastId: () => last,
     push(entry: StreamEntry) {
-      if (done || (last && compareStreamIds(entry.streamId, last) <= 0)) return;
+      if (!channel.isOpen || (last && compareStreamIds(entry.streamId, last) <= 0)) return;
       last = entry.streamId;
-      if (waiting) {
-        const w = waiting;
-        waiting = undefined;
-        failed = undefined;
-        w({ value: entry, done: false });
-        return;
-      }
-      if (items.length >= max) {
-        items.length = 0;
-        if (failed) failed(subscriptionOverflow());
-        else error = subscriptionOverflow();
-        return;
-      }
-      items.push(entry);
+      if (channel.size >= max) channel.fail(subscriptionOverflow());
+      else channel.push(entry);
     },
   };
 }
