@@ -20,6 +20,12 @@ const key = (secret: string) => new TextEncoder().encode(secret);
 
 export const isRole = (v: unknown): v is Role => v === 'CUSTOMER' || v === 'ADMIN';
 
+export const isAdminIdentity = (identity: Identity | null | undefined): boolean => identity?.role === 'ADMIN';
+
+/** The one owner-or-admin rule: the caller owns the object (its owner id is theirs) or is an admin. */
+export const isOwnerOrAdminOf = (identity: Identity | null | undefined, ownerId: string | null | undefined): boolean =>
+  isAdminIdentity(identity) || (identity !== null && identity !== undefined && ownerId !== null && ownerId !== undefined && identity.userId === ownerId);
+
 /**
  * Signs the identity the gateway forwards to a subgraph. Short-lived: it only
  * has to survive one subgraph fetch. Anonymous requests are signed too, so a

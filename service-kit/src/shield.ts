@@ -1,7 +1,7 @@
 import { allow, deny, rule, shield } from 'graphql-shield';
 import type { IRules } from 'graphql-shield';
 import { forbidden, unauthenticated } from './errors.ts';
-import type { Identity } from './identity.ts';
+import { isAdminIdentity, isOwnerOrAdminOf, type Identity } from './identity.ts';
 
 /** What every subgraph context carries; subgraphs extend it with loaders and clients. */
 export interface BaseContext {
@@ -16,7 +16,7 @@ export const isAuthenticated = rule({ cache: 'contextual' })((_parent, _args, ct
 
 export const isAdmin = rule({ cache: 'contextual' })((_parent, _args, ctx: BaseContext) => {
   if (!ctx.identity) return unauthenticated();
-  return ctx.identity.role === 'ADMIN' ? true : forbidden('Administrator role required');
+  return isAdminIdentity(ctx.identity) ? true : forbidden('Administrator role required');
 });
 
 /**
@@ -31,8 +31,7 @@ export function isOwnerOrAdmin<P, C extends BaseContext = BaseContext>(
   return rule({ cache: 'no_cache' })((parent: P, _args, ctx: C) => {
     if (alsoAllows?.(parent, ctx)) return true;
     if (!ctx.identity) return unauthenticated();
-    if (ctx.identity.role === 'ADMIN') return true;
-    return ownerOf(parent) === ctx.identity.userId ? true : forbidden();
+    return isOwnerOrAdminOf(ctx.identity, ownerOf(parent)) ? true : forbidden();
   });
 }
 

@@ -4,10 +4,6 @@ import { message, STREAMS, type OrderStatusName } from '@commerce/contracts';
 import type { Prisma } from './generated/prisma/client.ts';
 import type { OrderModel } from './generated/prisma/models.ts';
 
-export const MAX_LINES = 20;
-export const MAX_QUANTITY = 100;
-export const MAX_IDEMPOTENCY_KEY = 100;
-
 export interface OrderLine {
   productId: string;
   quantity: number;

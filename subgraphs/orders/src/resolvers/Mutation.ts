@@ -1,46 +1,25 @@
-import { ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, isUuid, notFound, type RawTx } from '@commerce/service-kit';
+import { isOwnerOrAdminOf, ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, notFound, type RawTx } from '@commerce/service-kit';
 import { message, STREAMS } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import type { OrderModel } from '../generated/prisma/models.ts';
-import { ALLOWED_FROM, changeStatus, MAX_IDEMPOTENCY_KEY, MAX_LINES, MAX_QUANTITY, requestHash, statusChanged, type OrderLine } from '../orderFlow.ts';
+import { ALLOWED_FROM, changeStatus, requestHash, statusChanged } from '../orderFlow.ts';
+import { validateIdempotencyKey, validateLines } from '../validation.ts';
 
 const isUniqueViolation = (e: unknown) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'P2002';
-
-function validateLines(items: readonly OrderLine[]): OrderLine[] {
-  if (items.length < 1 || items.length > MAX_LINES) throw badUserInput(`An order has 1 to ${MAX_LINES} lines, got ${items.length}`, 'input.items');
-  const seen = new Set<string>();
-  return items.map((item, i) => {
-    if (!isUuid(item.productId)) throw badUserInput('productId is not a valid product id', `input.items.${i}.productId`);
-    const productId = item.productId.toLowerCase();
-    if (seen.has(productId)) throw badUserInput('Each product may appear once; merge the lines', `input.items.${i}.productId`);
-    seen.add(productId);
-    if (!Number.isInteger(item.quantity) || item.quantity < 1 || item.quantity > MAX_QUANTITY) {
-      throw badUserInput(`quantity must be 1 to ${MAX_QUANTITY}`, `input.items.${i}.quantity`);
-    }
-    return { productId, quantity: item.quantity };
-  });
-}
-
-function validateKey(key: string | null | undefined): string {
-  const trimmed = key?.trim() ?? '';
-  if (trimmed.length === 0) throw badUserInput('idempotencyKey is required and must not be blank', 'idempotencyKey');
-  if (trimmed.length > MAX_IDEMPOTENCY_KEY) throw badUserInput(`idempotencyKey must be at most ${MAX_IDEMPOTENCY_KEY} characters`, 'idempotencyKey');
-  return trimmed;
-}
 
 /** Loads an order the caller may change: its owner or an admin. */
 async function loadOwnOrder(ctx: Context, id: string): Promise<OrderModel> {
   const order = await ctx.loaders.orderById.load(id);
   if (!order) throw notFound('Order not found');
-  if (ctx.identity?.role !== 'ADMIN' && ctx.identity?.userId !== order.userId) throw forbidden();
+  if (!isOwnerOrAdminOf(ctx.identity, order.userId)) throw forbidden();
   return order;
 }
 
 export const Mutation: MutationResolvers = {
   placeOrder: async (_parent, { input, idempotencyKey }, ctx) => {
     const userId = ctx.identity!.userId;
-    const key = validateKey(idempotencyKey);
+    const key = validateIdempotencyKey(idempotencyKey);
     const lines = validateLines(input.items);
     const hash = requestHash(lines);
     const existing = async () => {

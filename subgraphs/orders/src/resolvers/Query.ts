@@ -1,4 +1,4 @@
-import { forbidden } from '@commerce/service-kit';
+import { isOwnerOrAdminOf, forbidden } from '@commerce/service-kit';
 import type { QueryResolvers } from '../generated/graphql.ts';
 
 export const Query: QueryResolvers = {
@@ -7,7 +7,7 @@ export const Query: QueryResolvers = {
     const order = await ctx.loaders.orderById.load(id);
     if (!order) return null;
     // The default message says nothing about the order (status, owner, lines).
-    if (ctx.identity?.role !== 'ADMIN' && ctx.identity?.userId !== order.userId) throw forbidden();
+    if (!isOwnerOrAdminOf(ctx.identity, order.userId)) throw forbidden();
     return order;
   },
 };

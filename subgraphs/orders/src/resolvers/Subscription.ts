@@ -1,4 +1,4 @@
-import { badUserInput, forbidden, inSequence, isStreamCursor, isUuid, notFound, resumeExpired, unauthenticated, type BusEvent, type StreamEntry } from '@commerce/service-kit';
+import { isOwnerOrAdminOf, badUserInput, forbidden, inSequence, isStreamCursor, isUuid, notFound, resumeExpired, unauthenticated, type BusEvent, type StreamEntry } from '@commerce/service-kit';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { OrderUpdateResolvers, SubscriptionResolvers } from '../generated/graphql.ts';
@@ -29,7 +29,7 @@ export const Subscription: SubscriptionResolvers = {
       }
       const order = isUuid(orderId) ? await ctx.prisma.order.findUnique({ where: { id: orderId } }) : null;
       if (!order) throw notFound('Order not found');
-      if (ctx.identity.role !== 'ADMIN' && ctx.identity.userId !== order.userId) throw forbidden();
+      if (!isOwnerOrAdminOf(ctx.identity, order.userId)) throw forbidden();
       const resuming = after !== null && after !== undefined;
       if (resuming && after < order.statusSeq) {
         // Every change after `after` is older than the oldest retained event: they are gone.

@@ -1,4 +1,4 @@
-import { isUuid, parsePageArgs, toConnection } from '@commerce/service-kit';
+import { isAdminIdentity, isUuid, parsePageArgs, toConnection } from '@commerce/service-kit';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { validateFilter, type ValidFilter } from '../validation.ts';
@@ -34,13 +34,13 @@ export const Query: QueryResolvers = {
   product: async (_parent, { id }, ctx) => {
     const product = await ctx.loaders.productById.load(id);
     // Inactive products are withdrawn from sale: only admins see them here.
-    if (!product || (!product.active && ctx.identity?.role !== 'ADMIN')) return null;
+    if (!product || (!product.active && !isAdminIdentity(ctx.identity))) return null;
     return product;
   },
 
   products: async (_parent, args, ctx) => {
     const { take, after } = parsePageArgs(args, isProductCursor);
-    const where = productWhere(validateFilter(args.filter), ctx.identity?.role === 'ADMIN');
+    const where = productWhere(validateFilter(args.filter), isAdminIdentity(ctx.identity));
     const [rows, totalCount] = await Promise.all([
       ctx.prisma.product.findMany({ where: after ? { AND: [where, { id: { gt: after.id } }] } : where, orderBy: { id: 'asc' }, take: take + 1 }),
       ctx.prisma.product.count({ where }),

@@ -1,4 +1,4 @@
-import { forbidden, isUuid, parsePageArgs, toConnection } from '@commerce/service-kit';
+import { isOwnerOrAdminOf, forbidden, isUuid, parsePageArgs, toConnection } from '@commerce/service-kit';
 import type { QueryResolvers } from '../generated/graphql.ts';
 
 interface UserCursor {
@@ -14,7 +14,7 @@ export const Query: QueryResolvers = {
 
   user: async (_parent, { id }, ctx) => {
     // Same answer for "someone else" and "no such user": existence is not leaked.
-    if (ctx.identity?.role !== 'ADMIN' && ctx.identity?.userId !== id) throw forbidden();
+    if (!isOwnerOrAdminOf(ctx.identity, id)) throw forbidden();
     return ctx.loaders.userById.load(id);
   },
 
