@@ -104,7 +104,7 @@ export function readProcessConfig(env: Env): ProcessConfig {
 
 /** The secret the gateway signs forwarded identities with, and subgraphs verify them with. */
 export const readSigningSecret = (env: Env): string => readSecret(env, 'GATEWAY_SIGNING_SECRET', DEV_SIGNING_SECRET);
-/** The secret client tokens are signed (users) and verified (gateway) with. */
+/** The secret client tokens are signed and verified with. */
 export const readJwtSecret = (env: Env): string => readSecret(env, 'JWT_SECRET', DEV_JWT_SECRET);
 
 /**

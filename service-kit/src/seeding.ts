@@ -5,7 +5,7 @@
  */
 import { qualifiedTable, type Database, type SqlClient } from './db.ts';
 
-/** Rows inserted per table, e.g. `{ orders: 500, order_items: 1240 }`. */
+/** Rows inserted per table, by table name. */
 export type SeedCounts = Record<string, number>;
 
 export interface SeedResult {

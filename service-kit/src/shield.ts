@@ -21,7 +21,7 @@ export const isAdmin = rule({ cache: 'contextual' })((_parent, _args, ctx: BaseC
 
 /**
  * Allows the owner of the object (the user whose id `ownerOf` returns) or an admin; `alsoAllows`
- * may admit a caller this rule cannot know of (users: one who has just proved to be this user).
+ * may admit a caller this rule cannot know of (one who has just proved to be this user, say).
  * Evaluated per object, so a list mixing owners is checked item by item.
  */
 export function isOwnerOrAdmin<P, C extends BaseContext = BaseContext>(

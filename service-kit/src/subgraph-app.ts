@@ -28,7 +28,7 @@ export interface SubgraphAppOptions {
   logLevel?: string;
   /** Apply pending migrations on start. @default true */
   migrate?: boolean;
-  /** Event bus for services that publish or consume events (orders, products). */
+  /** Event bus, for services that publish or consume events. */
   bus?: EventBus;
   /** Tuning for the event plumbing (tests shorten the timings). */
   events?: { relayPollMs?: number; claimIdleMs?: number; maxDeliveries?: number; blockMs?: number };
