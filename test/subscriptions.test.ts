@@ -39,7 +39,7 @@ describe('subscriptions through the gateway', () => {
   let customer: string;
   const open: TestSubscription<unknown>[] = [];
   const track = <D>(s: TestSubscription<D>) => {
-    open.push(s as TestSubscription<unknown>);
+    open.push(s);
     return s;
   };
 

@@ -6,7 +6,7 @@
  */
 export class Channel<T> implements AsyncIterableIterator<T> {
   readonly #queue: { value: T; bytes: number }[] = [];
-  readonly #pulls: { resolve: (result: IteratorResult<T>) => void; reject: (error: unknown) => void }[] = [];
+  readonly #pulls: { resolve: (result: IteratorResult<T>) => void; reject: (error: Error) => void }[] = [];
   readonly #onReturn: () => void;
   #queuedBytes = 0;
   /** No more pushes; what is queued is still read. */
@@ -14,7 +14,7 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   /** Returned by the reader (or closed): nothing more is read. */
   #returned = false;
   /** Set by fail(): the next read rejects with it, then the channel is done. */
-  #error: { reason: unknown } | undefined;
+  #error: { reason: Error } | undefined;
 
   /** `onReturn` runs once, when the reader stops early (unsubscribe, disconnect) or the channel fails. */
   constructor(onReturn: () => void = () => {}) {
@@ -59,7 +59,7 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   }
 
   /** Drops what is queued and ends the reader with `reason` (rejecting its next read). */
-  fail(reason: unknown): void {
+  fail(reason: Error): void {
     if (!this.isOpen) return;
     this.#error = { reason };
     this.#queue.length = 0;

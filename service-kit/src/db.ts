@@ -73,8 +73,8 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
   await pool.query(`CREATE SCHEMA IF NOT EXISTS "${config.schema}"`);
   const wrap = (q: { query: pg.Pool['query'] }): Omit<SqlClient, 'withConnection'> => ({
     async query(text, params) {
-      const r = await q.query(text, params as unknown[] | undefined);
-      return { rows: r.rows };
+      const r = await q.query(text, params);
+      return { rows: r.rows as never[] };
     },
     async exec(text) {
       await q.query(text);

@@ -142,7 +142,7 @@ export function mapPrismaError(e: unknown, messages: { unique?: string; notFound
     if (e.code === 'P2000') throw badUserInput('A value is too long for its field');
   }
   // A CHECK violation surfaces as a driver error carrying SQLSTATE 23514.
-  if (messages.check && /23514|check constraint/i.test(String((e as { message?: unknown })?.message ?? ''))) {
+  if (messages.check && e instanceof Error && /23514|check constraint/i.test(e.message)) {
     throw badUserInput(messages.check);
   }
   throw e;

@@ -18,7 +18,7 @@ export interface LiveSubscribeOptions {
    * Where to start: a stream cursor (replay the retained entries after it),
    * 'history' (replay everything retained), or undefined (live only).
    */
-  from?: string | 'history';
+  from?: string;
   /** Events buffered for this subscriber before it is ended with SUBSCRIPTION_OVERFLOW. @default 10_000 */
   maxBuffer?: number;
 }

@@ -1,5 +1,6 @@
 import { allow, deny, rule, shield } from 'graphql-shield';
 import type { IRules } from 'graphql-shield';
+import type { IMiddlewareGenerator } from 'graphql-middleware';
 import { forbidden, unauthenticated } from './errors.ts';
 import { isAdminIdentity, isOwnerOrAdminOf, type Identity } from './identity.ts';
 
@@ -45,8 +46,9 @@ export const federationRules = {
  * Deny by default: a field without a rule is refused. Errors thrown by
  * resolvers pass through (they are already user errors or get masked later).
  */
-export function createPermissions(rules: IRules) {
-  return shield(rules, {
+export function createPermissions<C extends BaseContext>(rules: IRules): IMiddlewareGenerator<unknown, C, unknown> {
+  // shield() is typed with `any`; the rules are written against the service's context C.
+  return shield<unknown, C>(rules, {
     fallbackRule: deny,
     fallbackError: () => forbidden(),
     allowExternalErrors: true,

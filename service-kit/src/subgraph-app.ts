@@ -102,7 +102,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   let backgroundPrisma: P | undefined;
   let consumers: Consumer[] = [];
   let feeds: Record<string, LiveFeed> = {};
-  const needsBus = def.publishesEvents || def.startConsumers || def.liveStreams?.length;
+  const needsBus = def.publishesEvents || def.startConsumers !== undefined || Boolean(def.liveStreams?.length);
   if (needsBus && !opts.bus) throw new TypeError(`${def.name}: this service publishes or consumes events; pass a bus`);
 
   const schema = applyMiddleware(

@@ -17,7 +17,7 @@ export interface TestSubgraph<A> {
   /** The bus the subgraph was given (in-process). */
   bus: EventBus;
   /** Stops the subgraph and drops its schema (PostgreSQL). */
-  dispose(): Promise<void>;
+  dispose: () => Promise<void>;
 }
 
 /**

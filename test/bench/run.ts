@@ -12,7 +12,7 @@ import { benchFanout } from './fanout.ts';
 import { benchOrders } from './orders.ts';
 
 const env = process.env;
-const int = (name: string, fallback: number) => (env[name] ? Number.parseInt(env[name]!, 10) : fallback);
+const int = (name: string, fallback: number) => (env[name] ? Number.parseInt(env[name], 10) : fallback);
 
 async function reachable(databaseUrl: string, redisUrl: string): Promise<boolean> {
   try {

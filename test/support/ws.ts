@@ -47,7 +47,7 @@ export function subscribe<D = Record<string, unknown>>(
       next: (r) => void results.push(r),
       error: (err) => {
         // Errors before the first result arrive here as GraphQL errors or a close event.
-        if (Array.isArray(err)) results.push({ errors: err } as ExecutionResult<D, unknown>);
+        if (Array.isArray(err)) results.push({ errors: err });
         done = true;
       },
       complete: () => {

@@ -161,7 +161,7 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
           if (ready.length > 0 || closed) return ready;
           const log = getGroup(stream, group).log;
           return new Promise<RawEntry[]>((resolve, reject) => {
-            const finish = (entries: RawEntry[], err?: unknown) => {
+            const finish = (entries: RawEntry[], err?: Error) => {
               clearTimeout(timer);
               log.waiters.delete(onAppend);
               blockedReads.delete(finish);
@@ -174,7 +174,7 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
                 const entries = takeNew(stream, group, consumer, count);
                 if (entries.length > 0) finish(entries);
               } catch (err) {
-                finish([], err);
+                finish([], err instanceof Error ? err : new Error(String(err)));
               }
             };
             const timer = setTimeout(() => finish([]), blockMs);

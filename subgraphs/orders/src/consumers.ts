@@ -1,4 +1,4 @@
-import { startEventConsumer, type Consumer, type EventBus, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import { startEventConsumer, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
 import { STREAMS, type EventPayloads, type InventoryReserved } from '@commerce/contracts';
 import type { Prisma, PrismaClient } from './generated/prisma/client.ts';
 import { changeStatus } from './orderFlow.ts';
@@ -16,7 +16,7 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
   const asTx = (tx: unknown) => tx as Prisma.TransactionClient;
   return [
     startEventConsumer<EventPayloads>({
-      prisma: prisma as unknown as RawClient,
+      prisma: prisma,
       schema: db.schema,
       bus,
       stream: STREAMS.products,

@@ -122,7 +122,7 @@ describe('createLoaders', () => {
     expect(statements).toBe(2);
     expect(result[0]).toHaveLength(3);
     expect(result[2]).toBe(result[0]);
-    expect(result[3]!.every((o) => o.createdAt.getTime() <= Date.parse(cursor.createdAt))).toBe(true);
+    expect(result[3].every((o) => o.createdAt.getTime() <= Date.parse(cursor.createdAt))).toBe(true);
   });
 
   it('ordersByUser primes orderById, so the orders it loaded cost no further query', async () => {

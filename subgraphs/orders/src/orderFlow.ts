@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { appendToOutbox, type RawTx } from '@commerce/service-kit';
+import { appendToOutbox } from '@commerce/service-kit';
 import { message, STREAMS, type OrderStatusName } from '@commerce/contracts';
 import type { Prisma } from './generated/prisma/client.ts';
 import type { OrderModel } from './generated/prisma/models.ts';
@@ -45,7 +45,7 @@ export async function changeStatus(
     data: { ...data, status, statusSeq: { increment: 1 } },
   });
   if (!order) return null;
-  await appendToOutbox(tx as RawTx, schema, [statusChanged(order)]);
+  await appendToOutbox(tx, schema, [statusChanged(order)]);
   return order;
 }
 

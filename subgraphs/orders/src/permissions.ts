@@ -1,4 +1,5 @@
 import { allow, createPermissions, federationRules, isAdmin, isAuthenticated, isOwnerOrAdmin } from '@commerce/service-kit';
+import type { Context } from './context.ts';
 import type { OrderModel } from './generated/prisma/models.ts';
 import type { UserRef } from './types.ts';
 
@@ -6,7 +7,7 @@ import type { UserRef } from './types.ts';
 const isOrderOwnerOrAdmin = isOwnerOrAdmin<Pick<OrderModel, 'userId'>>((order) => order.userId);
 const isSelfOrAdmin = isOwnerOrAdmin<UserRef>((user) => user.id);
 
-export const permissions = createPermissions({
+export const permissions = createPermissions<Context>({
   Query: {
     ...federationRules.Query,
     // The resolver also refuses someone else's order; the Order rules below back it up.

@@ -9,7 +9,33 @@ const ADMIN: Identity = { userId: randomUUID(), role: 'ADMIN' };
 const CUSTOMER: Identity = { userId: randomUUID(), role: 'CUSTOMER' };
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 
-interface GraphQLResponse<D = Record<string, any>> {
+interface ProductNode {
+  id: string;
+  sku: string;
+  name: string;
+  priceCents: number;
+  currency: string;
+  stock: number;
+  category: string;
+  active: boolean;
+}
+interface ProductPage {
+  totalCount: number;
+  edges: { cursor: string; node: ProductNode }[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+/** What the operations of this file answer; each test reads the fields it asked for. */
+interface Data {
+  products: ProductPage;
+  product: ProductNode | null;
+  createProduct: ProductNode;
+  updateProduct: ProductNode;
+  adjustStock: ProductNode;
+  _service: { sdl: string };
+  _entities: (Partial<ProductNode> | null)[];
+}
+
+interface GraphQLResponse<D = Data> {
   status: number;
   data?: D | null;
   errors?: { message: string; extensions?: Record<string, unknown> }[];
@@ -69,7 +95,7 @@ const PRODUCTS = /* GraphQL */ `
   }
 `;
 
-const skus = (r: GraphQLResponse): string[] => r.data?.products.edges.map((e: any) => e.node.sku).sort();
+const skus = (r: GraphQLResponse): string[] => (r.data?.products.edges.map((e) => e.node.sku) ?? []).sort();
 
 describe('gateway signature', () => {
   it('refuses a request without the identity header with HTTP 401', async () => {
@@ -93,9 +119,9 @@ describe('Query.products', () => {
     for (let page = 0; page < 10; page++) {
       const r = await gql(PRODUCTS, { first: 3, after });
       expect(r.errors).toBeUndefined();
-      const conn = r.data?.products;
+      const conn = r.data!.products;
       expect(conn.totalCount).toBe(active.length);
-      seen.push(...conn.edges.map((e: any) => e.node.id));
+      seen.push(...conn.edges.map((e) => e.node.id));
       expect(conn.pageInfo.endCursor).toBe(conn.edges.at(-1)?.cursor ?? null);
       if (!conn.pageInfo.hasNextPage) break;
       after = conn.pageInfo.endCursor;
@@ -193,7 +219,7 @@ describe('Query.product', () => {
     const saw = byName('Old Saw');
     expect((await gql(PRODUCT, { id: saw.id })).data).toEqual({ product: null });
     expect((await gql(PRODUCT, { id: saw.id }, CUSTOMER)).data).toEqual({ product: null });
-    expect((await gql(PRODUCT, { id: saw.id }, ADMIN)).data?.product.sku).toBe('TOOL-003');
+    expect((await gql(PRODUCT, { id: saw.id }, ADMIN)).data?.product?.sku).toBe('TOOL-003');
   });
 });
 
@@ -299,7 +325,7 @@ describe('Mutation.updateProduct', () => {
   const UPDATE = 'mutation ($id: ID!, $input: UpdateProductInput!) { updateProduct(id: $id, input: $input) { id name priceCents active updatedAt } }';
 
   it('updates the given fields only', async () => {
-    const created = (await gql(CREATE, { input: validInput('W-UPD') }, ADMIN)).data?.createProduct;
+    const created = (await gql(CREATE, { input: validInput('W-UPD') }, ADMIN)).data!.createProduct;
     const r = await gql(UPDATE, { id: created.id, input: { name: ' Better Widget ', priceCents: 750 } }, ADMIN);
     expect(r.errors).toBeUndefined();
     expect(r.data?.updateProduct).toMatchObject({ name: 'Better Widget', priceCents: 750, active: true });
@@ -383,7 +409,7 @@ describe('Mutation.adjustStock', () => {
     expect(ok).toHaveLength(10);
     expect(results.filter((r) => codes(r)[0] === 'INSUFFICIENT_STOCK')).toHaveLength(10);
     // Each success saw a distinct remaining stock: no two decrements read the same value.
-    expect(ok.map((r) => r.data?.adjustStock.stock).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(ok.map((r) => r.data!.adjustStock.stock).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(await stockOf(p.id)).toBe(0);
   });
 });

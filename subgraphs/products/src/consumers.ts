@@ -1,4 +1,4 @@
-import { startEventConsumer, type Consumer, type EventBus, type RawClient, type ServiceRuntime } from '@commerce/service-kit';
+import { startEventConsumer, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
 import { STREAMS, type EventPayloads } from '@commerce/contracts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import { releaseStock, reserveStock } from './inventory.ts';
@@ -11,7 +11,7 @@ export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & 
   const { prisma, db, bus, relay, events } = runtime;
   return [
     startEventConsumer<EventPayloads>({
-      prisma: prisma as unknown as RawClient,
+      prisma: prisma,
       schema: db.schema,
       bus,
       stream: STREAMS.orders,

@@ -1,6 +1,7 @@
 import { allow, createPermissions, federationRules, isAdmin } from '@commerce/service-kit';
+import type { Context } from './context.ts';
 
-export const permissions = createPermissions({
+export const permissions = createPermissions<Context>({
   Query: {
     ...federationRules.Query,
     // The catalogue is public; the resolvers hide inactive products from non-admins.

@@ -8,7 +8,7 @@ const isSelfOrAdmin = isOwnerOrAdmin<Pick<UserModel, 'id'>, Context>(
   (user, ctx) => ctx.authenticatedAs.has(user.id),
 );
 
-export const permissions = createPermissions({
+export const permissions = createPermissions<Context>({
   Query: {
     ...federationRules.Query,
     // `me` answers null for anonymous callers rather than an error.

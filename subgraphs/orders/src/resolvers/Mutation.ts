@@ -1,4 +1,4 @@
-import { isOwnerOrAdminOf, ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, notFound, type RawTx } from '@commerce/service-kit';
+import { isOwnerOrAdminOf, ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, notFound } from '@commerce/service-kit';
 import { message, STREAMS } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
@@ -37,7 +37,7 @@ export const Mutation: MutationResolvers = {
         const created = await tx.order.create({
           data: { userId, status: 'PENDING', idempotencyKey: key, requestHash: hash, items: { create: lines } },
         });
-        await appendToOutbox(tx as RawTx, ctx.schema, [
+        await appendToOutbox(tx, ctx.schema, [
           message(STREAMS.orders, 'OrderPlaced', created.id, { orderId: created.id, userId, items: lines }),
           statusChanged(created),
         ]);
@@ -60,7 +60,7 @@ export const Mutation: MutationResolvers = {
     const cancelled = await ctx.prisma.$transaction(async (tx) => {
       const changed = await changeStatus(tx, ctx.schema, order.id, 'CANCELLED');
       if (changed) {
-        await appendToOutbox(tx as RawTx, ctx.schema, [
+        await appendToOutbox(tx, ctx.schema, [
           message(STREAMS.orders, 'OrderCancelled', order.id, { orderId: order.id, userId: order.userId, previousStatus: order.status }),
         ]);
       }

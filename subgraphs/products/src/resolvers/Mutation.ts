@@ -1,4 +1,4 @@
-import { ErrorCode, appendToOutbox, badUserInput, codedError, isUuid, mapPrismaError, notFound, type RawTx } from '@commerce/service-kit';
+import { ErrorCode, appendToOutbox, badUserInput, codedError, isUuid, mapPrismaError, notFound } from '@commerce/service-kit';
 import { inventoryChanged } from '../inventory.ts';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
@@ -52,7 +52,7 @@ export const Mutation: MutationResolvers = {
         where: { id, stock: delta < 0 ? { gte: -delta } : { lte: INT_MAX - delta } },
         data: { stock: { increment: delta }, stockSeq: { increment: 1 } },
       });
-      if (row) await appendToOutbox(tx as RawTx, ctx.schema, [inventoryChanged(row, delta, 'ADJUSTED', null)]);
+      if (row) await appendToOutbox(tx, ctx.schema, [inventoryChanged(row, delta, 'ADJUSTED', null)]);
       return row;
     });
     if (updated) {

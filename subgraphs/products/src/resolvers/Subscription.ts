@@ -1,6 +1,5 @@
 import { badUserInput, inSequence, isStreamCursor, isUuid, notFound, type BusEvent, type StreamEntry } from '@commerce/service-kit';
 import { STREAMS, type InventoryChanged } from '@commerce/contracts';
-import type { Context } from '../context.ts';
 import type { InventoryUpdateResolvers, SubscriptionResolvers } from '../generated/graphql.ts';
 import type { InventoryUpdatePayload } from '../types.ts';
 
