@@ -1,7 +1,8 @@
 // Generates everything derived from the schemas: one Prisma client per service
 // (from prisma/<service>/schema.prisma) and typed resolver signatures per
-// subgraph (from subgraphs/<service>/schema.graphql, GraphQL Code Generator).
-// Runs on `pnpm install` (postinstall) and `pnpm generate`.
+// subgraph (from subgraphs/<service>/schema.graphql, GraphQL Code Generator), and the gateway's
+// bundled GraphiQL page (gateway/ide/build.mjs, into gateway/ide/dist/).
+// Runs on `pnpm install` (postinstall) and `pnpm generate` (`pnpm generate users ide` runs only those).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,4 +85,8 @@ const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 for (const service of services.filter((s) => only.length === 0 || only.includes(s))) {
   prismaGenerate(service);
   await resolverTypes(service);
+}
+if (only.length === 0 || only.includes('ide')) {
+  const { buildIde } = await import('../gateway/ide/build.mjs');
+  console.log(`generate: IDE bundle ${(await buildIde()).join(', ')}`);
 }

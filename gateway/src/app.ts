@@ -6,7 +6,6 @@ import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOp
 import { HeaderMap, type ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import {
   DEFAULT_MAX_BODY_BYTES,
   IDENTITY_HEADER,
@@ -25,6 +24,7 @@ import {
 } from '@commerce/service-kit';
 import { GraphQLError, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { createIdeHandler, type IdeHandler } from './ide.ts';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
 import { useSubscriptionServer, type OperationRequest, type SubgraphEndpoint, type SubscriptionServer } from './subscriptions/server.ts';
 import {
@@ -163,7 +163,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
           formatError,
           plugins: [
             ApolloServerPluginDrainHttpServer({ httpServer }),
-            opts.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+            // Browser GETs get GraphiQL (ide.ts) outside production; Apollo's Sandbox would load from its CDN.
+            ApolloServerPluginLandingPageDisabled(),
             useErrorLogging(logger),
           ],
         },
@@ -175,7 +176,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         await agent.close();
         throw e;
       }
-      httpServer.on('request', createRequestHandler(server, { logger, maxBodyBytes, createContext: (req, requestId) => createContext(req, requestId, opts.jwtSecret, logger) }));
+      const ide = opts.production ? undefined : createIdeHandler({ graphqlPath: GRAPHQL_PATH });
+      httpServer.on('request', createRequestHandler(server, { logger, maxBodyBytes, ide, createContext: (req, requestId) => createContext(req, requestId, opts.jwtSecret, logger) }));
       let subscriptions: SubscriptionServer | undefined;
       try {
         // graphql-ws on the same server, port and path.
@@ -353,10 +355,12 @@ function useErrorLogging(logger: Logger): ApolloServerPlugin<GatewayContext> {
 interface RequestHandlerOptions {
   logger: Logger;
   maxBodyBytes: number;
+  /** The browser IDE (GraphiQL); undefined in production. */
+  ide: IdeHandler | undefined;
   createContext(req: IncomingMessage, requestId: string): Promise<GatewayContext>;
 }
 
-/** The kit's GraphQL handler, plus a request id (header, context, log line) and `GET /` redirecting to GraphQL. */
+/** The kit's GraphQL handler, plus a request id (header, context, log line), `GET /` redirecting to GraphQL and the IDE. */
 function createRequestHandler(server: ApolloServer<GatewayContext>, opts: RequestHandlerOptions) {
   const { logger, maxBodyBytes } = opts;
   return (req: IncomingMessage, res: ServerResponse) => {
@@ -371,6 +375,7 @@ function createRequestHandler(server: ApolloServer<GatewayContext>, opts: Reques
       res.writeHead(302, { location: GRAPHQL_PATH }).end();
       return;
     }
+    if (opts.ide?.(req, res)) return;
     // Built per request so the context and the error log carry this request's id.
     createGraphQLHandler(server, {
       path: GRAPHQL_PATH,
