@@ -4,7 +4,7 @@
  * nothing loaded from another origin.
  */
 import { existsSync } from 'node:fs';
-import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startSupergraph, type Supergraph } from './support/supergraph.ts';
