@@ -65,6 +65,16 @@ export interface ServiceRuntime<P> {
 
 interface PrismaLike {
   $disconnect(): Promise<void>;
+  $on(eventType: 'query', callback: () => void): unknown;
+}
+
+/** What every generated PrismaClient constructor accepts: the driver adapter and query events (to count statements). */
+type PrismaClientClass<P> = new (options: { adapter: SqlDriverAdapterFactory; log: { emit: 'event'; level: 'query' }[] }) => P;
+
+function createPrisma<P extends PrismaLike>(Client: PrismaClientClass<P>, adapter: SqlDriverAdapterFactory, onQuery: () => void): P {
+  const prisma = new Client({ adapter, log: [{ emit: 'event', level: 'query' }] });
+  prisma.$on('query', onQuery);
+  return prisma;
 }
 
 /** What a subgraph contributes; the bootstrap (database, migrations, HTTP, signature check) is shared. */
@@ -77,8 +87,8 @@ export interface SubgraphDefinition<P extends PrismaLike, C extends BaseContext>
   typeDefsUrl: URL;
   resolvers: unknown;
   permissions: IMiddlewareGenerator<unknown, C, unknown>;
-  /** Builds the Prisma client; call onQuery from its `query` event so statements are counted. */
-  createPrisma(adapter: SqlDriverAdapterFactory, onQuery: () => void): P;
+  /** The service's generated PrismaClient class; the kit builds it on the service's driver adapter and counts its statements. */
+  prismaClient: PrismaClientClass<P>;
   /** Per request: a fresh context with fresh DataLoaders. */
   createContext(base: BaseContext, runtime: ServiceRuntime<P>): C;
   /** The service writes domain events to its outbox: run a relay to the bus. */
@@ -133,12 +143,12 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         const { applied } = await migrate(db, { migrationsDir: def.migrationsDir });
         if (applied.length) logger.info({ applied }, 'applied migrations');
       }
-      const client = def.createPrisma(db.adapter, () => {
+      const client = createPrisma(def.prismaClient, db.adapter, () => {
         sqlStats.statements++;
       });
       prisma = client;
       // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost.
-      const background = needsBus ? def.createPrisma(db.adapter, () => undefined) : undefined;
+      const background = needsBus ? createPrisma(def.prismaClient, db.adapter, () => undefined) : undefined;
       backgroundPrisma = background;
       if (def.publishesEvents && opts.bus) {
         relay = createOutboxRelay({

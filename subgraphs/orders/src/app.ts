@@ -20,11 +20,7 @@ export function createOrdersApp(opts: SubgraphAppOptions) {
       typeDefsUrl: new URL('../schema.graphql', import.meta.url),
       resolvers,
       permissions,
-      createPrisma(adapter, onQuery) {
-        const prisma = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
-        prisma.$on('query', onQuery);
-        return prisma;
-      },
+      prismaClient: PrismaClient,
       createContext: (base, { prisma, db, relay, bus, feeds }): Context => {
         const ctx: Context = {
           ...base,

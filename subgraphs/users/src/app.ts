@@ -25,11 +25,7 @@ export function createUsersApp(opts: UsersAppOptions) {
       typeDefsUrl: new URL('../schema.graphql', import.meta.url),
       resolvers,
       permissions,
-      createPrisma(adapter, onQuery) {
-        const prisma = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
-        prisma.$on('query', onQuery);
-        return prisma;
-      },
+      prismaClient: PrismaClient,
       createContext: (base, { prisma }) => ({ ...base, prisma, loaders: createLoaders(prisma), tokens, authenticatedAs: new Set() }),
     },
     opts,
