@@ -27,13 +27,8 @@ import { GraphQLError, type FormattedExecutionResult, type GraphQLFormattedError
 import { Agent, fetch as undiciFetch } from 'undici';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
 import { useSubscriptionServer, type OperationRequest, type SubgraphEndpoint, type SubscriptionServer } from './subscriptions/server.ts';
-import {
-  TRUSTED_DOCUMENTS_MODES,
-  TrustedDocumentsServer,
-  checkSocketOperation,
-  loadTrustedDocuments,
-  type TrustedDocumentsOptions,
-} from './trusted-documents.ts';
+import { getValidTrustedDocuments, loadTrustedDocuments, type TrustedDocumentsOptions } from './trusted-documents/enforce.ts';
+import { TrustedDocumentsServer, checkSocketOperation } from './trusted-documents/server.ts';
 
 export { GatewayCloseCode } from './subscriptions/server.ts';
 
@@ -84,7 +79,7 @@ export function gatewayOptions(config: Config, subgraphUrls: Partial<Record<stri
     production: config.production,
     subgraphTimeoutMs: config.subgraphTimeoutMs,
     logLevel: config.logLevel,
-    trustedDocuments: { mode: config.trustedDocuments, manifestPath: config.trustedDocumentsPath },
+    trustedDocuments: config.trustedDocuments === 'enforce' ? { mode: 'enforce', manifestPath: config.trustedDocumentsPath } : { mode: 'off' },
   };
 }
 
@@ -108,7 +103,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const timeoutMs = getValidTimeout(opts.subgraphTimeoutMs);
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const loadSupergraph = getSupergraphLoader(opts);
-  getValidTrustedDocuments(opts.trustedDocuments);
+  const trustedDocuments = getValidTrustedDocuments(opts.trustedDocuments);
   const logger = createLogger('gateway', opts.logLevel);
   let url = '';
   let running: { server: ApolloServer<GatewayContext>; agent: Agent; subscriptions: SubscriptionServer } | undefined;
@@ -122,7 +117,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
     async start() {
       if (running) throw new Error('gateway already started');
       // First, so a missing or invalid manifest fails start() before anything listens.
-      const trusted = await loadTrustedDocuments(opts.trustedDocuments);
+      const trusted = await loadTrustedDocuments(trustedDocuments);
       if (trusted) logger.info({ operations: trusted.size }, 'trusted documents enforced');
       const supergraphSdl = await loadSupergraph();
       // One keep-alive pool for all subgraph calls. Idle sockets are dropped after 4 s,
@@ -239,12 +234,6 @@ function getSupergraphLoader({ supergraphSdl, supergraphPath }: GatewayOptions):
   if (supergraphSdl !== undefined) return async () => supergraphSdl;
   if (supergraphPath !== undefined) return () => readFile(supergraphPath, 'utf8');
   throw new TypeError('createGatewayApp: pass supergraphSdl or supergraphPath');
-}
-
-function getValidTrustedDocuments(td: TrustedDocumentsOptions | undefined): void {
-  if (td !== undefined && !TRUSTED_DOCUMENTS_MODES.includes(td.mode)) {
-    throw new TypeError(`createGatewayApp: trustedDocuments.mode must be one of ${TRUSTED_DOCUMENTS_MODES.join(', ')}, got ${String(td.mode)}`);
-  }
 }
 
 function getValidTimeout(ms: unknown): number {

@@ -17,10 +17,9 @@ import { parse, type FormattedExecutionResult, type GraphQLFormattedError } from
 import { useServer } from 'graphql-ws/use/ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { buildManifest, serializeManifest } from '../../schema/manifest.ts';
 import { createGatewayApp, type GatewayApp, type GatewayOptions } from './app.ts';
 import { Channel } from './subscriptions/channel.ts';
-import { getValidManifest, sha256Hex, type Manifest, type ManifestOperation } from './trusted-documents.ts';
+import { createManifest, createManifestOperation, serializeManifest, sha256Hex, type Manifest, type ManifestOperation } from './trusted-documents/manifest.ts';
 
 const JWT_SECRET = 'test-client-jwt-secret-0123456789abcdef';
 const SIGNING_SECRET = 'test-gateway-signing-secret-0123456789ab';
@@ -40,88 +39,13 @@ function writeOperations(files: Record<string, string>): string {
   return dir;
 }
 
-// Two clients; the mobile subscription uses a fragment the web file defines.
-const OPERATIONS = {
-  'web/product.graphql': `
-    # The product page
-    query ProductPage($id: ID!) {
-      product(id: $id) { ...ProductFields level }
-    }
-
-    mutation Rename($id: ID!, $name: String!) {
-      rename(id: $id, name: $name) { ...ProductFields }
-    }
-
-    fragment ProductFields on Product { id name ...Pricing }
-    fragment Pricing on Product { price }
-    fragment Unused on Product { id }
-  `,
-  'mobile/live.graphql': `
-    subscription StockLive($productId: ID!) {
-      stockChanged(productId: $productId) { level product { ...ProductFields } }
-    }
-  `,
-};
-
-describe('buildManifest', () => {
-  afterAll(() => {
-    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('writes one document per operation, with the fragments it uses, sorted by name, id = sha256(body)', () => {
-    const manifest = buildManifest(writeOperations(OPERATIONS));
-
-    expect(manifest.format).toBe('apollo-persisted-query-manifest');
-    expect(manifest.version).toBe(1);
-    expect(manifest.operations.map((o) => [o.name, o.type, o.source])).toEqual([
-      ['ProductPage', 'query', 'web/product.graphql'],
-      ['Rename', 'mutation', 'web/product.graphql'],
-      ['StockLive', 'subscription', 'mobile/live.graphql'],
-    ]);
-    for (const op of manifest.operations) expect(op.id).toBe(sha256Hex(op.body));
-    const page = byName(manifest, 'ProductPage');
-    // Printed canonically: the operation first, then its fragments (also the nested one) by name.
-    expect(page.body).toBe(
-      'query ProductPage($id: ID!) {\n  product(id: $id) {\n    ...ProductFields\n    level\n  }\n}\n\n' +
-        'fragment Pricing on Product {\n  price\n}\n\n' +
-        'fragment ProductFields on Product {\n  id\n  name\n  ...Pricing\n}',
-    );
-    expect(byName(manifest, 'StockLive').body).toContain('fragment ProductFields on Product');
-    expect(manifest.operations.some((o) => o.body.includes('Unused'))).toBe(false);
-  });
-
-  it('is deterministic and ends with a newline', () => {
-    const a = serializeManifest(buildManifest(writeOperations(OPERATIONS)));
-    const b = serializeManifest(buildManifest(writeOperations(OPERATIONS)));
-
-    expect(a).toBe(b);
-    expect(a.endsWith('}\n')).toBe(true);
-    expect(getValidManifest(JSON.parse(a), 'the serialized manifest').operations).toHaveLength(3);
-  });
-
-  it('refuses a duplicate operation name, naming both files', () => {
-    const dir = writeOperations({
-      'mobile/a.graphql': 'query Home { ping }',
-      'web/b.graphql': 'query Home { ping }',
-    });
-
-    expect(() => buildManifest(dir)).toThrow(/Operation "Home" is defined twice: in mobile\/a\.graphql and in web\/b\.graphql/);
-  });
-
-  it.each([
-    ['an anonymous operation', { 'a.graphql': '{ ping }' }, /a\.graphql: every operation needs a name/],
-    ['an unknown fragment', { 'a.graphql': 'query A { ...Nope }' }, /operation "A" uses fragment "Nope"/],
-    ['two different fragments with one name', { 'a.graphql': 'fragment F on Q { a }', 'b.graphql': 'fragment F on Q { b }' }, /Fragment "F" is defined differently in a\.graphql and in b\.graphql/],
-    ['a syntax error', { 'a.graphql': 'query A {' }, /a\.graphql: Syntax Error/],
-    ['a type definition', { 'a.graphql': 'type Q { a: Int }' }, /only operations and fragments/],
-  ])('refuses %s with a clear error', (_label, files, message) => {
-    expect(() => buildManifest(writeOperations(files))).toThrow(message);
-  });
-
-  it('gives an empty manifest when there is no operations folder', () => {
-    expect(buildManifest(path.join(tmpdir(), 'no-such-operations-dir')).operations).toEqual([]);
-  });
-});
+// Each operation with the fragments it uses, as pnpm schema:manifest collects them from the clients' files.
+const PRODUCT_FIELDS = 'fragment ProductFields on Product { id name ...Pricing }\nfragment Pricing on Product { price }';
+const OPERATIONS = [
+  `# The product page\nquery ProductPage($id: ID!) { product(id: $id) { ...ProductFields level } }\n${PRODUCT_FIELDS}`,
+  `mutation Rename($id: ID!, $name: String!) { rename(id: $id, name: $name) { ...ProductFields } }\n${PRODUCT_FIELDS}`,
+  `subscription StockLive($productId: ID!) { stockChanged(productId: $productId) { level product { ...ProductFields } } }\n${PRODUCT_FIELDS}`,
+];
 
 /** In-memory topics for the stock subgraph's subscription. */
 const topics = new Map<string, Set<Channel<unknown>>>();
@@ -320,9 +244,9 @@ describe('gateway with trusted documents', () => {
     catalog = await startStandIn(SUBGRAPHS.catalog.typeDefs, SUBGRAPHS.catalog.resolvers);
     stock = await startStandIn(SUBGRAPHS.stock.typeDefs, SUBGRAPHS.stock.resolvers);
     standIns.push(catalog, stock);
-    // Through the file, as in production: written by buildManifest, read by start().
-    const dir = writeOperations(OPERATIONS);
-    manifest = buildManifest(dir);
+    // Through the file, as in production: written as pnpm schema:manifest does, read by start().
+    const dir = writeOperations({});
+    manifest = createManifest(OPERATIONS.map((document) => createManifestOperation(parse(document))));
     const manifestPath = path.join(dir, 'trusted-documents.json');
     writeFileSync(manifestPath, serializeManifest(manifest));
     enforced = await startGateway({ trustedDocuments: { mode: 'enforce', manifestPath } });
