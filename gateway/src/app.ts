@@ -3,19 +3,23 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { HeaderMap, type ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServer, ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import {
   DEFAULT_MAX_BODY_BYTES,
+  ErrorCode,
   IDENTITY_HEADER,
   REQUEST_ID_HEADER,
+  codedError,
   createGraphQLHandler,
   createLogger,
   listen,
+  isInternalError,
   maskInternalError,
   signForwardedIdentity,
+  unauthenticated,
   verifyClientToken,
   type Config,
   type Identity,
@@ -23,7 +27,7 @@ import {
   type ServiceApp,
   urlHost,
 } from '@commerce/service-kit';
-import { GraphQLError, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
+import type { FormattedExecutionResult, GraphQLFormattedError } from 'graphql';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
 import { useSubscriptionServer, type OperationRequest, type SubgraphEndpoint, type SubscriptionServer } from './subscriptions/server.ts';
@@ -227,7 +231,7 @@ async function executeOperation(
   const response = await server.executeOperation(request, { contextValue });
   if (response.body.kind === 'single') return response.body.singleResult;
   // @defer / @stream: the gateway does not execute them, so this is only a safeguard.
-  return { errors: [{ message: 'Incremental delivery is not supported over WebSocket', extensions: { code: 'BAD_REQUEST' } }] };
+  return { errors: [codedError(ErrorCode.BadRequest, 'Incremental delivery is not supported over WebSocket').toJSON()] };
 }
 
 function getSupergraphLoader({ supergraphSdl, supergraphPath }: GatewayOptions): () => Promise<string> {
@@ -282,8 +286,8 @@ class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
 
   override didEncounterError(error: Error): void {
     if (error.name === 'TimeoutError') {
-      throw new GraphQLError(`Subgraph "${this.#name}" did not respond within ${this.#timeoutMs} ms`, {
-        extensions: { code: 'SUBGRAPH_TIMEOUT', serviceName: this.#name },
+      throw codedError(ErrorCode.SubgraphTimeout, `Subgraph "${this.#name}" did not respond within ${this.#timeoutMs} ms`, {
+        extensions: { serviceName: this.#name },
       });
     }
     throw error;
@@ -297,23 +301,14 @@ async function createContext(req: IncomingMessage, requestId: string, jwtSecret:
   const token = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
   if (!token) {
     logger.info({ requestId, reason: 'malformed' }, 'rejected Authorization header');
-    throw unauthenticated("Malformed Authorization header: expected 'Bearer <token>'");
+    throw unauthenticated("Malformed Authorization header: expected 'Bearer <token>'", { refuseRequest: true });
   }
   const result = await verifyClientToken(token, jwtSecret);
   if (!result.ok) {
     logger.info({ requestId, reason: result.reason }, 'rejected bearer token');
-    throw unauthenticated(result.reason === 'expired' ? 'The bearer token has expired; log in again' : 'The bearer token is invalid');
+    throw unauthenticated(result.reason === 'expired' ? 'The bearer token has expired; log in again' : 'The bearer token is invalid', { refuseRequest: true });
   }
   return { identity: result.identity, requestId };
-}
-
-function unauthenticated(message: string): GraphQLError {
-  return new GraphQLError(message, {
-    extensions: {
-      code: 'UNAUTHENTICATED',
-      http: { status: 401, headers: new HeaderMap([['www-authenticate', 'Bearer error="invalid_token"']]) },
-    },
-  });
 }
 
 /** `extensions.response` (set by RemoteGraphQLDataSource on a non-2xx subgraph reply) holds internal URLs. */
@@ -330,8 +325,8 @@ function useErrorLogging(logger: Logger): ApolloServerPlugin<GatewayContext> {
         async didEncounterErrors({ contextValue, errors }) {
           for (const err of errors) {
             const code = err.extensions?.code;
-            if (code === 'SUBGRAPH_TIMEOUT') logger.warn({ requestId: contextValue.requestId, err }, 'subgraph timeout');
-            else if (!code || code === 'INTERNAL_SERVER_ERROR') logger.error({ requestId: contextValue.requestId, err: err.originalError ?? err }, 'request error');
+            if (code === ErrorCode.SubgraphTimeout) logger.warn({ requestId: contextValue.requestId, err }, 'subgraph timeout');
+            else if (isInternalError(code)) logger.error({ requestId: contextValue.requestId, err: err.originalError ?? err }, 'request error');
           }
         },
       };

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { GraphQLDataSource, ServiceMap } from '@apollo/gateway';
-import { IDENTITY_HEADER, REQUEST_ID_HEADER, signForwardedIdentity, type Logger } from '@commerce/service-kit';
+import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, internalError, isInternalError, signForwardedIdentity, withCode, type Logger } from '@commerce/service-kit';
 import type { DocumentNode, ExecutionResult, FormattedExecutionResult, GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -16,7 +16,7 @@ import type { GatewayContext } from '../app.ts';
 import { Channel } from './channel.ts';
 import { CloseReason, Connection, GatewayCloseCode, authenticate } from './connection.ts';
 import { GraphQLError, getOperationAST, parse } from 'graphql';
-import { withCode, type PreparedSubscription, type SubscriptionPlanner } from './planner.ts';
+import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
 import { subscribeToSubgraph } from './subgraph-stream.ts';
 
 export { CloseReason, GatewayCloseCode } from './connection.ts';
@@ -125,7 +125,7 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
       onSubscribe(ctx, id, payload) {
         const connection = connections.get(ctx.extra.socket);
         const planner = opts.getPlanner();
-        if (!connection?.isOpen || !planner) return [new GraphQLError('The gateway is not serving this connection', { extensions: { code: 'SERVICE_UNAVAILABLE' } })];
+        if (!connection?.isOpen || !planner) return [codedError(ErrorCode.ServiceUnavailable, 'The gateway is not serving this connection')];
         const received: OperationRequest = {
           query: payload.query,
           operationName: payload.operationName ?? undefined,
@@ -140,11 +140,11 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
         try {
           document = parse(query);
         } catch (e) {
-          if (e instanceof GraphQLError) return [withCode(e, 'GRAPHQL_PARSE_FAILED')];
+          if (e instanceof GraphQLError) return [withCode(e, ErrorCode.GraphQLParseFailed)];
           throw e;
         }
         const operation = getOperationAST(document, operationName);
-        if (!operation) return [new GraphQLError('Unable to identify the operation to run: give operationName', { extensions: { code: 'BAD_REQUEST' } })];
+        if (!operation) return [codedError(ErrorCode.BadRequest, 'Unable to identify the operation to run: give operationName')];
         const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
         if (operation.operation !== 'subscription') {
           return { ...args, contextValue: new SocketOperation(connection, request) };
@@ -157,19 +157,19 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
       // Queries and mutations: the same Apollo Server pipeline (plugins, limits, formatError) as HTTP.
       async execute(args) {
         const op = args.contextValue;
-        if (!(op instanceof SocketOperation)) return { errors: [new GraphQLError('Unexpected operation', { extensions: { code: 'BAD_REQUEST' } })] };
+        if (!(op instanceof SocketOperation)) return { errors: [codedError(ErrorCode.BadRequest, 'Unexpected operation')] };
         try {
           const result = await opts.executeOperation(op.request, op.connection.newContext());
           return { ...result, errors: result.errors?.map((e) => new FormattedError(e)) };
         } catch (err) {
           logger.error({ requestId: op.connection.requestId, err }, 'WebSocket operation failed');
-          return { errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+          return { errors: [internalError()] };
         }
       },
 
       subscribe(args) {
         const op = args.contextValue;
-        if (!(op instanceof PlannedSubscription)) return { errors: [new GraphQLError('Unexpected operation', { extensions: { code: 'BAD_REQUEST' } })] };
+        if (!(op instanceof PlannedSubscription)) return { errors: [codedError(ErrorCode.BadRequest, 'Unexpected operation')] };
         return startFederatedSubscription(op);
       },
 
@@ -200,7 +200,7 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
     });
     const subgraph = opts.subgraphs.get(primary.serviceName);
     if (!subgraph) {
-      channel.push({ errors: [new GraphQLError(`No subgraph named "${primary.serviceName}"`, { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
+      channel.push({ errors: [codedError(ErrorCode.InternalServerError, `No subgraph named "${primary.serviceName}"`)] });
       channel.end();
       return channel;
     }
@@ -216,7 +216,7 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
           result = await produce();
         } catch (err) {
           logger.error({ requestId: context.requestId, err }, 'resolving a subscription event failed');
-          result = { errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+          result = { errors: [internalError()] };
         }
         if (result) {
           channel.push(result, measureBytes);
@@ -268,7 +268,7 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
         // Already formatted by Apollo Server (queries and mutations over the socket).
         if (e instanceof FormattedError) return e.toJSON();
         const code = e.extensions.code;
-        if (!code || code === 'INTERNAL_SERVER_ERROR') logger.error({ requestId, err: e.originalError ?? e }, 'subscription error');
+        if (isInternalError(code)) logger.error({ requestId, err: e.originalError ?? e }, 'subscription error');
         return opts.formatError(e.toJSON());
       }),
     };
