@@ -58,7 +58,7 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** WebSocket: close with 4408 when connection_init has not arrived by then. @default 3_000 */
   connectionInitWaitTimeout?: number;
-  /** WebSocket: unread bytes per connection before it is closed with 4429 (slow consumer). @default 1 MiB */
+  /** WebSocket: unread bytes per connection before it is closed with 4413 (slow consumer). @default 1 MiB */
   maxSubscriberBufferBytes?: number;
   /** WebSocket: ping interval to clients and subgraphs. @default 12_000 */
   keepAliveMs?: number;

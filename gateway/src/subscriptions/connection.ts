@@ -10,8 +10,11 @@ import type { Channel } from './channel.ts';
 
 /**
  * Close codes the gateway sends besides graphql-ws's own (4400 bad message, 4401 subscribe before
- * ack, 4406 subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second connection_init).
- * Two share a number with graphql-ws's; the close reason tells them apart.
+ * ack, 4406 subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second connection_init; its
+ * CloseCode enum also has 4500, 4005, 4004, 4504, and its client uses 4499 for "terminated").
+ * Two share a number with graphql-ws's, and its client handles them as it should: 4403 (retried, as
+ * graphql-ws's own 4403) and 4401 (fatal: the client must log in again). The close reason tells them
+ * apart from graphql-ws's own.
  */
 export enum GatewayCloseCode {
   /** The gateway is stopping; every subscription got `complete` first. Reconnect elsewhere. */
@@ -20,8 +23,13 @@ export enum GatewayCloseCode {
   TokenExpired = 4401,
   /** The token in connection_init is malformed, invalid or expired. */
   Forbidden = 4403,
-  /** The client did not read its events fast enough (reason "slow consumer: resume with after"). */
-  SlowConsumer = 4429,
+  /**
+   * The client did not read its events fast enough (reason "slow consumer: resume with after").
+   * 4413, as HTTP 413 "content too large": the unread backlog grew too large. Not one of graphql-ws's
+   * codes, and not fatal for its client (4429, used before, is both: "too many initialisation
+   * requests", and a close its client never retries), so a client reconnects and resumes with `after`.
+   */
+  SlowConsumer = 4413,
 }
 
 export const CloseReason = {

@@ -59,7 +59,7 @@ export interface SubscriptionServerOptions {
   subgraphTimeoutMs: number;
   /** Close with 4408 when connection_init has not arrived by then. @default 3_000 */
   connectionInitWaitTimeout?: number;
-  /** Unread bytes per connection (socket buffer plus queued events) before it is closed with 4429. @default 1 MiB */
+  /** Unread bytes per connection (socket buffer plus queued events) before it is closed with 4413. @default 1 MiB */
   maxSubscriberBufferBytes?: number;
   /** Largest message accepted from a client. @default 1 MiB */
   maxPayloadBytes?: number;
