@@ -2,16 +2,16 @@
  * `pnpm start`: the three subgraphs and the gateway in one process, each on its own port.
  * Migrates, seeds empty services with demo data, and prints where everything is.
  */
-import { SERVICE_NAMES, busFromConfig, loadConfig, createLogger, isPglite, runMain, subgraphOptions, type Config, type DatabaseConfig, type ServiceApp, type ServiceName } from '@commerce/service-kit';
+import { SERVICE_NAMES, busFromConfig, loadConfig, createLogger, isPglite, runMain, subgraphOptions, type Config, type DatabaseConfig, type Env, type ServiceApp, type ServiceName } from '@commerce/service-kit';
 import { seedAll } from '@commerce/service-kit/seed';
 import { DEMO_CREDENTIALS } from '@commerce/service-kit/seed-data';
 import { createOrdersApp } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp } from '@commerce/users';
-import { createGatewayApp, gatewayOptions } from './app.ts';
+import { createGatewayApp, loadGatewayConfig, setApolloTelemetryDefault } from './app.ts';
 
 /** Everything in one process: subgraphs first, then seed, then the gateway in front of them. */
-function createDevSupergraph(config: Config): ServiceApp {
+function createDevSupergraph(config: Config, env: Env): ServiceApp {
   const logger = createLogger('dev', config.logLevel);
   const users = createUsersApp({ ...subgraphOptions(config, 'users'), jwtSecret: config.jwtSecret, jwtTtlSeconds: config.jwtTtlSeconds });
   // One bus for the process: Redis Streams with REDIS_URL, else the in-process log.
@@ -43,7 +43,7 @@ function createDevSupergraph(config: Config): ServiceApp {
           if (result.seeded) logger.info({ service, rows: result.rows }, 'seeded demo data');
         }
         // Route to where the subgraphs actually listen, whatever URLs the supergraph file was composed with.
-        const gateway = createGatewayApp(gatewayOptions(config, { users: users.url, products: products.url, orders: orders.url }));
+        const gateway = createGatewayApp({ ...loadGatewayConfig(env), subgraphUrls: { users: users.url, products: products.url, orders: orders.url } });
         await gateway.start();
         started.push(gateway);
         url = gateway.url;
@@ -81,4 +81,5 @@ function describeDatabase(db: DatabaseConfig): string {
   return `PostgreSQL ${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}, schema ${db.schema}`;
 }
 
-runMain('dev', (env) => createDevSupergraph(loadConfig(env)));
+setApolloTelemetryDefault(process.env);
+runMain('dev', (env) => createDevSupergraph(loadConfig(env), env));

@@ -15,7 +15,7 @@ import { GraphQLError, parse, type FormattedExecutionResult, type GraphQLFormatt
 import { useServer } from 'graphql-ws/use/ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { GatewayCloseCode, createGatewayApp, type GatewayApp, type GatewayOptions } from './app.ts';
+import { GatewayCloseCode, createGatewayApp, type GatewayApp, type ServeOptions } from './app.ts';
 import { Channel } from './subscriptions/channel.ts';
 
 const JWT_SECRET = 'test-client-jwt-secret-0123456789abcdef';
@@ -325,7 +325,7 @@ describe('gateway subscriptions', () => {
   const customer: Identity = { userId: 'user-7', role: 'CUSTOMER' };
   const admin: Identity = { userId: 'admin-1', role: 'ADMIN' };
 
-  async function startGateway(extra: Partial<GatewayOptions> = {}): Promise<GatewayApp> {
+  async function startGateway(extra: Partial<ServeOptions> = {}): Promise<GatewayApp> {
     const app = createGatewayApp({
       supergraphSdl: composeStandIns(),
       subgraphUrls: { reviews: reviews.url, catalog: catalog.url },

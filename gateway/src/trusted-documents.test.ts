@@ -17,7 +17,7 @@ import { parse, type FormattedExecutionResult, type GraphQLFormattedError } from
 import { useServer } from 'graphql-ws/use/ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { createGatewayApp, type GatewayApp, type GatewayOptions } from './app.ts';
+import { createGatewayApp, type GatewayApp, type ServeOptions } from './app.ts';
 import { Channel } from './subscriptions/channel.ts';
 import { createManifest, createManifestOperation, serializeManifest, sha256Hex, type Manifest, type ManifestOperation } from './trusted-documents/manifest.ts';
 
@@ -216,7 +216,7 @@ describe('gateway with trusted documents', () => {
   let enforced: GatewayApp;
   let open: GatewayApp;
 
-  async function startGateway(extra: Partial<GatewayOptions>): Promise<GatewayApp> {
+  async function startGateway(extra: Partial<ServeOptions>): Promise<GatewayApp> {
     const app = createGatewayApp({
       supergraphSdl: composeStandIns(),
       subgraphUrls: { catalog: catalog.url, stock: stock.url },
@@ -407,7 +407,7 @@ describe('gateway with trusted documents', () => {
     });
 
     it('refuses an unknown mode when the gateway is created', () => {
-      expect(() => createGatewayApp({ ...({} as GatewayOptions), subgraphTimeoutMs: 1_000, supergraphSdl: '', trustedDocuments: { mode: 'strict' as 'enforce' } })).toThrow(
+      expect(() => createGatewayApp({ ...({} as ServeOptions), subgraphTimeoutMs: 1_000, supergraphSdl: '', trustedDocuments: { mode: 'strict' as 'enforce' } })).toThrow(
         /trustedDocuments.mode must be one of off, enforce, got strict/,
       );
     });

@@ -1,11 +1,10 @@
 /** One client WebSocket: who it is (verified once, at connection_init), its subscriptions, how it ends. */
 import { randomUUID } from 'node:crypto';
-import { verifyClientToken, type Identity } from '@commerce/service-kit';
+import type { Identity } from '@commerce/service-kit';
 import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
-import { decodeJwt } from 'jose';
 import type { WebSocket } from 'ws';
-import type { GatewayContext } from '../app.ts';
+import type { GatewayContext } from '../context.ts';
 import type { Channel } from './channel.ts';
 
 /**
@@ -98,20 +97,6 @@ export class Connection {
     for (const channel of [...this.subscriptions.values()]) void channel.return();
     this.subscriptions.clear();
   }
-}
-
-type AuthResult = { ok: true; identity: Identity | null; expiresAt?: number } | { ok: false; reason: string };
-
-/** `connectionParams.authorization`: absent is anonymous; anything else must be a valid "Bearer <jwt>". */
-export async function authenticate(authorization: unknown, jwtSecret: string): Promise<AuthResult> {
-  if (authorization === undefined || authorization === null) return { ok: true, identity: null };
-  const token = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
-  if (!token) return { ok: false, reason: "malformed authorization, expected 'Bearer <token>'" };
-  const result = await verifyClientToken(token, jwtSecret);
-  if (!result.ok) return { ok: false, reason: result.reason === 'expired' ? 'token expired' : 'invalid token' };
-  // The signature is verified above; decodeJwt only reads the expiry verifyClientToken does not return.
-  const { exp } = decodeJwt(token);
-  return { ok: true, identity: result.identity, ...(typeof exp === 'number' ? { expiresAt: exp * 1000 } : {}) };
 }
 
 // setTimeout fires at once for longer delays; longer timers are re-armed.

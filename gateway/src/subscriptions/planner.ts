@@ -13,7 +13,7 @@ import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type S
 import { QueryPlanner, type FetchNode, type QueryPlan } from '@apollo/query-planner';
 import { ErrorCode, codedError, withCode, type Logger } from '@commerce/service-kit';
 import type { DocumentNode, ExecutionResult, GraphQLFormattedError, GraphQLSchema } from 'graphql';
-import type { GatewayContext } from '../app.ts';
+import type { GatewayContext } from '../context.ts';
 import { GraphQLError, getVariableValues, validate } from 'graphql';
 
 type RequestContext = Parameters<typeof executeQueryPlan>[2];

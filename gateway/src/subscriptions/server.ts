@@ -12,9 +12,10 @@ import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, internalErro
 import type { DocumentNode, ExecutionResult, FormattedExecutionResult, GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { GatewayContext } from '../app.ts';
+import { authenticate, getValidRequestId, type GatewayContext } from '../context.ts';
+import { getValidPositive } from '../options.ts';
 import { Channel } from './channel.ts';
-import { CloseReason, Connection, GatewayCloseCode, authenticate } from './connection.ts';
+import { CloseReason, Connection, GatewayCloseCode } from './connection.ts';
 import { GraphQLError, getOperationAST, parse } from 'graphql';
 import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
 import { subscribeToSubgraph } from './subgraph-stream.ts';
@@ -75,7 +76,8 @@ export interface SubscriptionServer {
 }
 
 const MiB = 1024 * 1024;
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** Close reasons after "Forbidden: " for a refused connection_init. */
+const SOCKET_REFUSALS = { malformed: "malformed authorization, expected 'Bearer <token>'", expired: 'token expired', invalid: 'invalid token' } as const;
 
 /** Serves graphql-ws on `httpServer` at `path`; call dispose() before draining the HTTP server. */
 export function useSubscriptionServer(opts: SubscriptionServerOptions): SubscriptionServer {
@@ -104,10 +106,11 @@ export function useSubscriptionServer(opts: SubscriptionServerOptions): Subscrip
       async onConnect(ctx) {
         const { socket, request } = ctx.extra;
         const auth = await authenticate(ctx.connectionParams?.authorization, opts.jwtSecret);
-        const requestId = getValidRequestId(request) ?? randomUUID();
+        const requestId = getValidRequestId(request.headers[REQUEST_ID_HEADER]) ?? randomUUID();
         if (!auth.ok) {
-          logger.info({ requestId, reason: auth.reason }, 'refused WebSocket connection_init');
-          socket.close(GatewayCloseCode.Forbidden, `Forbidden: ${auth.reason}`);
+          const reason = SOCKET_REFUSALS[auth.reason];
+          logger.info({ requestId, reason }, 'refused WebSocket connection_init');
+          socket.close(GatewayCloseCode.Forbidden, `Forbidden: ${reason}`);
           return false;
         }
         // The client may have gone while the token was checked; then onClose has already run.
@@ -325,17 +328,6 @@ class FormattedError extends GraphQLError {
   override toJSON(): GraphQLFormattedError {
     return this.#formatted;
   }
-}
-
-function getValidRequestId(request: IncomingMessage): string | undefined {
-  const header = request.headers[REQUEST_ID_HEADER];
-  const value = Array.isArray(header) ? header[0] : header;
-  return value !== undefined && REQUEST_ID_PATTERN.test(value) ? value : undefined;
-}
-
-function getValidPositive(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`createGatewayApp: ${name} must be a positive number, got ${String(value)}`);
-  return value;
 }
 
 function requestIdOf(contextValue: unknown): string | undefined {
