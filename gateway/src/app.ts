@@ -18,7 +18,8 @@ import { GRAPHQL_PATH, createRequestHandler } from './http-handler.ts';
 import { getSubgraphUrlResolver, getSupergraphLoader, getValidTimeout, type GatewayOptions } from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
-import { useSubscriptionServer, type OperationRequest, type SubgraphEndpoint } from './subscriptions/server.ts';
+import type { OperationRequest, SubgraphEndpoint } from './subscriptions/server.ts';
+import { useSubscriptionServer } from './subscriptions/ws.ts';
 import { getValidTrustedDocuments, loadTrustedDocuments } from './trusted-documents/enforce.ts';
 import { TrustedDocumentsServer, checkSocketOperation } from './trusted-documents/server.ts';
 

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import type { Identity } from '@commerce/service-kit';
 import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
-import type { WebSocket } from 'ws';
 import type { GatewayContext } from '../context.ts';
 import type { Channel } from './channel.ts';
 
@@ -37,6 +36,15 @@ export const CloseReason = {
   SlowConsumer: 'slow consumer: resume with after',
 } as const;
 
+/** What a connection needs of its client socket; ws's WebSocket is one. */
+export interface ClientSocket {
+  readonly readyState: number;
+  /** Bytes handed to send() and not yet written to the network. */
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  close(code: number, reason: string): void;
+}
+
 /** One acknowledged client connection: who it is, and the subscriptions it holds. */
 export class Connection {
   readonly subscriptions = new Map<string, Channel<ExecutionResult>>();
@@ -44,7 +52,7 @@ export class Connection {
   #released = false;
 
   constructor(
-    readonly socket: WebSocket,
+    readonly socket: ClientSocket,
     readonly identity: Identity | null,
     readonly requestId: string,
   ) {}
