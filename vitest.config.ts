@@ -11,6 +11,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Files start real servers and databases; two at a time fits a 2-core machine.
     maxWorkers: 2,
-    env: { NODE_ENV: 'test' },
+    // @apollo/gateway reads APOLLO_TELEMETRY_DISABLED from process.env when a gateway is built; tests
+    // build gateways in-process, without the entry points that default it (gateway/src/config.ts).
+    env: { NODE_ENV: 'test', APOLLO_TELEMETRY_DISABLED: 'true' },
   },
 });

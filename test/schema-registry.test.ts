@@ -1,7 +1,7 @@
 /**
  * Schema registry checks on fixture changes: modified subgraph SDL goes in through runCheck's `sdl`
  * override, and operations, approvals and registry copies live in temp dirs, so the real files are
- * never touched.
+ * never touched. Also the trusted-documents manifest built from an operations folder.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,9 +9,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Kind, parse, print, type OperationDefinitionNode } from 'graphql';
+import { getValidManifest, sha256Hex, type Manifest, type ManifestOperation } from '@commerce/gateway/trusted-documents';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOperations } from '../schema/client-operations.ts';
 import { API_SCHEMA_PATH, SUPERGRAPH_PATH } from '../schema/compose-lib.ts';
+import { buildManifest, serializeManifest } from '../schema/manifest.ts';
 import { OPERATIONS_DIR, publish, runCheck, type CheckReport } from '../schema/registry-lib.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -244,5 +246,96 @@ describe('schema registry CLI', () => {
 
   it('check exits 1 on an unknown command', async () => {
     await expect(promisify(execFile)('npx', ['tsx', 'schema/registry.ts', 'chek'], { cwd: root })).rejects.toMatchObject({ code: 1 });
+  });
+});
+
+// Two clients; the mobile subscription uses a fragment the web file defines.
+const OPERATIONS = {
+  'web/product.graphql': `
+    # The product page
+    query ProductPage($id: ID!) {
+      product(id: $id) { ...ProductFields level }
+    }
+
+    mutation Rename($id: ID!, $name: String!) {
+      rename(id: $id, name: $name) { ...ProductFields }
+    }
+
+    fragment ProductFields on Product { id name ...Pricing }
+    fragment Pricing on Product { price }
+    fragment Unused on Product { id }
+  `,
+  'mobile/live.graphql': `
+    subscription StockLive($productId: ID!) {
+      stockChanged(productId: $productId) { level product { ...ProductFields } }
+    }
+  `,
+};
+
+function byName(manifest: Manifest, name: string): ManifestOperation {
+  const op = manifest.operations.find((o) => o.name === name);
+  if (!op) throw new Error(`no operation ${name} in the manifest`);
+  return op;
+}
+
+describe('schema manifest (buildManifest)', () => {
+  it('writes one document per operation, with the fragments it uses, sorted by name, id = sha256(body)', () => {
+    const manifest = buildManifest(tempDir(OPERATIONS));
+
+    expect(manifest.format).toBe('apollo-persisted-query-manifest');
+    expect(manifest.version).toBe(1);
+    expect(manifest.operations.map((o) => [o.name, o.type, o.source])).toEqual([
+      ['ProductPage', 'query', 'web/product.graphql'],
+      ['Rename', 'mutation', 'web/product.graphql'],
+      ['StockLive', 'subscription', 'mobile/live.graphql'],
+    ]);
+    for (const op of manifest.operations) expect(op.id).toBe(sha256Hex(op.body));
+    const page = byName(manifest, 'ProductPage');
+    // Printed canonically: the operation first, then its fragments (also the nested one) by name.
+    expect(page.body).toBe(
+      'query ProductPage($id: ID!) {\n  product(id: $id) {\n    ...ProductFields\n    level\n  }\n}\n\n' +
+        'fragment Pricing on Product {\n  price\n}\n\n' +
+        'fragment ProductFields on Product {\n  id\n  name\n  ...Pricing\n}',
+    );
+    expect(byName(manifest, 'StockLive').body).toContain('fragment ProductFields on Product');
+    expect(manifest.operations.some((o) => o.body.includes('Unused'))).toBe(false);
+  });
+
+  it('is deterministic and ends with a newline', () => {
+    const a = serializeManifest(buildManifest(tempDir(OPERATIONS)));
+    const b = serializeManifest(buildManifest(tempDir(OPERATIONS)));
+
+    expect(a).toBe(b);
+    expect(a.endsWith('}\n')).toBe(true);
+    expect(getValidManifest(JSON.parse(a), 'the serialized manifest').operations).toHaveLength(3);
+  });
+
+  it('refuses a duplicate operation name, naming both files', () => {
+    const dir = tempDir({
+      'mobile/a.graphql': 'query Home { ping }',
+      'web/b.graphql': 'query Home { ping }',
+    });
+
+    expect(() => buildManifest(dir)).toThrow(/web\/b\.graphql:1: Operation name "Home" is already used at mobile\/a\.graphql:1/);
+  });
+
+  it.each([
+    ['an anonymous operation', { 'a.graphql': '{ ping }' }, /a\.graphql:1: Every kept operation needs a name/],
+    ['an unknown fragment', { 'a.graphql': 'query A { ...Nope }' }, /a\.graphql:1: operation "A" uses fragment "Nope", which is not defined/],
+    ['two different fragments with one name', { 'a.graphql': 'fragment F on Q { a }', 'b.graphql': 'fragment F on Q { b }' }, /b\.graphql:1: Fragment "F" is already defined differently at a\.graphql:1/],
+    ['a syntax error', { 'a.graphql': 'query A {' }, /a\.graphql:1: Syntax Error/],
+    ['a type definition', { 'a.graphql': 'type Q { a: Int }' }, /a\.graphql:1: Only operations and fragments belong here/],
+  ])('refuses %s with a clear error', (_label, files, message) => {
+    expect(() => buildManifest(tempDir(files))).toThrow(message);
+  });
+
+  it('lists every problem at once', () => {
+    const dir = tempDir({ 'a.graphql': '{ ping }', 'b.graphql': 'query B { ...Nope }' });
+
+    expect(() => buildManifest(dir)).toThrow(/a\.graphql:1: Every kept operation needs a name\.\nb\.graphql:1: operation "B" uses fragment "Nope"/);
+  });
+
+  it('gives an empty manifest when there is no operations folder', () => {
+    expect(buildManifest(path.join(tmpdir(), 'no-such-operations-dir')).operations).toEqual([]);
   });
 });

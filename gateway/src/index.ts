@@ -1,8 +1,7 @@
-/** Runs the gateway alone (separate-process mode): the subgraphs run elsewhere, at config.subgraphUrls. */
-import { loadConfig, runMain } from '@commerce/service-kit';
-import { createGatewayApp, gatewayOptions } from './app.ts';
+/** Runs the gateway alone (separate-process mode): it routes to the supergraph's URLs, or to `<NAME>_URL` where one is set. */
+import { runMain } from '@commerce/service-kit';
+import { createGatewayApp, loadGatewayConfig, setApolloTelemetryDefault } from './app.ts';
 
-runMain('gateway', (env) => {
-  const config = loadConfig(env);
-  return createGatewayApp(gatewayOptions(config, config.subgraphUrls));
-});
+// Before anything builds a gateway: @apollo/gateway reads this from process.env itself (see config.ts).
+setApolloTelemetryDefault(process.env);
+runMain('gateway', (env) => createGatewayApp(loadGatewayConfig(env)));

@@ -2,11 +2,11 @@
  * `pnpm start`'s configuration: each service's own (read by that service's loader, as when it runs
  * alone), plus what only the all-in-one runner has: one bus for the process and the demo data size.
  */
-import { gatewayOptions } from '@commerce/gateway';
+import { loadGatewayConfig } from '@commerce/gateway';
 import { loadOrdersConfig } from '@commerce/orders/config';
 import { loadProductsConfig } from '@commerce/products/config';
 import { loadUsersConfig } from '@commerce/users/config';
-import { loadConfig, readBusConfig, readInt, type Env } from '@commerce/service-kit';
+import { readBusConfig, readInt, type Env } from '@commerce/service-kit';
 import type { DemoDataSize } from './demo-data.ts';
 import type { LocalSupergraphOptions } from './supergraph.ts';
 
@@ -15,7 +15,7 @@ export function loadLocalConfig(env: Env): LocalSupergraphOptions {
     users: loadUsersConfig(env),
     products: loadProductsConfig(env),
     orders: loadOrdersConfig(env),
-    gateway: gatewayOptions(loadConfig(env), {}),
+    gateway: loadGatewayConfig(env),
     bus: readBusConfig(env),
     seed: readDemoDataSize(env),
   };

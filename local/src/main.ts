@@ -2,6 +2,7 @@
  * `pnpm start`: the three subgraphs and the gateway in one process, each on its own port.
  * Migrates, seeds empty services with demo data, and prints where everything is.
  */
+import { setApolloTelemetryDefault } from '@commerce/gateway';
 import { createLogger, isPglite, runMain, type DatabaseConfig, type ServiceApp } from '@commerce/service-kit';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { loadLocalConfig } from './config.ts';
@@ -46,4 +47,6 @@ function describeDatabase(db: DatabaseConfig): string {
   return `PostgreSQL ${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}, schema ${db.schema}`;
 }
 
+// Before any gateway is built: @apollo/gateway reads it from the environment (see the gateway's config.ts).
+setApolloTelemetryDefault(process.env);
 runMain('local', (env) => createLocalApp(loadLocalConfig(env)));

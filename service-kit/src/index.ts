@@ -13,7 +13,6 @@ export * from './outbox.ts';
 export * from './bus/index.ts';
 export * from './http.ts';
 export * from './live.ts';
-export * from './legacy-config.ts';
 export * from './seeding.ts';
 export * from './migrate.ts';
 export * from './loaders.ts';

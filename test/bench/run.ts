@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { setApolloTelemetryDefault } from '@commerce/gateway';
 import { benchFanout } from './fanout.ts';
 import { benchOrders } from './orders.ts';
 
@@ -63,6 +64,8 @@ async function main() {
   );
 }
 
+// A process entry point like the gateway's: no telemetry to Apollo unless asked for.
+setApolloTelemetryDefault(process.env);
 main().catch((err: unknown) => {
   console.error(err);
   process.exit(1);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import type { DatabaseConfig, ServiceName } from '@commerce/service-kit';
+import type { ServiceName } from '@commerce/local/demo-data';
+import type { DatabaseConfig } from '@commerce/service-kit';
 
 /**
  * Per-run databases for the integration tests: PGlite in memory by default, or

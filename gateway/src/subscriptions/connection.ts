@@ -1,17 +1,18 @@
 /** One client WebSocket: who it is (verified once, at connection_init), its subscriptions, how it ends. */
 import { randomUUID } from 'node:crypto';
-import { verifyClientToken, type Identity } from '@commerce/service-kit';
+import type { Identity } from '@commerce/service-kit';
 import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
-import { decodeJwt } from 'jose';
-import type { WebSocket } from 'ws';
-import type { GatewayContext } from '../app.ts';
-import type { Channel } from './channel.ts';
+import type { GatewayContext } from '../context.ts';
+import type { Channel } from '@commerce/service-kit';
 
 /**
  * Close codes the gateway sends besides graphql-ws's own (4400 bad message, 4401 subscribe before
- * ack, 4406 subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second connection_init).
- * Two share a number with graphql-ws's; the close reason tells them apart.
+ * ack, 4406 subprotocol, 4408 init timeout, 4409 duplicate id, 4429 second connection_init; its
+ * CloseCode enum also has 4500, 4005, 4004, 4504, and its client uses 4499 for "terminated").
+ * Two share a number with graphql-ws's, and its client handles them as it should: 4403 (retried, as
+ * graphql-ws's own 4403) and 4401 (fatal: the client must log in again). The close reason tells them
+ * apart from graphql-ws's own.
  */
 export enum GatewayCloseCode {
   /** The gateway is stopping; every subscription got `complete` first. Reconnect elsewhere. */
@@ -20,8 +21,13 @@ export enum GatewayCloseCode {
   TokenExpired = 4401,
   /** The token in connection_init is malformed, invalid or expired. */
   Forbidden = 4403,
-  /** The client did not read its events fast enough (reason "slow consumer: resume with after"). */
-  SlowConsumer = 4429,
+  /**
+   * The client did not read its events fast enough (reason "slow consumer: resume with after").
+   * 4413, as HTTP 413 "content too large": the unread backlog grew too large. Not one of graphql-ws's
+   * codes, and not fatal for its client (4429, used before, is both: "too many initialisation
+   * requests", and a close its client never retries), so a client reconnects and resumes with `after`.
+   */
+  SlowConsumer = 4413,
 }
 
 export const CloseReason = {
@@ -30,6 +36,15 @@ export const CloseReason = {
   SlowConsumer: 'slow consumer: resume with after',
 } as const;
 
+/** What a connection needs of its client socket; ws's WebSocket is one. */
+export interface ClientSocket {
+  readonly readyState: number;
+  /** Bytes handed to send() and not yet written to the network. */
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  close(code: number, reason: string): void;
+}
+
 /** One acknowledged client connection: who it is, and the subscriptions it holds. */
 export class Connection {
   readonly subscriptions = new Map<string, Channel<ExecutionResult>>();
@@ -37,7 +52,7 @@ export class Connection {
   #released = false;
 
   constructor(
-    readonly socket: WebSocket,
+    readonly socket: ClientSocket,
     readonly identity: Identity | null,
     readonly requestId: string,
   ) {}
@@ -90,20 +105,6 @@ export class Connection {
     for (const channel of [...this.subscriptions.values()]) void channel.return();
     this.subscriptions.clear();
   }
-}
-
-type AuthResult = { ok: true; identity: Identity | null; expiresAt?: number } | { ok: false; reason: string };
-
-/** `connectionParams.authorization`: absent is anonymous; anything else must be a valid "Bearer <jwt>". */
-export async function authenticate(authorization: unknown, jwtSecret: string): Promise<AuthResult> {
-  if (authorization === undefined || authorization === null) return { ok: true, identity: null };
-  const token = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
-  if (!token) return { ok: false, reason: "malformed authorization, expected 'Bearer <token>'" };
-  const result = await verifyClientToken(token, jwtSecret);
-  if (!result.ok) return { ok: false, reason: result.reason === 'expired' ? 'token expired' : 'invalid token' };
-  // The signature is verified above; decodeJwt only reads the expiry verifyClientToken does not return.
-  const { exp } = decodeJwt(token);
-  return { ok: true, identity: result.identity, ...(typeof exp === 'number' ? { expiresAt: exp * 1000 } : {}) };
 }
 
 // setTimeout fires at once for longer delays; longer timers are re-armed.

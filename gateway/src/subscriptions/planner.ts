@@ -11,9 +11,9 @@
 import { Supergraph, operationFromDocument, type Schema } from '@apollo/federation-internals';
 import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
 import { QueryPlanner, type FetchNode, type QueryPlan } from '@apollo/query-planner';
-import type { Logger } from '@commerce/service-kit';
+import { ErrorCode, codedError, withCode, type Logger } from '@commerce/service-kit';
 import type { DocumentNode, ExecutionResult, GraphQLFormattedError, GraphQLSchema } from 'graphql';
-import type { GatewayContext } from '../app.ts';
+import type { GatewayContext } from '../context.ts';
 import { GraphQLError, getVariableValues, validate } from 'graphql';
 
 type RequestContext = Parameters<typeof executeQueryPlan>[2];
@@ -93,13 +93,13 @@ export function createSubscriptionPlanner(supergraphSdl: string): SubscriptionPl
       return cached;
     }
     const validationErrors = validate(apiSchemaJs, request.document);
-    if (validationErrors.length > 0) return validationErrors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+    if (validationErrors.length > 0) return validationErrors.map((e) => withCode(e, ErrorCode.GraphQLValidationFailed));
     let planned: PlannedOperation;
     try {
       const operation = operationFromDocument(apiSchema, request.document, { operationName: request.operationName });
       const queryPlan = planner.buildQueryPlan(operation);
       const node = queryPlan.node;
-      if (node?.kind !== 'Subscription') return [new GraphQLError('Only subscriptions are planned here', { extensions: { code: 'BAD_REQUEST' } })];
+      if (node?.kind !== 'Subscription') return [codedError(ErrorCode.BadRequest, 'Only subscriptions are planned here')];
       planned = {
         primary: node.primary,
         eventPlan: { kind: 'QueryPlan', node: node.rest ? { kind: 'Sequence', nodes: [node.primary, node.rest] } : node.primary },
@@ -108,7 +108,7 @@ export function createSubscriptionPlanner(supergraphSdl: string): SubscriptionPl
       };
     } catch (e) {
       // Validated documents rarely fail here; what does is the client's operation, not our fault.
-      if (e instanceof GraphQLError) return [withCode(e, 'GRAPHQL_VALIDATION_FAILED')];
+      if (e instanceof GraphQLError) return [withCode(e, ErrorCode.GraphQLValidationFailed)];
       throw e;
     }
     cache.set(key, planned);
@@ -126,7 +126,7 @@ export function createSubscriptionPlanner(supergraphSdl: string): SubscriptionPl
       // Same coercion check Apollo Server runs before executing; the raw values go to the subgraphs.
       const definitions = planned.operationContext.operation.variableDefinitions ?? [];
       const coerced = getVariableValues(apiSchemaJs, definitions, variables, { maxErrors: 25 });
-      if (coerced.errors) return coerced.errors.map((e) => withCode(e, 'BAD_USER_INPUT'));
+      if (coerced.errors) return coerced.errors.map((e) => withCode(e, ErrorCode.BadUserInput));
       const primaryVariables: Record<string, unknown> = {};
       for (const name of planned.primary.variableUsages ?? []) {
         if (Object.hasOwn(variables, name) && variables[name] !== undefined) primaryVariables[name] = variables[name];
@@ -182,19 +182,6 @@ export function fromSubgraphError(error: GraphQLFormattedError, serviceName: str
   return new GraphQLError(error.message, {
     ...(error.path ? { path: error.path } : {}),
     extensions: { ...error.extensions, serviceName },
-  });
-}
-
-/** The error with `extensions.code` set, unless it has one. */
-export function withCode(error: GraphQLError, code: string): GraphQLError {
-  if (error.extensions.code) return error;
-  return new GraphQLError(error.message, {
-    ...(error.nodes ? { nodes: error.nodes } : {}),
-    ...(error.source ? { source: error.source } : {}),
-    ...(error.positions ? { positions: error.positions } : {}),
-    ...(error.path ? { path: error.path } : {}),
-    ...(error.originalError ? { originalError: error.originalError } : {}),
-    extensions: { ...error.extensions, code },
   });
 }
 

@@ -6,10 +6,10 @@
  * subscription is closing the socket, so nothing can leak or be shared by mistake. The price is a
  * socket per subscription between gateway and subgraph.
  */
+import { ErrorCode, codedError } from '@commerce/service-kit';
+import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
-import type { GraphQLFormattedError } from 'graphql';
 import WebSocket from 'ws';
-import { GraphQLError } from 'graphql';
 import { fromSubgraphError, type SubgraphEvent } from './planner.ts';
 
 export interface SubgraphStreamOptions {
@@ -96,8 +96,8 @@ function toGraphQLErrors(serviceName: string, err: unknown): readonly GraphQLErr
 }
 
 function streamEnded(serviceName: string, detail: string): GraphQLError {
-  return new GraphQLError(`The subscription stream from subgraph "${serviceName}" ended unexpectedly (${detail}); subscribe again to resume`, {
-    extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName },
+  return codedError(ErrorCode.SubgraphUnavailable, `The subscription stream from subgraph "${serviceName}" ended unexpectedly (${detail}); subscribe again to resume`, {
+    extensions: { serviceName },
   });
 }
 

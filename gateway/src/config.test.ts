@@ -1,0 +1,72 @@
+import path from 'node:path';
+import { ConfigError, DEV_JWT_SECRET, DEV_SIGNING_SECRET } from '@commerce/service-kit';
+import { describe, expect, it } from 'vitest';
+import { loadGatewayConfig, setApolloTelemetryDefault, subgraphUrlVariable } from './config.ts';
+import { getSubgraphUrlResolver } from './options.ts';
+
+const routeOf = (env: Record<string, string>, name: string) => getSubgraphUrlResolver(loadGatewayConfig(env).subgraphUrls)(name);
+
+describe('loadGatewayConfig', () => {
+  it('reads only the gateway settings, with defaults', () => {
+    expect(loadGatewayConfig({ NODE_ENV: 'test' })).toMatchObject({
+      supergraphPath: path.resolve('schema/supergraph.graphql'),
+      host: '127.0.0.1',
+      port: 4000,
+      jwtSecret: DEV_JWT_SECRET,
+      signingSecret: DEV_SIGNING_SECRET,
+      production: false,
+      subgraphTimeoutMs: 10_000,
+      logLevel: 'silent',
+      trustedDocuments: { mode: 'off' },
+    });
+    expect(loadGatewayConfig({ TRUSTED_DOCUMENTS: 'enforce', TRUSTED_DOCUMENTS_PATH: 'm.json', GATEWAY_PORT: '0' })).toMatchObject({
+      port: 0,
+      trustedDocuments: { mode: 'enforce', manifestPath: path.resolve('m.json') },
+    });
+  });
+
+  it('routes to the supergraph unless <NAME>_URL is set for that subgraph, read when asked', () => {
+    const env: Record<string, string> = { PRODUCTS_URL: '' };
+    const resolve = getSubgraphUrlResolver(loadGatewayConfig(env).subgraphUrls);
+
+    expect(resolve('users')).toBeUndefined();
+    expect(resolve('products')).toBeUndefined();
+    env.USERS_URL = 'http://users.internal:4001/graphql';
+    expect(resolve('users')).toBe('http://users.internal:4001/graphql');
+  });
+
+  it('names the override variable after the subgraph, whatever characters its name holds', () => {
+    expect(subgraphUrlVariable('users')).toBe('USERS_URL');
+    expect(subgraphUrlVariable('my-reviews.v2')).toBe('MY_REVIEWS_V2_URL');
+    expect(routeOf({ MY_REVIEWS_URL: 'https://reviews.example/graphql' }, 'my-reviews')).toBe('https://reviews.example/graphql');
+  });
+
+  it.each([
+    [{ USERS_URL: 'users:4001' }, 'users', /USERS_URL must be a http:\/\/ or https:\/\/ URL/],
+    [{ USERS_URL: 'not a url' }, 'users', /USERS_URL must be a URL/],
+  ])('refuses a bad override with a ConfigError naming the variable (%o)', (env, name, message) => {
+    expect(() => routeOf(env, name)).toThrow(ConfigError);
+    expect(() => routeOf(env, name)).toThrow(message);
+  });
+
+  it.each([
+    [{ TRUSTED_DOCUMENTS: 'strict' }, /TRUSTED_DOCUMENTS must be one of "off", "enforce", got "strict"/],
+    [{ SUBGRAPH_TIMEOUT_MS: '5' }, /SUBGRAPH_TIMEOUT_MS must be an integer between 100 and 300000/],
+    [{ APOLLO_TELEMETRY_DISABLED: 'yes' }, /APOLLO_TELEMETRY_DISABLED must be true or false/],
+    [{ NODE_ENV: 'production' }, /JWT_SECRET must be set when NODE_ENV=production/],
+  ])('refuses %o', (env, message) => {
+    expect(() => loadGatewayConfig(env)).toThrow(message);
+  });
+});
+
+describe('setApolloTelemetryDefault', () => {
+  it('turns telemetry off unless the variable says otherwise', () => {
+    const unset: NodeJS.ProcessEnv = { APOLLO_TELEMETRY_DISABLED: '' };
+    const optedIn: NodeJS.ProcessEnv = { APOLLO_TELEMETRY_DISABLED: 'false' };
+    setApolloTelemetryDefault(unset);
+    setApolloTelemetryDefault(optedIn);
+
+    expect(unset.APOLLO_TELEMETRY_DISABLED).toBe('true');
+    expect(optedIn.APOLLO_TELEMETRY_DISABLED).toBe('false');
+  });
+});

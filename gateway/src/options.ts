@@ -1,0 +1,73 @@
+/** What createGatewayApp takes, and the checks it runs on it before anything starts. */
+import { readFile } from 'node:fs/promises';
+import type { TrustedDocumentsOptions } from './trusted-documents/enforce.ts';
+
+/** The supergraph the gateway serves: its SDL, or a file holding it (read on start()). */
+export type SupergraphSource = { supergraphSdl: string; supergraphPath?: never } | { supergraphPath: string; supergraphSdl?: never };
+
+export const isSupergraphSdl = (source: SupergraphSource): source is { supergraphSdl: string } => source.supergraphSdl !== undefined;
+export const isSupergraphPath = (source: SupergraphSource): source is { supergraphPath: string } => source.supergraphPath !== undefined;
+
+/**
+ * Routing overrides: a URL per subgraph name, or a function asked once per subgraph (the names come
+ * from the supergraph) when the gateway builds its data sources. No URL for a name: the gateway
+ * calls the URL written in the supergraph.
+ */
+export type SubgraphUrls = Readonly<Partial<Record<string, string>>> | ((name: string) => string | undefined);
+
+export interface ServeOptions {
+  subgraphUrls?: SubgraphUrls;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Verifies clients' bearer tokens. */
+  jwtSecret: string;
+  /** Signs the identity forwarded to subgraphs. */
+  signingSecret: string;
+  production: boolean;
+  /** Upper bound for one subgraph fetch, response body included. */
+  subgraphTimeoutMs: number;
+  logLevel?: string;
+  /** Largest request body accepted, and largest WebSocket message. @default 1 MiB */
+  maxBodyBytes?: number;
+  /** WebSocket: close with 4408 when connection_init has not arrived by then. @default 3_000 */
+  connectionInitWaitTimeout?: number;
+  /** WebSocket: unread bytes per connection before it is closed with 4413 (slow consumer). @default 1 MiB */
+  maxSubscriberBufferBytes?: number;
+  /** WebSocket: ping interval to clients and subgraphs. @default 12_000 */
+  keepAliveMs?: number;
+  /**
+   * `enforce`: run only the operations in the manifest (HTTP and WebSocket alike), read on start().
+   * @default { mode: 'off' } (any operation, with automatic persisted queries)
+   */
+  trustedDocuments?: TrustedDocumentsOptions;
+}
+
+export type GatewayOptions = SupergraphSource & ServeOptions;
+
+export function getSupergraphLoader(source: SupergraphSource): () => Promise<string> {
+  const given = [isSupergraphSdl(source), isSupergraphPath(source)].filter(Boolean).length;
+  if (given !== 1) throw new TypeError(`createGatewayApp: pass either supergraphSdl or supergraphPath, got ${given === 0 ? 'neither' : 'both'}`);
+  if (isSupergraphSdl(source)) return async () => source.supergraphSdl;
+  return () => readFile(source.supergraphPath, 'utf8');
+}
+
+/** The override for a subgraph name, if any. */
+export function getSubgraphUrlResolver(urls: SubgraphUrls | undefined): (name: string) => string | undefined {
+  if (urls === undefined) return () => undefined;
+  if (typeof urls === 'function') return urls;
+  if (typeof urls === 'object' && urls !== null) return (name) => (Object.hasOwn(urls, name) ? urls[name] : undefined);
+  throw new TypeError(`createGatewayApp: subgraphUrls must be an object or a function, got ${String(urls)}`);
+}
+
+export function getValidTimeout(ms: unknown): number {
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms <= 0) {
+    throw new TypeError(`createGatewayApp: subgraphTimeoutMs must be a positive integer, got ${String(ms)}`);
+  }
+  return ms;
+}
+
+export function getValidPositive(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`createGatewayApp: ${name} must be a positive number, got ${String(value)}`);
+  return value;
+}

@@ -1,0 +1,62 @@
+/**
+ * The `ws` adapter of the subscription server (server.ts), as graphql-ws's use/ws is of its
+ * makeServer: a WebSocketServer on the gateway's own HTTP server and path, graphql-ws's
+ * `useServer`, and subgraph streams over graphql-ws (subgraph-stream.ts).
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { DEFAULT_KEEP_ALIVE_MS, makeSubscriptionServer, type SubscriptionServerOptions } from './server.ts';
+import { subscribeToSubgraph } from './subgraph-stream.ts';
+
+export interface WebSocketAdapterOptions extends Omit<SubscriptionServerOptions, 'openSubgraphStream'> {
+  httpServer: Server;
+  /** Only upgrades on this path are accepted. */
+  path: string;
+  /** Largest message accepted from a client. @default 1 MiB */
+  maxPayloadBytes?: number;
+  /** How long dispose() waits for clients to answer the close frame before cutting them off. @default 2_000 */
+  closeGraceMs?: number;
+}
+
+export interface Disposable {
+  /** Completes every subscription, closes every socket with 1001, and stops accepting upgrades. */
+  dispose(): Promise<void>;
+}
+
+/** Serves graphql-ws on `httpServer` at `path`; call dispose() before draining the HTTP server. */
+export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable {
+  const server = makeSubscriptionServer({ ...opts, openSubgraphStream: subscribeToSubgraph });
+  const closeGraceMs = opts.closeGraceMs ?? 2_000;
+  let stopping: Promise<void> | undefined;
+
+  // noServer: ws would otherwise also re-emit the HTTP server's own errors (EADDRINUSE) as its own.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes ?? 1024 * 1024 });
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (stopping || new URL(request.url ?? '/', 'http://gateway.invalid').pathname !== opts.path) {
+      socket.end(`HTTP/1.1 ${stopping ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  };
+  opts.httpServer.on('upgrade', onUpgrade);
+  useServer(server.options, wss, opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
+
+  return {
+    dispose() {
+      stopping ??= (async () => {
+        // onUpgrade refuses new sockets from now on; this resolves once every socket is gone.
+        const closed = new Promise<void>((resolve) => wss.close(() => resolve()));
+        server.goAway(wss.clients);
+        // A client that does not answer the close frame, or does not read, is cut off.
+        const cutOff = setTimeout(() => {
+          for (const socket of wss.clients) socket.terminate();
+        }, closeGraceMs);
+        await closed;
+        clearTimeout(cutOff);
+      })();
+      return stopping;
+    },
+  };
+}
