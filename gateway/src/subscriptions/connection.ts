@@ -1,10 +1,9 @@
 /** One client WebSocket: who it is (verified once, at connection_init), its subscriptions, how it ends. */
 import { randomUUID } from 'node:crypto';
-import type { Identity } from '@commerce/service-kit';
+import type { Channel, Identity } from '@commerce/service-kit';
 import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
 import type { GatewayContext } from '../context.ts';
-import type { Channel } from '@commerce/service-kit';
 
 /**
  * Close codes the gateway sends besides graphql-ws's own (4400 bad message, 4401 subscribe before

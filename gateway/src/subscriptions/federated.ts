@@ -4,10 +4,9 @@
  * subgraph's order.
  */
 import type { GraphQLDataSource, ServiceMap } from '@apollo/gateway';
-import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, internalError, signForwardedIdentity, type Logger } from '@commerce/service-kit';
+import { Channel, ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, internalError, signForwardedIdentity, type Logger } from '@commerce/service-kit';
 import type { ExecutionResult } from 'graphql';
 import type { GatewayContext } from '../context.ts';
-import { Channel } from '@commerce/service-kit';
 import type { Connection } from './connection.ts';
 import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
 import type { SubgraphStreamOptions, SubgraphStreamSink } from './subgraph-stream.ts';

@@ -5,11 +5,10 @@
  * gateway, socket and stand-in it started.
  */
 import { composeServices } from '@apollo/composition';
-import { signClientToken, type Identity } from '@commerce/service-kit';
+import { Channel, signClientToken, type Identity } from '@commerce/service-kit';
 import type { FormattedExecutionResult } from 'graphql';
 import { parse } from 'graphql';
 import { createGatewayApp, type GatewayApp, type ServeOptions } from '../app.ts';
-import { Channel } from '@commerce/service-kit';
 import { FEDERATION_LINK, startStandIn, type StandIn, type StandInSubgraph } from './stand-in.ts';
 import { TestSocket } from './ws-client.ts';
 
