@@ -43,4 +43,5 @@ async function main(argv: string[]): Promise<number> {
   return result.published ? 0 : 1;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// `pnpm schema:check -- --json` passes the `--` through: it is not an argument.
+process.exitCode = await main(process.argv.slice(2).filter((a) => a !== '--'));

@@ -16,7 +16,7 @@ function createLocalApp(opts: LocalSupergraphOptions): Pick<ServiceApp, 'start' 
     async start() {
       running = await startLocalSupergraph(opts);
       for (const [service, result] of Object.entries(running.seeded)) {
-        if (result.seeded) logger.info({ service, rows: result.rows }, 'seeded demo data');
+        if (result.seeded) logger.info({ subgraph: service, rows: result.rows }, 'seeded demo data');
       }
       printBanner(running, opts);
     },

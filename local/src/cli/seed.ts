@@ -9,7 +9,9 @@ import { migrateAll, reportCliError, withServiceDatabases } from '../services.ts
 const USAGE = 'Usage: pnpm db:seed [--reset]\n  --reset  empty every service table (not the migration ledger) before seeding';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { reset: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+  // `pnpm db:seed -- --reset` passes the `--` through: it is not an argument.
+  const args = process.argv.slice(2).filter((a) => a !== '--');
+  const { values } = parseArgs({ args, options: { reset: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
     console.log(USAGE);
     return;
