@@ -74,7 +74,7 @@ export function composeSupergraph(opts: ComposeOptions = {}): CompositionOutcome
   if (result.errors) {
     return {
       errors: result.errors.map((e) => ({
-        code: String(e.extensions.code ?? 'COMPOSITION_ERROR'),
+        code: typeof e.extensions.code === 'string' ? e.extensions.code : 'COMPOSITION_ERROR',
         message: e.message,
         locations: (e.nodes ?? []).flatMap((n) => {
           if (!n.loc) return [];

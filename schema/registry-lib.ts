@@ -172,11 +172,11 @@ function reportChange(change: Change, newSchema: GraphQLSchema, usage: { op: Cli
   const { coordinate, usageKeys } = targetOf(change, newSchema);
   const users = usage.filter(({ used }) => usageKeys.some((k) => used.has(k))).map(({ op }) => op);
   const level = LEVELS[change.criticality.level];
-  const approval = level === 'breaking' ? (approvals.find((a) => isApprovalFor(a, { type: change.type, coordinate, message: change.message })) ?? null) : null;
+  const approval = level === 'breaking' ? (approvals.find((a) => isApprovalFor(a, { type: change.type as string, coordinate, message: change.message })) ?? null) : null;
   return {
     criticality: change.criticality.level,
     level,
-    type: change.type,
+    type: change.type as string,
     coordinate,
     message: change.message,
     usedBy: [...new Set(users.map((op) => op.file))],

@@ -158,18 +158,21 @@ function expectedDefault(datamodel: Datamodel, field: Field): string | null {
     const fn = value as { name: string; args: unknown[] };
     if (fn.name === 'now') return 'CURRENT_TIMESTAMP';
     if (fn.name === 'autoincrement') return 'autoincrement';
-    if (fn.name === 'dbgenerated') return String(fn.args[0] ?? '');
+    if (fn.name === 'dbgenerated') return typeof fn.args[0] === 'string' ? fn.args[0] : '';
     if (['uuid', 'cuid', 'nanoid', 'ulid'].includes(fn.name)) return null;
     throw new Error(`schema-match does not know default ${fn.name}() yet`);
   }
   if (field.kind === 'enum') {
     const e = datamodel.enums.find((x) => x.name === field.type);
     const v = e?.values.find((x) => x.name === value);
-    return `'${v?.dbName ?? String(value)}'`;
+    return `'${v?.dbName ?? scalarText(value)}'`;
   }
   if (typeof value === 'string' && !['Int', 'BigInt', 'Float', 'Decimal'].includes(field.type)) return `'${value}'`;
-  return String(value);
+  return scalarText(value);
 }
+
+const scalarText = (value: unknown): string =>
+  typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' ? String(value) : JSON.stringify(value);
 
 // ---------------------------------------------------------------- database side
 

@@ -17,7 +17,7 @@ export const createSubgraphAgent = (): Agent => new Agent({ keepAliveTimeout: 4_
  * response body too, because parseBody reads the body while the signal is still armed. Nothing retries.
  */
 export function makeFetcher(agent: Agent, timeoutMs: number): Fetcher {
-  return (url, init) => undiciFetch(url, { ...init, dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) }) as ReturnType<Fetcher>;
+  return (url, init) => undiciFetch(url, { ...init, dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) });
 }
 
 export interface SignedDataSourceConfig {

@@ -88,7 +88,7 @@ export async function benchFanout(o: FanoutBenchOptions) {
       changeToSubscriberMs: summarize(latencies),
     };
   } finally {
-    await Promise.all(clients.map((c) => c.dispose()));
+    await Promise.all(clients.map(async (c) => c.dispose()));
     await sg.stop();
   }
 }

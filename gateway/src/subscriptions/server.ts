@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, REQUEST_ID_HEADER, codedError, internalError, isInternalError, withCode, type Logger } from '@commerce/service-kit';
-import { GraphQLError, getOperationAST, parse, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, OperationTypeNode, getOperationAST, parse, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
 import { authenticate, getValidRequestId, type GatewayContext } from '../context.ts';
 import { getValidPositive } from '../options.ts';
@@ -145,7 +145,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       const operation = getOperationAST(document, operationName);
       if (!operation) return [codedError(ErrorCode.BadRequest, 'Unable to identify the operation to run: give operationName')];
       const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
-      if (operation.operation !== 'subscription') {
+      if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
         return { ...args, contextValue: new SocketOperation(connection, request) };
       }
       const prepared = planner.prepare({ query, document, operationName, variables });

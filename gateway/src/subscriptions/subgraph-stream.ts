@@ -52,7 +52,7 @@ export function subscribeToSubgraph(opts: SubgraphStreamOptions, sink: SubgraphS
   const client: Client = createClient({
     url: toWebSocketUrl(opts.url),
     webSocketImpl: WebSocket,
-    connectionParams: opts.connectionParams,
+    connectionParams: () => opts.connectionParams(),
     // Connect on subscribe; nothing here retries: the client resumes with `after`, and a silent
     // reconnect would lose the events in between without telling it.
     lazy: true,

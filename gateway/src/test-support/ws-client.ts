@@ -31,7 +31,7 @@ export class TestSocket {
   readonly #taken = new Set<number>();
 
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(JSON.parse(String(data)) as Message));
+    ws.on('message', (data) => this.messages.push(JSON.parse(Buffer.from(data as Buffer).toString('utf8')) as Message));
     ws.on('ping', () => this.pings++);
     ws.on('close', (code, reason) => (this.closeEvent = { code, reason: reason.toString() }));
   }
