@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type BusEvent } from '@commerce/service-kit';
 import { STREAMS, type InventoryChanged, type OrderStatusChanged } from '@commerce/contracts';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { errorCodes, startSupergraph, TEST_EVENT_TIMINGS, type Supergraph } from './support/supergraph.ts';
 import { testRedisUrl } from './support/redis.ts';
-import { waitFor } from './support/wait.ts';
+
+/** Events travel between services: generous for a shared machine; a wait ends as soon as its check passes. */
+const WAIT = { timeout: 20_000, interval: 50 };
 
 const PLACE = /* GraphQL */ `
   mutation Place($items: [OrderLineInput!]!, $key: String) {
@@ -57,10 +59,12 @@ describe('placing and cancelling orders', () => {
     sg.query<{ placeOrder: PlacedOrder }>(PLACE, { items, key }, token);
   const orderOf = async (id: string, token = customer) => (await sg.query<{ order: PlacedOrder }>(ORDER, { id }, token)).data?.order;
   const settled = (id: string, token = customer) =>
-    waitFor(async () => {
+    vi.waitFor(async () => {
       const o = await orderOf(id, token);
-      return o && o.status !== 'PENDING' ? o : undefined;
-    }, `order ${id} to leave PENDING`);
+      expect(o, `order ${id}`).toBeDefined();
+      expect(o!.status, `order ${id} to leave PENDING`).not.toBe('PENDING');
+      return o!;
+    }, WAIT);
   const eventsOf = async <P>(stream: string, type: string, key?: string) =>
     (await sg.bus.read(stream, { count: 100_000 }))
       .map((e) => e.event as BusEvent<P>)
@@ -131,7 +135,7 @@ describe('placing and cancelling orders', () => {
 
     const cancel = await sg.query<{ cancelOrder: PlacedOrder }>('mutation($id: ID!) { cancelOrder(id: $id) { status statusSequence } }', { id: placed.id }, customer);
     expect(cancel.data?.cancelOrder).toEqual({ status: 'CANCELLED', statusSequence: 3 });
-    await waitFor(async () => (await stockOf(product)) === 10, 'stock to be released');
+    await vi.waitFor(async () => expect(await stockOf(product), 'stock to be released').toBe(10), WAIT);
 
     // The same event again (a redelivery) and a second event for the same cancellation.
     const [cancelled] = await eventsOf(STREAMS.orders, 'OrderCancelled', placed.id);
@@ -155,10 +159,11 @@ describe('placing and cancelling orders', () => {
     const product = await createProduct(5);
     const placed = (await place([{ productId: product, quantity: 1 }])).data!.placeOrder;
     expect((await settled(placed.id)).status).toBe('CONFIRMED');
-    const dead = await waitFor(async () => {
-      const letters = await sg.bus.deadLetters(STREAMS.orders);
-      return letters.find((d) => d.event?.id === poison.id);
-    }, 'the poison message in the dead-letter stream');
+    const dead = await vi.waitFor(async () => {
+      const letter = (await sg.bus.deadLetters(STREAMS.orders)).find((d) => d.event?.id === poison.id);
+      expect(letter, 'the poison message in the dead-letter stream').toBeDefined();
+      return letter!;
+    }, WAIT);
     expect(dead.deliveries).toBe(TEST_EVENT_TIMINGS.maxDeliveries);
     expect(dead.error).toMatch(/malformed/);
   });
@@ -180,7 +185,7 @@ describe('placing and cancelling orders', () => {
     // A relay that published but died before marking the row sent publishes it again; the consumer absorbs it.
     await ordersApp.db.sql.query(`UPDATE "${ordersApp.db.schema}"."outbox" SET published_at = NULL WHERE key = $1`, [placed.id]);
     ordersApp.relay!.wake();
-    await waitFor(async () => (await eventsOf(STREAMS.orders, 'OrderPlaced', placed.id)).length === 2, 'the republished event');
+    await vi.waitFor(async () => expect(await eventsOf(STREAMS.orders, 'OrderPlaced', placed.id), 'the republished event').toHaveLength(2), WAIT);
     const marker = (await place([{ productId: product, quantity: 1 }])).data!.placeOrder;
     expect((await settled(marker.id)).status).toBe('CONFIRMED');
     expect(await stockOf(product)).toBe(7);
@@ -243,10 +248,11 @@ describe('placing and cancelling orders', () => {
     const cancel = await sg.query('mutation($id: ID!) { cancelOrder(id: $id) { status } }', { id: placed.id }, customer);
     expect(errorCodes(cancel)).toEqual(['BAD_USER_INPUT']);
 
-    const history = await waitFor(async () => {
+    const history = await vi.waitFor(async () => {
       const events = await eventsOf<OrderStatusChanged>(STREAMS.orders, 'OrderStatusChanged', placed.id);
-      return events.length === 4 ? events : undefined;
-    }, 'four status events');
+      expect(events, 'four status events').toHaveLength(4);
+      return events;
+    }, WAIT);
     expect(history.map((e) => [e.payload.status, e.payload.seq])).toEqual([
       ['PENDING', 1],
       ['CONFIRMED', 2],
