@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLog } from './backend.ts';
 import { createBusOnBackend } from './core.ts';
 import { createBus, createMemoryBus, type BusEvent, type ConsumeOptions, type Delivery, type EventBus } from './index.ts';
@@ -85,14 +85,8 @@ const event = (i: number): BusEvent => ({
 
 const FAST = { blockMs: 50, claimIdleMs: 150 } satisfies Partial<ConsumeOptions>;
 const uniq = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
-
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(10);
-  }
-}
+/** For vi.waitFor: generous for a shared machine; a wait ends as soon as its check passes. */
+const WAIT = { timeout: 10_000, interval: 10 };
 
 async function publishAll(bus: EventBus, stream: string, n: number, from = 0): Promise<BusEvent[]> {
   const events: BusEvent[] = [];
@@ -165,7 +159,11 @@ describe.each(impls)('$name bus', (impl) => {
     const tc = bus.tail(stream, (e) => fromStart.push(e.event.id), { after: first, blockMs: 50 });
     await sleep(100);
     const fresh = await publishAll(bus, stream, 20, 3);
-    await waitFor(() => a.length === 20 && b.length === 20 && fromStart.length === 22);
+    await vi.waitFor(() => {
+      expect(a).toHaveLength(20);
+      expect(b).toHaveLength(20);
+      expect(fromStart).toHaveLength(22);
+    }, WAIT);
     expect(a).toEqual(fresh.map((e) => e.id));
     expect(b).toEqual(a);
     expect(fromStart).toEqual([...old.slice(1), ...fresh].map((e) => e.id));
@@ -182,7 +180,7 @@ describe.each(impls)('$name bus', (impl) => {
     const got: Delivery[] = [];
     h.bus.consume({ stream, group: 'g', consumer: 'c1', ...FAST }, async (d) => void got.push(d));
     const after = await publishAll(h.bus, stream, 10, 10);
-    await waitFor(() => got.length === 20);
+    await vi.waitFor(() => expect(got).toHaveLength(20), WAIT);
     await sleep(FAST.claimIdleMs * 2);
     expect(got.map((d) => d.event)).toEqual([...before, ...after]);
     expect(got.every((d) => d.deliveries === 1)).toBe(true);
@@ -197,7 +195,10 @@ describe.each(impls)('$name bus', (impl) => {
     bus.consume({ stream, group: 'a', consumer: 'c', ...FAST }, async (d) => void a.push(d.event.id));
     bus.consume({ stream, group: 'b', consumer: 'c', ...FAST }, async (d) => void b.push(d.event.id));
     const ids = (await publishAll(bus, stream, 15)).map((e) => e.id);
-    await waitFor(() => a.length === 15 && b.length === 15);
+    await vi.waitFor(() => {
+      expect(a).toHaveLength(15);
+      expect(b).toHaveLength(15);
+    }, WAIT);
     expect(a).toEqual(ids);
     expect(b).toEqual(ids);
   });
@@ -214,7 +215,7 @@ describe.each(impls)('$name bus', (impl) => {
     }
     await sleep(50); // both consumers blocked on the stream
     const ids = (await publishAll(h.bus, stream, 40)).map((e) => e.id);
-    await waitFor(() => seen.c1.length + seen.c2.length >= 40);
+    await vi.waitFor(() => expect(seen.c1.length + seen.c2.length).toBeGreaterThanOrEqual(40), WAIT);
     await sleep(100);
     const all = [...seen.c1, ...seen.c2];
     expect(all).toHaveLength(40);
@@ -234,7 +235,7 @@ describe.each(impls)('$name bus', (impl) => {
       deliveries.set(d.event.id, [...(deliveries.get(d.event.id) ?? []), d.deliveries]);
       if (d.event.id === flaky && d.deliveries === 1) throw new Error('transient');
     });
-    await waitFor(() => deliveries.get(flaky)?.length === 2);
+    await vi.waitFor(() => expect(deliveries.get(flaky)).toHaveLength(2), WAIT);
     await sleep(FAST.claimIdleMs * 3);
     expect(deliveries.get(flaky)).toEqual([1, 2]);
     for (const e of events) if (e.id !== flaky) expect(deliveries.get(e.id)).toEqual([1]);
@@ -256,9 +257,9 @@ describe.each(impls)('$name bus', (impl) => {
       handled.push(d.event.id);
     });
     const early = await publishAll(h.bus, stream, 3, 1);
-    await waitFor(async () => (await h.bus.deadLetters(stream)).length === 1);
+    await vi.waitFor(async () => expect(await h.bus.deadLetters(stream)).toHaveLength(1), WAIT);
     const late = await publishAll(h.bus, stream, 2, 4);
-    await waitFor(() => handled.length === 5);
+    await vi.waitFor(() => expect(handled).toHaveLength(5), WAIT);
     await sleep(FAST.claimIdleMs * 3);
 
     expect(attempts).toEqual([1, 2, 3]);
@@ -280,8 +281,8 @@ describe.each(impls)('$name bus', (impl) => {
     const handled: string[] = [];
     h.bus.consume({ stream, group: 'g', consumer: 'c1', ...FAST }, async (d) => void handled.push(d.event.id));
     const [good] = await publishAll(h.bus, stream, 1);
-    await waitFor(() => handled.length === 1);
-    await waitFor(async () => (await h.bus.deadLetters(stream)).length === 3);
+    await vi.waitFor(() => expect(handled).toHaveLength(1), WAIT);
+    await vi.waitFor(async () => expect(await h.bus.deadLetters(stream)).toHaveLength(3), WAIT);
     expect(handled).toEqual([good!.id]);
     const dead = await h.bus.deadLetters(stream);
     expect(dead.map((d) => [d.event, d.deliveries, d.group])).toEqual([
@@ -310,7 +311,7 @@ describe.each(impls)('$name bus', (impl) => {
         inFlightDone = true;
       }
     });
-    await waitFor(() => stopping !== undefined);
+    await vi.waitFor(() => expect(stopping).toBeDefined(), WAIT);
     await stopping;
     expect(inFlightDone).toBe(true); // stop() waited for the handler in progress
     expect(first).toEqual(events.slice(0, 4).map((e) => e.id));
@@ -319,11 +320,11 @@ describe.each(impls)('$name bus', (impl) => {
     const second: Delivery[] = [];
     const startedAt = Date.now();
     h.bus.consume({ stream, group: 'g', consumer: 'c2', ...FAST }, async (d) => void second.push(d));
-    await waitFor(() => second.length === 6);
+    await vi.waitFor(() => expect(second).toHaveLength(6), WAIT);
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(FAST.claimIdleMs - 20);
     expect(second.map((d) => d.event.id)).toEqual(events.slice(4).map((e) => e.id));
     expect(second.every((d) => d.deliveries === 2)).toBe(true);
-    await waitFor(async () => (await h.pending(stream, 'g')) === 0);
+    await vi.waitFor(async () => expect(await h.pending(stream, 'g')).toBe(0), WAIT);
   });
 
   it('re-handles its own pending entries at once when a consumer restarts under the same name', async () => {
@@ -336,15 +337,15 @@ describe.each(impls)('$name bus', (impl) => {
       count += 1;
       if (count === 2) void c1.stop();
     });
-    await waitFor(() => count === 2);
+    await vi.waitFor(() => expect(count).toBe(2), WAIT);
     await c1.stop();
     expect(await h.pending(stream, 'g')).toBe(3);
 
     const again: Delivery[] = [];
     h.bus.consume({ stream, group: 'g', consumer: 'c1', ...slow }, async (d) => void again.push(d));
-    await waitFor(() => again.length === 3, 1000);
+    await vi.waitFor(() => expect(again).toHaveLength(3), { ...WAIT, timeout: 1000 });
     expect(again.map((d) => [d.event.id, d.deliveries])).toEqual(events.slice(2).map((e) => [e.id, 2]));
-    await waitFor(async () => (await h.pending(stream, 'g')) === 0);
+    await vi.waitFor(async () => expect(await h.pending(stream, 'g')).toBe(0), WAIT);
   });
 
   it('stops consumers on close()', async () => {
@@ -353,7 +354,7 @@ describe.each(impls)('$name bus', (impl) => {
     const got: string[] = [];
     h.bus.consume({ stream, group: 'g', consumer: 'c1', ...FAST }, async (d) => void got.push(d.event.id));
     await publishAll(h.bus, stream, 3);
-    await waitFor(() => got.length === 3);
+    await vi.waitFor(() => expect(got).toHaveLength(3), WAIT);
     const started = Date.now();
     await h.bus.close();
     expect(Date.now() - started).toBeLessThan(1000);
@@ -404,10 +405,10 @@ describe.each(impls)('$name bus', (impl) => {
       published.push(e.id);
       if (i % 10 === 9) await sleep(15);
     }
-    await waitFor(() => new Set(handled.map((x) => x.eventId)).size === 200, 15_000);
+    await vi.waitFor(() => expect(new Set(handled.map((x) => x.eventId)).size).toBe(200), { ...WAIT, timeout: 15_000 });
     killing = false;
     await killer;
-    await waitFor(async () => (await h.pending(stream, 'g')) === 0, 5000);
+    await vi.waitFor(async () => expect(await h.pending(stream, 'g')).toBe(0), WAIT);
 
     expect(kills).toBeGreaterThan(5);
     expect(new Set(handled.map((x) => x.eventId))).toEqual(new Set(published));
