@@ -280,31 +280,29 @@ describe('placing and cancelling orders', () => {
     const admin = new Redis(testRedisUrl()!);
     const product = await createProduct(20);
     let kills = 0;
-    let placing = true;
-    // Cut this run's bus connections (commands and blocking reads) again and again while orders flow.
-    const killer = (async () => {
-      while (placing) {
-        const list = (await admin.client('LIST')) as string;
-        for (const line of list.split('\n')) {
+    // Cuts this run's bus connections (commands and blocking reads), once at least one is (back) up to cut.
+    const cut = () =>
+      vi.waitFor(async () => {
+        let cutNow = 0;
+        for (const line of ((await admin.client('LIST')) as string).split('\n')) {
           const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
           const name = /(?:^|\s)name=(\S*)/.exec(line)?.[1] ?? '';
-          if (id && name.startsWith(sg.busPrefix)) {
-            await admin.client('KILL', 'ID', id).catch(() => undefined);
-            kills++;
-          }
+          if (id && name.startsWith(sg.busPrefix)) cutNow += await admin.client('KILL', 'ID', id).then(() => 1, () => 0);
         }
-        await new Promise((r) => setTimeout(r, 40));
-      }
-    })();
+        expect(cutNow, 'a bus connection to cut').toBeGreaterThan(0);
+        kills += cutNow;
+      }, WAIT);
     try {
       const placed = [];
-      for (let i = 0; i < 30; i++) placed.push((await place([{ productId: product, quantity: 1 }])).data!.placeOrder);
-      // Connections come back: stop cutting them, then everything must settle with nothing lost.
-      placing = false;
-      await killer;
+      for (let i = 0; i < 30; i++) {
+        placed.push((await place([{ productId: product, quantity: 1 }])).data!.placeOrder);
+        // Right after each order, while the relay publishes its events and the consumers handle them.
+        await cut();
+      }
+      // Connections come back: no more cuts, then everything must settle with nothing lost.
       const orders = await Promise.all(placed.map((p) => settled(p.id)));
       const byStatus = orders.reduce<Record<string, number>>((acc, o) => ({ ...acc, [o.status]: (acc[o.status] ?? 0) + 1 }), {});
-      expect(kills).toBeGreaterThan(3);
+      expect(kills).toBeGreaterThanOrEqual(30); // each of the 30 cuts cut at least one connection
       expect(byStatus).toEqual({ CONFIRMED: 20, REJECTED: 10 });
       expect(await stockOf(product)).toBe(0);
       // Redis may hold a re-sent XADD twice; the consumers applied each event once.
@@ -313,8 +311,6 @@ describe('placing and cancelling orders', () => {
       const changes = await eventsOf<InventoryChanged>(STREAMS.products, 'InventoryChanged', product);
       expect(new Set(changes.map((c) => c.payload.seq))).toEqual(new Set(Array.from({ length: 20 }, (_, i) => i + 1)));
     } finally {
-      placing = false;
-      await killer;
       admin.disconnect();
     }
   });
