@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Kind, parse, print, type OperationDefinitionNode } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kind, parse, print, type FieldNode, type OperationDefinitionNode } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { startSupergraph, type Supergraph } from './support/supergraph.ts';
 import { subscribe } from './support/ws.ts';
@@ -26,6 +27,26 @@ describe('README examples', () => {
   });
   afterAll(() => sg?.stop());
 
+  /**
+   * What gives each README subscription an event to deliver: variables to subscribe with, and an action that is
+   * repeated until the event arrives (a live-only subscription misses what happens before it is open).
+   */
+  const provoke: Record<string, (productId: string) => Promise<{ variables: Record<string, unknown>; act(): Promise<unknown> }>> = {
+    // A fresh order of the demo customer: its events so far are replayed (the example asks for `after: 0`).
+    orderUpdated: async (productId) => {
+      const res = await sg.query<{ placeOrder: { id: string } }>(
+        'mutation($p: ID!, $k: String) { placeOrder(input: { items: [{ productId: $p, quantity: 1 }] }, idempotencyKey: $k) { id } }',
+        { p: productId, k: randomUUID() },
+        tokens.customer,
+      );
+      return { variables: { orderId: res.data!.placeOrder.id }, act: async () => undefined };
+    },
+    inventoryChanged: async (productId) => ({
+      variables: {},
+      act: () => sg.query('mutation($id: ID!) { adjustStock(id: $id, delta: 1) { stock } }', { id: productId }, tokens.admin),
+    }),
+  };
+
   it('has examples', () => {
     expect(operations.length).toBeGreaterThanOrEqual(5);
   });
@@ -38,9 +59,15 @@ describe('README examples', () => {
     const variables = { id: product.id, productId: product.id, productIds: [product.id], orderId: order.id };
     const token = ADMIN_FIELDS.test(text) ? tokens.admin : tokens.customer;
     if (op.operation === 'subscription') {
-      // Accepted and live: no error within a moment (seeded orders have no events to replay).
-      const sub = subscribe(sg.url, text, variables, token);
-      await new Promise((r) => setTimeout(r, 700));
+      const field = (op.selectionSet.selections[0] as FieldNode).name.value;
+      expect(Object.keys(provoke), `a way to give ${field} an event to deliver`).toContain(field);
+      const { variables: extra, act } = await provoke[field]!(product.id);
+      const sub = subscribe(sg.url, text, { ...variables, ...extra }, token);
+      // Accepted and live: an event it has to deliver arrives, with no error, and the stream stays open.
+      await vi.waitFor(async () => {
+        await act();
+        expect(sub.results.length, `an event from ${field}`).toBeGreaterThan(0);
+      }, { timeout: 20_000, interval: 50 });
       expect(sub.results.filter((r) => r.errors), text).toEqual([]);
       expect(sub.isDone(), text).toBe(false);
       await sub.dispose();

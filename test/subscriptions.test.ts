@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { testDatabaseUrl } from './support/databases.ts';
 import { testRedisUrl } from './support/redis.ts';
 import { startSupergraph, type Supergraph } from './support/supergraph.ts';
-import { waitFor } from './support/wait.ts';
 import { subscribe, type TestSubscription } from './support/ws.ts';
+
+const WAIT = { timeout: 20_000, interval: 50 };
 
 interface OrderUpdate {
   status: string;
@@ -93,15 +94,15 @@ describe('subscriptions through the gateway', () => {
     const product = await createProduct(5);
     const sub = track(subscribe<{ inventoryChanged: { stock: number; delta: number; sequence: number; product: { id: string } } }>(sg.url, INVENTORY, { ids: [product] }));
     // The subscription is live once the gateway has opened it on the subgraph; a first change proves it.
-    await waitFor(async () => {
+    await vi.waitFor(async () => {
       await sg.query('mutation($id: ID!) { adjustStock(id: $id, delta: 1) { stock } }', { id: product }, admin);
       await new Promise((r) => setTimeout(r, 150));
-      return sub.results.length > 0;
-    }, 'the inventory subscription to be live');
+      expect(sub.results.length, 'the inventory subscription to be live').toBeGreaterThan(0);
+    }, WAIT);
     const stock = (await sg.query<{ product: { stock: number } }>('query($id: ID!) { product(id: $id) { stock } }', { id: product })).data!.product.stock;
     await Promise.all(Array.from({ length: stock }, () => place(product)));
     const reservations = () => sub.results.map((r) => r.data!.inventoryChanged).filter((c) => c.delta === -1);
-    await waitFor(() => reservations().length === stock, `${stock} reservations`);
+    await vi.waitFor(() => expect(reservations().length, `${stock} reservations`).toBe(stock), WAIT);
     const changes = reservations();
     expect(changes.map((c) => c.stock)).toEqual(Array.from({ length: stock }, (_, i) => stock - 1 - i));
     const seqs = changes.map((c) => c.sequence);
@@ -115,26 +116,29 @@ describe('subscriptions through the gateway', () => {
   it('resumes after a disconnect: every missed event exactly once, in order', async () => {
     const product = await createProduct(50);
     const first = track(subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(sg.url, MY_UPDATES, {}, customer));
-    const a = await waitFor(async () => {
+    const a = await vi.waitFor(async () => {
       const id = await place(product);
       await new Promise((r) => setTimeout(r, 200));
-      return first.results.some((r) => r.data?.myOrderUpdates.order.id === id) ? id : undefined;
-    }, 'the live subscription');
-    await waitFor(() => first.results.some((r) => r.data?.myOrderUpdates.order.id === a && r.data.myOrderUpdates.status === 'CONFIRMED'), 'A confirmed');
+      expect(first.results.some((r) => r.data?.myOrderUpdates.order.id === id), 'the live subscription').toBe(true);
+      return id;
+    }, WAIT);
+    await vi.waitFor(() => expect(first.results.some((r) => r.data?.myOrderUpdates.order.id === a && r.data.myOrderUpdates.status === 'CONFIRMED'), 'A confirmed').toBe(true), WAIT);
     const seen = first.results.map((r) => r.data!.myOrderUpdates);
     const cursor = seen.at(-1)!.cursor;
     await first.dispose();
 
     const missed = [await place(product), await place(product), await place(product)];
-    await Promise.all(missed.map((id) => waitFor(async () => {
+    await Promise.all(missed.map((id) => vi.waitFor(async () => {
       const r = await sg.query<{ order: { status: string } }>('query($id: ID!) { order(id: $id) { status } }', { id }, customer);
-      return r.data?.order.status === 'CONFIRMED';
-    }, `order ${id} confirmed`)));
+      expect(r.data?.order.status, `order ${id} confirmed`).toBe('CONFIRMED');
+    }, WAIT)));
 
     const resumed = track(subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(sg.url, MY_UPDATES, { after: cursor }, customer));
     await resumed.waitForResults(6);
-    await new Promise((r) => setTimeout(r, 300));
-    const got = resumed.results.map((r) => r.data!.myOrderUpdates);
+    // A sentinel order after the resume: once its updates arrive, any extra replayed event would have come before them.
+    const sentinel = await place(product);
+    await vi.waitFor(() => expect(resumed.results.some((r) => r.data?.myOrderUpdates.order.id === sentinel && r.data.myOrderUpdates.status === 'CONFIRMED'), 'the sentinel').toBe(true), WAIT);
+    const got = resumed.results.map((r) => r.data!.myOrderUpdates).filter((u) => u.order.id !== sentinel);
     // Exactly the six missed changes; per order in sequence (orders may interleave), in stream order overall.
     expect(got).toHaveLength(6);
     for (const id of missed) {
@@ -152,18 +156,18 @@ describe('subscriptions through the gateway', () => {
     expect(ok.results[0]!.errors).toBeUndefined();
     // …and a malformed one is a clear input error.
     const bad = track(subscribe(sg.url, MY_UPDATES, { after: 'yesterday' }, customer));
-    await waitFor(() => bad.isDone(), 'the error');
+    await vi.waitFor(() => expect(bad.isDone(), 'the error').toBe(true), WAIT);
     expect(bad.results[0]!.errors![0]!.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
   it('refuses anonymous myOrderUpdates and another user\'s orderUpdated', async () => {
     const anon = track(subscribe(sg.url, MY_UPDATES, {}));
-    await waitFor(() => anon.isDone(), 'anonymous refusal');
+    await vi.waitFor(() => expect(anon.isDone(), 'anonymous refusal').toBe(true), WAIT);
     expect(anon.results[0]!.errors![0]!.extensions?.code).toBe('UNAUTHENTICATED');
 
     const other = sg.seed.orders.find((o) => o.userId !== sg.seed.users.find((u) => u.email === DEMO_CREDENTIALS.customer.email)!.id)!;
     const foreign = track(subscribe(sg.url, ORDER_UPDATED, { id: other.id, after: 0 }, customer));
-    await waitFor(() => foreign.isDone(), 'forbidden refusal');
+    await vi.waitFor(() => expect(foreign.isDone(), 'forbidden refusal').toBe(true), WAIT);
     expect(foreign.results[0]!.errors![0]!.extensions?.code).toBe('FORBIDDEN');
     expect(JSON.stringify(foreign.results)).not.toContain(String(other.totalCents));
   });
@@ -172,11 +176,12 @@ describe('subscriptions through the gateway', () => {
     const second = await sg.startSecondInstance();
     const product = await createProduct(10);
     const sub = track(subscribe<{ myOrderUpdates: { status: string; order: { id: string } } }>(second.url, MY_UPDATES, {}, customer));
-    const id = await waitFor(async () => {
+    const id = await vi.waitFor(async () => {
       const orderId = await place(product, 1, sg.url);
       await new Promise((r) => setTimeout(r, 200));
-      return sub.results.some((r) => r.data?.myOrderUpdates.order.id === orderId) ? orderId : undefined;
-    }, 'an update through the other instance');
-    await waitFor(() => sub.results.some((r) => r.data?.myOrderUpdates.order.id === id && r.data.myOrderUpdates.status === 'CONFIRMED'), 'CONFIRMED on B');
+      expect(sub.results.some((r) => r.data?.myOrderUpdates.order.id === orderId), 'an update through the other instance').toBe(true);
+      return orderId;
+    }, WAIT);
+    await vi.waitFor(() => expect(sub.results.some((r) => r.data?.myOrderUpdates.order.id === id && r.data.myOrderUpdates.status === 'CONFIRMED'), 'CONFIRMED on B').toBe(true), WAIT);
   });
 });

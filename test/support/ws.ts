@@ -1,6 +1,6 @@
 import { createClient, type Client, type FormattedExecutionResult as ExecutionResult } from 'graphql-ws';
 import WebSocket from 'ws';
-import { waitFor } from './wait.ts';
+import { expect, vi } from 'vitest';
 
 export interface TestSubscription<D> {
   /** Every result received so far, in order. */
@@ -59,7 +59,14 @@ export function subscribe<D = Record<string, unknown>>(
     results,
     closed,
     isDone: () => done,
-    waitForResults: (n, timeoutMs = 20_000) => waitFor(() => (results.length >= n ? results.slice(0, n) : undefined), `${n} subscription results`, timeoutMs),
+    waitForResults: (n, timeoutMs = 20_000) =>
+      vi.waitFor(
+        () => {
+          expect(results.length, `${n} subscription results`).toBeGreaterThanOrEqual(n);
+          return results.slice(0, n);
+        },
+        { timeout: timeoutMs, interval: 50 },
+      ),
     async dispose() {
       unsubscribe();
       await client.dispose();
