@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Kind, parse, print, type FieldNode, type OperationDefinitionNode } from 'graphql';
+import { Kind, OperationTypeNode, parse, print, type FieldNode, type OperationDefinitionNode } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { startSupergraph, type Supergraph } from './support/supergraph.ts';
@@ -31,7 +31,7 @@ describe('README examples', () => {
    * What gives each README subscription an event to deliver: variables to subscribe with, and an action that is
    * repeated until the event arrives (a live-only subscription misses what happens before it is open).
    */
-  const provoke: Record<string, (productId: string) => Promise<{ variables: Record<string, unknown>; act(): Promise<unknown> }>> = {
+  const provoke: Record<string, (productId: string) => Promise<{ variables: Record<string, unknown>; act: () => Promise<unknown> }>> = {
     // A fresh order of the demo customer: its events so far are replayed (the example asks for `after: 0`).
     orderUpdated: async (productId) => {
       const res = await sg.query<{ placeOrder: { id: string } }>(
@@ -58,7 +58,7 @@ describe('README examples', () => {
     const order = sg.seed.orders.find((o) => o.userId === demo.id)!;
     const variables = { id: product.id, productId: product.id, productIds: [product.id], orderId: order.id };
     const token = ADMIN_FIELDS.test(text) ? tokens.admin : tokens.customer;
-    if (op.operation === 'subscription') {
+    if (op.operation === OperationTypeNode.SUBSCRIPTION) {
       const field = (op.selectionSet.selections[0] as FieldNode).name.value;
       expect(Object.keys(provoke), `a way to give ${field} an event to deliver`).toContain(field);
       const { variables: extra, act } = await provoke[field]!(product.id);
