@@ -110,4 +110,3 @@ function isRequiredInputField(schema: GraphQLSchema, input: string, field: strin
   const def = owner.getFields()[field];
   return def !== undefined && 'defaultValue' in def && isNonNullType(def.type) && def.defaultValue === undefined;
 }
-

@@ -35,9 +35,7 @@ export interface CompositionError {
   locations?: string[];
 }
 
-export type CompositionOutcome =
-  | { supergraphSdl: string; apiSdl: string; hints: string[] }
-  | { errors: CompositionError[] };
+export type CompositionOutcome = { supergraphSdl: string; apiSdl: string; hints: string[] } | { errors: CompositionError[] };
 
 export const isCompositionFailure = (o: CompositionOutcome): o is { errors: CompositionError[] } => 'errors' in o;
 

@@ -39,5 +39,4 @@ function main(argv: string[]): number {
   return stale === 0 ? 0 : 1;
 }
 
-
 process.exitCode = main(process.argv.slice(2));

@@ -40,15 +40,17 @@ export function buildManifest(dir: string, opts: BuildManifestOptions = {}): Man
   const { operations, problems } = loadOperations(dir, (file) => path.relative(relativeTo, file).split(path.sep).join('/'));
   const messages = problems.map((p) => `${at(p.file, p.line)}: ${p.message}`);
   // Anonymous operations are among the problems already.
-  const entries = operations.filter((op) => op.name !== null).flatMap((op) => {
-    try {
-      return [createManifestOperation(op.document, op.file)];
-    } catch (e) {
-      if (!(e instanceof ManifestError)) throw e;
-      messages.push(`${at(op.file, op.line)}: ${e.message}`);
-      return [];
-    }
-  });
+  const entries = operations
+    .filter((op) => op.name !== null)
+    .flatMap((op) => {
+      try {
+        return [createManifestOperation(op.document, op.file)];
+      } catch (e) {
+        if (!(e instanceof ManifestError)) throw e;
+        messages.push(`${at(op.file, op.line)}: ${e.message}`);
+        return [];
+      }
+    });
   if (messages.length > 0) throw new ManifestError(messages.join('\n'));
   return createManifest(entries);
 }

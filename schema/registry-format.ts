@@ -26,11 +26,18 @@ export function formatReport(report: CheckReport, registry: string, publishing =
     out.push(`  ${LABEL[c.level]} ${c.coordinate}: ${c.message}${approved}`);
     if (c.usedBy.length > 0 && c.level !== 'safe') out.push(`             used by ${c.usedByOperations.join(', ')} in ${c.usedBy.join(', ')}`);
     if (c.level === 'breaking' && !c.approved && c.usedBy.length > 0) {
-      const snippet = { change: c.type, coordinate: c.coordinate, reason: '<why these clients may break>', approvedBy: '<you>', date: new Date().toISOString().slice(0, 10) };
+      const snippet = {
+        change: c.type,
+        coordinate: c.coordinate,
+        reason: '<why these clients may break>',
+        approvedBy: '<you>',
+        date: new Date().toISOString().slice(0, 10),
+      };
       out.push(`             to approve, add to schema/approved-changes.json: ${JSON.stringify(snippet)}`);
     }
   }
-  if (report.changes.length > 0 && !publishing) out.push(`  not published yet: pnpm schema:publish records ${report.changes.length === 1 ? 'it' : 'them'} once the check passes`);
+  if (report.changes.length > 0 && !publishing)
+    out.push(`  not published yet: pnpm schema:publish records ${report.changes.length === 1 ? 'it' : 'them'} once the check passes`);
 
   const failing = report.operations.filter((o) => o.errors.length > 0);
   const files = new Set(report.operations.map((o) => o.file)).size;

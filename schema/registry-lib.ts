@@ -150,16 +150,18 @@ async function inspect(opts: CheckOptions): Promise<Inspection> {
   return finish({ supergraphSdl: outcome.supergraphSdl, apiSdl: outcome.apiSdl });
 }
 
-function reportOperations(operations: ClientOperation[], problems: { file: string; name: string | null; message: string; line: number | null }[], schema: GraphQLSchema): OperationReport[] {
+function reportOperations(
+  operations: ClientOperation[],
+  problems: { file: string; name: string | null; message: string; line: number | null }[],
+  schema: GraphQLSchema,
+): OperationReport[] {
   const reports = operations.map((op) => ({ file: op.file, name: op.name, line: op.line, errors: validateOperation(schema, op) }));
   for (const p of problems) {
     const owner = reports.find((r) => r.file === p.file && r.name === p.name && p.name !== null);
     if (owner) owner.errors.push({ message: p.message, line: p.line, file: p.file });
     else reports.push({ file: p.file, name: p.name, line: p.line ?? 0, errors: [{ message: p.message, line: p.line, file: p.file }] });
   }
-  return reports
-    .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line))
-    .map(({ file, name, errors }) => ({ file, name, errors }));
+  return reports.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line)).map(({ file, name, errors }) => ({ file, name, errors }));
 }
 
 const LEVELS: Record<CriticalityLevel, ChangeLevel> = {
@@ -172,7 +174,8 @@ function reportChange(change: Change, newSchema: GraphQLSchema, usage: { op: Cli
   const { coordinate, usageKeys } = targetOf(change, newSchema);
   const users = usage.filter(({ used }) => usageKeys.some((k) => used.has(k))).map(({ op }) => op);
   const level = LEVELS[change.criticality.level];
-  const approval = level === 'breaking' ? (approvals.find((a) => isApprovalFor(a, { type: change.type as string, coordinate, message: change.message })) ?? null) : null;
+  const approval =
+    level === 'breaking' ? (approvals.find((a) => isApprovalFor(a, { type: change.type as string, coordinate, message: change.message })) ?? null) : null;
   return {
     criticality: change.criticality.level,
     level,
@@ -202,10 +205,13 @@ function judgeChanges(report: CheckReport, strict: boolean): void {
 /** Apollo's messages quote subgraphs (`subgraph "a"`, `subgraphs "a" and "b"`, `[a]`) and coordinates (`field "T.f"`). */
 function namedIn(message: string): { subgraphs: string[]; coordinate: string | null } {
   const known = SUBGRAPHS.map((s) => s.name);
-  const quoted = [...message.matchAll(/subgraphs? ((?:"[^"]+"(?:, | and |,? and )?)+)/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((q) => q[1] ?? ''));
+  const quoted = [...message.matchAll(/subgraphs? ((?:"[^"]+"(?:, | and |,? and )?)+)/g)].flatMap((m) =>
+    [...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((q) => q[1] ?? ''),
+  );
   const bracketed = /^\[([^\]]+)\]/.exec(message)?.[1];
   const subgraphs = [...new Set([...(bracketed ? [bracketed] : []), ...quoted])].filter((s) => known.includes(s));
-  const coordinate = /\b(?:field|type|argument|value|directive|Field|Type|Argument|Enum|Input)\s+"(@?[A-Za-z_][\w.]*(?:\([\w:]*\))?)"/.exec(message)?.[1] ?? null;
+  const coordinate =
+    /\b(?:field|type|argument|value|directive|Field|Type|Argument|Enum|Input)\s+"(@?[A-Za-z_][\w.]*(?:\([\w:]*\))?)"/.exec(message)?.[1] ?? null;
   return { subgraphs, coordinate };
 }
 
@@ -242,7 +248,8 @@ export interface PublishResult {
 export async function publish(opts: PublishOptions = {}): Promise<PublishResult> {
   const { report, composed } = await inspect(opts);
   if (!composed) return { published: false, refused: 'composition failed', written: [], report };
-  if (!report.ok && !opts.force) return { published: false, refused: `${report.failures.length} failure(s); fix them or publish with --force`, written: [], report };
+  if (!report.ok && !opts.force)
+    return { published: false, refused: `${report.failures.length} failure(s); fix them or publish with --force`, written: [], report };
 
   const written: string[] = [];
   for (const [file, text] of [
@@ -265,8 +272,16 @@ export async function publish(opts: PublishOptions = {}): Promise<PublishResult>
 
 export function formatChangelogEntry(report: CheckReport, now: Date, forced: boolean): string {
   const count = (level: ChangeLevel) => report.changes.filter((c) => c.level === level).length;
-  const lines = [`## ${now.toISOString().slice(0, 10)}`, '', `${report.changes.length} change(s): ${count('breaking')} breaking, ${count('dangerous')} dangerous, ${count('safe')} safe.`];
-  for (const [level, title] of [['breaking', 'Breaking'], ['dangerous', 'Dangerous'], ['safe', 'Safe']] as const) {
+  const lines = [
+    `## ${now.toISOString().slice(0, 10)}`,
+    '',
+    `${report.changes.length} change(s): ${count('breaking')} breaking, ${count('dangerous')} dangerous, ${count('safe')} safe.`,
+  ];
+  for (const [level, title] of [
+    ['breaking', 'Breaking'],
+    ['dangerous', 'Dangerous'],
+    ['safe', 'Safe'],
+  ] as const) {
     const changes = report.changes.filter((c) => c.level === level);
     if (changes.length === 0) continue;
     lines.push('', `### ${title}`, '');
@@ -297,4 +312,3 @@ export function display(file: string): string {
   const relative = path.relative(root, file);
   return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative.split(path.sep).join('/');
 }
-

@@ -89,11 +89,7 @@ describe('authentication and authorization through the gateway', () => {
     const input = { sku: 'AUTH-TEST-1', name: 'Should not exist', priceCents: 100, currency: 'USD', category: 'books' };
     expect(errorCodes(await sg.query(create, { input }, customer))).toEqual(['FORBIDDEN']);
     expect(errorCodes(await sg.query(create, { input }))).toEqual(['UNAUTHENTICATED']);
-    const found = await sg.query<{ products: { totalCount: number } }>(
-      'query { products(filter: { search: "AUTH-TEST-1" }) { totalCount } }',
-      {},
-      admin,
-    );
+    const found = await sg.query<{ products: { totalCount: number } }>('query { products(filter: { search: "AUTH-TEST-1" }) { totalCount } }', {}, admin);
     expect(found.data?.products.totalCount).toBe(0);
   });
 
@@ -130,7 +126,7 @@ describe('authentication and authorization through the gateway', () => {
       fetch(sg.apps.orders.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 
     const forged = await signForwardedIdentity({ userId: demo().id, role: 'ADMIN' }, 'forged-secret-forged-secret-forged-secret');
-    const attempts: Record<string, string>[] = [{}, { [IDENTITY_HEADER]: forged }, { [IDENTITY_HEADER]: "garbage" }];
+    const attempts: Record<string, string>[] = [{}, { [IDENTITY_HEADER]: forged }, { [IDENTITY_HEADER]: 'garbage' }];
     for (const headers of attempts) {
       const res = await post(headers);
       expect(res.status).toBe(401);

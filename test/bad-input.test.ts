@@ -43,13 +43,20 @@ describe('bad input gives clear errors with codes and writes nothing', () => {
       if (!conn.pageInfo.hasNextPage) break;
       after = conn.pageInfo.endCursor;
     }
-    const active = sg.seed.products.filter((p) => p.active).map((p) => p.id).sort();
+    const active = sg.seed.products
+      .filter((p) => p.active)
+      .map((p) => p.id)
+      .sort();
     expect(seen).toEqual(active);
   });
 
   it('refuses to take stock below zero, leaving it unchanged', async () => {
     const product = sg.seed.products.find((p) => p.active && p.stock > 0)!;
-    const res = await sg.query('mutation($id: ID!, $d: Int!) { adjustStock(id: $id, delta: $d) { stock } }', { id: product.id, d: -(product.stock + 1) }, admin);
+    const res = await sg.query(
+      'mutation($id: ID!, $d: Int!) { adjustStock(id: $id, delta: $d) { stock } }',
+      { id: product.id, d: -(product.stock + 1) },
+      admin,
+    );
     expect(errorCodes(res)).toEqual(['INSUFFICIENT_STOCK']);
     const after = await sg.query<{ product: { stock: number } }>('query($id: ID!) { product(id: $id) { stock } }', { id: product.id });
     expect(after.data?.product.stock).toBe(product.stock);
@@ -66,10 +73,9 @@ describe('bad input gives clear errors with codes and writes nothing', () => {
 
   it('refuses a duplicate e-mail, whatever its case', async () => {
     const before = await countUsers();
-    const res = await sg.query(
-      'mutation($input: SignUpInput!) { signUp(input: $input) { token } }',
-      { input: { email: DEMO_CREDENTIALS.customer.email.toUpperCase(), name: 'Copy', password: 'long enough password' } },
-    );
+    const res = await sg.query('mutation($input: SignUpInput!) { signUp(input: $input) { token } }', {
+      input: { email: DEMO_CREDENTIALS.customer.email.toUpperCase(), name: 'Copy', password: 'long enough password' },
+    });
     expect(errorCodes(res)).toEqual(['CONFLICT']);
     expect(res.errors![0]!.message).toMatch(/already exists/);
     expect(await countUsers()).toBe(before);

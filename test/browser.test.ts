@@ -152,7 +152,8 @@ describe.skipIf(!runs)('GraphiQL in a browser', () => {
   it('runs a subscription over graphql-ws with the same header and shows its event', async () => {
     const ide = await openIde();
     const product = sg.seed.products.find((p) => p.active)!;
-    const adjust = () => sg.query<{ adjustStock: { stock: number } }>('mutation($id: ID!) { adjustStock(id: $id, delta: 1) { stock } }', { id: product.id }, admin);
+    const adjust = () =>
+      sg.query<{ adjustStock: { stock: number } }>('mutation($id: ID!) { adjustStock(id: $id, delta: 1) { stock } }', { id: product.id }, admin);
     await paste(ide, ide.headersEditor, JSON.stringify({ Authorization: `Bearer ${customer}` }));
     await pasteOperation(ide, `subscription Stock { inventoryChanged(productIds: ["${product.id}"]) { stock delta product { id name } } }`);
     await ide.page.getByRole('button', { name: /^Execute query/ }).click();

@@ -73,9 +73,7 @@ describe('supergraph end to end', () => {
     const me = res.data!.me;
     expect(me).toMatchObject({ id: demo.id, email: demo.email, name: demo.name });
 
-    const expected = sg.seed.orders
-      .filter((o) => o.userId === demo.id)
-      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
+    const expected = sg.seed.orders.filter((o) => o.userId === demo.id).sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
     expect(me.orders.totalCount).toBe(expected.length);
     expect(me.orders.pageInfo.hasNextPage).toBe(expected.length > 10);
     expect(me.orders.edges).toHaveLength(10);

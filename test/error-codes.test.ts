@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 function readmeCodes(): Record<string, number> {
   const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
   const section = readme.split(/^### Error codes$/m)[1]?.split(/^#{2,3} /m)[0] ?? '';
-  const rows = [...section.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)];
+  const rows = [...section.matchAll(/^\|\s*`([A-Z_]+)`\s*\|\s*(\d{3})\s*\|/gm)];
   return Object.fromEntries(rows.map((m) => [m[1]!, Number(m[2])]));
 }
 
@@ -34,7 +34,11 @@ describe('error codes', () => {
     const literal = /code:\s*'[A-Z][A-Z_]+'/;
     const offenders = dirs
       .flatMap((d) => sourceFiles(path.join(root, d)))
-      .flatMap((file) => readFileSync(file, 'utf8').split('\n').map((line, i) => ({ file: path.relative(root, file), line: i + 1, text: line.trim() })))
+      .flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .map((line, i) => ({ file: path.relative(root, file), line: i + 1, text: line.trim() })),
+      )
       .filter(({ text }) => literal.test(text) && !text.startsWith('//') && !text.startsWith('*'));
     expect(offenders).toEqual([]);
   });

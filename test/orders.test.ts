@@ -66,9 +66,7 @@ describe('placing and cancelling orders', () => {
       return o!;
     }, WAIT);
   const eventsOf = async <P>(stream: string, type: string, key?: string) =>
-    (await sg.bus.read(stream, { count: 100_000 }))
-      .map((e) => e.event as BusEvent<P>)
-      .filter((e) => e.type === type && (key === undefined || e.key === key));
+    (await sg.bus.read(stream, { count: 100_000 })).map((e) => e.event as BusEvent<P>).filter((e) => e.type === type && (key === undefined || e.key === key));
 
   it('places an order that becomes CONFIRMED with prices from products, and reserves the stock', async () => {
     const a = await createProduct(5, 1_250);
@@ -133,7 +131,11 @@ describe('placing and cancelling orders', () => {
     expect((await settled(placed.id)).status).toBe('CONFIRMED');
     expect(await stockOf(product)).toBe(7);
 
-    const cancel = await sg.query<{ cancelOrder: PlacedOrder }>('mutation($id: ID!) { cancelOrder(id: $id) { status statusSequence } }', { id: placed.id }, customer);
+    const cancel = await sg.query<{ cancelOrder: PlacedOrder }>(
+      'mutation($id: ID!) { cancelOrder(id: $id) { status statusSequence } }',
+      { id: placed.id },
+      customer,
+    );
     expect(cancel.data?.cancelOrder).toEqual({ status: 'CANCELLED', statusSequence: 3 });
     await vi.waitFor(async () => expect(await stockOf(product), 'stock to be released').toBe(10), WAIT);
 
@@ -154,7 +156,13 @@ describe('placing and cancelling orders', () => {
   });
 
   it('moves a poison message to the dead-letter stream after N attempts and goes on with the next', async () => {
-    const poison: BusEvent = { id: randomUUID(), type: 'OrderPlaced', key: 'poison', payload: { orderId: 'not-a-uuid', items: 'nope' }, occurredAt: new Date().toISOString() };
+    const poison: BusEvent = {
+      id: randomUUID(),
+      type: 'OrderPlaced',
+      key: 'poison',
+      payload: { orderId: 'not-a-uuid', items: 'nope' },
+      occurredAt: new Date().toISOString(),
+    };
     await sg.bus.publish(STREAMS.orders, poison);
     const product = await createProduct(5);
     const placed = (await place([{ productId: product, quantity: 1 }])).data!.placeOrder;
@@ -172,7 +180,12 @@ describe('placing and cancelling orders', () => {
     const ordersApp = sg.apps.orders;
     const product = await createProduct(10);
     const unpublished = async (key: string) =>
-      (await ordersApp.db.sql.query<{ type: string }>(`SELECT type FROM "${ordersApp.db.schema}"."outbox" WHERE key = $1 AND published_at IS NULL ORDER BY type`, [key])).rows.map((r) => r.type);
+      (
+        await ordersApp.db.sql.query<{ type: string }>(
+          `SELECT type FROM "${ordersApp.db.schema}"."outbox" WHERE key = $1 AND published_at IS NULL ORDER BY type`,
+          [key],
+        )
+      ).rows.map((r) => r.type);
     await ordersApp.relay!.stop();
     const placed = (await place([{ productId: product, quantity: 2 }])).data!.placeOrder;
     // The commit woke the relay, which a stopped relay ignores; stop() again waits for any round in progress, so
@@ -202,7 +215,12 @@ describe('placing and cancelling orders', () => {
     const available = await createProduct(10);
     const unknown = randomUUID();
     for (const productId of [inactive, unknown]) {
-      const placed = (await place([{ productId: available, quantity: 1 }, { productId, quantity: 1 }])).data!.placeOrder;
+      const placed = (
+        await place([
+          { productId: available, quantity: 1 },
+          { productId, quantity: 1 },
+        ])
+      ).data!.placeOrder;
       const order = await settled(placed.id);
       expect(order.status).toBe('REJECTED');
       expect(order.rejectionReason).toContain(productId);
@@ -220,7 +238,14 @@ describe('placing and cancelling orders', () => {
       ['quantity above 100', [{ productId: product, quantity: 101 }], randomUUID()],
       ['no lines', [], randomUUID()],
       ['21 lines', Array.from({ length: 21 }, () => ({ productId: randomUUID(), quantity: 1 })), randomUUID()],
-      ['duplicate lines', [{ productId: product, quantity: 1 }, { productId: product, quantity: 2 }], randomUUID()],
+      [
+        'duplicate lines',
+        [
+          { productId: product, quantity: 1 },
+          { productId: product, quantity: 2 },
+        ],
+        randomUUID(),
+      ],
       ['malformed product id', [{ productId: 'abc', quantity: 1 }], randomUUID()],
       ['blank key', [{ productId: other, quantity: 1 }], '   '],
       ['missing key', [{ productId: other, quantity: 1 }], null],
@@ -242,7 +267,11 @@ describe('placing and cancelling orders', () => {
     const placed = (await place([{ productId: product, quantity: 1 }])).data!.placeOrder;
     expect((await settled(placed.id)).status).toBe('CONFIRMED');
     const set = (status: string, token = admin) =>
-      sg.query<{ setOrderStatus: PlacedOrder }>('mutation($id: ID!, $s: OrderStatus!) { setOrderStatus(id: $id, status: $s) { status statusSequence } }', { id: placed.id, s: status }, token);
+      sg.query<{ setOrderStatus: PlacedOrder }>(
+        'mutation($id: ID!, $s: OrderStatus!) { setOrderStatus(id: $id, status: $s) { status statusSequence } }',
+        { id: placed.id, s: status },
+        token,
+      );
 
     expect(errorCodes(await set('SHIPPED', customer))).toEqual(['FORBIDDEN']);
     expect(errorCodes(await set('DELIVERED'))).toEqual(['BAD_USER_INPUT']);
@@ -287,7 +316,11 @@ describe('placing and cancelling orders', () => {
         for (const line of ((await admin.client('LIST')) as string).split('\n')) {
           const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
           const name = /(?:^|\s)name=(\S*)/.exec(line)?.[1] ?? '';
-          if (id && name.startsWith(sg.busPrefix)) cutNow += await admin.client('KILL', 'ID', id).then(() => 1, () => 0);
+          if (id && name.startsWith(sg.busPrefix))
+            cutNow += await admin.client('KILL', 'ID', id).then(
+              () => 1,
+              () => 0,
+            );
         }
         expect(cutNow, 'a bus connection to cut').toBeGreaterThan(0);
         kills += cutNow;

@@ -64,11 +64,17 @@ describe('README examples', () => {
       const { variables: extra, act } = await provoke[field]!(product.id);
       const sub = subscribe(sg.url, text, { ...variables, ...extra }, token);
       // Accepted and live: an event it has to deliver arrives, with no error, and the stream stays open.
-      await vi.waitFor(async () => {
-        await act();
-        expect(sub.results.length, `an event from ${field}`).toBeGreaterThan(0);
-      }, { timeout: 20_000, interval: 50 });
-      expect(sub.results.filter((r) => r.errors), text).toEqual([]);
+      await vi.waitFor(
+        async () => {
+          await act();
+          expect(sub.results.length, `an event from ${field}`).toBeGreaterThan(0);
+        },
+        { timeout: 20_000, interval: 50 },
+      );
+      expect(
+        sub.results.filter((r) => r.errors),
+        text,
+      ).toEqual([]);
       expect(sub.isDone(), text).toBe(false);
       await sub.dispose();
       return;

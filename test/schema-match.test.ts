@@ -115,22 +115,46 @@ function nativeType(name: string, args: string[]): string {
   const a = args.length > 0 ? `(${args.join(',')})` : '';
   const timePrecision = (base: string, tz: boolean): string => `${base}${a} ${tz ? 'with' : 'without'} time zone`;
   const simple: Record<string, string> = {
-    Text: 'text', Uuid: 'uuid', Integer: 'integer', SmallInt: 'smallint', BigInt: 'bigint', Boolean: 'boolean',
-    Real: 'real', DoublePrecision: 'double precision', Date: 'date', Json: 'json', JsonB: 'jsonb', ByteA: 'bytea',
-    Inet: 'inet', Citext: 'citext', Xml: 'xml', Money: 'money', Oid: 'oid',
+    Text: 'text',
+    Uuid: 'uuid',
+    Integer: 'integer',
+    SmallInt: 'smallint',
+    BigInt: 'bigint',
+    Boolean: 'boolean',
+    Real: 'real',
+    DoublePrecision: 'double precision',
+    Date: 'date',
+    Json: 'json',
+    JsonB: 'jsonb',
+    ByteA: 'bytea',
+    Inet: 'inet',
+    Citext: 'citext',
+    Xml: 'xml',
+    Money: 'money',
+    Oid: 'oid',
   };
   if (name in simple) return simple[name] as string;
   switch (name) {
-    case 'VarChar': return `character varying${a}`;
-    case 'Char': return `character${a || '(1)'}`;
-    case 'Decimal': return `numeric${a}`;
-    case 'Bit': return `bit${a || '(1)'}`;
-    case 'VarBit': return `bit varying${a}`;
-    case 'Timestamptz': return timePrecision('timestamp', true);
-    case 'Timestamp': return timePrecision('timestamp', false);
-    case 'Timetz': return timePrecision('time', true);
-    case 'Time': return timePrecision('time', false);
-    default: throw new Error(`schema-match does not know @db.${name} yet; add it to nativeType()`);
+    case 'VarChar':
+      return `character varying${a}`;
+    case 'Char':
+      return `character${a || '(1)'}`;
+    case 'Decimal':
+      return `numeric${a}`;
+    case 'Bit':
+      return `bit${a || '(1)'}`;
+    case 'VarBit':
+      return `bit varying${a}`;
+    case 'Timestamptz':
+      return timePrecision('timestamp', true);
+    case 'Timestamp':
+      return timePrecision('timestamp', false);
+    case 'Timetz':
+      return timePrecision('time', true);
+    case 'Time':
+      return timePrecision('time', false);
+    default:
+      throw new Error(`schema-match does not know @db.${name} yet; add it to nativeType()`);
   }
 }
 
@@ -180,8 +204,15 @@ async function actualShape(db: Database): Promise<SchemaShape> {
   return db.sql.withConnection(async (conn) => {
     const params = [db.schema, LEDGER];
     const columns = await conn.query<{
-      table: string; column: string; type: string; typtype: string; typname: string;
-      elem_typtype: string | null; elem_typname: string | null; nullable: boolean; default: string | null;
+      table: string;
+      column: string;
+      type: string;
+      typtype: string;
+      typname: string;
+      elem_typtype: string | null;
+      elem_typname: string | null;
+      nullable: boolean;
+      default: string | null;
     }>(
       `SELECT c.relname AS "table", a.attname AS "column", format_type(a.atttypid, a.atttypmod) AS type,
               t.typtype::text AS typtype, t.typname::text AS typname, et.typtype::text AS elem_typtype, et.typname::text AS elem_typname,
@@ -202,7 +233,16 @@ async function actualShape(db: Database): Promise<SchemaShape> {
         WHERE n.nspname = $1 ORDER BY t.typname, e.enumsortorder`,
       [db.schema],
     );
-    const indexes = await conn.query<{ table: string; name: string; unique: boolean; primary: boolean; columns: string | null; method: string; expressions: boolean; predicate: string | null }>(
+    const indexes = await conn.query<{
+      table: string;
+      name: string;
+      unique: boolean;
+      primary: boolean;
+      columns: string | null;
+      method: string;
+      expressions: boolean;
+      predicate: string | null;
+    }>(
       `SELECT t.relname AS "table", i.relname AS name, ix.indisunique AS "unique", ix.indisprimary AS "primary", am.amname::text AS method,
               ix.indexprs IS NOT NULL AS expressions, pg_get_expr(ix.indpred, ix.indrelid) AS predicate,
               (SELECT string_agg(a.attname || CASE WHEN pg_index_column_has_property(ix.indexrelid, k.ord::int, 'desc') THEN ' DESC' ELSE '' END, ',' ORDER BY k.ord)
@@ -231,8 +271,7 @@ async function actualShape(db: Database): Promise<SchemaShape> {
     );
 
     const tables: SchemaShape['tables'] = {};
-    const tableShape = (name: string): TableShape =>
-      (tables[name] ??= { columns: {}, primaryKey: null, uniqueIndexes: [], indexes: [], foreignKeys: [] });
+    const tableShape = (name: string): TableShape => (tables[name] ??= { columns: {}, primaryKey: null, uniqueIndexes: [], indexes: [], foreignKeys: [] });
     for (const c of columns.rows) {
       let type = c.type;
       if (c.typtype === 'e') type = `enum ${c.typname}`;
@@ -251,7 +290,13 @@ async function actualShape(db: Database): Promise<SchemaShape> {
     }
     for (const fk of fks.rows) {
       tableShape(fk.table).foreignKeys.push(
-        describeForeignKey(fk.columns.split(','), fk.ref_table, fk.ref_columns.split(','), FK_ACTIONS[fk.on_delete] ?? fk.on_delete, FK_ACTIONS[fk.on_update] ?? fk.on_update),
+        describeForeignKey(
+          fk.columns.split(','),
+          fk.ref_table,
+          fk.ref_columns.split(','),
+          FK_ACTIONS[fk.on_delete] ?? fk.on_delete,
+          FK_ACTIONS[fk.on_update] ?? fk.on_update,
+        ),
       );
     }
     const enums: SchemaShape['enums'] = {};

@@ -69,7 +69,13 @@ describe('schema registry check', () => {
   });
 
   it('passes a safe addition and lists it as safe', async () => {
-    const sdl = { products: edit(PRODUCTS, '  category: String!\n  active: Boolean!\n', '  category: String!\n  "Shipping weight in grams."\n  weightGrams: Int\n  active: Boolean!\n') };
+    const sdl = {
+      products: edit(
+        PRODUCTS,
+        '  category: String!\n  active: Boolean!\n',
+        '  category: String!\n  "Shipping weight in grams."\n  weightGrams: Int\n  active: Boolean!\n',
+      ),
+    };
     const report = await runCheck({ sdl });
     expect(report.ok).toBe(true);
     expect(report.failures).toEqual([]);
@@ -105,7 +111,7 @@ describe('schema registry check', () => {
   });
 
   it("reports a field's type change as breaking", async () => {
-    const sdl = { products: edit(PRODUCTS, "(cents).\"\n  priceCents: Int!\n", "(cents).\"\n  priceCents: Float!\n") };
+    const sdl = { products: edit(PRODUCTS, '(cents)."\n  priceCents: Int!\n', '(cents)."\n  priceCents: Float!\n') };
     const report = await runCheck({ sdl });
     expect(change(report, 'Product.priceCents')).toMatchObject({
       level: 'breaking',
@@ -134,7 +140,13 @@ describe('schema registry check', () => {
     // Nullable stock still validates, but every reader of stock must now handle null.
     const sdl = { products: edit(PRODUCTS, STOCK, '  stock: Int\n') };
     const approvals = (entries: object[]) => path.join(tempDir({ 'approved-changes.json': JSON.stringify({ approvals: entries }) }), 'approved-changes.json');
-    const approval = { change: 'FIELD_TYPE_CHANGED', coordinate: 'Product.stock', reason: 'bundles have no stock of their own', approvedBy: 'jane', date: '2026-11-22' };
+    const approval = {
+      change: 'FIELD_TYPE_CHANGED',
+      coordinate: 'Product.stock',
+      reason: 'bundles have no stock of their own',
+      approvedBy: 'jane',
+      date: '2026-11-22',
+    };
 
     const unapproved = await runCheck({ sdl, operationsDir: ops, approvalsPath: approvals([]) });
     expect(unapproved.ok).toBe(false);
@@ -145,7 +157,11 @@ describe('schema registry check', () => {
     expect(approved.ok).toBe(true);
     expect(change(approved, 'Product.stock')).toMatchObject({ approved: true, approval });
 
-    const byMessage = await runCheck({ sdl, operationsDir: ops, approvalsPath: approvals([{ message: "Field 'Product.stock' changed type from 'Int!' to 'Int'", reason: 'r', date: '2026-11-22' }]) });
+    const byMessage = await runCheck({
+      sdl,
+      operationsDir: ops,
+      approvalsPath: approvals([{ message: "Field 'Product.stock' changed type from 'Int!' to 'Int'", reason: 'r', date: '2026-11-22' }]),
+    });
     expect(byMessage.ok).toBe(true);
 
     // An approval of another change at the same coordinate does not carry over.
@@ -322,7 +338,11 @@ describe('schema manifest (buildManifest)', () => {
   it.each([
     ['an anonymous operation', { 'a.graphql': '{ ping }' }, /a\.graphql:1: Every kept operation needs a name/],
     ['an unknown fragment', { 'a.graphql': 'query A { ...Nope }' }, /a\.graphql:1: operation "A" uses fragment "Nope", which is not defined/],
-    ['two different fragments with one name', { 'a.graphql': 'fragment F on Q { a }', 'b.graphql': 'fragment F on Q { b }' }, /b\.graphql:1: Fragment "F" is already defined differently at a\.graphql:1/],
+    [
+      'two different fragments with one name',
+      { 'a.graphql': 'fragment F on Q { a }', 'b.graphql': 'fragment F on Q { b }' },
+      /b\.graphql:1: Fragment "F" is already defined differently at a\.graphql:1/,
+    ],
     ['a syntax error', { 'a.graphql': 'query A {' }, /a\.graphql:1: Syntax Error/],
     ['a type definition', { 'a.graphql': 'type Q { a: Int }' }, /a\.graphql:1: Only operations and fragments belong here/],
   ])('refuses %s with a clear error', (_label, files, message) => {

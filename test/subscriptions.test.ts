@@ -92,7 +92,9 @@ describe('subscriptions through the gateway', () => {
 
   it('shows an inventory listener every stock change, in order, as concurrent orders land', async () => {
     const product = await createProduct(5);
-    const sub = track(subscribe<{ inventoryChanged: { stock: number; delta: number; sequence: number; product: { id: string } } }>(sg.url, INVENTORY, { ids: [product] }));
+    const sub = track(
+      subscribe<{ inventoryChanged: { stock: number; delta: number; sequence: number; product: { id: string } } }>(sg.url, INVENTORY, { ids: [product] }),
+    );
     // The subscription is live once the gateway has opened it on the subgraph; a first change proves it.
     await vi.waitFor(async () => {
       await sg.query('mutation($id: ID!) { adjustStock(id: $id, delta: 1) { stock } }', { id: product }, admin);
@@ -115,34 +117,67 @@ describe('subscriptions through the gateway', () => {
 
   it('resumes after a disconnect: every missed event exactly once, in order', async () => {
     const product = await createProduct(50);
-    const first = track(subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(sg.url, MY_UPDATES, {}, customer));
+    const first = track(
+      subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(sg.url, MY_UPDATES, {}, customer),
+    );
     const a = await vi.waitFor(async () => {
       const id = await place(product);
       await new Promise((r) => setTimeout(r, 200));
-      expect(first.results.some((r) => r.data?.myOrderUpdates.order.id === id), 'the live subscription').toBe(true);
+      expect(
+        first.results.some((r) => r.data?.myOrderUpdates.order.id === id),
+        'the live subscription',
+      ).toBe(true);
       return id;
     }, WAIT);
-    await vi.waitFor(() => expect(first.results.some((r) => r.data?.myOrderUpdates.order.id === a && r.data.myOrderUpdates.status === 'CONFIRMED'), 'A confirmed').toBe(true), WAIT);
+    await vi.waitFor(
+      () =>
+        expect(
+          first.results.some((r) => r.data?.myOrderUpdates.order.id === a && r.data.myOrderUpdates.status === 'CONFIRMED'),
+          'A confirmed',
+        ).toBe(true),
+      WAIT,
+    );
     const seen = first.results.map((r) => r.data!.myOrderUpdates);
     const cursor = seen.at(-1)!.cursor;
     await first.dispose();
 
     const missed = [await place(product), await place(product), await place(product)];
-    await Promise.all(missed.map((id) => vi.waitFor(async () => {
-      const r = await sg.query<{ order: { status: string } }>('query($id: ID!) { order(id: $id) { status } }', { id }, customer);
-      expect(r.data?.order.status, `order ${id} confirmed`).toBe('CONFIRMED');
-    }, WAIT)));
+    await Promise.all(
+      missed.map((id) =>
+        vi.waitFor(async () => {
+          const r = await sg.query<{ order: { status: string } }>('query($id: ID!) { order(id: $id) { status } }', { id }, customer);
+          expect(r.data?.order.status, `order ${id} confirmed`).toBe('CONFIRMED');
+        }, WAIT),
+      ),
+    );
 
-    const resumed = track(subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(sg.url, MY_UPDATES, { after: cursor }, customer));
+    const resumed = track(
+      subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(
+        sg.url,
+        MY_UPDATES,
+        { after: cursor },
+        customer,
+      ),
+    );
     await resumed.waitForResults(6);
     // A sentinel order after the resume: once its updates arrive, any extra replayed event would have come before them.
     const sentinel = await place(product);
-    await vi.waitFor(() => expect(resumed.results.some((r) => r.data?.myOrderUpdates.order.id === sentinel && r.data.myOrderUpdates.status === 'CONFIRMED'), 'the sentinel').toBe(true), WAIT);
+    await vi.waitFor(
+      () =>
+        expect(
+          resumed.results.some((r) => r.data?.myOrderUpdates.order.id === sentinel && r.data.myOrderUpdates.status === 'CONFIRMED'),
+          'the sentinel',
+        ).toBe(true),
+      WAIT,
+    );
     const got = resumed.results.map((r) => r.data!.myOrderUpdates).filter((u) => u.order.id !== sentinel);
     // Exactly the six missed changes; per order in sequence (orders may interleave), in stream order overall.
     expect(got).toHaveLength(6);
     for (const id of missed) {
-      expect(got.filter((u) => u.order.id === id).map((u) => [u.status, u.sequence])).toEqual([['PENDING', 1], ['CONFIRMED', 2]]);
+      expect(got.filter((u) => u.order.id === id).map((u) => [u.status, u.sequence])).toEqual([
+        ['PENDING', 1],
+        ['CONFIRMED', 2],
+      ]);
     }
     const cursors = got.map((u) => u.cursor.split('-').map(Number) as [number, number]);
     expect(cursors.every((c, i) => i === 0 || c[0] > cursors[i - 1]![0] || (c[0] === cursors[i - 1]![0] && c[1] > cursors[i - 1]![1]))).toBe(true);
@@ -160,7 +195,7 @@ describe('subscriptions through the gateway', () => {
     expect(bad.results[0]!.errors![0]!.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
-  it('refuses anonymous myOrderUpdates and another user\'s orderUpdated', async () => {
+  it("refuses anonymous myOrderUpdates and another user's orderUpdated", async () => {
     const anon = track(subscribe(sg.url, MY_UPDATES, {}));
     await vi.waitFor(() => expect(anon.isDone(), 'anonymous refusal').toBe(true), WAIT);
     expect(anon.results[0]!.errors![0]!.extensions?.code).toBe('UNAUTHENTICATED');
@@ -179,9 +214,19 @@ describe('subscriptions through the gateway', () => {
     const id = await vi.waitFor(async () => {
       const orderId = await place(product, 1, sg.url);
       await new Promise((r) => setTimeout(r, 200));
-      expect(sub.results.some((r) => r.data?.myOrderUpdates.order.id === orderId), 'an update through the other instance').toBe(true);
+      expect(
+        sub.results.some((r) => r.data?.myOrderUpdates.order.id === orderId),
+        'an update through the other instance',
+      ).toBe(true);
       return orderId;
     }, WAIT);
-    await vi.waitFor(() => expect(sub.results.some((r) => r.data?.myOrderUpdates.order.id === id && r.data.myOrderUpdates.status === 'CONFIRMED'), 'CONFIRMED on B').toBe(true), WAIT);
+    await vi.waitFor(
+      () =>
+        expect(
+          sub.results.some((r) => r.data?.myOrderUpdates.order.id === id && r.data.myOrderUpdates.status === 'CONFIRMED'),
+          'CONFIRMED on B',
+        ).toBe(true),
+      WAIT,
+    );
   });
 });

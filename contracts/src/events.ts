@@ -68,4 +68,9 @@ export interface EventPayloads {
 export type EventType = keyof EventPayloads;
 
 /** An outbox message whose payload matches its event type. */
-export const message = <T extends EventType>(stream: string, type: T, key: string, payload: EventPayloads[T]): OutboxMessage => ({ stream, type, key, payload });
+export const message = <T extends EventType>(stream: string, type: T, key: string, payload: EventPayloads[T]): OutboxMessage => ({
+  stream,
+  type,
+  key,
+  payload,
+});

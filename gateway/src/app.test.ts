@@ -21,7 +21,12 @@ const SUBGRAPHS = {
       type Query { ping: String! boom: String }
       type Item @key(fields: "id") { id: ID! owner: String! }`,
     resolvers: {
-      Query: { ping: () => 'pong', boom: () => { throw new Error('secret internal detail'); } },
+      Query: {
+        ping: () => 'pong',
+        boom: () => {
+          throw new Error('secret internal detail');
+        },
+      },
       Item: { __resolveReference: (ref: { id: string }) => ({ id: ref.id, owner: `owner-of-${ref.id}` }) },
     },
   },
@@ -29,12 +34,26 @@ const SUBGRAPHS = {
     typeDefs: `
       type Query { items: [Item!]! }
       type Item @key(fields: "id") { id: ID! name: String! }`,
-    resolvers: { Query: { items: () => [{ id: '1', name: 'Kettle' }, { id: '2', name: 'Spade' }] } },
+    resolvers: {
+      Query: {
+        items: () => [
+          { id: '1', name: 'Kettle' },
+          { id: '2', name: 'Spade' },
+        ],
+      },
+    },
   },
   slow: {
     typeDefs: `
       type Query { slow: String }`,
-    resolvers: { Query: { slow: async () => { await hang; return 'late'; } } },
+    resolvers: {
+      Query: {
+        slow: async () => {
+          await hang;
+          return 'late';
+        },
+      },
+    },
   },
 };
 
@@ -62,7 +81,14 @@ describe('gateway', () => {
     const res = await h.query('{ items { name owner } }', undefined, token);
 
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ data: { items: [{ name: 'Kettle', owner: 'owner-of-1' }, { name: 'Spade', owner: 'owner-of-2' }] } });
+    expect(res.body).toEqual({
+      data: {
+        items: [
+          { name: 'Kettle', owner: 'owner-of-1' },
+          { name: 'Spade', owner: 'owner-of-2' },
+        ],
+      },
+    });
     // One fetch to catalog, then one _entities fetch to accounts.
     const forwarded = [...standIn('catalog').requests.slice(before.catalog), ...standIn('accounts').requests.slice(before.accounts)];
     expect(forwarded).toHaveLength(2);
@@ -166,7 +192,9 @@ describe('gateway', () => {
 
     it('calls the override instead, by name or through a function asked per subgraph', async () => {
       // Composed with URLs that resolve nowhere: only the overrides can reach the stand-ins.
-      const supergraphSdl = composeSupergraph(Object.fromEntries(Object.entries(SUBGRAPHS).map(([name, s]) => [name, { url: `http://${name}.invalid/graphql`, typeDefs: s.typeDefs }])));
+      const supergraphSdl = composeSupergraph(
+        Object.fromEntries(Object.entries(SUBGRAPHS).map(([name, s]) => [name, { url: `http://${name}.invalid/graphql`, typeDefs: s.typeDefs }])),
+      );
       const urls = Object.fromEntries(Object.entries(h.subgraphs).map(([name, s]) => [name, s.url]));
       const asked: string[] = [];
       const byName = await h.startAnother({ supergraphSdl, subgraphUrls: urls });

@@ -152,7 +152,11 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
 }
 
 /** A query or mutation received over WebSocket, run like an HTTP one (plugins, limits, formatError). */
-async function executeOperation(server: ApolloServer<GatewayContext>, request: OperationRequest, contextValue: GatewayContext): Promise<FormattedExecutionResult> {
+async function executeOperation(
+  server: ApolloServer<GatewayContext>,
+  request: OperationRequest,
+  contextValue: GatewayContext,
+): Promise<FormattedExecutionResult> {
   const response = await server.executeOperation(request, { contextValue });
   if (response.body.kind === 'single') return response.body.singleResult;
   // @defer / @stream: the gateway does not execute them, so this is only a safeguard.

@@ -11,7 +11,8 @@ export interface GatewayContext {
   requestId: string;
 }
 
-export type AuthResult = { ok: true; identity: Identity | null; /** epoch ms */ expiresAt?: number } | { ok: false; reason: 'malformed' | 'invalid' | 'expired' };
+export type AuthResult =
+  { ok: true; identity: Identity | null; /** epoch ms */ expiresAt?: number } | { ok: false; reason: 'malformed' | 'invalid' | 'expired' };
 
 /** Absent is anonymous; anything else must be a valid "Bearer <jwt>": a bad one is refused, never downgraded to anonymous. */
 export async function authenticate(authorization: unknown, jwtSecret: string): Promise<AuthResult> {

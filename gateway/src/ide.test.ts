@@ -43,7 +43,13 @@ async function startGateway(production: boolean): Promise<GatewayApp> {
 
 /** `script-src 'self'` → { 'script-src': ["'self'"] } */
 function parseCsp(header: string | null): Record<string, string[]> {
-  return Object.fromEntries((header ?? '').split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([name, ...values]) => [name!, values]));
+  return Object.fromEntries(
+    (header ?? '')
+      .split(';')
+      .map((d) => d.trim().split(/\s+/))
+      .filter((d) => d[0])
+      .map(([name, ...values]) => [name!, values]),
+  );
 }
 
 const getPage = (url: string) => fetch(url, { headers: { accept: BROWSER_ACCEPT } });
@@ -99,7 +105,10 @@ describe('IDE (GraphiQL)', () => {
     expect(new URL(js).pathname).toBe('/graphql/ide/graphiql.js');
     expect(new URL(css).pathname).toBe('/graphql/ide/graphiql.css');
 
-    for (const [url, type] of [[js, 'text/javascript; charset=utf-8'], [css, 'text/css; charset=utf-8']] as const) {
+    for (const [url, type] of [
+      [js, 'text/javascript; charset=utf-8'],
+      [css, 'text/css; charset=utf-8'],
+    ] as const) {
       const res = await fetch(url);
       const body = await res.text();
       expect(res.status).toBe(200);
@@ -122,11 +131,17 @@ describe('IDE (GraphiQL)', () => {
 
   it('leaves GraphQL requests and other paths to the GraphQL handler', async () => {
     const introspection = '{ __schema { queryType { name } } }';
-    const post = await fetch(dev.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: BROWSER_ACCEPT }, body: JSON.stringify({ query: introspection }) });
+    const post = await fetch(dev.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: BROWSER_ACCEPT },
+      body: JSON.stringify({ query: introspection }),
+    });
     expect(await post.json()).toEqual({ data: { __schema: { queryType: { name: 'Query' } } } });
 
     // A GET carrying a query is GraphQL, whatever it accepts.
-    const get = await fetch(`${dev.url}?query=${encodeURIComponent(introspection)}`, { headers: { accept: BROWSER_ACCEPT, 'apollo-require-preflight': 'true' } });
+    const get = await fetch(`${dev.url}?query=${encodeURIComponent(introspection)}`, {
+      headers: { accept: BROWSER_ACCEPT, 'apollo-require-preflight': 'true' },
+    });
     expect(get.headers.get('content-type')).toContain('application/json');
     expect(await get.json()).toEqual({ data: { __schema: { queryType: { name: 'Query' } } } });
 

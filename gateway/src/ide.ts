@@ -202,5 +202,8 @@ function escapeHtml(s: string): string {
 
 /** Inside <script type="application/json">, only `<` can end the block early (`</script>`, `<!--`). */
 function escapeJsonForHtml(json: string): string {
-  return json.replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return json
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }

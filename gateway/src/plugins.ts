@@ -14,11 +14,7 @@ export interface GatewayPluginsOptions {
 
 /** Draining the HTTP server on stop, no landing page (browsers get GraphiQL, see ide.ts), error logging. */
 export function gatewayPlugins({ httpServer, logger }: GatewayPluginsOptions): ApolloServerPlugin<GatewayContext>[] {
-  return [
-    ApolloServerPluginDrainHttpServer({ httpServer }),
-    ApolloServerPluginLandingPageDisabled(),
-    useErrorLogging(logger),
-  ];
+  return [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), useErrorLogging(logger)];
 }
 
 /** Applied to every error a client gets, over HTTP and WebSocket: in production, internals are masked and stripped. */

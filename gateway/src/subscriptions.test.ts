@@ -8,7 +8,16 @@ import { codedError, signClientToken, verifyForwardedIdentity, type Identity } f
 import type { FormattedExecutionResult, GraphQLFormattedError } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatewayCloseCode } from './app.ts';
-import { TEST_SIGNING_SECRET, TestSocket, Topics, signToken, startGateway, type Harness, type StandInContext, type TestGateway } from './test-support/harness.ts';
+import {
+  TEST_SIGNING_SECRET,
+  TestSocket,
+  Topics,
+  signToken,
+  startGateway,
+  type Harness,
+  type StandInContext,
+  type TestGateway,
+} from './test-support/harness.ts';
 
 const topics = new Topics();
 const describeIdentity = (identity: Identity | null) => (identity ? `${identity.userId}:${identity.role}` : 'anonymous');

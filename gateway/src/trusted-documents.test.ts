@@ -202,13 +202,20 @@ describe('gateway with trusted documents', () => {
 
     it('runs a listed subscription over WebSocket, sent by hash with an empty query', async () => {
       const client = await connect(enforced);
-      client.send({ id: 's', type: 'subscribe', payload: { query: '', extensions: persisted(byName(manifest, 'StockLive').id), variables: { productId: 'p3' } } });
+      client.send({
+        id: 's',
+        type: 'subscribe',
+        payload: { query: '', extensions: persisted(byName(manifest, 'StockLive').id), variables: { productId: 'p3' } },
+      });
       await vi.waitFor(() => expect(topics.count('p3')).toBe(1));
 
       topics.publish('p3', { level: 4, productId: 'p3' });
 
       const message = await client.next('s');
-      expect(message).toMatchObject({ type: 'next', payload: { data: { stockChanged: { level: 4, product: { id: 'p3', name: 'Product p3', price: 1250 } } } } });
+      expect(message).toMatchObject({
+        type: 'next',
+        payload: { data: { stockChanged: { level: 4, product: { id: 'p3', name: 'Product p3', price: 1250 } } } },
+      });
     });
 
     it.each([
@@ -236,16 +243,19 @@ describe('gateway with trusted documents', () => {
       writeFileSync(path.join(dir, 'bad.json'), '{ "format": "apollo-persisted-query-manifest", ');
       await expect(h.startAnother({ trustedDocuments: { mode: 'enforce', manifestPath: path.join(dir, 'bad.json') } })).rejects.toThrow(/is not valid JSON/);
 
-      const tampered = { ...manifest, operations: manifest.operations.map((o) => (o.name === 'Rename' ? { ...o, body: `${o.body}\nquery Extra { secret }` } : o)) };
+      const tampered = {
+        ...manifest,
+        operations: manifest.operations.map((o) => (o.name === 'Rename' ? { ...o, body: `${o.body}\nquery Extra { secret }` } : o)),
+      };
       await expect(h.startAnother({ trustedDocuments: { mode: 'enforce', manifest: tampered } })).rejects.toThrow(
         /Invalid trusted documents manifest trustedDocuments.manifest: operations\[1\]\.id must be the sha256/,
       );
     });
 
     it('refuses an unknown mode when the gateway is created', () => {
-      expect(() => createGatewayApp({ ...({} as ServeOptions), subgraphTimeoutMs: 1_000, supergraphSdl: '', trustedDocuments: { mode: 'strict' as 'enforce' } })).toThrow(
-        /trustedDocuments.mode must be one of off, enforce, got strict/,
-      );
+      expect(() =>
+        createGatewayApp({ ...({} as ServeOptions), subgraphTimeoutMs: 1_000, supergraphSdl: '', trustedDocuments: { mode: 'strict' as 'enforce' } }),
+      ).toThrow(/trustedDocuments.mode must be one of off, enforce, got strict/);
     });
   });
 
@@ -277,4 +287,3 @@ describe('gateway with trusted documents', () => {
     });
   });
 });
-

@@ -38,7 +38,13 @@ export async function migrateAll(dbs: Record<ServiceName, Database>): Promise<Re
 export function reportCliError(command: string, error: unknown, usage?: string): void {
   if (error instanceof MigrationError) console.error(`${command} failed [${error.code}] ${error.message}`);
   else if (error instanceof Error && error.name === 'ConfigError') console.error(`${command} failed: ${error.message}`);
-  else if (usage && error instanceof TypeError && 'code' in error && (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')) console.error(`${error.message}\n${usage}`);
+  else if (
+    usage &&
+    error instanceof TypeError &&
+    'code' in error &&
+    (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
+  )
+    console.error(`${error.message}\n${usage}`);
   else console.error(`${command} failed:`, error);
   process.exitCode = 1;
 }

@@ -80,7 +80,9 @@ interface CodedErrorOptions {
 /** A GraphQLError with a catalogued code; the one way errors with a code are made. */
 export function codedError(code: ErrorCodeName, message: string, opts: CodedErrorOptions = {}): GraphQLError {
   const refuse = opts.refuseRequest;
-  const http = refuse ? { http: { status: httpStatusOf(code), ...(typeof refuse === 'object' ? { headers: new Map(Object.entries(refuse.headers)) } : {}) } } : {};
+  const http = refuse
+    ? { http: { status: httpStatusOf(code), ...(typeof refuse === 'object' ? { headers: new Map(Object.entries(refuse.headers)) } : {}) } }
+    : {};
   return new GraphQLError(message, {
     ...(opts.originalError ? { originalError: opts.originalError } : {}),
     extensions: { ...opts.extensions, code, ...http },
@@ -93,7 +95,11 @@ export function codedError(code: ErrorCodeName, message: string, opts: CodedErro
  * challenge instead (an invalid token at the gateway, an unsigned call at a subgraph).
  */
 export const unauthenticated = (message = 'Authentication required', opts: { refuseRequest?: boolean } = {}) =>
-  codedError(ErrorCode.Unauthenticated, message, opts.refuseRequest ? { refuseRequest: { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } } } : {});
+  codedError(
+    ErrorCode.Unauthenticated,
+    message,
+    opts.refuseRequest ? { refuseRequest: { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } } } : {},
+  );
 
 export const forbidden = (message = 'Not allowed') => codedError(ErrorCode.Forbidden, message);
 

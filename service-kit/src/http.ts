@@ -70,7 +70,10 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     req.resume();
     return undefined;
   }
-  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  const charset = params
+    .find((p) => p.startsWith('charset='))
+    ?.slice('charset='.length)
+    .replace(/"/g, '');
   if (charset && charset !== 'utf-8' && charset !== 'utf8') {
     req.resume();
     return new HttpError(415, `Unsupported charset "${charset}"; send UTF-8`);

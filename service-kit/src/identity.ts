@@ -76,9 +76,7 @@ export async function signClientToken(identity: Identity, secret: string, ttlSec
   return { token, expiresAt };
 }
 
-export type ClientTokenResult =
-  | { ok: true; identity: Identity }
-  | { ok: false; reason: 'expired' | 'invalid' };
+export type ClientTokenResult = { ok: true; identity: Identity } | { ok: false; reason: 'expired' | 'invalid' };
 
 /** Verifies a client bearer token (the gateway does this once per request). */
 export async function verifyClientToken(token: string, secret: string): Promise<ClientTokenResult> {

@@ -69,11 +69,24 @@ describe('live feed', () => {
   });
 
   it('keeps each key in sequence and drops repeats', async () => {
-    const entries = [['a', 1], ['b', 1], ['a', 1], ['a', 2], ['b', 1], ['a', 2], ['b', 2]] as const;
+    const entries = [
+      ['a', 1],
+      ['b', 1],
+      ['a', 1],
+      ['a', 2],
+      ['b', 1],
+      ['a', 2],
+      ['b', 2],
+    ] as const;
     const source = (async function* () {
       for (const [key, seq] of entries) yield { streamId: `1-${seq}`, event: event(key, seq) };
     })();
-    const ordered = inSequence(source, (e) => ({ key: e.key, seq: (e.payload as { seq: number }).seq }), new Map(), (e) => `${e.event.key}${(e.event.payload as { seq: number }).seq}`);
+    const ordered = inSequence(
+      source,
+      (e) => ({ key: e.key, seq: (e.payload as { seq: number }).seq }),
+      new Map(),
+      (e) => `${e.event.key}${(e.event.payload as { seq: number }).seq}`,
+    );
     const out: string[] = [];
     for await (const v of ordered) out.push(v);
     expect(out).toEqual(['a1', 'b1', 'a2', 'b2']);

@@ -5,11 +5,13 @@ import type { Logger } from './logger.ts';
 
 /** A resume point older than the stream's retention: the events after it are gone. */
 export const resumeExpired = () =>
-  codedError(ErrorCode.ResumePointExpired, 'The resume point is older than the retained event history; subscribe again without `after` and reload the current state');
+  codedError(
+    ErrorCode.ResumePointExpired,
+    'The resume point is older than the retained event history; subscribe again without `after` and reload the current state',
+  );
 
 /** The subscriber fell too far behind; it can resume with `after`. */
-export const subscriptionOverflow = () =>
-  codedError(ErrorCode.SubscriptionOverflow, 'Too many undelivered events for this subscription; resume with `after`');
+export const subscriptionOverflow = () => codedError(ErrorCode.SubscriptionOverflow, 'Too many undelivered events for this subscription; resume with `after`');
 
 export interface LiveSubscribeOptions {
   /** Which events this subscriber wants. */
@@ -44,9 +46,13 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): L
   let started: Promise<void> | undefined;
   const start = () =>
     (started ??= new Promise<void>((resolve) => {
-      tail = bus.tail(stream, (entry) => {
-        for (const listener of listeners) listener(entry);
-      }, { onStart: () => resolve() });
+      tail = bus.tail(
+        stream,
+        (entry) => {
+          for (const listener of listeners) listener(entry);
+        },
+        { onStart: () => resolve() },
+      );
     }));
 
   return {

@@ -222,9 +222,7 @@ describe.each(backends)('migrate() on $name', (backend) => {
 
     // The documented way out: fix the file, mark the attempt rolled back, migrate again.
     writeFileSync(path.join(dir, broken, 'migration.sql'), 'CREATE TABLE "half" ("id" INTEGER);\n');
-    await db.sql.withConnection((c) =>
-      c.query(`UPDATE "${db.schema}"."_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = $1`, [broken]),
-    );
+    await db.sql.withConnection((c) => c.query(`UPDATE "${db.schema}"."_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = $1`, [broken]));
     expect(await migrate(db, { migrationsDir: dir })).toEqual({ applied: [broken], alreadyApplied: [FIRST] });
   });
 
@@ -243,7 +241,11 @@ describe.each(backends)('migrate() on $name', (backend) => {
     const db = await backend.fresh();
     const other = await backend.reopen(db);
     // A slow first migration keeps the lock held while the other run is waiting for it.
-    const dir = makeMigrationsDir({ [FIRST]: `SELECT pg_sleep(0.3);\n${BASE[FIRST]}`, [SECOND]: BASE[SECOND], [THIRD]: 'CREATE TABLE "tags" ("name" TEXT PRIMARY KEY);' });
+    const dir = makeMigrationsDir({
+      [FIRST]: `SELECT pg_sleep(0.3);\n${BASE[FIRST]}`,
+      [SECOND]: BASE[SECOND],
+      [THIRD]: 'CREATE TABLE "tags" ("name" TEXT PRIMARY KEY);',
+    });
 
     const results = await Promise.all([migrate(db, { migrationsDir: dir }), migrate(other, { migrationsDir: dir })]);
 

@@ -102,7 +102,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         await bus.publish(row.stream, event);
       }
       if (rows.length) {
-        await tx.$executeRawUnsafe(`UPDATE ${outbox} SET published_at = now() WHERE id = ANY($1::uuid[])`, rows.map((r) => r.id));
+        await tx.$executeRawUnsafe(
+          `UPDATE ${outbox} SET published_at = now() WHERE id = ANY($1::uuid[])`,
+          rows.map((r) => r.id),
+        );
       }
       return rows.length;
     });

@@ -11,9 +11,7 @@ export interface BaseContext {
 }
 
 // Rules that read only the context use the contextual cache: evaluated once per request.
-export const isAuthenticated = rule({ cache: 'contextual' })((_parent, _args, ctx: BaseContext) =>
-  ctx.identity ? true : unauthenticated(),
-);
+export const isAuthenticated = rule({ cache: 'contextual' })((_parent, _args, ctx: BaseContext) => (ctx.identity ? true : unauthenticated()));
 
 export const isAdmin = rule({ cache: 'contextual' })((_parent, _args, ctx: BaseContext) => {
   if (!ctx.identity) return unauthenticated();

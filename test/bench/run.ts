@@ -58,8 +58,22 @@ async function main() {
   console.table(
     results.map((r) =>
       'ordersPerSecond' in r
-        ? { scenario: r.scenario, backend: r.backend, rate: `${r.ordersPerSecond} orders/s @${r.concurrency}`, 'p50 ms': r.placedToConfirmedMs.p50, 'p95 ms': r.placedToConfirmedMs.p95, 'p99 ms': r.placedToConfirmedMs.p99 }
-        : { scenario: r.scenario, backend: r.backend, rate: `${r.eventsPerSecond} events/s, ${r.deliveriesPerSecond} deliveries/s to ${r.subscribers}`, 'p50 ms': r.changeToSubscriberMs.p50, 'p95 ms': r.changeToSubscriberMs.p95, 'p99 ms': r.changeToSubscriberMs.p99 },
+        ? {
+            scenario: r.scenario,
+            backend: r.backend,
+            rate: `${r.ordersPerSecond} orders/s @${r.concurrency}`,
+            'p50 ms': r.placedToConfirmedMs.p50,
+            'p95 ms': r.placedToConfirmedMs.p95,
+            'p99 ms': r.placedToConfirmedMs.p99,
+          }
+        : {
+            scenario: r.scenario,
+            backend: r.backend,
+            rate: `${r.eventsPerSecond} events/s, ${r.deliveriesPerSecond} deliveries/s to ${r.subscribers}`,
+            'p50 ms': r.changeToSubscriberMs.p50,
+            'p95 ms': r.changeToSubscriberMs.p95,
+            'p99 ms': r.changeToSubscriberMs.p99,
+          },
     ),
   );
 }

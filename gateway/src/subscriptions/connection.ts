@@ -69,11 +69,14 @@ export class Connection {
   /** Closes with 4401 at `atMs` (epoch ms), when the token the connection was opened with expires. */
   expireAt(atMs: number, onExpire: () => void): void {
     const delay = atMs - Date.now();
-    this.#expiry = setTimeout(() => {
-      if (Date.now() < atMs) return this.expireAt(atMs, onExpire);
-      onExpire();
-      this.close(GatewayCloseCode.TokenExpired, CloseReason.TokenExpired);
-    }, Math.min(Math.max(delay, 0), MAX_TIMER_MS));
+    this.#expiry = setTimeout(
+      () => {
+        if (Date.now() < atMs) return this.expireAt(atMs, onExpire);
+        onExpire();
+        this.close(GatewayCloseCode.TokenExpired, CloseReason.TokenExpired);
+      },
+      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
+    );
   }
 
   /** What the client has not read yet: the socket's buffer plus events queued behind it. */

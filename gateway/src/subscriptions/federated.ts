@@ -42,7 +42,10 @@ export interface FederatedSubscription {
 }
 
 /** The client's results, read by graphql-ws; returning it (unsubscribe, disconnect) ends the subgraph stream. */
-export function startFederatedSubscription({ connection, id, prepared, planner }: FederatedSubscription, deps: FederatedSubscriptionDeps): Channel<ExecutionResult> {
+export function startFederatedSubscription(
+  { connection, id, prepared, planner }: FederatedSubscription,
+  deps: FederatedSubscriptionDeps,
+): Channel<ExecutionResult> {
   const { primary } = prepared;
   const { logger } = deps;
   const context = connection.newContext();

@@ -161,7 +161,10 @@ export function createSubscriptionPlanner(supergraphSdl: string): SubscriptionPl
       const { operationContext, document, eventPlan } = prepared.plan;
       // Only what executeQueryPlan and RemoteGraphQLDataSource read; caching, hashing and
       // usage-reporting fields belong to Apollo Server's HTTP pipeline, which events never pass.
-      const requestContext: Pick<RequestContext, 'request' | 'context' | 'logger' | 'schema' | 'document' | 'source' | 'operationName' | 'operation' | 'metrics'> = {
+      const requestContext: Pick<
+        RequestContext,
+        'request' | 'context' | 'logger' | 'schema' | 'document' | 'source' | 'operationName' | 'operation' | 'metrics'
+      > = {
         request: { query: prepared.source, operationName: prepared.operationName, variables: prepared.variables },
         context,
         logger,
@@ -172,7 +175,14 @@ export function createSubscriptionPlanner(supergraphSdl: string): SubscriptionPl
         operation: operationContext.operation,
         metrics: {},
       };
-      return executeQueryPlan(eventPlan, { ...serviceMap, [primary.serviceName]: answered }, requestContext as RequestContext, operationContext, supergraphSchemaJs, apiSchema);
+      return executeQueryPlan(
+        eventPlan,
+        { ...serviceMap, [primary.serviceName]: answered },
+        requestContext as RequestContext,
+        operationContext,
+        supergraphSchemaJs,
+        apiSchema,
+      );
     },
   };
 }

@@ -117,7 +117,12 @@ function setUp(overrides: Partial<SubscriptionServerOptions> = {}) {
     sockets.push(socket);
     let onMessage: (data: string) => Promise<void> = async () => {};
     const closed = protocol.opened(
-      { protocol: GRAPHQL_TRANSPORT_WS_PROTOCOL, send: (data) => socket.send(data), close: (code = 1000, reason = '') => socket.close(code, reason), onMessage: (cb) => void (onMessage = cb) },
+      {
+        protocol: GRAPHQL_TRANSPORT_WS_PROTOCOL,
+        send: (data) => socket.send(data),
+        close: (code = 1000, reason = '') => socket.close(code, reason),
+        onMessage: (cb) => void (onMessage = cb),
+      },
       { socket, request: { headers: { [REQUEST_ID_HEADER]: 'req-1' } } } satisfies SocketExtra,
     );
     socket.onClose = (code, reason) => void closed(code, reason);
@@ -175,7 +180,11 @@ describe('makeSubscriptionServer', () => {
     await client.send({ id: 'b', type: 'complete' });
 
     await vi.waitFor(() => expect(client.socket.sent).toContainEqual({ id: 'a', type: 'complete' }));
-    expect(client.socket.sent).toContainEqual({ id: 'a', type: 'next', payload: { errors: [{ message: 'gone', extensions: { code: 'SUBGRAPH_UNAVAILABLE' } }] } });
+    expect(client.socket.sent).toContainEqual({
+      id: 'a',
+      type: 'next',
+      payload: { errors: [{ message: 'gone', extensions: { code: 'SUBGRAPH_UNAVAILABLE' } }] },
+    });
     expect(b!.ended).toBe(true);
   });
 

@@ -9,12 +9,27 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, REQUEST_ID_HEADER, codedError, internalError, isInternalError, withCode, type Logger } from '@commerce/service-kit';
-import { GraphQLError, OperationTypeNode, getOperationAST, parse, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
+import {
+  GraphQLError,
+  OperationTypeNode,
+  getOperationAST,
+  parse,
+  type DocumentNode,
+  type ExecutionResult,
+  type FormattedExecutionResult,
+  type GraphQLFormattedError,
+} from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
 import { authenticate, getValidRequestId, type GatewayContext } from '../context.ts';
 import { getValidPositive } from '../options.ts';
 import { CloseReason, Connection, GatewayCloseCode, type ClientSocket } from './connection.ts';
-import { startFederatedSubscription, type FederatedSubscription, type FederatedSubscriptionDeps, type SubgraphEndpoint, type SubgraphStreamOpener } from './federated.ts';
+import {
+  startFederatedSubscription,
+  type FederatedSubscription,
+  type FederatedSubscriptionDeps,
+  type SubgraphEndpoint,
+  type SubgraphStreamOpener,
+} from './federated.ts';
 import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
 
 export type { SubgraphEndpoint, SubgraphStreamOpener } from './federated.ts';

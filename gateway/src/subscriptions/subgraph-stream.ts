@@ -96,9 +96,13 @@ function toGraphQLErrors(serviceName: string, err: unknown): readonly GraphQLErr
 }
 
 function streamEnded(serviceName: string, detail: string): GraphQLError {
-  return codedError(ErrorCode.SubgraphUnavailable, `The subscription stream from subgraph "${serviceName}" ended unexpectedly (${detail}); subscribe again to resume`, {
-    extensions: { serviceName },
-  });
+  return codedError(
+    ErrorCode.SubgraphUnavailable,
+    `The subscription stream from subgraph "${serviceName}" ended unexpectedly (${detail}); subscribe again to resume`,
+    {
+      extensions: { serviceName },
+    },
+  );
 }
 
 function describeClose(event: unknown): string {

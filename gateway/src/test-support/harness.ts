@@ -63,7 +63,9 @@ export async function startGateway({ subgraphs, gateway: defaults = {} }: StartG
   };
   try {
     for (const [name, subgraph] of Object.entries(subgraphs)) standIns[name] = await startStandIn(name, subgraph, TEST_SIGNING_SECRET);
-    const supergraphSdl = composeSupergraph(Object.fromEntries(Object.entries(subgraphs).map(([name, s]) => [name, { url: standIns[name]!.url, typeDefs: s.typeDefs }])));
+    const supergraphSdl = composeSupergraph(
+      Object.fromEntries(Object.entries(subgraphs).map(([name, s]) => [name, { url: standIns[name]!.url, typeDefs: s.typeDefs }])),
+    );
 
     const startAnother: Harness['startAnother'] = async (extra = {}) => {
       const app = createGatewayApp({

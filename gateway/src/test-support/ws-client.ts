@@ -80,7 +80,10 @@ export class TestSocket {
   waitForMessage(match: (m: Message) => boolean, what: string, take = false): Promise<Message> {
     return vi.waitFor(() => {
       const index = this.messages.findIndex((m, i) => (!take || !this.#taken.has(i)) && match(m));
-      if (index < 0) throw new Error(`no ${what} yet${this.closeEvent ? ` and the socket closed (${JSON.stringify(this.closeEvent)})` : ''}; received ${JSON.stringify(this.unread()).slice(0, 500)}`);
+      if (index < 0)
+        throw new Error(
+          `no ${what} yet${this.closeEvent ? ` and the socket closed (${JSON.stringify(this.closeEvent)})` : ''}; received ${JSON.stringify(this.unread()).slice(0, 500)}`,
+        );
       if (take) this.#taken.add(index);
       return this.messages[index]!;
     }, WAIT);

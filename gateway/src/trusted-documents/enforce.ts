@@ -111,7 +111,10 @@ export async function loadTrustedDocuments(opts: TrustedDocumentsOptions): Promi
     text = await readFile(file, 'utf8');
   } catch (e) {
     const reason = (e as NodeJS.ErrnoException).code ?? String(e);
-    throw new Error(`Trusted documents are enforced but the manifest ${file} cannot be read (${reason}); run pnpm schema:manifest or set TRUSTED_DOCUMENTS_PATH`, { cause: e });
+    throw new Error(
+      `Trusted documents are enforced but the manifest ${file} cannot be read (${reason}); run pnpm schema:manifest or set TRUSTED_DOCUMENTS_PATH`,
+      { cause: e },
+    );
   }
   let json: unknown;
   try {

@@ -46,7 +46,8 @@ export function createManifestOperation(document: DocumentNode, source?: string)
   if (operation?.kind !== Kind.OPERATION_DEFINITION || !name) throw new TypeError('createManifestOperation: expected a named operation first in the document');
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of rest) {
-    if (d.kind !== Kind.FRAGMENT_DEFINITION) throw new TypeError(`createManifestOperation: only the fragments of operation "${name}" may follow it, found a ${d.kind}`);
+    if (d.kind !== Kind.FRAGMENT_DEFINITION)
+      throw new TypeError(`createManifestOperation: only the fragments of operation "${name}" may follow it, found a ${d.kind}`);
     fragments.set(d.name.value, d);
   }
   for (const spread of spreadNames([operation, ...fragments.values()])) {
@@ -91,7 +92,10 @@ export function getValidManifest(value: unknown, origin: string): Manifest {
     const operations = definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
     const [only] = operations;
     if (operations.length !== 1 || !only || only.name?.value !== op.name || only.operation !== op.type) {
-      fail(`${at}.body must hold exactly one operation, the ${String(op.type)} "${String(op.name)}"`, operations.map((d) => `${d.operation} ${d.name?.value ?? '(anonymous)'}`).join(', '));
+      fail(
+        `${at}.body must hold exactly one operation, the ${String(op.type)} "${String(op.name)}"`,
+        operations.map((d) => `${d.operation} ${d.name?.value ?? '(anonymous)'}`).join(', '),
+      );
     }
     return undefined;
   });

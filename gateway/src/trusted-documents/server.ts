@@ -12,7 +12,8 @@ import { refuse, withoutPersistedQuery, type Refusal, type TrustedDocuments } fr
 export function checkHttpRequest(trusted: TrustedDocuments, request: HTTPGraphQLRequest): { request: HTTPGraphQLRequest } | { response: HTTPGraphQLResponse } {
   if (request.method === 'POST') {
     const { body } = request;
-    if (Array.isArray(body)) return { response: refusalResponse(refuse(ErrorCode.PersistedQueryNotAllowed, 'Batched requests are not accepted with trusted documents')) };
+    if (Array.isArray(body))
+      return { response: refusalResponse(refuse(ErrorCode.PersistedQueryNotAllowed, 'Batched requests are not accepted with trusted documents')) };
     // Anything else that is not an object cannot run; Apollo answers it.
     if (!isRecord(body)) return { request };
     const verdict = trusted.check(body);

@@ -29,7 +29,9 @@ async function main(): Promise<void> {
     const seeded = await seedDemoData(dbs, data);
     for (const service of SERVICE_NAMES) {
       const { seeded: did, rows } = seeded[service];
-      const counts = Object.entries(rows).map(([table, n]) => `${n} ${table}`).join(', ');
+      const counts = Object.entries(rows)
+        .map(([table, n]) => `${n} ${table}`)
+        .join(', ');
       console.log(did ? `${service}: seeded ${counts}` : `${service}: already has data, left alone (use --reset to start over)`);
     }
   });

@@ -343,7 +343,7 @@ describe.each(impls)('$name bus', (impl) => {
     expect(await h.pending(stream, 'g')).toBe(0);
   });
 
-  it('hands a stopped consumer\'s unacknowledged entries to another consumer after claimIdleMs', async () => {
+  it("hands a stopped consumer's unacknowledged entries to another consumer after claimIdleMs", async () => {
     const h = make();
     const stream = uniq('handover');
     const events = await publishAll(h.bus, stream, 10);
@@ -459,50 +459,58 @@ describe.each(impls)('$name bus', (impl) => {
     expect(kept.map((e) => e.event)).toEqual(events.slice(-kept.length));
   });
 
-  it.runIf(impl.redis)('survives dropped connections without losing or re-handling acknowledged entries', async () => {
-    const h = make();
-    const redis = getAdmin();
-    const stream = uniq('drop');
-    let kills = 0;
-    // Cuts every connection of this bus, once at least one is (back) up to cut.
-    const cut = () =>
-      vi.waitFor(async () => {
-        let cutNow = 0;
-        for (const line of String(await redis.client('LIST')).split('\n')) {
-          const name = /\bname=(\S*)/.exec(line)?.[1] ?? '';
-          const id = /\bid=(\d+)/.exec(line)?.[1];
-          if (id && name.startsWith(PREFIX)) cutNow += await redis.client('KILL', 'ID', id).then(() => 1, () => 0);
-        }
-        expect(cutNow, 'a bus connection to cut').toBeGreaterThan(0);
-        kills += cutNow;
-      }, WAIT);
-    const handled: { streamId: string; eventId: string; deliveries: number }[] = [];
-    h.bus.consume({ stream, group: 'g', consumer: 'c1', batchSize: 8, blockMs: 50, claimIdleMs: 200 }, async (d) => {
-      handled.push({ streamId: d.streamId, eventId: d.event.id, deliveries: d.deliveries });
-      // Every tenth delivery, the connections drop between delivery and acknowledgement.
-      if (handled.length % 10 === 0) await cut();
-    });
+  it.runIf(impl.redis)(
+    'survives dropped connections without losing or re-handling acknowledged entries',
+    async () => {
+      const h = make();
+      const redis = getAdmin();
+      const stream = uniq('drop');
+      let kills = 0;
+      // Cuts every connection of this bus, once at least one is (back) up to cut.
+      const cut = () =>
+        vi.waitFor(async () => {
+          let cutNow = 0;
+          for (const line of String(await redis.client('LIST')).split('\n')) {
+            const name = /\bname=(\S*)/.exec(line)?.[1] ?? '';
+            const id = /\bid=(\d+)/.exec(line)?.[1];
+            if (id && name.startsWith(PREFIX))
+              cutNow += await redis.client('KILL', 'ID', id).then(
+                () => 1,
+                () => 0,
+              );
+          }
+          expect(cutNow, 'a bus connection to cut').toBeGreaterThan(0);
+          kills += cutNow;
+        }, WAIT);
+      const handled: { streamId: string; eventId: string; deliveries: number }[] = [];
+      h.bus.consume({ stream, group: 'g', consumer: 'c1', batchSize: 8, blockMs: 50, claimIdleMs: 200 }, async (d) => {
+        handled.push({ streamId: d.streamId, eventId: d.event.id, deliveries: d.deliveries });
+        // Every tenth delivery, the connections drop between delivery and acknowledgement.
+        if (handled.length % 10 === 0) await cut();
+      });
 
-    const published: string[] = [];
-    for (let i = 0; i < 200; i++) {
-      const e = event(i);
-      await h.bus.publish(stream, e);
-      published.push(e.id);
-      // And every tenth entry published, just as it is being delivered.
-      if (i % 10 === 9) await cut();
-    }
-    await vi.waitFor(() => expect(new Set(handled.map((x) => x.eventId)).size).toBe(200), { ...WAIT, timeout: 15_000 });
-    await vi.waitFor(async () => expect(await h.pending(stream, 'g')).toBe(0), WAIT);
+      const published: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        const e = event(i);
+        await h.bus.publish(stream, e);
+        published.push(e.id);
+        // And every tenth entry published, just as it is being delivered.
+        if (i % 10 === 9) await cut();
+      }
+      await vi.waitFor(() => expect(new Set(handled.map((x) => x.eventId)).size).toBe(200), { ...WAIT, timeout: 15_000 });
+      await vi.waitFor(async () => expect(await h.pending(stream, 'g')).toBe(0), WAIT);
 
-    expect(kills).toBeGreaterThanOrEqual(20); // each cut (one per ten deliveries, one per ten entries published) cut something
-    expect(new Set(handled.map((x) => x.eventId))).toEqual(new Set(published));
-    // A second handling of an entry can only come from the pending list (never acknowledged), never as new.
-    const seen = new Set<string>();
-    for (const x of handled) {
-      if (seen.has(x.streamId)) expect(x.deliveries).toBeGreaterThan(1);
-      seen.add(x.streamId);
-    }
-  }, 30_000);
+      expect(kills).toBeGreaterThanOrEqual(20); // each cut (one per ten deliveries, one per ten entries published) cut something
+      expect(new Set(handled.map((x) => x.eventId))).toEqual(new Set(published));
+      // A second handling of an entry can only come from the pending list (never acknowledged), never as new.
+      const seen = new Set<string>();
+      for (const x of handled) {
+        if (seen.has(x.streamId)) expect(x.deliveries).toBeGreaterThan(1);
+        seen.add(x.streamId);
+      }
+    },
+    30_000,
+  );
 
   it.runIf(impl.redis)('finds a delivery lost with its connection in the pending list, and handles it', async () => {
     const h = make();
@@ -527,7 +535,10 @@ describe.each(impls)('$name bus', (impl) => {
         .xpending(PREFIX + stream, 'g', '-', '+', 100, 'c1')
         .client('KILL', 'ID', /\bid=(\d+)/.exec(line!)![1]!)
         .exec()) as [[unknown, string], [unknown, [string, string, number, number][]]];
-      expect(pending.map(([pendingId]) => pendingId), 'the entry handed to the reader, reply lost').toContain(id);
+      expect(
+        pending.map(([pendingId]) => pendingId),
+        'the entry handed to the reader, reply lost',
+      ).toContain(id);
       return e;
     }, WAIT);
     await vi.waitFor(() => expect(handled.map((d) => d.event.id)).toContain(lost.id), WAIT);

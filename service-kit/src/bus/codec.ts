@@ -8,13 +8,7 @@ const EVENT_FIELD = 'event';
 export const isBusEvent = (value: unknown): value is BusEvent => {
   if (typeof value !== 'object' || value === null) return false;
   const e = value as Record<string, unknown>;
-  return (
-    typeof e.id === 'string' &&
-    typeof e.type === 'string' &&
-    typeof e.key === 'string' &&
-    typeof e.occurredAt === 'string' &&
-    'payload' in e
-  );
+  return typeof e.id === 'string' && typeof e.type === 'string' && typeof e.key === 'string' && typeof e.occurredAt === 'string' && 'payload' in e;
 };
 
 export const encodeEvent = (event: BusEvent): string[] => [EVENT_FIELD, JSON.stringify(event)];
@@ -37,14 +31,7 @@ export function decodeEvent(fields: string[]): Decoded {
 }
 
 export function encodeDeadLetter(d: Omit<DeadLetter, 'stream' | 'event'>): string[] {
-  return [
-    'streamId', d.streamId,
-    'group', d.group,
-    'deliveries', String(d.deliveries),
-    'error', d.error,
-    'raw', d.raw,
-    'deadAt', d.deadAt,
-  ];
+  return ['streamId', d.streamId, 'group', d.group, 'deliveries', String(d.deliveries), 'error', d.error, 'raw', d.raw, 'deadAt', d.deadAt];
 }
 
 export function decodeDeadLetter(stream: string, entry: RawEntry): DeadLetter {

@@ -23,12 +23,7 @@ const MAX_BACKOFF_MS = 2000;
  * dead consumers), or block for new entries. Everything runs on this one loop,
  * so handlers see one entry at a time, in stream order within each batch.
  */
-export function startConsumer<P>(
-  backend: StreamBackend,
-  o: ResolvedConsumeOptions,
-  handler: Handler<P>,
-  log: BusLog,
-): Consumer {
+export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptions, handler: Handler<P>, log: BusLog): Consumer {
   const ctx = { stream: o.stream, group: o.group, consumer: o.consumer };
   const reader = backend.openReader(ctx);
   // Scan for idle entries twice per claimIdleMs: a stuck entry waits at most ~1.5x claimIdleMs.
@@ -142,12 +137,7 @@ export function startConsumer<P>(
   }
 
   const deadLetter = (streamId: string, deliveries: number, error: string, raw: string) =>
-    backend.deadLetter(
-      o.stream,
-      o.group,
-      streamId,
-      encodeDeadLetter({ streamId, group: o.group, deliveries, error, raw, deadAt: new Date().toISOString() }),
-    );
+    backend.deadLetter(o.stream, o.group, streamId, encodeDeadLetter({ streamId, group: o.group, deliveries, error, raw, deadAt: new Date().toISOString() }));
 
   const loop = run().catch((err: unknown) => {
     log.error({ ...ctx, err: errorMessage(err) }, 'bus: consumer loop crashed');

@@ -1,14 +1,7 @@
 import { errorMessage, STREAM_ID, type BusLog, type StreamBackend } from './backend.ts';
 import { decodeDeadLetter, decodeEvent, encodeEvent, isBusEvent } from './codec.ts';
 import { startConsumer, type ResolvedConsumeOptions } from './consumer.ts';
-import {
-  deadLetterStream,
-  type ConsumeOptions,
-  type Consumer,
-  type EventBus,
-  type Handler,
-  type StreamEntry,
-} from './types.ts';
+import { deadLetterStream, type ConsumeOptions, type Consumer, type EventBus, type Handler, type StreamEntry } from './types.ts';
 
 /** The whole EventBus on top of a backend; createRedisBus and createMemoryBus are thin wrappers. */
 export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBus {

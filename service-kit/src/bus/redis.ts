@@ -48,10 +48,7 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
 
     async range(stream, after, count) {
       const start = after === undefined ? '-' : `(${after}`;
-      const reply =
-        count === undefined
-          ? await cmd.xrange(key(stream), start, '+')
-          : await cmd.xrange(key(stream), start, '+', 'COUNT', count);
+      const reply = count === undefined ? await cmd.xrange(key(stream), start, '+') : await cmd.xrange(key(stream), start, '+', 'COUNT', count);
       return toEntries(reply);
     },
 
@@ -80,7 +77,10 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       let clientId: number | undefined;
       let reading = false;
       conn.on('ready', () => {
-        conn.client('ID').then((id) => (clientId = Number(id)), () => {});
+        conn.client('ID').then(
+          (id) => (clientId = Number(id)),
+          () => {},
+        );
       });
       return {
         async readAfter(after, count, blockMs) {
@@ -167,19 +167,17 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
  * dropped connection is reported through takeReset() and the consumer re-reads
  * its own pending entries.
  */
-function openRedisReader(
-  conn: Redis,
-  cmd: Redis,
-  streamKey: string,
-  c: { group: string; consumer: string },
-): StreamReader {
+function openRedisReader(conn: Redis, cmd: Redis, streamKey: string, c: { group: string; consumer: string }): StreamReader {
   let clientId: number | undefined;
   let reset = false;
   let reading = false;
   let forceClose: NodeJS.Timeout | undefined;
   conn.on('ready', () => {
     clientId = undefined;
-    conn.client('ID').then((id) => (clientId = Number(id)), () => {});
+    conn.client('ID').then(
+      (id) => (clientId = Number(id)),
+      () => {},
+    );
   });
   conn.on('close', () => {
     reset = true;

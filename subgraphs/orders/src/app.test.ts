@@ -1,17 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { encodeCursor, signForwardedIdentity } from '@commerce/service-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  admin,
-  customer,
-  insertOrders,
-  newestFirst,
-  post,
-  startOrdersApp,
-  type GraphQLResponse,
-  type OrdersApp,
-  type SeededOrder,
-} from './test-support.ts';
+import { admin, customer, insertOrders, newestFirst, post, startOrdersApp, type GraphQLResponse, type OrdersApp, type SeededOrder } from './test-support.ts';
 
 let app: OrdersApp;
 let dispose: () => Promise<void>;
@@ -170,7 +160,7 @@ describe('User.orders through _entities', () => {
     expect(statements).toEqual([3, 3, 3]);
   });
 
-  it('pages through all of a user\'s orders, newest first, without duplicates or gaps', async () => {
+  it("pages through all of a user's orders, newest first, without duplicates or gaps", async () => {
     const expected = [...aliceOrders].sort(newestFirst).map((o) => o.id);
     const seen: string[] = [];
     const hasNext: boolean[] = [];
@@ -236,11 +226,7 @@ describe('Order through _entities', () => {
       { reps: [own, foreign, { id: randomUUID() }].map((o) => ({ __typename: 'Order', id: o.id })) },
       customer(alice),
     );
-    expect(res.body.data?._entities).toEqual([
-      expect.objectContaining({ id: own.id, user: { id: alice }, status: 'CONFIRMED' }),
-      null,
-      null,
-    ]);
+    expect(res.body.data?._entities).toEqual([expect.objectContaining({ id: own.id, user: { id: alice }, status: 'CONFIRMED' }), null, null]);
     expect(codes(res).length).toBeGreaterThan(0);
     expect(new Set(codes(res))).toEqual(new Set(['FORBIDDEN']));
     expectNoOrderData(res, foreign, false);

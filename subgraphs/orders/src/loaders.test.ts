@@ -68,9 +68,7 @@ describe('createLoaders', () => {
   it('itemsByOrderId: one query per batch, lines grouped per order and sorted by id, [] for an order without lines', async () => {
     const l = loaders();
     const orders = [aliceOrders[3]!, bobOrders[2]!, aliceOrders[7]!];
-    const { result, statements } = await counted(() =>
-      Promise.all([...orders.map((o) => l.itemsByOrderId.load(o.id)), l.itemsByOrderId.load(randomUUID())]),
-    );
+    const { result, statements } = await counted(() => Promise.all([...orders.map((o) => l.itemsByOrderId.load(o.id)), l.itemsByOrderId.load(randomUUID())]));
     expect(statements).toBe(1);
     orders.forEach((order, i) => {
       expect(ids(result[i]!)).toEqual(order.items.map((it) => it.id).sort());

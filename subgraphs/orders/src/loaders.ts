@@ -37,9 +37,7 @@ export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
 
   const itemsByOrderId = new DataLoader<string, OrderItemModel[]>(async (orderIds) => {
     const valid = orderIds.filter(isUuid);
-    const rows = valid.length
-      ? await prisma.orderItem.findMany({ where: { orderId: { in: valid } }, orderBy: { id: 'asc' } })
-      : [];
+    const rows = valid.length ? await prisma.orderItem.findMany({ where: { orderId: { in: valid } }, orderBy: { id: 'asc' } }) : [];
     const byOrder = groupBy(rows, (r) => r.orderId);
     return orderIds.map((id) => byOrder.get(id.toLowerCase()) ?? []);
   });
@@ -71,9 +69,7 @@ export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
    * take + 1 rows per user, however long the user's history is.
    */
   function latestOrders(userIds: string[], take: number, after: OrderCursor | null): Promise<OrderModel[]> {
-    const afterClause = after
-      ? Prisma.sql`AND (o.created_at, o.id) < (${new Date(after.createdAt)}::timestamptz, ${after.id}::uuid)`
-      : Prisma.empty;
+    const afterClause = after ? Prisma.sql`AND (o.created_at, o.id) < (${new Date(after.createdAt)}::timestamptz, ${after.id}::uuid)` : Prisma.empty;
     // Columns are aliased to the model's field names, so rows are OrderModel like findMany's.
     return prisma.$queryRaw<OrderModel[]>`
       SELECT o.id, o.user_id AS "userId", o.status::text AS status, o.total_cents AS "totalCents",
@@ -91,9 +87,7 @@ export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
   // All of a user's orders, whatever page is being read.
   const orderCountByUser = new DataLoader<string, number>(async (userIds) => {
     const valid = [...new Set(userIds.filter(isUuid))];
-    const rows = valid.length
-      ? await prisma.order.groupBy({ by: ['userId'], where: { userId: { in: valid } }, _count: { _all: true } })
-      : [];
+    const rows = valid.length ? await prisma.order.groupBy({ by: ['userId'], where: { userId: { in: valid } }, _count: { _all: true } }) : [];
     const byUser = new Map(rows.map((r) => [r.userId, r._count._all]));
     return userIds.map((id) => byUser.get(id.toLowerCase()) ?? 0);
   });
@@ -101,8 +95,7 @@ export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
   return { orderById, itemsByOrderId, ordersByUser, orderCountByUser };
 }
 
-const pageKey = (key: OrdersPageKey): string =>
-  JSON.stringify([key.userId, key.take, key.after?.createdAt ?? null, key.after?.id ?? null]);
+const pageKey = (key: OrdersPageKey): string => JSON.stringify([key.userId, key.take, key.after?.createdAt ?? null, key.after?.id ?? null]);
 
 /** Groups rows by key, keeping their order within each group. */
 function groupBy<T>(rows: T[], keyOf: (row: T) => string): Map<string, T[]> {

@@ -12,7 +12,6 @@ export type OrdersApp = ReturnType<typeof createOrdersApp>;
 /** The subgraph on PGlite in memory, or in a throwaway schema of TEST_DATABASE_URL. */
 export const startOrdersApp = (): Promise<TestSubgraph<OrdersApp>> => startTestSubgraph('orders', createOrdersApp);
 
-
 export interface SeededOrder extends OrderModel {
   items: OrderItemModel[];
 }
@@ -41,7 +40,20 @@ export async function insertOrders(
       unitPriceCents: 250 * (j + 1),
     }));
     const totalCents = items.reduce((sum, it) => sum + it.quantity * it.unitPriceCents, 0);
-    return { id, userId, status: 'CONFIRMED', totalCents, currency: 'EUR', statusSeq: 2, rejectionReason: null, idempotencyKey: null, requestHash: null, createdAt, updatedAt: createdAt, items };
+    return {
+      id,
+      userId,
+      status: 'CONFIRMED',
+      totalCents,
+      currency: 'EUR',
+      statusSeq: 2,
+      rejectionReason: null,
+      idempotencyKey: null,
+      requestHash: null,
+      createdAt,
+      updatedAt: createdAt,
+      items,
+    };
   });
   await app.prisma.order.createMany({ data: orders.map(({ items: _items, ...order }) => order) });
   await app.prisma.orderItem.createMany({ data: orders.flatMap((o) => o.items) });
@@ -49,5 +61,4 @@ export async function insertOrders(
 }
 
 /** Newest first, ties broken by id descending: the order `User.orders` promises. */
-export const newestFirst = (a: OrderModel, b: OrderModel): number =>
-  b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+export const newestFirst = (a: OrderModel, b: OrderModel): number => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);

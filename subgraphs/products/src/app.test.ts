@@ -113,7 +113,10 @@ describe('gateway signature', () => {
 
 describe('Query.products', () => {
   it('pages through the active catalogue in id order with opaque cursors', async () => {
-    const active = seed.filter((p) => p.active).map((p) => p.id).sort();
+    const active = seed
+      .filter((p) => p.active)
+      .map((p) => p.id)
+      .sort();
     const seen: string[] = [];
     let after: string | null = null;
     for (let page = 0; page < 10; page++) {

@@ -9,4 +9,3 @@ export type ProductsApp = ReturnType<typeof createProductsApp>;
 
 /** The subgraph on PGlite in memory, or in a throwaway schema of TEST_DATABASE_URL. */
 export const startProductsApp = (): Promise<TestSubgraph<ProductsApp>> => startTestSubgraph('products', createProductsApp);
-

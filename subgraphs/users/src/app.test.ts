@@ -20,7 +20,8 @@ const LOG_IN = /* GraphQL */ `
   mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { token user { id email } } }
 `;
 const USER = 'query ($id: ID!) { user(id: $id) { id email name role } }';
-const USERS = 'query ($first: Int, $after: String) { users(first: $first, after: $after) { totalCount edges { node { id email } } pageInfo { hasNextPage endCursor } } }';
+const USERS =
+  'query ($first: Int, $after: String) { users(first: $first, after: $after) { totalCount edges { node { id email } } pageInfo { hasNextPage endCursor } } }';
 const ENTITIES = 'query ($reps: [_Any!]!) { _entities(representations: $reps) { ... on User { id email name } } }';
 
 interface SignedUp {
@@ -57,7 +58,12 @@ describe('signUp and logIn', () => {
 
   it('logs in with the right password, and answers a wrong one and an unknown e-mail alike', async () => {
     const user = await signUp();
-    const ok = await post<{ logIn: { token: string; user: { id: string } } }>(app, LOG_IN, { email: ` ${user.email.toUpperCase()} `, password: user.password }, null);
+    const ok = await post<{ logIn: { token: string; user: { id: string } } }>(
+      app,
+      LOG_IN,
+      { email: ` ${user.email.toUpperCase()} `, password: user.password },
+      null,
+    );
     expect(ok.body.data?.logIn.user.id).toBe(user.id);
     const wrong = await post(app, LOG_IN, { email: user.email, password: 'wrong password' }, null);
     const unknown = await post(app, LOG_IN, { email: 'nobody@example.com', password: 'wrong password' }, null);

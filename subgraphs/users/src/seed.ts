@@ -26,8 +26,50 @@ const MINUTE = 60_000;
 /** This service's stream of the shared seed: other services draw from their own. */
 const RANDOM_STREAM = 1;
 
-const FIRST_NAMES = ['Alex', 'Blake', 'Casey', 'Drew', 'Eden', 'Finley', 'Gray', 'Harper', 'Indy', 'Jules', 'Kai', 'Logan', 'Morgan', 'Noa', 'Oakley', 'Parker', 'Quinn', 'Riley', 'Sage', 'Taylor'];
-const LAST_NAMES = ['Adams', 'Baker', 'Chen', 'Diaz', 'Evans', 'Fischer', 'Garcia', 'Hughes', 'Ito', 'Jensen', 'Khan', 'Lopez', 'Moreau', 'Novak', 'Okafor', 'Patel', 'Rossi', 'Silva', 'Tanaka', 'Weber'];
+const FIRST_NAMES = [
+  'Alex',
+  'Blake',
+  'Casey',
+  'Drew',
+  'Eden',
+  'Finley',
+  'Gray',
+  'Harper',
+  'Indy',
+  'Jules',
+  'Kai',
+  'Logan',
+  'Morgan',
+  'Noa',
+  'Oakley',
+  'Parker',
+  'Quinn',
+  'Riley',
+  'Sage',
+  'Taylor',
+];
+const LAST_NAMES = [
+  'Adams',
+  'Baker',
+  'Chen',
+  'Diaz',
+  'Evans',
+  'Fischer',
+  'Garcia',
+  'Hughes',
+  'Ito',
+  'Jensen',
+  'Khan',
+  'Lopez',
+  'Moreau',
+  'Novak',
+  'Okafor',
+  'Patel',
+  'Rossi',
+  'Silva',
+  'Tanaka',
+  'Weber',
+];
 
 /** The admin first, the demo customer second, then `count - 2` generated customers. */
 export function makeUserSeed(count: number, seed = 1): SeedUser[] {

@@ -13,4 +13,3 @@ export type UsersApp = ReturnType<typeof createUsersApp>;
 /** The subgraph on PGlite in memory, or in a throwaway schema of TEST_DATABASE_URL. */
 export const startUsersApp = (): Promise<TestSubgraph<UsersApp>> =>
   startTestSubgraph('users', (opts) => createUsersApp({ ...opts, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 }));
-

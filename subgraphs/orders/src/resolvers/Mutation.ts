@@ -25,7 +25,9 @@ export const Mutation: MutationResolvers = {
     const existing = async () => {
       const order = await ctx.prisma.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
       if (order && order.requestHash !== hash) {
-        throw codedError(ErrorCode.IdempotencyKeyReused, 'This idempotencyKey was already used for an order with different items', { extensions: { field: 'idempotencyKey' } });
+        throw codedError(ErrorCode.IdempotencyKeyReused, 'This idempotencyKey was already used for an order with different items', {
+          extensions: { field: 'idempotencyKey' },
+        });
       }
       return order;
     };

@@ -1,4 +1,16 @@
-import { isOwnerOrAdminOf, badUserInput, forbidden, inSequence, isStreamCursor, isUuid, notFound, resumeExpired, unauthenticated, type BusEvent, type StreamEntry } from '@commerce/service-kit';
+import {
+  isOwnerOrAdminOf,
+  badUserInput,
+  forbidden,
+  inSequence,
+  isStreamCursor,
+  isUuid,
+  notFound,
+  resumeExpired,
+  unauthenticated,
+  type BusEvent,
+  type StreamEntry,
+} from '@commerce/service-kit';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { OrderUpdateResolvers, SubscriptionResolvers } from '../generated/graphql.ts';
@@ -8,11 +20,13 @@ const isStatusChange = (e: BusEvent): e is BusEvent<OrderStatusChanged> => e.typ
 const sequenceOf = (e: BusEvent) => ({ key: e.key, seq: (e.payload as OrderStatusChanged).seq });
 
 /** Each event is resolved with fresh loaders: the order's state moves between events. */
-const toPayload = (ctx: Context) => (entry: StreamEntry): OrderUpdatePayload => {
-  ctx.renewLoaders();
-  const p = entry.event.payload as OrderStatusChanged;
-  return { orderId: p.orderId, status: p.status, sequence: p.seq, reason: p.reason, cursor: entry.streamId, occurredAt: new Date(entry.event.occurredAt) };
-};
+const toPayload =
+  (ctx: Context) =>
+  (entry: StreamEntry): OrderUpdatePayload => {
+    ctx.renewLoaders();
+    const p = entry.event.payload as OrderStatusChanged;
+    return { orderId: p.orderId, status: p.status, sequence: p.seq, reason: p.reason, cursor: entry.streamId, occurredAt: new Date(entry.event.occurredAt) };
+  };
 
 const feedOf = (ctx: Context) => {
   const feed = ctx.feeds[STREAMS.orders];

@@ -7,8 +7,7 @@ import { INT_MAX, validateCreateInput, validateDelta, validateUpdateInput } from
 
 const productNotFound = () => notFound('Product not found');
 
-const insufficientStock = () =>
-  codedError(ErrorCode.InsufficientStock, 'Adjustment would take stock below zero', { extensions: { field: 'delta' } });
+const insufficientStock = () => codedError(ErrorCode.InsufficientStock, 'Adjustment would take stock below zero', { extensions: { field: 'delta' } });
 
 /** Later loads in this request must see the written row, not a cached older one. */
 function remember(product: ProductModel, ctx: Context): ProductModel {
@@ -19,9 +18,7 @@ function remember(product: ProductModel, ctx: Context): ProductModel {
 export const Mutation: MutationResolvers = {
   createProduct: async (_parent, { input }, ctx) => {
     const data = validateCreateInput(input);
-    const product = await ctx.prisma.product
-      .create({ data })
-      .catch((e: unknown) => mapPrismaError(e, { unique: 'A product with this SKU already exists' }));
+    const product = await ctx.prisma.product.create({ data }).catch((e: unknown) => mapPrismaError(e, { unique: 'A product with this SKU already exists' }));
     return remember(product, ctx);
   },
 
@@ -34,9 +31,7 @@ export const Mutation: MutationResolvers = {
       if (!product) throw productNotFound();
       return product;
     }
-    const product = await ctx.prisma.product
-      .update({ where: { id }, data })
-      .catch((e: unknown) => mapPrismaError(e, { notFound: 'Product not found' }));
+    const product = await ctx.prisma.product.update({ where: { id }, data }).catch((e: unknown) => mapPrismaError(e, { notFound: 'Product not found' }));
     return remember(product, ctx);
   },
 

@@ -18,10 +18,7 @@ function productWhere(filter: ValidFilter, isAdmin: boolean): Prisma.ProductWher
   if (filter.category !== undefined) where.category = filter.category;
   if (filter.search !== undefined) {
     const contains = escapeLike(filter.search);
-    where.OR = [
-      { name: { contains, mode: 'insensitive' } },
-      { sku: { contains, mode: 'insensitive' } },
-    ];
+    where.OR = [{ name: { contains, mode: 'insensitive' } }, { sku: { contains, mode: 'insensitive' } }];
   }
   if (filter.minPriceCents !== undefined || filter.maxPriceCents !== undefined) {
     where.priceCents = { gte: filter.minPriceCents, lte: filter.maxPriceCents };

@@ -27,7 +27,14 @@ export const Subscription: SubscriptionResolvers = {
         // Each event is resolved against fresh state.
         ctx.renewLoaders();
         const p = entry.event.payload as InventoryChanged;
-        return { productId: p.productId, stock: p.stock, delta: p.delta, sequence: p.seq, cursor: entry.streamId, occurredAt: new Date(entry.event.occurredAt) };
+        return {
+          productId: p.productId,
+          stock: p.stock,
+          delta: p.delta,
+          sequence: p.seq,
+          cursor: entry.streamId,
+          occurredAt: new Date(entry.event.occurredAt),
+        };
       });
     },
     resolve: (payload: InventoryUpdatePayload) => payload,

@@ -6,8 +6,11 @@ interface UserCursor {
   id: string;
 }
 const isUserCursor = (v: unknown): v is UserCursor =>
-  typeof v === 'object' && v !== null && typeof (v as UserCursor).createdAt === 'string' &&
-  !Number.isNaN(Date.parse((v as UserCursor).createdAt)) && isUuid((v as UserCursor).id);
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as UserCursor).createdAt === 'string' &&
+  !Number.isNaN(Date.parse((v as UserCursor).createdAt)) &&
+  isUuid((v as UserCursor).id);
 
 export const Query: QueryResolvers = {
   me: (_parent, _args, ctx) => (ctx.identity ? ctx.loaders.userById.load(ctx.identity.userId) : null),
@@ -22,10 +25,7 @@ export const Query: QueryResolvers = {
     const { take, after } = parsePageArgs(args, isUserCursor);
     const where = after
       ? {
-          OR: [
-            { createdAt: { gt: new Date(after.createdAt) } },
-            { createdAt: new Date(after.createdAt), id: { gt: after.id } },
-          ],
+          OR: [{ createdAt: { gt: new Date(after.createdAt) } }, { createdAt: new Date(after.createdAt), id: { gt: after.id } }],
         }
       : {};
     const [rows, totalCount] = await Promise.all([
