@@ -13,8 +13,7 @@ describe('authentication and authorization through the gateway', () => {
 
   beforeAll(async () => {
     sg = await startSupergraph();
-    customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
-    admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
+    ({ admin, customer } = await sg.logInDemo());
   });
   afterAll(() => sg?.stop());
 

@@ -9,8 +9,7 @@ describe('bad input gives clear errors with codes and writes nothing', () => {
 
   beforeAll(async () => {
     sg = await startSupergraph();
-    admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
-    customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
+    ({ admin, customer } = await sg.logInDemo());
   });
   afterAll(() => sg?.stop());
 

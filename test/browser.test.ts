@@ -41,8 +41,7 @@ describe.skipIf(!runs)('GraphiQL in a browser', () => {
 
   beforeAll(async () => {
     sg = await startSupergraph();
-    customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
-    admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
+    ({ admin, customer } = await sg.logInDemo());
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],

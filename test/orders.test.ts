@@ -38,8 +38,7 @@ describe('placing and cancelling orders', () => {
 
   beforeAll(async () => {
     sg = await startSupergraph();
-    admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
-    customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
+    ({ admin, customer } = await sg.logInDemo());
   });
   afterAll(() => sg?.stop());
 

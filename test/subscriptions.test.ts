@@ -44,8 +44,7 @@ describe('subscriptions through the gateway', () => {
 
   beforeAll(async () => {
     sg = await startSupergraph();
-    admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
-    customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
+    ({ admin, customer } = await sg.logInDemo());
   });
   afterAll(async () => {
     await Promise.all(open.map((s) => s.dispose()));

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
-import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
 import { summarize } from './stats.ts';
 
@@ -21,8 +20,7 @@ export async function benchOrders(o: OrderBenchOptions) {
   // Production event timings (relay woken on commit, 500 ms fallback poll).
   const sg = await startSupergraph({ users: 12, products: 40, orders: 90 }, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {} });
   try {
-    const admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
-    const customer = await sg.logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password);
+    const { admin, customer } = await sg.logInDemo();
     const products: string[] = [];
     for (let i = 0; i < 4; i++) {
       const res = await sg.query<{ createProduct: { id: string } }>(

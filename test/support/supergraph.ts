@@ -4,6 +4,7 @@ import { createOrdersApp } from '@commerce/orders';
 import { createGatewayApp } from '@commerce/gateway';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
+import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { createBus, type EventBus, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
 import { createTestDatabases, testDatabaseUrl } from './databases.ts';
 import { deleteRedisKeys, testRedisUrl } from './redis.ts';
@@ -35,6 +36,8 @@ export interface Supergraph {
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
   /** Logs in through the gateway and returns the bearer token. */
   logIn(email: string, password: string): Promise<string>;
+  /** Bearer tokens of the seeded admin and demo customer. */
+  logInDemo(): Promise<{ admin: string; customer: string }>;
   /**
    * Starts a second orders instance (same database, its own bus connections)
    * and a second gateway routed to it: the scale-out shape of production.
@@ -85,7 +88,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
         supergraphPath: fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url)),
         jwtSecret: TEST_JWT_SECRET,
         subgraphTimeoutMs: 10_000,
-        // Short, so a test sees keep-alive pings.
+        // Short: gateway → subgraph streams and client sockets are pinged, and a dead one noticed, within a test.
         keepAliveMs: 500,
       },
       bus,
@@ -105,6 +108,15 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     });
     return { status: res.status, ...((await res.json()) as object) };
   };
+  const logIn: Supergraph['logIn'] = async (email, password) => {
+    const res = await query<{ logIn: { token: string } }>(
+      'mutation($email: String!, $password: String!) { logIn(email: $email, password: $password) { token } }',
+      { email, password },
+    );
+    const token = res.data?.logIn.token;
+    if (!token) throw new Error(`log-in failed for ${email}: ${JSON.stringify(res.errors)}`);
+    return token;
+  };
   return {
     url,
     backend: dbs.backend,
@@ -114,14 +126,12 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     seed: local.demoData!,
     apps,
     query,
-    async logIn(email, password) {
-      const res = await query<{ logIn: { token: string } }>(
-        'mutation($email: String!, $password: String!) { logIn(email: $email, password: $password) { token } }',
-        { email, password },
-      );
-      const token = res.data?.logIn.token;
-      if (!token) throw new Error(`log-in failed for ${email}: ${JSON.stringify(res.errors)}`);
-      return token;
+    logIn,
+    async logInDemo() {
+      return {
+        admin: await logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password),
+        customer: await logIn(DEMO_CREDENTIALS.customer.email, DEMO_CREDENTIALS.customer.password),
+      };
     },
     async startSecondInstance() {
       if (dbs.backend !== 'postgres' || !redisUrl) throw new Error('a second instance needs PostgreSQL and Redis');
