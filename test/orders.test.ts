@@ -347,3 +347,75 @@ describe('placing and cancelling orders', () => {
     }
   });
 });
+
+describe('stock-hoarding limits through the gateway', () => {
+  const LIMITS = { maxUnitsPerProduct: 4, maxOpenOrders: 2 };
+  let sg: Supergraph;
+  let admin: string;
+  let customer: string;
+
+  beforeAll(async () => {
+    // The demo customer owns no orders in this data set, so the limits start from zero.
+    sg = await startSupergraph({ users: 3, products: 1, orders: 0 }, { orderLimits: LIMITS });
+    ({ admin, customer } = await sg.logInDemo());
+  });
+  afterAll(() => sg?.stop());
+
+  const createProduct = async (stock: number): Promise<string> => {
+    const res = await sg.query<{ createProduct: { id: string } }>(
+      'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
+      { input: { sku: `L-${randomUUID()}`, name: 'Limited product', priceCents: 500, currency: 'USD', stock, category: 'test', active: true } },
+      admin,
+    );
+    expect(res.errors).toBeUndefined();
+    return res.data!.createProduct.id;
+  };
+  const stockOf = async (id: string) =>
+    (await sg.query<{ product: { stock: number } }>('query($id: ID!) { product(id: $id) { stock } }', { id }, admin)).data!.product.stock;
+  const place = (items: { productId: string; quantity: number }[], token = customer) =>
+    sg.query<{ placeOrder: PlacedOrder }>(PLACE, { items, key: randomUUID() }, token);
+  const settled = (id: string) =>
+    vi.waitFor(async () => {
+      const o = (await sg.query<{ order: PlacedOrder }>(ORDER, { id }, customer)).data?.order;
+      expect(o?.status, `order ${id} to leave PENDING`).toMatch(/CONFIRMED|REJECTED/);
+      return o!;
+    }, WAIT);
+  const myOrders = async () =>
+    (await sg.query<{ me: { orders: { totalCount: number } } }>('{ me { orders { totalCount } } }', {}, customer)).data!.me.orders.totalCount;
+  const placedEvents = async () => (await sg.bus.read(STREAMS.orders, { count: 100_000 })).filter((e) => e.event.type === 'OrderPlaced').length;
+
+  it('refuses what goes over a limit with ORDER_LIMIT_EXCEEDED before anything is written or reserved; admins are exempt', async () => {
+    const a = await createProduct(10);
+    const b = await createProduct(10);
+    // Just under (at) the per-product limit: placed and reserved.
+    const first = await place([{ productId: a, quantity: LIMITS.maxUnitsPerProduct }]);
+    expect(first.errors).toBeUndefined();
+    expect((await settled(first.data!.placeOrder.id)).status).toBe('CONFIRMED');
+    expect(await stockOf(a)).toBe(6);
+
+    // One unit more of the same product: refused, nothing written, nothing reserved.
+    const [orders, events] = [await myOrders(), await placedEvents()];
+    const over = await place([{ productId: a, quantity: 1 }]);
+    expect(errorCodes(over)).toEqual(['ORDER_LIMIT_EXCEEDED']);
+    expect(over.errors?.[0]?.extensions).toMatchObject({ limit: 'UNITS_PER_PRODUCT', max: 4, held: 4, requested: 1, productId: a });
+    expect(over.data).toBeNull();
+    expect([await myOrders(), await placedEvents(), await stockOf(a)]).toEqual([orders, events, 6]);
+
+    // The second open order is allowed, the third is not.
+    const second = await place([{ productId: b, quantity: 1 }]);
+    expect(second.errors).toBeUndefined();
+    const third = await place([{ productId: b, quantity: 1 }]);
+    expect(errorCodes(third)).toEqual(['ORDER_LIMIT_EXCEEDED']);
+    expect(third.errors?.[0]?.extensions).toMatchObject({ limit: 'OPEN_ORDERS', max: 2, open: 2 });
+    expect(await myOrders()).toBe(orders + 1);
+
+    // Admins are exempt.
+    const byAdmin = await place([{ productId: a, quantity: 5 }], admin);
+    expect(byAdmin.errors).toBeUndefined();
+
+    // Cancelling an open order frees its place and its units.
+    const cancel = await sg.query('mutation($id: ID!) { cancelOrder(id: $id) { status } }', { id: first.data!.placeOrder.id }, customer);
+    expect(cancel.errors).toBeUndefined();
+    expect((await place([{ productId: a, quantity: LIMITS.maxUnitsPerProduct }])).errors).toBeUndefined();
+  });
+});

@@ -4,19 +4,19 @@
  * cross-service tests and the benchmarks all start it through `startLocalSupergraph`.
  */
 import { createGatewayApp, type GatewayApp, type GatewayOptions } from '@commerce/gateway';
-import { createOrdersApp } from '@commerce/orders';
+import { createOrdersApp, type OrdersAppOptions } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp, type UsersAppOptions } from '@commerce/users';
 import { createBusFromConfig, type BusConfig, type EventBus, type SeedResult, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
 import { makeDemoData, seedDemoData, type DemoData, type DemoDataSize, type ServiceName } from './demo-data.ts';
 
 /** A subgraph's options without the bus: the runner hands every service the same one. */
-type ServiceOptions = Omit<SubgraphAppOptions, 'bus'>;
+type ServiceOptions<O extends SubgraphAppOptions = SubgraphAppOptions> = Omit<O, 'bus'>;
 
 export interface LocalSupergraphOptions {
   users: UsersAppOptions;
   products: ServiceOptions;
-  orders: ServiceOptions;
+  orders: ServiceOptions<OrdersAppOptions>;
   /** The gateway; its subgraph URLs are where the subgraphs started, whatever the supergraph says. */
   gateway: Omit<GatewayOptions, 'subgraphUrls'>;
   /** A bus the caller owns (and closes), or the configuration of one this runner creates and closes. */

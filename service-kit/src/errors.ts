@@ -21,6 +21,11 @@ export const ERROR_CODES = {
   INSUFFICIENT_STOCK: { status: 409 },
   /** The idempotency key was used before with different items. */
   IDEMPOTENCY_KEY_REUSED: { status: 409 },
+  /**
+   * placeOrder would take the customer over a stock-hoarding limit (open orders, units of one
+   * product in open orders); `extensions.limit` names it. Nothing was written or reserved.
+   */
+  ORDER_LIMIT_EXCEEDED: { status: 409 },
   /** A subscription's `after` is older than the retained history. */
   RESUME_POINT_EXPIRED: { status: 410 },
   /** A subscriber fell too far behind inside a subgraph; resume with `after`. */
@@ -53,6 +58,7 @@ export const ErrorCode = {
   Conflict: 'CONFLICT',
   InsufficientStock: 'INSUFFICIENT_STOCK',
   IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
+  OrderLimitExceeded: 'ORDER_LIMIT_EXCEEDED',
   ResumePointExpired: 'RESUME_POINT_EXPIRED',
   SubscriptionOverflow: 'SUBSCRIPTION_OVERFLOW',
   PersistedQueryNotAllowed: 'PERSISTED_QUERY_NOT_ALLOWED',

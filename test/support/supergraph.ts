@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { createOrdersApp } from '@commerce/orders';
+import { createOrdersApp, type OrderLimits } from '@commerce/orders';
 import { createGatewayApp } from '@commerce/gateway';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
@@ -55,7 +55,14 @@ export interface SupergraphOptions {
   redisUrl?: string | null;
   /** Event timings; default TEST_EVENT_TIMINGS (short, so redelivery happens within a test). */
   events?: SubgraphAppOptions['events'];
+  /**
+   * The orders service's stock-hoarding limits; default TEST_ORDER_LIMITS, far above the service's
+   * defaults, because the tests place many orders as the demo customer (who starts with 21 open).
+   */
+  orderLimits?: Partial<OrderLimits>;
 }
+
+export const TEST_ORDER_LIMITS: OrderLimits = { maxUnitsPerProduct: 1_000_000, maxOpenOrders: 1_000_000 };
 
 /**
  * The local runner (`startLocalSupergraph`, what `pnpm start` runs) on free ports and fresh
@@ -69,6 +76,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
   const bus = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
   const common = { host: '127.0.0.1', port: 0, signingSecret: TEST_SIGNING_SECRET, production: false, logLevel: 'silent' };
   const events = options.events ?? TEST_EVENT_TIMINGS;
+  const orderLimits = options.orderLimits ?? TEST_ORDER_LIMITS;
   const extra: { stop(): Promise<void> }[] = [];
   let local: LocalSupergraph | undefined;
   const stop = async () => {
@@ -82,7 +90,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     local = await startLocalSupergraph({
       users: { ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 },
       products: { ...common, database: dbs.configs.products },
-      orders: { ...common, database: dbs.configs.orders },
+      orders: { ...common, database: dbs.configs.orders, orderLimits },
       gateway: {
         ...common,
         supergraphPath: fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url)),
@@ -136,7 +144,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     async startSecondInstance() {
       if (dbs.backend !== 'postgres' || !redisUrl) throw new Error('a second instance needs PostgreSQL and Redis');
       const bus2 = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
-      const orders2 = createOrdersApp({ ...common, bus: bus2, database: dbs.configs.orders, events });
+      const orders2 = createOrdersApp({ ...common, bus: bus2, database: dbs.configs.orders, events, orderLimits });
       await orders2.start();
       const gateway2 = createGatewayApp(local.gatewayOptions({ users: apps.users.url, products: apps.products.url, orders: orders2.url }));
       await gateway2.start();

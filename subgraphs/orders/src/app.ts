@@ -4,6 +4,7 @@ import { STREAMS } from '@commerce/contracts';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
 import { startOrderConsumers } from './consumers.ts';
+import { getValidOrderLimits, type OrderLimits } from './limits.ts';
 import { createLoaders } from './loaders.ts';
 import { permissions } from './permissions.ts';
 import { resolvers } from './resolvers/index.ts';
@@ -11,8 +12,16 @@ import { resolvers } from './resolvers/index.ts';
 /** This service's Prisma Migrate folder, applied on start. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../prisma/orders/migrations', import.meta.url));
 
+export type { OrderLimits } from './limits.ts';
+
+export interface OrdersAppOptions extends SubgraphAppOptions {
+  /** Stock-hoarding limits per customer (admins are exempt). @default DEFAULT_ORDER_LIMITS: 20 units of one product, 20 open orders */
+  orderLimits?: Partial<OrderLimits>;
+}
+
 /** The orders subgraph: orders and their lines; extends User with `orders`; places and cancels orders. */
-export function createOrdersApp(opts: SubgraphAppOptions) {
+export function createOrdersApp(opts: OrdersAppOptions) {
+  const orderLimits = getValidOrderLimits(opts.orderLimits);
   return createSubgraphApp<PrismaClient, Context>(
     {
       name: 'orders',
@@ -30,6 +39,7 @@ export function createOrdersApp(opts: SubgraphAppOptions) {
           relay,
           bus: bus!,
           feeds,
+          orderLimits,
           renewLoaders: () => {
             ctx.loaders = createLoaders(prisma, db.schema);
           },

@@ -1,6 +1,14 @@
-import { readSubgraphOptions, type Env, type SubgraphAppOptions } from '@commerce/service-kit';
+import { readInt, readSubgraphOptions, type Env } from '@commerce/service-kit';
+import type { OrdersAppOptions } from './app.ts';
+import { DEFAULT_ORDER_LIMITS } from './limits.ts';
 
 /** What the orders service reads from its environment, the bus aside (see the README's configuration table). */
-export function loadOrdersConfig(env: Env): SubgraphAppOptions {
-  return readSubgraphOptions(env, 'orders', 4003);
+export function loadOrdersConfig(env: Env): OrdersAppOptions {
+  return {
+    ...readSubgraphOptions(env, 'orders', 4003),
+    orderLimits: {
+      maxUnitsPerProduct: readInt(env, 'ORDER_MAX_UNITS_PER_PRODUCT', DEFAULT_ORDER_LIMITS.maxUnitsPerProduct, 1, 1_000_000),
+      maxOpenOrders: readInt(env, 'ORDER_MAX_OPEN_ORDERS', DEFAULT_ORDER_LIMITS.maxOpenOrders, 1, 1_000_000),
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import type { BaseContext, EventBus, LiveFeed, OutboxRelay } from '@commerce/service-kit';
 import type { PrismaClient } from './generated/prisma/client.ts';
+import type { OrderLimits } from './limits.ts';
 import type { Loaders } from './loaders.ts';
 
 export interface Context extends BaseContext {
@@ -12,6 +13,8 @@ export interface Context extends BaseContext {
   bus: EventBus;
   /** Live feeds by stream name, for subscriptions. */
   feeds: Record<string, LiveFeed>;
+  /** Stock-hoarding limits placeOrder enforces for customers. */
+  orderLimits: OrderLimits;
   /** Replaces the loaders: a subscription resolves each event against fresh state. */
   renewLoaders(): void;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { startTestSubgraph, type TestSubgraph } from '@commerce/service-kit/testing';
-import { createOrdersApp } from './app.ts';
+import { createOrdersApp, type OrderLimits } from './app.ts';
 import type { OrderItemModel, OrderModel } from './generated/prisma/models.ts';
 
 /** Helpers for this subgraph's own tests: a real server on a free port and a real database. */
@@ -9,8 +9,9 @@ export { admin, customer, errorCodes, postAsGateway as post, type GraphQLRespons
 
 export type OrdersApp = ReturnType<typeof createOrdersApp>;
 
-/** The subgraph on PGlite in memory, or in a throwaway schema of TEST_DATABASE_URL. */
-export const startOrdersApp = (): Promise<TestSubgraph<OrdersApp>> => startTestSubgraph('orders', createOrdersApp);
+/** The subgraph on PGlite in memory, or in a throwaway schema of TEST_DATABASE_URL; `orderLimits` default to the service's. */
+export const startOrdersApp = (orderLimits?: Partial<OrderLimits>): Promise<TestSubgraph<OrdersApp>> =>
+  startTestSubgraph('orders', (opts) => createOrdersApp({ ...opts, ...(orderLimits ? { orderLimits } : {}) }));
 
 export interface SeededOrder extends OrderModel {
   items: OrderItemModel[];

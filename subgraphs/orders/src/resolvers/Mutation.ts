@@ -1,8 +1,9 @@
-import { isOwnerOrAdminOf, ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, notFound } from '@commerce/service-kit';
+import { isAdminIdentity, isOwnerOrAdminOf, ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, notFound } from '@commerce/service-kit';
 import { message, STREAMS } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import type { OrderModel } from '../generated/prisma/models.ts';
+import { findOrderLimitRefusal, lockUserOrders } from '../limits.ts';
 import { ALLOWED_FROM, changeStatus, requestHash, statusChanged } from '../orderFlow.ts';
 import { validateIdempotencyKey, validateLines } from '../validation.ts';
 
@@ -18,12 +19,13 @@ async function loadOwnOrder(ctx: Context, id: string): Promise<OrderModel> {
 
 export const Mutation: MutationResolvers = {
   placeOrder: async (_parent, { input, idempotencyKey }, ctx) => {
-    const userId = ctx.identity!.userId;
+    const identity = ctx.identity!;
+    const userId = identity.userId;
     const key = validateIdempotencyKey(idempotencyKey);
     const lines = validateLines(input.items);
     const hash = requestHash(lines);
-    const existing = async () => {
-      const order = await ctx.prisma.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
+    const existing = async (db: Pick<Context['prisma'], 'order'> = ctx.prisma) => {
+      const order = await db.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
       if (order && order.requestHash !== hash) {
         throw codedError(ErrorCode.IdempotencyKeyReused, 'This idempotencyKey was already used for an order with different items', {
           extensions: { field: 'idempotencyKey' },
@@ -36,6 +38,17 @@ export const Mutation: MutationResolvers = {
     if (previous) return previous;
     try {
       const order = await ctx.prisma.$transaction(async (tx) => {
+        if (!isAdminIdentity(identity)) {
+          // Under the per-user lock, so concurrent calls by one customer cannot pass the limits together.
+          await lockUserOrders(tx, userId);
+          const refusal = await findOrderLimitRefusal(tx, userId, lines, ctx.orderLimits);
+          if (refusal) {
+            // A concurrent call with this key committed first: its order is the answer, not a refusal.
+            const winner = await existing(tx);
+            if (winner) return winner;
+            throw refusal;
+          }
+        }
         const created = await tx.order.create({
           data: { userId, status: 'PENDING', idempotencyKey: key, requestHash: hash, items: { create: lines } },
         });

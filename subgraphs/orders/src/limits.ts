@@ -1,0 +1,85 @@
+/**
+ * Stock-hoarding limits: what one customer may hold in open (PENDING or CONFIRMED) orders. The
+ * orders service knows every open order and its lines, so it decides alone, before anything is
+ * written or reserved. Admins are exempt.
+ */
+import type { GraphQLError } from 'graphql';
+import { codedError, ErrorCode } from '@commerce/service-kit';
+import type { Prisma } from './generated/prisma/client.ts';
+import type { OrderLine } from './orderFlow.ts';
+
+export interface OrderLimits {
+  /** Units of one product a customer may hold across their open orders. @default 20 */
+  maxUnitsPerProduct: number;
+  /** Open orders a customer may have at once. @default 20 */
+  maxOpenOrders: number;
+}
+
+/**
+ * 20 open orders: the demo customer of `pnpm start` already has 14. What stops a customer from
+ * taking a product's whole stock is the per-product cap.
+ */
+export const DEFAULT_ORDER_LIMITS: Readonly<OrderLimits> = { maxUnitsPerProduct: 20, maxOpenOrders: 20 };
+
+/** The statuses that hold (or are about to hold) stock. */
+export const OPEN_STATUSES = ['PENDING', 'CONFIRMED'] as const;
+
+/** The defaults overridden by `limits`; each a positive integer. */
+export function getValidOrderLimits(limits: Partial<OrderLimits> = {}): OrderLimits {
+  const valid = { ...DEFAULT_ORDER_LIMITS, ...limits };
+  for (const [name, value] of Object.entries(valid)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`orderLimits.${name} must be a positive integer, got ${String(value)}`);
+  }
+  return valid;
+}
+
+/**
+ * Serialises one user's order placements until the transaction ends, so two concurrent calls
+ * cannot both pass the checks (two-key form: its own key space, apart from the migration lock).
+ */
+export async function lockUserOrders(tx: Prisma.TransactionClient, userId: string): Promise<void> {
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext(${userId}))`;
+}
+
+/** The ORDER_LIMIT_EXCEEDED error placing `lines` would earn `userId`, or null; call it under lockUserOrders. */
+export async function findOrderLimitRefusal(
+  tx: Prisma.TransactionClient,
+  userId: string,
+  lines: readonly OrderLine[],
+  limits: OrderLimits,
+): Promise<GraphQLError | null> {
+  const open = await tx.order.count({ where: { userId, status: { in: [...OPEN_STATUSES] } } });
+  if (open + 1 > limits.maxOpenOrders) {
+    return codedError(
+      ErrorCode.OrderLimitExceeded,
+      `You have ${open} open orders (PENDING or CONFIRMED); at most ${limits.maxOpenOrders} at once. Wait for one to ship or cancel one.`,
+      { extensions: { limit: 'OPEN_ORDERS', max: limits.maxOpenOrders, open } },
+    );
+  }
+  const held = await tx.orderItem.groupBy({
+    by: ['productId'],
+    where: { productId: { in: lines.map((l) => l.productId) }, order: { userId, status: { in: [...OPEN_STATUSES] } } },
+    _sum: { quantity: true },
+  });
+  const heldBy = new Map(held.map((h) => [h.productId, h._sum.quantity ?? 0]));
+  for (const [i, line] of lines.entries()) {
+    const already = heldBy.get(line.productId) ?? 0;
+    if (already + line.quantity > limits.maxUnitsPerProduct) {
+      return codedError(
+        ErrorCode.OrderLimitExceeded,
+        `At most ${limits.maxUnitsPerProduct} units of one product in open orders; you hold ${already} of this one and asked for ${line.quantity} more.`,
+        {
+          extensions: {
+            limit: 'UNITS_PER_PRODUCT',
+            max: limits.maxUnitsPerProduct,
+            held: already,
+            requested: line.quantity,
+            productId: line.productId,
+            field: `input.items.${i}.quantity`,
+          },
+        },
+      );
+    }
+  }
+  return null;
+}
