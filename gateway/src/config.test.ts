@@ -54,6 +54,8 @@ describe('loadGatewayConfig', () => {
     [{ SUBGRAPH_TIMEOUT_MS: '5' }, /SUBGRAPH_TIMEOUT_MS must be an integer between 100 and 300000/],
     [{ APOLLO_TELEMETRY_DISABLED: 'yes' }, /APOLLO_TELEMETRY_DISABLED must be true or false/],
     [{ NODE_ENV: 'production' }, /JWT_SECRET must be set when NODE_ENV=production/],
+    [{ JWT_SECRET: 'a'.repeat(32) }, /JWT_SECRET is repeated text/],
+    [{ JWT_SECRET: 'Zq8v3Lr0TfX1mK9pW2sN7bY4cH6dJ5gE', GATEWAY_SIGNING_SECRET: 'Zq8v3Lr0TfX1mK9pW2sN7bY4cH6dJ5gE' }, /must be different secrets/],
   ])('refuses %o', (env, message) => {
     expect(() => loadGatewayConfig(env)).toThrow(message);
   });

@@ -3,18 +3,7 @@
  * only what the gateway needs. A bad value is a ConfigError naming the variable (service-kit's
  * readers); `loadGatewayConfig(env)` gives the options createGatewayApp takes.
  */
-import {
-  readBoolean,
-  readEnum,
-  readInt,
-  readJwtSecret,
-  readPath,
-  readPort,
-  readProcessConfig,
-  readSigningSecret,
-  readUrl,
-  type Env,
-} from '@commerce/service-kit';
+import { readBoolean, readEnum, readInt, readJwtAndSigningSecrets, readPath, readPort, readProcessConfig, readUrl, type Env } from '@commerce/service-kit';
 import type { GatewayOptions } from './options.ts';
 import { DEFAULT_MANIFEST_PATH, TRUSTED_DOCUMENTS_MODES } from './trusted-documents/enforce.ts';
 
@@ -42,8 +31,7 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
     subgraphUrls: (name) => readUrl(env, subgraphUrlVariable(name), ['http:', 'https:']),
     host,
     port: readPort(env, 'GATEWAY_PORT', 4000),
-    jwtSecret: readJwtSecret(env),
-    signingSecret: readSigningSecret(env),
+    ...readJwtAndSigningSecrets(env),
     production,
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 100, 300_000),
     logLevel,

@@ -1,12 +1,13 @@
 /**
  * `pnpm start`'s configuration: each service's own (read by that service's loader, as when it runs
- * alone), plus what only the all-in-one runner has: one bus for the process and the demo data size.
+ * alone), plus what only the all-in-one runner has: one bus for the process and the demo data.
+ * The gateway's loader checks the secrets this process holds differ.
  */
 import { loadGatewayConfig } from '@commerce/gateway';
 import { loadOrdersConfig } from '@commerce/orders/config';
 import { loadProductsConfig } from '@commerce/products/config';
 import { loadUsersConfig } from '@commerce/users/config';
-import { readBusConfig, readInt, type Env } from '@commerce/service-kit';
+import { ConfigError, isProduction, readBoolean, readBusConfig, readInt, type Env } from '@commerce/service-kit';
 import type { DemoDataSize } from './demo-data.ts';
 import type { LocalSupergraphOptions } from './supergraph.ts';
 
@@ -17,7 +18,7 @@ export function loadLocalConfig(env: Env): LocalSupergraphOptions {
     orders: loadOrdersConfig(env),
     gateway: loadGatewayConfig(env),
     bus: readBusConfig(env),
-    seed: readDemoDataSize(env),
+    seed: readSeedDemoData(env) ? readDemoDataSize(env) : false,
   };
 }
 
@@ -28,4 +29,19 @@ export function readDemoDataSize(env: Env): DemoDataSize {
     products: readInt(env, 'SEED_PRODUCTS', 200, 1, 1_000_000),
     orders: readInt(env, 'SEED_ORDERS', 500, 0, 10_000_000),
   };
+}
+
+/** Why production never gets the demo data (its accounts' passwords are in the README). */
+export const DEMO_DATA_REFUSED_IN_PRODUCTION =
+  'demo data is refused in production: it contains known passwords (an ADMIN account among them); unset SEED_DEMO_DATA and create real accounts';
+
+/**
+ * SEED_DEMO_DATA (default true outside production, false in production): seed empty services with
+ * the demo data. Asking for it with NODE_ENV=production is a ConfigError.
+ */
+export function readSeedDemoData(env: Env): boolean {
+  const production = isProduction(env);
+  const seed = readBoolean(env, 'SEED_DEMO_DATA', !production);
+  if (seed && production) throw new ConfigError(`SEED_DEMO_DATA: ${DEMO_DATA_REFUSED_IN_PRODUCTION}`);
+  return seed;
 }

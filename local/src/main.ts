@@ -1,6 +1,7 @@
 /**
  * `pnpm start`: the three subgraphs and the gateway in one process, each on its own port.
- * Migrates, seeds empty services with demo data, and prints where everything is.
+ * Migrates, seeds empty services with demo data (SEED_DEMO_DATA; never in production), and prints
+ * where everything is.
  */
 import { setApolloTelemetryDefault } from '@commerce/gateway';
 import { createLogger, isPglite, runMain, type DatabaseConfig, type ServiceApp } from '@commerce/service-kit';
@@ -29,7 +30,8 @@ function printBanner(sg: LocalSupergraph, opts: LocalSupergraphOptions): void {
   for (const name of SERVICE_NAMES) {
     lines.push(`  ${name.padEnd(9)} ${sg.apps[name].url}  ${describeDatabase(opts[name].database)}`);
   }
-  if (!opts.gateway.production) {
+  // Only where the demo accounts were seeded: production never seeds them.
+  if (opts.seed && !opts.gateway.production) {
     lines.push(
       '',
       '  Development credentials (logIn mutation):',

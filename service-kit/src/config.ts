@@ -71,9 +71,15 @@ export function readUrl(env: Env, name: string, protocols: readonly string[]): s
 /** A file or directory path, resolved against `root`. */
 export const readPath = (env: Env, name: string, fallback: string, root = process.cwd()): string => path.resolve(root, readString(env, name, fallback));
 
+/** The shortest secret any process accepts. */
+export const MIN_SECRET_LENGTH = 32;
+/** Fewer distinct characters than this is repeated text (`aaaa…`, `abab…`), not a secret. */
+export const MIN_SECRET_DISTINCT_CHARACTERS = 8;
+
 /**
- * A secret of at least 32 characters. Outside production an unset one falls back to `devDefault`;
- * in production it must be set, to something other than the development default.
+ * A secret of at least MIN_SECRET_LENGTH characters with at least MIN_SECRET_DISTINCT_CHARACTERS
+ * distinct ones. Outside production an unset one falls back to `devDefault`; in production it must
+ * be set, to something other than the development default.
  */
 export function readSecret(env: Env, name: string, devDefault: string): string {
   const production = isProduction(env);
@@ -83,7 +89,14 @@ export function readSecret(env: Env, name: string, devDefault: string): string {
     return devDefault;
   }
   if (production && value === devDefault) throw new ConfigError(`${name} is the development default; set a real secret in production`);
-  if (value.length < 32) throw new ConfigError(`${name} must be at least 32 characters`);
+  // Never echo the value: say only what is wrong with it.
+  if (value.length < MIN_SECRET_LENGTH) throw new ConfigError(`${name} must be at least ${MIN_SECRET_LENGTH} characters, got ${value.length}`);
+  const distinct = new Set(value).size;
+  if (distinct < MIN_SECRET_DISTINCT_CHARACTERS) {
+    throw new ConfigError(
+      `${name} is repeated text (${distinct} distinct characters, at least ${MIN_SECRET_DISTINCT_CHARACTERS} needed); use a random secret, e.g. \`openssl rand -base64 48\``,
+    );
+  }
   return value;
 }
 
@@ -106,6 +119,19 @@ export function readProcessConfig(env: Env): ProcessConfig {
 export const readSigningSecret = (env: Env): string => readSecret(env, 'GATEWAY_SIGNING_SECRET', DEV_SIGNING_SECRET);
 /** The secret client tokens are signed and verified with. */
 export const readJwtSecret = (env: Env): string => readSecret(env, 'JWT_SECRET', DEV_JWT_SECRET);
+
+/**
+ * Both secrets, for a process that holds both (the gateway, users, the local runner). They must
+ * differ: with one secret, a client token would pass as a gateway-signed identity and the other way round.
+ */
+export function readJwtAndSigningSecrets(env: Env): { jwtSecret: string; signingSecret: string } {
+  const jwtSecret = readJwtSecret(env);
+  const signingSecret = readSigningSecret(env);
+  if (jwtSecret === signingSecret) {
+    throw new ConfigError('JWT_SECRET and GATEWAY_SIGNING_SECRET must be different secrets (a client token must never verify as a gateway-signed identity)');
+  }
+  return { jwtSecret, signingSecret };
+}
 
 /**
  * Where `service` keeps its data: `<SERVICE>_DATABASE_URL`, else `DATABASE_URL` (one PostgreSQL

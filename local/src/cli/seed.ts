@@ -1,8 +1,8 @@
-/** `pnpm db:seed`: migrates, then fills empty services with deterministic demo data. */
+/** `pnpm db:seed`: migrates, then fills empty services with deterministic demo data (never in production). */
 import { parseArgs } from 'node:util';
-import { truncateServiceTables } from '@commerce/service-kit';
+import { ConfigError, isProduction, truncateServiceTables } from '@commerce/service-kit';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
-import { readDemoDataSize } from '../config.ts';
+import { DEMO_DATA_REFUSED_IN_PRODUCTION, readDemoDataSize, readSeedDemoData } from '../config.ts';
 import { makeDemoData, SERVICE_NAMES, seedDemoData } from '../demo-data.ts';
 import { migrateAll, reportCliError, withServiceDatabases } from '../services.ts';
 
@@ -16,6 +16,9 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
+  // db:seed writes nothing but demo data: production refuses it whatever SEED_DEMO_DATA says.
+  if (isProduction(process.env)) throw new ConfigError(DEMO_DATA_REFUSED_IN_PRODUCTION);
+  if (!readSeedDemoData(process.env)) throw new ConfigError('SEED_DEMO_DATA is false: db:seed has nothing to seed');
   const data = makeDemoData(readDemoDataSize(process.env));
   await withServiceDatabases(process.env, async (dbs) => {
     const migrated = await migrateAll(dbs);
