@@ -4,7 +4,7 @@ import { STREAMS } from '@commerce/contracts';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
 import { startOrderConsumers } from './consumers.ts';
-import { getValidOrderLimits, type OrderLimits } from './limits.ts';
+import { createKeyedQueue, getValidOrderLimits, type OrderLimits } from './limits.ts';
 import { createLoaders } from './loaders.ts';
 import { permissions } from './permissions.ts';
 import { resolvers } from './resolvers/index.ts';
@@ -22,6 +22,7 @@ export interface OrdersAppOptions extends SubgraphAppOptions {
 /** The orders subgraph: orders and their lines; extends User with `orders`; places and cancels orders. */
 export function createOrdersApp(opts: OrdersAppOptions) {
   const orderLimits = getValidOrderLimits(opts.orderLimits);
+  const queuePlacement = createKeyedQueue();
   return createSubgraphApp<PrismaClient, Context>(
     {
       name: 'orders',
@@ -40,6 +41,7 @@ export function createOrdersApp(opts: OrdersAppOptions) {
           bus: bus!,
           feeds,
           orderLimits,
+          queuePlacement,
           renewLoaders: () => {
             ctx.loaders = createLoaders(prisma, db.schema);
           },

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { ConfigError, type Identity } from '@commerce/service-kit';
+import { ConfigError, createMemoryBus, type Identity } from '@commerce/service-kit';
+import { TEST_SIGNING_SECRET } from '@commerce/service-kit/testing';
+import { createOrdersApp } from './app.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrdersConfig } from './config.ts';
-import { DEFAULT_ORDER_LIMITS, getValidOrderLimits } from './limits.ts';
+import { createKeyedQueue, DEFAULT_ORDER_LIMITS, getValidOrderLimits } from './limits.ts';
 import { admin, customer, errorCodes, insertOrders, post, startOrdersApp, type OrdersApp } from './test-support.ts';
 
 const LIMITS = { maxUnitsPerProduct: 5, maxOpenOrders: 3 };
@@ -24,8 +26,8 @@ afterAll(async () => {
 });
 
 type Line = { productId: string; quantity: number };
-const place = (identity: Identity, items: Line[], key: string = randomUUID()) =>
-  post<{ placeOrder: { id: string; status: string } | null }>(app, PLACE, { items, key }, identity);
+const place = (identity: Identity, items: Line[], key: string = randomUUID(), to: { readonly url: string } = app) =>
+  post<{ placeOrder: { id: string; status: string } | null }>(to, PLACE, { items, key }, identity);
 const line = (quantity = 1, productId: string = randomUUID()): Line => ({ productId, quantity });
 
 /** What placeOrder writes: orders, their lines and outbox events. */
@@ -137,6 +139,59 @@ describe('concurrent placements by one customer', () => {
     expect(results.filter((r) => r.body.errors === undefined)).toHaveLength(2);
     const held = await app.prisma.orderItem.aggregate({ where: { productId: product }, _sum: { quantity: true } });
     expect(held._sum.quantity).toBe(4);
+  });
+});
+
+describe('two instances on one PostgreSQL database', () => {
+  const url = process.env.TEST_DATABASE_URL || undefined;
+
+  it.skipIf(!url)('cannot together exceed a limit: the per-user advisory lock spans instances', async () => {
+    const bus = createMemoryBus();
+    const second = createOrdersApp({
+      database: { kind: 'postgres', url: url!, schema: app.db.schema },
+      host: '127.0.0.1',
+      port: 0,
+      signingSecret: TEST_SIGNING_SECRET,
+      production: false,
+      logLevel: 'silent',
+      migrate: false,
+      bus,
+      orderLimits: LIMITS,
+    });
+    await second.start();
+    try {
+      const who = customer();
+      const product = randomUUID();
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => place(who, [line(1, product)], randomUUID(), i % 2 ? second : app)));
+      expect(results.filter((r) => r.body.errors === undefined)).toHaveLength(LIMITS.maxOpenOrders);
+      expect(await app.prisma.order.count({ where: { userId: who.userId } })).toBe(LIMITS.maxOpenOrders);
+    } finally {
+      await second.stop();
+      await bus.close();
+    }
+  });
+});
+
+describe('createKeyedQueue', () => {
+  it('runs calls with one key one at a time, in order, going on after a failure; other keys do not wait', async () => {
+    const queue = createKeyedQueue();
+    const log: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = queue('a', async () => {
+      log.push('a1 start');
+      await gate;
+      log.push('a1 end');
+      throw new Error('a1 failed');
+    });
+    const second = queue('a', () => Promise.resolve(log.push('a2')));
+    const other = await queue('b', () => Promise.resolve(log.push('b1')));
+    expect(other).toBe(2);
+    expect(log).toEqual(['a1 start', 'b1']);
+    release();
+    await expect(first).rejects.toThrow('a1 failed');
+    await second;
+    expect(log).toEqual(['a1 start', 'b1', 'a1 end', 'a2']);
   });
 });
 

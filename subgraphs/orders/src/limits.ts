@@ -34,8 +34,27 @@ export function getValidOrderLimits(limits: Partial<OrderLimits> = {}): OrderLim
 }
 
 /**
- * Serialises one user's order placements until the transaction ends, so two concurrent calls
- * cannot both pass the checks (two-key form: its own key space, apart from the migration lock).
+ * Runs `fn` once every earlier call with the same key has settled: one at a time per key, in this
+ * process. A customer's concurrent placements wait here, holding no database connection, instead
+ * of each holding one while it waits for the lock below (which would starve everyone else's).
+ */
+export function createKeyedQueue(): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
+  const tails = new Map<string, Promise<unknown>>();
+  return <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(fn);
+    const tail = run.catch(() => undefined);
+    tails.set(key, tail);
+    void tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return run;
+  };
+}
+
+/**
+ * Serialises one user's order placements until the transaction ends, across instances too, so two
+ * concurrent calls cannot both pass the checks (two-key form: its own key space, apart from the
+ * migration lock).
  */
 export async function lockUserOrders(tx: Prisma.TransactionClient, userId: string): Promise<void> {
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext(${userId}))`;

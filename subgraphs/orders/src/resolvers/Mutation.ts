@@ -36,9 +36,10 @@ export const Mutation: MutationResolvers = {
     // A retry is answered from the first attempt, without a second reservation.
     const previous = await existing();
     if (previous) return previous;
-    try {
-      const order = await ctx.prisma.$transaction(async (tx) => {
-        if (!isAdminIdentity(identity)) {
+    const exempt = isAdminIdentity(identity);
+    const placeNew = () =>
+      ctx.prisma.$transaction(async (tx) => {
+        if (!exempt) {
           // Under the per-user lock, so concurrent calls by one customer cannot pass the limits together.
           await lockUserOrders(tx, userId);
           const refusal = await findOrderLimitRefusal(tx, userId, lines, ctx.orderLimits);
@@ -58,6 +59,9 @@ export const Mutation: MutationResolvers = {
         ]);
         return created;
       });
+    try {
+      // Customers' placements queue per user in this process, so waiting for the lock holds no connection.
+      const order = await (exempt ? placeNew() : ctx.queuePlacement(userId, placeNew));
       ctx.relay?.wake();
       return order;
     } catch (e) {
