@@ -23,7 +23,7 @@ export const ERROR_CODES = {
   IDEMPOTENCY_KEY_REUSED: { status: 409 },
   /**
    * placeOrder would take the customer over a stock-hoarding limit (open orders, units of one
-   * product in open orders); `extensions.limit` names it. Nothing was written or reserved.
+   * product in open orders); `extensions.limit` names it. Nothing is kept or reserved.
    */
   ORDER_LIMIT_EXCEEDED: { status: 409 },
   /** A subscription's `after` is older than the retained history. */

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
+import { CUSTOMER_PASSWORD } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
 import { summarize } from './stats.ts';
 
@@ -21,6 +22,9 @@ export async function benchOrders(o: OrderBenchOptions) {
   const sg = await startSupergraph({ users: 12, products: 40, orders: 90 }, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {} });
   try {
     const { admin, customer } = await sg.logInDemo();
+    // Many customers, as in a shop: one customer's placements are serialised (the stock-hoarding limits' per-user lock).
+    const customers = [customer];
+    for (const u of sg.seed.users.slice(2, Math.max(2, o.concurrency + 1))) customers.push(await sg.logIn(u.email, CUSTOMER_PASSWORD));
     const products: string[] = [];
     for (let i = 0; i < 4; i++) {
       const res = await sg.query<{ createProduct: { id: string } }>(
@@ -54,14 +58,15 @@ export async function benchOrders(o: OrderBenchOptions) {
 
     const started = performance.now();
     let next = 0;
-    const worker = async () => {
+    const worker = async (_: unknown, w: number) => {
+      const token = customers[w % customers.length];
       while (next < o.orders) {
         const i = next++;
         const t0 = performance.now();
         const res = await sg.query<{ placeOrder: { id: string } }>(
           'mutation($items: [OrderLineInput!]!, $key: String) { placeOrder(input: { items: $items }, idempotencyKey: $key) { id } }',
           { items: [{ productId: products[i % products.length], quantity: 1 }], key: randomUUID() },
-          customer,
+          token,
         );
         const id = res.data?.placeOrder.id;
         if (!id) throw new Error(`placeOrder failed: ${JSON.stringify(res.errors)}`);

@@ -4,7 +4,7 @@ import { STREAMS } from '@commerce/contracts';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
 import { startOrderConsumers } from './consumers.ts';
-import { createKeyedQueue, getValidOrderLimits, type OrderLimits } from './limits.ts';
+import { createKeyedLimiter, getValidOrderLimits, PLACEMENTS_IN_FLIGHT_PER_CUSTOMER, type OrderLimits } from './limits.ts';
 import { createLoaders } from './loaders.ts';
 import { permissions } from './permissions.ts';
 import { resolvers } from './resolvers/index.ts';
@@ -22,7 +22,7 @@ export interface OrdersAppOptions extends SubgraphAppOptions {
 /** The orders subgraph: orders and their lines; extends User with `orders`; places and cancels orders. */
 export function createOrdersApp(opts: OrdersAppOptions) {
   const orderLimits = getValidOrderLimits(opts.orderLimits);
-  const queuePlacement = createKeyedQueue();
+  const limitPlacements = createKeyedLimiter(PLACEMENTS_IN_FLIGHT_PER_CUSTOMER);
   return createSubgraphApp<PrismaClient, Context>(
     {
       name: 'orders',
@@ -41,7 +41,7 @@ export function createOrdersApp(opts: OrdersAppOptions) {
           bus: bus!,
           feeds,
           orderLimits,
-          queuePlacement,
+          limitPlacements,
           renewLoaders: () => {
             ctx.loaders = createLoaders(prisma, db.schema);
           },

@@ -15,8 +15,8 @@ export interface Context extends BaseContext {
   feeds: Record<string, LiveFeed>;
   /** Stock-hoarding limits placeOrder enforces for customers. */
   orderLimits: OrderLimits;
-  /** One placement at a time per customer in this process (see createKeyedQueue). */
-  queuePlacement: <T>(userId: string, fn: () => Promise<T>) => Promise<T>;
+  /** At most a few placements per customer at a time in this process (see createKeyedLimiter). */
+  limitPlacements: <T>(userId: string, fn: () => Promise<T>) => Promise<T>;
   /** Replaces the loaders: a subscription resolves each event against fresh state. */
   renewLoaders(): void;
 }

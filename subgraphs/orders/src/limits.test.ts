@@ -4,7 +4,7 @@ import { TEST_SIGNING_SECRET } from '@commerce/service-kit/testing';
 import { createOrdersApp } from './app.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrdersConfig } from './config.ts';
-import { createKeyedQueue, DEFAULT_ORDER_LIMITS, getValidOrderLimits } from './limits.ts';
+import { createKeyedLimiter, DEFAULT_ORDER_LIMITS, getValidOrderLimits } from './limits.ts';
 import { admin, customer, errorCodes, insertOrders, post, startOrdersApp, type OrdersApp } from './test-support.ts';
 
 const LIMITS = { maxUnitsPerProduct: 5, maxOpenOrders: 3 };
@@ -172,26 +172,28 @@ describe('two instances on one PostgreSQL database', () => {
   });
 });
 
-describe('createKeyedQueue', () => {
-  it('runs calls with one key one at a time, in order, going on after a failure; other keys do not wait', async () => {
-    const queue = createKeyedQueue();
+describe('createKeyedLimiter', () => {
+  it('runs at most N calls per key at once, in call order, going on after a failure; other keys do not wait', async () => {
+    const limit = createKeyedLimiter(2);
     const log: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const first = queue('a', async () => {
-      log.push('a1 start');
-      await gate;
-      log.push('a1 end');
-      throw new Error('a1 failed');
-    });
-    const second = queue('a', () => Promise.resolve(log.push('a2')));
-    const other = await queue('b', () => Promise.resolve(log.push('b1')));
-    expect(other).toBe(2);
-    expect(log).toEqual(['a1 start', 'b1']);
+    const blocked = (name: string, fail = false) =>
+      limit('a', async () => {
+        log.push(`${name} start`);
+        await gate;
+        log.push(`${name} end`);
+        if (fail) throw new Error(`${name} failed`);
+      });
+    const a1 = blocked('a1', true);
+    const a2 = blocked('a2');
+    const a3 = limit('a', () => Promise.resolve(log.push('a3')));
+    await limit('b', () => Promise.resolve(log.push('b1')));
+    expect(log).toEqual(['a1 start', 'a2 start', 'b1']);
     release();
-    await expect(first).rejects.toThrow('a1 failed');
-    await second;
-    expect(log).toEqual(['a1 start', 'b1', 'a1 end', 'a2']);
+    await expect(a1).rejects.toThrow('a1 failed');
+    await Promise.all([a2, a3]);
+    expect(log.slice(3)).toEqual(['a1 end', 'a2 end', 'a3']);
   });
 });
 

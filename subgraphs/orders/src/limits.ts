@@ -1,7 +1,8 @@
 /**
  * Stock-hoarding limits: what one customer may hold in open (PENDING or CONFIRMED) orders. The
- * orders service knows every open order and its lines, so it decides alone, before anything is
- * written or reserved. Admins are exempt.
+ * orders service knows every open order and its lines, so it decides alone, in the placing
+ * transaction: a refused order is rolled back, so nothing is committed, published or reserved.
+ * Admins are exempt.
  */
 import type { GraphQLError } from 'graphql';
 import { codedError, ErrorCode } from '@commerce/service-kit';
@@ -33,21 +34,30 @@ export function getValidOrderLimits(limits: Partial<OrderLimits> = {}): OrderLim
   return valid;
 }
 
+/** How many of one customer's placements may be in flight at once in one process (see createKeyedLimiter). */
+export const PLACEMENTS_IN_FLIGHT_PER_CUSTOMER = 4;
+
 /**
- * Runs `fn` once every earlier call with the same key has settled: one at a time per key, in this
- * process. A customer's concurrent placements wait here, holding no database connection, instead
- * of each holding one while it waits for the lock below (which would starve everyone else's).
+ * Runs `fn` when fewer than `concurrency` earlier calls with the same key are running, in call
+ * order. A customer's many concurrent placements wait here, holding no database connection,
+ * instead of each holding one while it waits for the lock below (which would starve everyone else).
  */
-export function createKeyedQueue(): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<unknown>>();
-  return <T>(key: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (tails.get(key) ?? Promise.resolve()).then(fn);
-    const tail = run.catch(() => undefined);
-    tails.set(key, tail);
-    void tail.then(() => {
-      if (tails.get(key) === tail) tails.delete(key);
-    });
-    return run;
+export function createKeyedLimiter(concurrency: number): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
+  const states = new Map<string, { running: number; waiting: (() => void)[] }>();
+  return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    let state = states.get(key);
+    if (!state) states.set(key, (state = { running: 0, waiting: [] }));
+    const own = state;
+    if (own.running >= concurrency) await new Promise<void>((resolve) => own.waiting.push(resolve));
+    else own.running++;
+    try {
+      return await fn();
+    } finally {
+      // Hand the slot to the next waiter, or give it back; forget the key once idle.
+      const next = own.waiting.shift();
+      if (next) next();
+      else if (--own.running === 0) states.delete(key);
+    }
   };
 }
 
@@ -60,7 +70,11 @@ export async function lockUserOrders(tx: Prisma.TransactionClient, userId: strin
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext(${userId}))`;
 }
 
-/** The ORDER_LIMIT_EXCEEDED error placing `lines` would earn `userId`, or null; call it under lockUserOrders. */
+/**
+ * The ORDER_LIMIT_EXCEEDED error for the order just written with `lines` (uncommitted, in `tx`),
+ * or null. Call it under lockUserOrders: the counts then see every committed order of the user
+ * plus this one, and the caller rolls the order back on a refusal.
+ */
 export async function findOrderLimitRefusal(
   tx: Prisma.TransactionClient,
   userId: string,
@@ -68,11 +82,11 @@ export async function findOrderLimitRefusal(
   limits: OrderLimits,
 ): Promise<GraphQLError | null> {
   const open = await tx.order.count({ where: { userId, status: { in: [...OPEN_STATUSES] } } });
-  if (open + 1 > limits.maxOpenOrders) {
+  if (open > limits.maxOpenOrders) {
     return codedError(
       ErrorCode.OrderLimitExceeded,
-      `You have ${open} open orders (PENDING or CONFIRMED); at most ${limits.maxOpenOrders} at once. Wait for one to ship or cancel one.`,
-      { extensions: { limit: 'OPEN_ORDERS', max: limits.maxOpenOrders, open } },
+      `You have ${open - 1} open orders (PENDING or CONFIRMED); at most ${limits.maxOpenOrders} at once. Wait for one to ship or cancel one.`,
+      { extensions: { limit: 'OPEN_ORDERS', max: limits.maxOpenOrders, open: open - 1 } },
     );
   }
   const held = await tx.orderItem.groupBy({
@@ -82,8 +96,9 @@ export async function findOrderLimitRefusal(
   });
   const heldBy = new Map(held.map((h) => [h.productId, h._sum.quantity ?? 0]));
   for (const [i, line] of lines.entries()) {
-    const already = heldBy.get(line.productId) ?? 0;
-    if (already + line.quantity > limits.maxUnitsPerProduct) {
+    const total = heldBy.get(line.productId) ?? line.quantity;
+    if (total > limits.maxUnitsPerProduct) {
+      const already = total - line.quantity;
       return codedError(
         ErrorCode.OrderLimitExceeded,
         `At most ${limits.maxUnitsPerProduct} units of one product in open orders; you hold ${already} of this one and asked for ${line.quantity} more.`,

@@ -24,8 +24,8 @@ export const Mutation: MutationResolvers = {
     const key = validateIdempotencyKey(idempotencyKey);
     const lines = validateLines(input.items);
     const hash = requestHash(lines);
-    const existing = async (db: Pick<Context['prisma'], 'order'> = ctx.prisma) => {
-      const order = await db.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
+    const existing = async () => {
+      const order = await ctx.prisma.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
       if (order && order.requestHash !== hash) {
         throw codedError(ErrorCode.IdempotencyKeyReused, 'This idempotencyKey was already used for an order with different items', {
           extensions: { field: 'idempotencyKey' },
@@ -39,20 +39,17 @@ export const Mutation: MutationResolvers = {
     const exempt = isAdminIdentity(identity);
     const placeNew = () =>
       ctx.prisma.$transaction(async (tx) => {
-        if (!exempt) {
-          // Under the per-user lock, so concurrent calls by one customer cannot pass the limits together.
-          await lockUserOrders(tx, userId);
-          const refusal = await findOrderLimitRefusal(tx, userId, lines, ctx.orderLimits);
-          if (refusal) {
-            // A concurrent call with this key committed first: its order is the answer, not a refusal.
-            const winner = await existing(tx);
-            if (winner) return winner;
-            throw refusal;
-          }
-        }
         const created = await tx.order.create({
           data: { userId, status: 'PENDING', idempotencyKey: key, requestHash: hash, items: { create: lines } },
         });
+        if (!exempt) {
+          // Written first, checked last under the per-user lock: concurrent placements by one customer
+          // insert side by side and queue only for the short check, which sees every committed order.
+          await lockUserOrders(tx, userId);
+          const refusal = await findOrderLimitRefusal(tx, userId, lines, ctx.orderLimits);
+          // Throwing rolls the order back: nothing committed, no event, nothing reserved.
+          if (refusal) throw refusal;
+        }
         await appendToOutbox(tx, ctx.schema, [
           message(STREAMS.orders, 'OrderPlaced', created.id, { orderId: created.id, userId, items: lines }),
           statusChanged(created),
@@ -60,8 +57,8 @@ export const Mutation: MutationResolvers = {
         return created;
       });
     try {
-      // Customers' placements queue per user in this process, so waiting for the lock holds no connection.
-      const order = await (exempt ? placeNew() : ctx.queuePlacement(userId, placeNew));
+      // A few placements per customer at a time in this process, so waiting for the lock holds few connections.
+      const order = await (exempt ? placeNew() : ctx.limitPlacements(userId, placeNew));
       ctx.relay?.wake();
       return order;
     } catch (e) {
