@@ -384,7 +384,7 @@ describe('stock-hoarding limits through the gateway', () => {
     (await sg.query<{ me: { orders: { totalCount: number } } }>('{ me { orders { totalCount } } }', {}, customer)).data!.me.orders.totalCount;
   const placedEvents = async () => (await sg.bus.read(STREAMS.orders, { count: 100_000 })).filter((e) => e.event.type === 'OrderPlaced').length;
 
-  it('refuses what goes over a limit with ORDER_LIMIT_EXCEEDED before anything is written or reserved; admins are exempt', async () => {
+  it('refuses what goes over a limit with ORDER_LIMIT_EXCEEDED, keeping and reserving nothing; admins are exempt', async () => {
     const a = await createProduct(10);
     const b = await createProduct(10);
     // Just under (at) the per-product limit: placed and reserved.

@@ -42,18 +42,18 @@ export const Mutation: MutationResolvers = {
         const created = await tx.order.create({
           data: { userId, status: 'PENDING', idempotencyKey: key, requestHash: hash, items: { create: lines } },
         });
-        if (!exempt) {
-          // Written first, checked last under the per-user lock: concurrent placements by one customer
-          // insert side by side and queue only for the short check, which sees every committed order.
-          await lockUserOrders(tx, userId);
-          const refusal = await findOrderLimitRefusal(tx, userId, lines, ctx.orderLimits);
-          // Throwing rolls the order back: nothing committed, no event, nothing reserved.
-          if (refusal) throw refusal;
-        }
         await appendToOutbox(tx, ctx.schema, [
           message(STREAMS.orders, 'OrderPlaced', created.id, { orderId: created.id, userId, items: lines }),
           statusChanged(created),
         ]);
+        if (!exempt) {
+          // Written first, checked last under the per-user lock: concurrent placements by one customer
+          // write side by side and queue only for the short check, which sees every committed order.
+          await lockUserOrders(tx, userId);
+          const refusal = await findOrderLimitRefusal(tx, userId, lines, ctx.orderLimits);
+          // Throwing rolls the order and its events back: nothing kept, published or reserved.
+          if (refusal) throw refusal;
+        }
         return created;
       });
     try {
