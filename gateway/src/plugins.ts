@@ -29,16 +29,21 @@ function stripSubgraphResponse(formatted: GraphQLFormattedError, production: boo
   return { ...formatted, extensions };
 }
 
-/** Timeouts are warnings; errors without a user-facing code are logged with the request id (they are masked in production). */
+/** Timeouts and unavailable subgraphs are warnings; errors without a user-facing code are logged with the request id (they are masked in production). */
 export function useErrorLogging(logger: Logger): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
       return {
         async didEncounterErrors({ contextValue, errors }) {
+          // A failed fetch leaves one error per field it would have filled: logged once per subgraph.
+          const failed = new Set<unknown>();
           for (const err of errors) {
             const code = err.extensions?.code;
-            if (code === ErrorCode.SubgraphTimeout) logger.warn({ requestId: contextValue.requestId, err }, 'subgraph timeout');
-            else if (isInternalError(code)) logger.error({ requestId: contextValue.requestId, err: err.originalError ?? err }, 'request error');
+            if (code === ErrorCode.SubgraphTimeout || code === ErrorCode.SubgraphUnavailable) {
+              if (failed.has(err.extensions?.serviceName)) continue;
+              failed.add(err.extensions?.serviceName);
+              logger.warn({ requestId: contextValue.requestId, err }, code === ErrorCode.SubgraphTimeout ? 'subgraph timeout' : 'subgraph unavailable');
+            } else if (isInternalError(code)) logger.error({ requestId: contextValue.requestId, err: err.originalError ?? err }, 'request error');
           }
         },
       };
