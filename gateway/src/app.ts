@@ -90,6 +90,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         gateway,
         logger,
         introspection: !opts.production,
+        // No "Did you mean …" in production: with introspection off, suggestions would still leak field names.
+        hideSchemaDetailsFromClientErrors: opts.production,
         // runMain owns SIGINT/SIGTERM and stops everything in order; Apollo's own handlers would race it.
         stopOnTerminationSignals: false,
         includeStacktraceInErrorResponses: false,
