@@ -156,6 +156,18 @@ describe('subgraph circuit breaker', () => {
     front.set('up');
   });
 
+  it('opens when the subgraph stops accepting connections', async () => {
+    const gone = await startFront(h.subgraphs.flaky!.url);
+    const gw = await h.startAnother({ subgraphUrls: { flaky: gone.url }, subgraphBreaker: { threshold: 1, halfOpenAfterMs: 60_000 } });
+    await gone.stop();
+    const refused = await gw.query('{ ping flaky }');
+    expect(refused.body.data).toEqual({ ping: 'pong', flaky: null });
+    expect(codesAndPaths(refused.body.errors)).toEqual([{ code: 'SUBGRAPH_UNAVAILABLE', path: ['flaky'], serviceName: 'flaky' }]);
+    expect(refused.body.errors?.[0]?.message).toMatch(/not answering/);
+    // Open now: the breaker answers without trying to connect.
+    expect((await gw.query('{ ping flaky }')).body.errors?.[0]?.message).toMatch(/unavailable after repeated failures/);
+  });
+
   it('does not count errors in a GraphQL answer as failures', async () => {
     const gw = await fronted({ subgraphBreaker: { threshold: 1 } });
     front.set('up');
@@ -181,6 +193,13 @@ describe('subgraph circuit breaker', () => {
     const mutation = await gw.query('mutation { touch }');
     expect(codesAndPaths(mutation.body.errors)).toEqual([{ code: 'SUBGRAPH_UNAVAILABLE', path: ['touch'], serviceName: 'flaky' }]);
     expect(front.calls()).toBe(start + 1);
+
+    // A timeout used up the budget: no retry.
+    front.set('hang');
+    start = front.calls();
+    expect(codesAndPaths((await gw.query('{ flaky }')).body.errors)).toEqual([{ code: 'SUBGRAPH_TIMEOUT', path: ['flaky'], serviceName: 'flaky' }]);
+    expect(front.calls()).toBe(start + 1);
+    front.set('up');
   });
 
   it('does not retry by default', async () => {
