@@ -124,7 +124,7 @@ describe('authentication and authorization through the gateway', () => {
     const post = (headers: Record<string, string>) =>
       fetch(sg.apps.orders.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 
-    const forged = await signForwardedIdentity({ userId: demo().id, role: 'ADMIN' }, 'forged-secret-forged-secret-forged-secret');
+    const forged = await signForwardedIdentity({ userId: demo().id, role: 'ADMIN' }, 'forged-secret-forged-secret-forged-secret', 'orders');
     const attempts: Record<string, string>[] = [{}, { [IDENTITY_HEADER]: forged }, { [IDENTITY_HEADER]: 'garbage' }];
     for (const headers of attempts) {
       const res = await post(headers);
@@ -134,8 +134,28 @@ describe('authentication and authorization through the gateway', () => {
       expect(JSON.stringify(json)).not.toContain(String(sg.seed.orders[0]!.totalCents));
     }
     // The same call with the real signature works: the rejection above is about the signature only.
-    const genuine = await signForwardedIdentity({ userId: demo().id, role: 'ADMIN' }, TEST_SIGNING_SECRET);
+    const genuine = await signForwardedIdentity({ userId: demo().id, role: 'ADMIN' }, TEST_SIGNING_SECRET, 'orders');
     const ok = (await (await post({ [IDENTITY_HEADER]: genuine })).json()) as { data: { order: { id: string } } };
     expect(ok.data.order.id).toBe(sg.seed.orders[0]!.id);
+  });
+
+  it('refuses a forwarded identity signed for another subgraph, without an expiry, or expired', async () => {
+    const body = JSON.stringify({ query: 'query($id: ID!) { order(id: $id) { id totalCents } }', variables: { id: sg.seed.orders[0]!.id } });
+    const post = (identity: string) =>
+      fetch(sg.apps.orders.url, { method: 'POST', headers: { 'content-type': 'application/json', [IDENTITY_HEADER]: identity }, body });
+    const admin = { userId: demo().id, role: 'ADMIN' as const };
+    // What a call to `users` carried: valid there, refused by `orders`.
+    const forUsers = await signForwardedIdentity(admin, TEST_SIGNING_SECRET, 'users');
+    const key = new TextEncoder().encode(TEST_SIGNING_SECRET);
+    const claims = new SignJWT({ role: 'ADMIN' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('commerce-gateway').setAudience('orders');
+    const withoutExp = await claims.setSubject(admin.userId).setIssuedAt().sign(key);
+    const expired = await signForwardedIdentity(admin, TEST_SIGNING_SECRET, 'orders', -1);
+    for (const identity of [forUsers, withoutExp, expired]) {
+      const res = await post(identity);
+      expect(res.status).toBe(401);
+      const json = (await res.json()) as { data?: unknown };
+      expect(json.data ?? null).toBeNull();
+    }
+    expect((await post(await signForwardedIdentity(admin, TEST_SIGNING_SECRET, 'orders'))).status).toBe(200);
   });
 });

@@ -90,12 +90,20 @@ describe('gateway', () => {
       },
     });
     // One fetch to catalog, then one _entities fetch to accounts.
-    const forwarded = [...standIn('catalog').requests.slice(before.catalog), ...standIn('accounts').requests.slice(before.accounts)];
+    const forwarded = [
+      ...standIn('catalog')
+        .requests.slice(before.catalog)
+        .map((seen) => ({ seen, to: 'catalog', other: 'accounts' })),
+      ...standIn('accounts')
+        .requests.slice(before.accounts)
+        .map((seen) => ({ seen, to: 'accounts', other: 'catalog' })),
+    ];
     expect(forwarded).toHaveLength(2);
-    for (const seen of forwarded) {
-      await expect(verifyForwardedIdentity(seen.identity, TEST_SIGNING_SECRET)).resolves.toEqual({ userId: 'user-42', role: 'ADMIN' });
-      // A subgraph with another secret must not accept it.
-      await expect(verifyForwardedIdentity(seen.identity, 'another-signing-secret-0123456789abcdef')).rejects.toThrow();
+    for (const { seen, to, other } of forwarded) {
+      await expect(verifyForwardedIdentity(seen.identity, TEST_SIGNING_SECRET, to)).resolves.toEqual({ userId: 'user-42', role: 'ADMIN' });
+      // Signed for one subgraph (audience): another must not accept it, nor one with another secret.
+      await expect(verifyForwardedIdentity(seen.identity, TEST_SIGNING_SECRET, other)).rejects.toThrow(/aud/);
+      await expect(verifyForwardedIdentity(seen.identity, 'another-signing-secret-0123456789abcdef', to)).rejects.toThrow();
     }
   });
 
@@ -105,7 +113,7 @@ describe('gateway', () => {
     expect(res.body).toEqual({ data: { ping: 'pong' } });
     const seen = standIn('accounts').requests.at(-1);
     expect(seen?.identity).toBeTruthy();
-    await expect(verifyForwardedIdentity(seen?.identity, TEST_SIGNING_SECRET)).resolves.toBeNull();
+    await expect(verifyForwardedIdentity(seen?.identity, TEST_SIGNING_SECRET, 'accounts')).resolves.toBeNull();
   });
 
   it('refuses an expired bearer token with 401 UNAUTHENTICATED, not as anonymous', async () => {

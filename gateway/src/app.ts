@@ -18,6 +18,7 @@ import { GRAPHQL_PATH, createRequestHandler } from './http-handler.ts';
 import { createIdeHandler } from './ide.ts';
 import { getSubgraphUrlResolver, getSupergraphLoader, getValidTimeout, type GatewayOptions } from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
+import { getValidBreakerOptions, getValidRetryOptions } from './subgraph-breaker.ts';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
 import type { OperationRequest, SubgraphEndpoint } from './subscriptions/server.ts';
 import { useSubscriptionServer } from './subscriptions/ws.ts';
@@ -34,6 +35,8 @@ export type GatewayApp = ServiceApp;
 
 export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const timeoutMs = getValidTimeout(opts.subgraphTimeoutMs);
+  const breaker = getValidBreakerOptions(opts.subgraphBreaker);
+  const retry = getValidRetryOptions(opts.subgraphRetry);
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const loadSupergraph = getSupergraphLoader(opts);
   const subgraphUrlOf = getSubgraphUrlResolver(opts.subgraphUrls);
@@ -61,7 +64,16 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         // The URL written in the supergraph, unless an override is set for this subgraph.
         const subgraphUrl = subgraphUrlOf(name) ?? routingUrl;
         if (!subgraphUrl) throw new TypeError(`subgraph "${name}" has no URL in the supergraph and no override in subgraphUrls`);
-        const dataSource = new SignedDataSource({ url: subgraphUrl, fetcher, name, signingSecret: opts.signingSecret, timeoutMs });
+        const dataSource = new SignedDataSource({
+          url: subgraphUrl,
+          fetcher,
+          name,
+          signingSecret: opts.signingSecret,
+          timeoutMs,
+          logger,
+          breaker,
+          retry,
+        });
         subgraphs.set(name, { url: subgraphUrl, dataSource });
         return dataSource;
       },
@@ -78,6 +90,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         gateway,
         logger,
         introspection: !opts.production,
+        // No "Did you mean …" in production: with introspection off, suggestions would still leak field names.
+        hideSchemaDetailsFromClientErrors: opts.production,
         // runMain owns SIGINT/SIGTERM and stops everything in order; Apollo's own handlers would race it.
         stopOnTerminationSignals: false,
         includeStacktraceInErrorResponses: false,

@@ -16,6 +16,8 @@ describe('loadGatewayConfig', () => {
       signingSecret: DEV_SIGNING_SECRET,
       production: false,
       subgraphTimeoutMs: 10_000,
+      subgraphBreaker: { threshold: 5, halfOpenAfterMs: 10_000 },
+      subgraphRetry: { retryQueries: false, retryBackoffMs: 50 },
       logLevel: 'silent',
       trustedDocuments: { mode: 'off' },
     });
@@ -23,6 +25,15 @@ describe('loadGatewayConfig', () => {
       port: 0,
       trustedDocuments: { mode: 'enforce', manifestPath: path.resolve('m.json') },
     });
+  });
+
+  it('reads the circuit breaker and retry settings', () => {
+    const env = { SUBGRAPH_BREAKER_THRESHOLD: '3', SUBGRAPH_BREAKER_HALF_OPEN_MS: '2000', SUBGRAPH_RETRY_QUERIES: 'true', SUBGRAPH_RETRY_BACKOFF_MS: '20' };
+    expect(loadGatewayConfig(env)).toMatchObject({
+      subgraphBreaker: { threshold: 3, halfOpenAfterMs: 2_000 },
+      subgraphRetry: { retryQueries: true, retryBackoffMs: 20 },
+    });
+    expect(() => loadGatewayConfig({ SUBGRAPH_BREAKER_THRESHOLD: '0' })).toThrow(/SUBGRAPH_BREAKER_THRESHOLD/);
   });
 
   it('routes to the supergraph unless <NAME>_URL is set for that subgraph, read when asked', () => {

@@ -5,6 +5,7 @@
  */
 import { readBoolean, readEnum, readInt, readJwtAndSigningSecrets, readPath, readPort, readProcessConfig, readUrl, type Env } from '@commerce/service-kit';
 import type { GatewayOptions } from './options.ts';
+import { DEFAULT_BREAKER_THRESHOLD, DEFAULT_HALF_OPEN_AFTER_MS, DEFAULT_RETRY_BACKOFF_MS } from './subgraph-breaker.ts';
 import { DEFAULT_MANIFEST_PATH, TRUSTED_DOCUMENTS_MODES } from './trusted-documents/enforce.ts';
 
 /**
@@ -15,7 +16,8 @@ export const subgraphUrlVariable = (name: string): string => `${name.toUpperCase
 
 /**
  * HOST, GATEWAY_PORT (4000), SUPERGRAPH_PATH (schema/supergraph.graphql), JWT_SECRET,
- * GATEWAY_SIGNING_SECRET, SUBGRAPH_TIMEOUT_MS (10 000), LOG_LEVEL, NODE_ENV, TRUSTED_DOCUMENTS
+ * GATEWAY_SIGNING_SECRET, SUBGRAPH_TIMEOUT_MS (10 000), SUBGRAPH_BREAKER_THRESHOLD (5),
+ * SUBGRAPH_BREAKER_HALF_OPEN_MS (10 000), SUBGRAPH_RETRY_QUERIES (false), SUBGRAPH_RETRY_BACKOFF_MS (50), LOG_LEVEL, NODE_ENV, TRUSTED_DOCUMENTS
  * (off | enforce), TRUSTED_DOCUMENTS_PATH (schema/trusted-documents.json), APOLLO_TELEMETRY_DISABLED,
  * and `<NAME>_URL` per subgraph.
  *
@@ -34,6 +36,14 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
     ...readJwtAndSigningSecrets(env),
     production,
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 100, 300_000),
+    subgraphBreaker: {
+      threshold: readInt(env, 'SUBGRAPH_BREAKER_THRESHOLD', DEFAULT_BREAKER_THRESHOLD, 1, 1_000),
+      halfOpenAfterMs: readInt(env, 'SUBGRAPH_BREAKER_HALF_OPEN_MS', DEFAULT_HALF_OPEN_AFTER_MS, 100, 600_000),
+    },
+    subgraphRetry: {
+      retryQueries: readBoolean(env, 'SUBGRAPH_RETRY_QUERIES', false),
+      retryBackoffMs: readInt(env, 'SUBGRAPH_RETRY_BACKOFF_MS', DEFAULT_RETRY_BACKOFF_MS, 0, 10_000),
+    },
     logLevel,
     trustedDocuments: mode === 'enforce' ? { mode, manifestPath: readPath(env, 'TRUSTED_DOCUMENTS_PATH', DEFAULT_MANIFEST_PATH) } : { mode },
   };

@@ -1,10 +1,32 @@
-/** How the gateway calls a subgraph: one keep-alive pool, a timeout per fetch, the caller's identity signed. */
+/**
+ * How the gateway calls a subgraph: one keep-alive pool, a timeout budget per fetch, the caller's
+ * identity signed for that subgraph, and a circuit breaker per subgraph (subgraph-breaker.ts).
+ */
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, signForwardedIdentity } from '@commerce/service-kit';
+import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, signForwardedIdentity, type Logger } from '@commerce/service-kit';
+import type { CircuitBreakerPolicy } from 'cockatiel';
+import { GraphQLError } from 'graphql';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { GatewayContext } from './context.ts';
+import {
+  createSubgraphBreaker,
+  errorsAtFetchPaths,
+  isBreakerOpen,
+  isRetryableOperation,
+  isSubgraphFailure,
+  jitteredBackoff,
+  type SubgraphBreakerOptions,
+  type SubgraphRetryOptions,
+} from './subgraph-breaker.ts';
 
 type Fetcher = RemoteGraphQLDataSource['fetcher'];
+type SubgraphResponse = Awaited<ReturnType<RemoteGraphQLDataSource['process']>>;
+
+/**
+ * Carries a call's deadline (epoch ms) from the data source to the fetcher, which removes it: it
+ * never leaves the gateway. RemoteGraphQLDataSource gives the fetcher only the URL and RequestInit.
+ */
+const DEADLINE_HEADER = 'x-gateway-internal-deadline';
 
 /**
  * One keep-alive pool for all subgraph calls. Idle sockets are dropped after 4 s, before Node's
@@ -14,10 +36,17 @@ export const createSubgraphAgent = (): Agent => new Agent({ keepAliveTimeout: 4_
 
 /**
  * RemoteGraphQLDataSource sets no timeout, so every fetch gets its own AbortSignal; it covers the
- * response body too, because parseBody reads the body while the signal is still armed. Nothing retries.
+ * response body too, because parseBody reads the body while the signal is still armed. A retried
+ * call's attempts share one budget: the data source's deadline, else `timeoutMs` from now.
  */
 export function makeFetcher(agent: Agent, timeoutMs: number): Fetcher {
-  return (url, init) => undiciFetch(url, { ...init, dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) });
+  return (url, init) => {
+    const headers = { ...init?.headers };
+    const deadline = Number(headers[DEADLINE_HEADER]);
+    delete headers[DEADLINE_HEADER];
+    const ms = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : timeoutMs;
+    return undiciFetch(url, { ...init, headers, dispatcher: agent, signal: AbortSignal.timeout(ms) });
+  };
 }
 
 export interface SignedDataSourceConfig {
@@ -26,27 +55,65 @@ export interface SignedDataSourceConfig {
   name: string;
   signingSecret: string;
   timeoutMs: number;
+  logger: Logger;
+  breaker: Required<SubgraphBreakerOptions>;
+  retry: Required<SubgraphRetryOptions>;
 }
 
-/** Calls one subgraph with the caller's identity signed by the gateway and the request id; a timeout is SUBGRAPH_TIMEOUT. */
+/**
+ * Calls one subgraph with the caller's identity signed for it (audience = its name) and the request
+ * id; a timeout is SUBGRAPH_TIMEOUT. Behind a circuit breaker: once it is open the call fails fast
+ * with SUBGRAPH_UNAVAILABLE, without reaching the subgraph. Failures answer as errors at the
+ * paths of this fetch's fields, so the rest of the response still comes back.
+ */
 export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   readonly #name: string;
   readonly #signingSecret: string;
   readonly #timeoutMs: number;
+  readonly #breaker: CircuitBreakerPolicy;
+  readonly #retry: Required<SubgraphRetryOptions>;
+  readonly #deadlines = new WeakMap<object, number>();
 
-  constructor({ name, signingSecret, timeoutMs, url, fetcher }: SignedDataSourceConfig) {
+  constructor({ name, signingSecret, timeoutMs, url, fetcher, logger, breaker, retry }: SignedDataSourceConfig) {
     super({ url, fetcher });
     this.#name = name;
     this.#signingSecret = signingSecret;
     this.#timeoutMs = timeoutMs;
+    this.#breaker = createSubgraphBreaker(name, breaker, logger);
+    this.#retry = retry;
+  }
+
+  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+    const deadline = Date.now() + this.#timeoutMs;
+    const attempts = this.#retry.retryQueries && isRetryableOperation(options) ? 2 : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#breaker.execute(() => {
+          this.#deadlines.set(options, deadline);
+          return super.process(options);
+        });
+      } catch (error) {
+        if (isBreakerOpen(error)) return errorsAtFetchPaths(options, this.#unavailable());
+        const pause = jitteredBackoff(this.#retry.retryBackoffMs);
+        // Only a subgraph failure is worth a retry, and only while the budget has room for it.
+        if (attempt < attempts && isSubgraphFailure(error) && Date.now() + pause < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, pause));
+          continue;
+        }
+        if (isSubgraphFailure(error)) return errorsAtFetchPaths(options, error as GraphQLError);
+        throw error;
+      }
+    }
   }
 
   override async willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
     const headers = options.request.http!.headers;
     // Health checks and schema loads have no incoming request: they go out as signed anonymous calls.
     const context = 'incomingRequestContext' in options ? options.context : undefined;
-    headers.set(IDENTITY_HEADER, await signForwardedIdentity(context?.identity ?? null, this.#signingSecret));
+    headers.set(IDENTITY_HEADER, await signForwardedIdentity(context?.identity ?? null, this.#signingSecret, this.#name));
     if (context?.requestId) headers.set(REQUEST_ID_HEADER, context.requestId);
+    const deadline = this.#deadlines.get(options);
+    if (deadline !== undefined) headers.set(DEADLINE_HEADER, String(deadline));
   }
 
   override didEncounterError(error: Error): void {
@@ -55,6 +122,21 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
         extensions: { serviceName: this.#name },
       });
     }
+    const status = error instanceof GraphQLError ? (error.extensions.response as { status?: unknown } | undefined)?.status : undefined;
+    // Connection refused or reset, or an HTTP 5xx: the subgraph failed, not the request (a 4xx is the caller's).
+    if ((!(error instanceof GraphQLError) && error.name !== 'AbortError') || (typeof status === 'number' && status >= 500)) {
+      const why = typeof status === 'number' ? `answered HTTP ${status}` : 'is not answering';
+      throw codedError(ErrorCode.SubgraphUnavailable, `Subgraph "${this.#name}" ${why}`, {
+        extensions: { serviceName: this.#name },
+        originalError: error,
+      });
+    }
     throw error;
+  }
+
+  #unavailable(): GraphQLError {
+    return codedError(ErrorCode.SubgraphUnavailable, `Subgraph "${this.#name}" is unavailable after repeated failures; retry later`, {
+      extensions: { serviceName: this.#name },
+    });
   }
 }

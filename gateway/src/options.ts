@@ -1,5 +1,6 @@
 /** What createGatewayApp takes, and the checks it runs on it before anything starts. */
 import { readFile } from 'node:fs/promises';
+import type { SubgraphBreakerOptions, SubgraphRetryOptions } from './subgraph-breaker.ts';
 import type { TrustedDocumentsOptions } from './trusted-documents/enforce.ts';
 
 /** The supergraph the gateway serves: its SDL, or a file holding it (read on start()). */
@@ -25,8 +26,12 @@ export interface ServeOptions {
   /** Signs the identity forwarded to subgraphs. */
   signingSecret: string;
   production: boolean;
-  /** Upper bound for one subgraph fetch, response body included. */
+  /** Upper bound for one subgraph fetch, response body included (a retried query's attempts share it). */
   subgraphTimeoutMs: number;
+  /** A circuit breaker per subgraph. @default { threshold: 5, halfOpenAfterMs: 10_000 } */
+  subgraphBreaker?: SubgraphBreakerOptions;
+  /** Retry a failed query fetch once (never a mutation). @default { retryQueries: false, retryBackoffMs: 50 } */
+  subgraphRetry?: SubgraphRetryOptions;
   logLevel?: string;
   /** Largest request body accepted, and largest WebSocket message. @default 1 MiB */
   maxBodyBytes?: number;

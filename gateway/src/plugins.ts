@@ -3,8 +3,8 @@ import type { Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ErrorCode, isInternalError, maskInternalError, type Logger } from '@commerce/service-kit';
-import type { GraphQLFormattedError } from 'graphql';
+import { ErrorCode, codedError, isInternalError, maskInternalError, type Logger } from '@commerce/service-kit';
+import { OperationTypeNode, type GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from './context.ts';
 
 export interface GatewayPluginsOptions {
@@ -12,9 +12,61 @@ export interface GatewayPluginsOptions {
   logger: Logger;
 }
 
-/** Draining the HTTP server on stop, no landing page (browsers get GraphiQL, see ide.ts), error logging. */
+/**
+ * Draining the HTTP server on stop, no landing page (browsers get GraphiQL, see ide.ts), error
+ * logging, subscriptions refused over HTTP, and GraphQL over HTTP's status codes for request errors.
+ */
 export function gatewayPlugins({ httpServer, logger }: GatewayPluginsOptions): ApolloServerPlugin<GatewayContext>[] {
-  return [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled(), useErrorLogging(logger)];
+  return [
+    ApolloServerPluginDrainHttpServer({ httpServer }),
+    ApolloServerPluginLandingPageDisabled(),
+    useErrorLogging(logger),
+    useHttpSubscriptionRefusal(),
+    useJsonRequestErrorStatus(),
+  ];
+}
+
+/** A subscription sent over HTTP is the client's mistake (400), not the gateway's (500): it says where to go. */
+export function useHttpSubscriptionRefusal(): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart({ request }) {
+      // Only HTTP requests: queries and mutations over WebSocket run through executeOperation, without `http`.
+      if (!request.http) return;
+      return {
+        async didResolveOperation({ operation }) {
+          if (operation?.operation !== OperationTypeNode.SUBSCRIPTION) return;
+          throw codedError(ErrorCode.BadRequest, 'Subscriptions are not served over HTTP: subscribe over WebSocket (graphql-transport-ws) at this URL', {
+            refuseRequest: true,
+          });
+        },
+      };
+    },
+  };
+}
+
+/** The request errors GraphQL over HTTP answers with 200 to a client that accepts only `application/json`. */
+const REQUEST_ERROR_CODES: ReadonlySet<unknown> = new Set([ErrorCode.GraphQLParseFailed, ErrorCode.GraphQLValidationFailed, ErrorCode.BadUserInput]);
+
+/**
+ * GraphQL over HTTP: a document that does not parse or validate, or variables that do not coerce,
+ * answer 400 under `application/graphql-response+json` but 200 under `application/json`, where
+ * status codes other than 200 may be taken by intermediaries for a transport failure. Apollo Server
+ * answers 400 either way and has no option for it, so the status is set here before it is sent.
+ */
+export function useJsonRequestErrorStatus(): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart({ request }) {
+      const accept = request.http?.headers.get('accept') ?? '';
+      if (!request.http || accept.toLowerCase().includes('application/graphql-response+json')) return;
+      return {
+        async willSendResponse({ response }) {
+          if (response.http.status !== 400 || response.body.kind !== 'single') return;
+          const { data, errors } = response.body.singleResult;
+          if (data === undefined && errors?.length && errors.every((e) => REQUEST_ERROR_CODES.has(e.extensions?.code))) response.http.status = 200;
+        },
+      };
+    },
+  };
 }
 
 /** Applied to every error a client gets, over HTTP and WebSocket: in production, internals are masked and stripped. */
@@ -29,16 +81,21 @@ function stripSubgraphResponse(formatted: GraphQLFormattedError, production: boo
   return { ...formatted, extensions };
 }
 
-/** Timeouts are warnings; errors without a user-facing code are logged with the request id (they are masked in production). */
+/** Timeouts and unavailable subgraphs are warnings; errors without a user-facing code are logged with the request id (they are masked in production). */
 export function useErrorLogging(logger: Logger): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
       return {
         async didEncounterErrors({ contextValue, errors }) {
+          // A failed fetch leaves one error per field it would have filled: logged once per subgraph.
+          const failed = new Set<unknown>();
           for (const err of errors) {
             const code = err.extensions?.code;
-            if (code === ErrorCode.SubgraphTimeout) logger.warn({ requestId: contextValue.requestId, err }, 'subgraph timeout');
-            else if (isInternalError(code)) logger.error({ requestId: contextValue.requestId, err: err.originalError ?? err }, 'request error');
+            if (code === ErrorCode.SubgraphTimeout || code === ErrorCode.SubgraphUnavailable) {
+              if (failed.has(err.extensions?.serviceName)) continue;
+              failed.add(err.extensions?.serviceName);
+              logger.warn({ requestId: contextValue.requestId, err }, code === ErrorCode.SubgraphTimeout ? 'subgraph timeout' : 'subgraph unavailable');
+            } else if (isInternalError(code)) logger.error({ requestId: contextValue.requestId, err: err.originalError ?? err }, 'request error');
           }
         },
       };

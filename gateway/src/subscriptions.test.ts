@@ -130,9 +130,16 @@ describe('gateway subscriptions', () => {
       });
     }
     // Per event: catalog resolves name and price, then reviews computes `shout` (@requires) over HTTP.
-    const restFetches = [...catalog().requests.slice(catalogCalls), ...reviews().requests.slice(reviewsCalls)];
+    const restFetches = [
+      ...catalog()
+        .requests.slice(catalogCalls)
+        .map(({ identity }) => ({ identity, to: 'catalog' })),
+      ...reviews()
+        .requests.slice(reviewsCalls)
+        .map(({ identity }) => ({ identity, to: 'reviews' })),
+    ];
     expect(restFetches).toHaveLength(6);
-    for (const { identity } of restFetches) await expect(verifyForwardedIdentity(identity, TEST_SIGNING_SECRET)).resolves.toEqual(customer);
+    for (const { identity, to } of restFetches) await expect(verifyForwardedIdentity(identity, TEST_SIGNING_SECRET, to)).resolves.toEqual(customer);
     expect(reviews().wsConnects.at(-1)).toEqual(customer);
   });
 
@@ -244,7 +251,7 @@ describe('gateway subscriptions', () => {
 
     expect(await client.nextResult('q')).toEqual({ data: { product: { name: 'Product p3', price: 300 } } });
     expect((await client.next('q')).type).toBe('complete');
-    await expect(verifyForwardedIdentity(catalog().requests[calls]?.identity, TEST_SIGNING_SECRET)).resolves.toEqual(customer);
+    await expect(verifyForwardedIdentity(catalog().requests[calls]?.identity, TEST_SIGNING_SECRET, 'catalog')).resolves.toEqual(customer);
   });
 
   describe('connection_init', () => {

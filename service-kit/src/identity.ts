@@ -12,7 +12,6 @@ export interface Identity {
 export const IDENTITY_HEADER = 'x-gateway-identity';
 
 const INTERNAL_ISSUER = 'commerce-gateway';
-const INTERNAL_AUDIENCE = 'commerce-subgraphs';
 const CLIENT_ISSUER = 'commerce-users';
 const CLIENT_AUDIENCE = 'commerce-clients';
 
@@ -26,16 +25,24 @@ export const isAdminIdentity = (identity: Identity | null | undefined): boolean 
 export const isOwnerOrAdminOf = (identity: Identity | null | undefined, ownerId: string | null | undefined): boolean =>
   isAdminIdentity(identity) || (identity !== null && identity !== undefined && ownerId !== null && ownerId !== undefined && identity.userId === ownerId);
 
+/** Lifetime of a forwarded identity: it only has to survive one subgraph fetch or one WebSocket connect. */
+export const FORWARDED_IDENTITY_TTL_SECONDS = 30;
+
 /**
- * Signs the identity the gateway forwards to a subgraph. Short-lived: it only
- * has to survive one subgraph fetch. Anonymous requests are signed too, so a
- * subgraph can refuse anything that did not come through the gateway.
+ * Signs the identity the gateway forwards to the subgraph named `audience`: only that subgraph
+ * accepts it, and only until it expires. Anonymous requests are signed too, so a subgraph can
+ * refuse anything that did not come through the gateway.
  */
-export async function signForwardedIdentity(identity: Identity | null, secret: string, ttlSeconds = 60): Promise<string> {
+export async function signForwardedIdentity(
+  identity: Identity | null,
+  secret: string,
+  audience: string,
+  ttlSeconds = FORWARDED_IDENTITY_TTL_SECONDS,
+): Promise<string> {
   const jwt = new SignJWT(identity ? { role: identity.role } : { anon: true })
     .setProtectedHeader({ alg: 'HS256' })
     .setIssuer(INTERNAL_ISSUER)
-    .setAudience(INTERNAL_AUDIENCE)
+    .setAudience(audience)
     .setIssuedAt()
     .setExpirationTime(`${ttlSeconds}s`);
   if (identity) jwt.setSubject(identity.userId);
@@ -44,14 +51,18 @@ export async function signForwardedIdentity(identity: Identity | null, secret: s
 
 export class InvalidSignatureError extends Error {}
 
-/** Verifies the gateway's header; throws InvalidSignatureError when missing, forged or expired. */
-export async function verifyForwardedIdentity(header: string | undefined, secret: string): Promise<Identity | null> {
+/**
+ * Verifies the gateway's header as the subgraph named `audience`; throws InvalidSignatureError when
+ * it is missing, forged, signed for another subgraph, without an expiry, or expired.
+ */
+export async function verifyForwardedIdentity(header: string | undefined, secret: string, audience: string): Promise<Identity | null> {
   if (!header) throw new InvalidSignatureError('missing gateway signature');
   try {
     const { payload } = await jwtVerify(header, key(secret), {
       issuer: INTERNAL_ISSUER,
-      audience: INTERNAL_AUDIENCE,
+      audience,
       algorithms: ['HS256'],
+      requiredClaims: ['exp'],
     });
     if (payload.anon === true) return null;
     if (typeof payload.sub !== 'string' || !isRole(payload.role)) throw new InvalidSignatureError('malformed identity');

@@ -64,7 +64,8 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
 
   const verify = async (header: unknown, requestId: string): Promise<Identity | null> => {
     try {
-      return await verifyForwardedIdentity(typeof header === 'string' ? header : undefined, opts.signingSecret);
+      // Signed for this subgraph by name: a header captured on its way to another subgraph is refused.
+      return await verifyForwardedIdentity(typeof header === 'string' ? header : undefined, opts.signingSecret, opts.name);
     } catch (e) {
       if (!(e instanceof InvalidSignatureError)) throw e;
       logger.warn({ requestId, reason: e.message }, 'rejected a call without a valid gateway signature');

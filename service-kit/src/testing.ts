@@ -57,21 +57,21 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
 }
 
 /**
- * Posts like the gateway: the identity signed into the identity header (`null`: anonymous).
+ * Posts like the gateway: the identity signed for subgraph `to.name` into the identity header (`null`: anonymous).
  * `headers` replaces that header, to test what a subgraph does without a valid signature.
  */
 export async function postAsGateway<T = Record<string, unknown>>(
-  to: string | { readonly url: string },
+  to: { readonly url: string; readonly name: string },
   query: string,
   variables: Record<string, unknown>,
   identity: Identity | null,
   headers?: Record<string, string>,
 ): Promise<GraphQLResponse<T>> {
-  const res = await fetch(typeof to === 'string' ? to : to.url, {
+  const res = await fetch(to.url, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
-      ...(headers ?? { [IDENTITY_HEADER]: await signForwardedIdentity(identity, TEST_SIGNING_SECRET) }),
+      ...(headers ?? { [IDENTITY_HEADER]: await signForwardedIdentity(identity, TEST_SIGNING_SECRET, to.name) }),
     },
     body: JSON.stringify({ query, variables }),
   });

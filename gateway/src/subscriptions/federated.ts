@@ -98,7 +98,7 @@ export function startFederatedSubscription(
       variables: prepared.primaryVariables,
       // Checked by the subgraph once, at connect; `rest` fetches are signed one by one.
       connectionParams: async () => ({
-        [IDENTITY_HEADER]: await signForwardedIdentity(context.identity, deps.signingSecret),
+        [IDENTITY_HEADER]: await signForwardedIdentity(context.identity, deps.signingSecret, primary.serviceName),
         [REQUEST_ID_HEADER]: context.requestId,
       }),
       ackTimeoutMs: deps.subgraphTimeoutMs,

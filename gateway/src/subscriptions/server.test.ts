@@ -152,7 +152,8 @@ describe('makeSubscriptionServer', () => {
     const stream = await vi.waitFor(() => t.streams[0] ?? Promise.reject(new Error('no stream yet')));
     expect(stream.opts).toMatchObject({ serviceName: 'reviews', url: 'http://reviews.invalid/graphql', variables: { productId: 'p1' } });
     const params = await stream.opts.connectionParams();
-    await expect(verifyForwardedIdentity(params[IDENTITY_HEADER] as string, SIGNING_SECRET)).resolves.toEqual(customer);
+    await expect(verifyForwardedIdentity(params[IDENTITY_HEADER] as string, SIGNING_SECRET, 'reviews')).resolves.toEqual(customer);
+    await expect(verifyForwardedIdentity(params[IDENTITY_HEADER] as string, SIGNING_SECRET, 'catalog')).rejects.toThrow(/aud/);
 
     stream.sink.next({ data: { reviewAdded: { id: 'r1', product: { __typename: 'Product', id: 'p1' } } } });
     stream.sink.next({ data: { reviewAdded: { id: 'r2', product: { __typename: 'Product', id: 'p2' } } } });

@@ -71,7 +71,7 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
       const result = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method ?? 'POST', headers, search: '', body },
-        context: async () => ({ identity: await verifyForwardedIdentity(identity, signingSecret) }),
+        context: async () => ({ identity: await verifyForwardedIdentity(identity, signingSecret, name) }),
       });
       for (const [k, v] of result.headers) res.setHeader(k, v);
       res.statusCode = result.status ?? 200;
@@ -86,7 +86,7 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
       onConnect: async (ctx) => {
         const signed = ctx.connectionParams?.[IDENTITY_HEADER];
         try {
-          ctx.extra.identity = await verifyForwardedIdentity(typeof signed === 'string' ? signed : undefined, signingSecret);
+          ctx.extra.identity = await verifyForwardedIdentity(typeof signed === 'string' ? signed : undefined, signingSecret, name);
         } catch {
           return false;
         }

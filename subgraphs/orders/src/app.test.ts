@@ -252,7 +252,7 @@ describe('Order through _entities', () => {
 describe('gateway signature', () => {
   it('refuses a forged or missing identity header with HTTP 401', async () => {
     const forged = await post(app, ORDER, { id: bobOrders[0]!.id }, null, {
-      'x-gateway-identity': await signForwardedIdentity({ userId: bob, role: 'ADMIN' }, 'y'.repeat(32)),
+      'x-gateway-identity': await signForwardedIdentity({ userId: bob, role: 'ADMIN' }, 'y'.repeat(32), 'orders'),
     });
     expect(forged.status).toBe(401);
     expect(codes(forged)).toEqual(['UNAUTHENTICATED']);

@@ -51,7 +51,7 @@ async function post(body: unknown, headers: Record<string, string>): Promise<Gra
 
 /** Sends an operation as the gateway would, on behalf of `identity` (null: anonymous). */
 async function gql(query: string, variables: Record<string, unknown> = {}, identity: Identity | null = null): Promise<GraphQLResponse> {
-  return post({ query, variables }, { 'x-gateway-identity': await signForwardedIdentity(identity, SECRET) });
+  return post({ query, variables }, { 'x-gateway-identity': await signForwardedIdentity(identity, SECRET, 'products') });
 }
 
 const codes = (r: GraphQLResponse) => (r.errors ?? []).map((e) => e.extensions?.code);
@@ -105,7 +105,7 @@ describe('gateway signature', () => {
   });
 
   it('refuses a forged signature with HTTP 401', async () => {
-    const forged = await signForwardedIdentity(ADMIN, 'y'.repeat(32));
+    const forged = await signForwardedIdentity(ADMIN, 'y'.repeat(32), 'products');
     expect((await post({ query: '{ products { totalCount } }' }, { 'x-gateway-identity': forged })).status).toBe(401);
     expect((await post({ query: '{ products { totalCount } }' }, { 'x-gateway-identity': 'garbage' })).status).toBe(401);
   });

@@ -137,7 +137,7 @@ describe('User through _entities', () => {
 
 describe('gateway signature', () => {
   it('refuses a forged or missing identity header with HTTP 401', async () => {
-    const forged = await post(app, '{ me { id } }', {}, null, { 'x-gateway-identity': await signForwardedIdentity(admin(), 'y'.repeat(32)) });
+    const forged = await post(app, '{ me { id } }', {}, null, { 'x-gateway-identity': await signForwardedIdentity(admin(), 'y'.repeat(32), 'users') });
     expect(forged.status).toBe(401);
     expect(errorCodes(forged)).toEqual(['UNAUTHENTICATED']);
     expect((await post(app, '{ me { id } }', {}, null, {})).status).toBe(401);
