@@ -4,6 +4,7 @@
  * readers); `loadGatewayConfig(env)` gives the options createGatewayApp takes.
  */
 import {
+  ConfigError,
   readBoolean,
   readEnum,
   readInt,
@@ -16,6 +17,10 @@ import {
   type Env,
 } from '@commerce/service-kit';
 import type { GatewayOptions } from './options.ts';
+import { makeTrustedProxies } from './rate-limits/client-address.ts';
+import { DEFAULT_RATE_LIMITS, type Budget, type RateLimitOptions } from './rate-limits/index.ts';
+import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_USER } from './subscriptions/server.ts';
+import { DEFAULT_MAX_CONNECTIONS_PER_IP } from './subscriptions/ws.ts';
 import { DEFAULT_MANIFEST_PATH, TRUSTED_DOCUMENTS_MODES } from './trusted-documents/enforce.ts';
 
 /**
@@ -28,7 +33,8 @@ export const subgraphUrlVariable = (name: string): string => `${name.toUpperCase
  * HOST, GATEWAY_PORT (4000), SUPERGRAPH_PATH (schema/supergraph.graphql), JWT_SECRET,
  * GATEWAY_SIGNING_SECRET, SUBGRAPH_TIMEOUT_MS (10 000), LOG_LEVEL, NODE_ENV, TRUSTED_DOCUMENTS
  * (off | enforce), TRUSTED_DOCUMENTS_PATH (schema/trusted-documents.json), APOLLO_TELEMETRY_DISABLED,
- * and `<NAME>_URL` per subgraph.
+ * `<NAME>_URL` per subgraph, and the rate limits (readRateLimits: REDIS_URL, RATE_LIMIT_*,
+ * TRUSTED_PROXIES, WS_MAX_*).
  *
  * Routing is the supergraph's: `<NAME>_URL` overrides a subgraph's URL only when it is set. It is
  * read when the gateway builds that subgraph's data source, since the names come from the supergraph.
@@ -48,8 +54,52 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 100, 300_000),
     logLevel,
     trustedDocuments: mode === 'enforce' ? { mode, manifestPath: readPath(env, 'TRUSTED_DOCUMENTS_PATH', DEFAULT_MANIFEST_PATH) } : { mode },
+    rateLimits: readRateLimits(env),
+    trustedProxies: readTrustedProxies(env),
+    maxSubscriptionsPerConnection: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, 1, 100_000),
+    maxSubscriptionsPerUser: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_USER', DEFAULT_MAX_SUBSCRIPTIONS_PER_USER, 1, 1_000_000),
+    maxConnectionsPerIp: readInt(env, 'WS_MAX_CONNECTIONS_PER_IP', DEFAULT_MAX_CONNECTIONS_PER_IP, 1, 1_000_000),
   };
 }
+
+/**
+ * RATE_LIMITS (on | off), REDIS_URL (unset: counters in memory, per instance), RATE_LIMIT_REQUESTS
+ * per RATE_LIMIT_REQUESTS_WINDOW_S (600 per 60 s), RATE_LIMIT_LOGIN_PER_IP per
+ * RATE_LIMIT_LOGIN_PER_IP_WINDOW_S (10 per 60 s), RATE_LIMIT_LOGIN_PER_EMAIL per
+ * RATE_LIMIT_LOGIN_PER_EMAIL_WINDOW_S (5 per 900 s), RATE_LIMIT_CREDENTIAL_FIELDS (logIn,signUp).
+ */
+export function readRateLimits(env: Env): RateLimitOptions | false {
+  if (readEnum(env, 'RATE_LIMITS', ['on', 'off'], 'on') === 'off') return false;
+  const budget = (name: string, fallback: Budget): Budget => ({
+    points: readInt(env, name, fallback.points, 1, 1_000_000_000),
+    durationSec: readInt(env, `${name}_WINDOW_S`, fallback.durationSec, 1, 31_536_000),
+  });
+  const fields = readList(env, 'RATE_LIMIT_CREDENTIAL_FIELDS');
+  return {
+    redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    requests: budget('RATE_LIMIT_REQUESTS', DEFAULT_RATE_LIMITS.requests),
+    credentialsPerIp: budget('RATE_LIMIT_LOGIN_PER_IP', DEFAULT_RATE_LIMITS.credentialsPerIp),
+    credentialsPerEmail: budget('RATE_LIMIT_LOGIN_PER_EMAIL', DEFAULT_RATE_LIMITS.credentialsPerEmail),
+    credentialFields: fields.length > 0 ? fields : DEFAULT_RATE_LIMITS.credentialFields,
+  };
+}
+
+/** TRUSTED_PROXIES: comma-separated IPs and CIDRs whose X-Forwarded-For is believed (default none). */
+export function readTrustedProxies(env: Env): string[] {
+  const entries = readList(env, 'TRUSTED_PROXIES');
+  try {
+    makeTrustedProxies(entries);
+  } catch (e) {
+    throw new ConfigError(`TRUSTED_PROXIES: ${(e as Error).message}`);
+  }
+  return entries;
+}
+
+const readList = (env: Env, name: string): string[] =>
+  (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /**
  * APOLLO_TELEMETRY_DISABLED (default true): @apollo/gateway's anonymous telemetry, cloud metadata
