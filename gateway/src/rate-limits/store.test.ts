@@ -60,6 +60,16 @@ describe.each(impls)('$name rate-limit store', ({ available, shared, make }) => 
   });
 });
 
+describe('Redis rate-limit store without Redis', () => {
+  it('counts in memory while Redis is unreachable: budgets are per instance then, never off', async () => {
+    // Port 1: nothing listens there, every command fails after one reconnect attempt.
+    const limiter = track(createRedisRateLimitStore({ url: 'redis://127.0.0.1:1', prefix: PREFIX })).limiter('down', { points: 2, durationSec: 60 });
+    expect(await limiter.consume('ip:1')).toMatchObject({ allowed: true });
+    expect(await limiter.consume('ip:1')).toMatchObject({ allowed: true });
+    expect(await limiter.consume('ip:1')).toMatchObject({ allowed: false });
+  });
+});
+
 describe('getValidBudget', () => {
   it.each([{ points: 0, durationSec: 1 }, { points: 1.5, durationSec: 1 }, { points: 1 }, null])('refuses %o, naming the option', (budget) => {
     expect(() => getValidBudget('requests', budget)).toThrow(/rateLimits\.requests must be \{ points, durationSec \}/);
