@@ -167,12 +167,6 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     async onSubscribe(ctx, id, payload) {
       const connection = connections.get(ctx.extra.socket);
       if (!connection?.isOpen || !opts.getPlanner()) return [notServing()];
-      // Each operation on the socket counts against its client's budget, before it is even parsed.
-      const client = { identity: connection.identity, ip: connection.ip };
-      const overBudget = await rateLimits.checkRequest(client, 'socket');
-      if (overBudget) return [overBudget];
-      const planner = opts.getPlanner();
-      if (!connection.isOpen || !planner) return [notServing()];
       const received: OperationRequest = {
         query: payload.query,
         operationName: payload.operationName ?? undefined,
@@ -182,6 +176,12 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       // Before parsing: a refused operation ends with an error message, and nothing reaches a subgraph.
       const request = opts.checkOperation ? opts.checkOperation(received) : received;
       if (isErrors(request)) return request;
+      // Then, as over HTTP, the client's budget: each operation on the socket counts.
+      const client = { identity: connection.identity, ip: connection.ip };
+      const overBudget = await rateLimits.checkRequest(client, 'socket');
+      if (overBudget) return [overBudget];
+      const planner = opts.getPlanner();
+      if (!connection.isOpen || !planner) return [notServing()];
       const { query, operationName, variables } = request;
       let document: DocumentNode;
       try {
