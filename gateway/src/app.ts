@@ -19,6 +19,9 @@ import { createIdeHandler } from './ide.ts';
 import { getSubgraphUrlResolver, getSupergraphLoader, getValidTimeout, type GatewayOptions } from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
 import { getValidBreakerOptions, getValidRetryOptions } from './subgraph-breaker.ts';
+import { clientAddress, makeTrustedProxies } from './rate-limits/client-address.ts';
+import { createRateLimits } from './rate-limits/index.ts';
+import { useRateLimits } from './rate-limits/plugin.ts';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
 import type { OperationRequest, SubgraphEndpoint } from './subscriptions/server.ts';
 import { useSubscriptionServer } from './subscriptions/ws.ts';
@@ -42,6 +45,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const subgraphUrlOf = getSubgraphUrlResolver(opts.subgraphUrls);
   const trustedDocuments = getValidTrustedDocuments(opts.trustedDocuments);
   const logger = createLogger('gateway', opts.logLevel);
+  const trustedProxies = makeTrustedProxies(opts.trustedProxies ?? []);
   let url = '';
   let running: Disposers | undefined;
   let stopping: Promise<void> | undefined;
@@ -52,6 +56,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
     const trusted = await loadTrustedDocuments(trustedDocuments);
     if (trusted) logger.info({ operations: trusted.size }, 'trusted documents enforced');
     const supergraphSdl = await loadSupergraph();
+    const rateLimits = createRateLimits(opts.rateLimits ?? {}, logger);
+    disposers.add(() => rateLimits.close());
     const agent = createSubgraphAgent();
     disposers.add(() => agent.close());
     const fetcher = makeFetcher(agent, timeoutMs);
@@ -96,7 +102,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         stopOnTerminationSignals: false,
         includeStacktraceInErrorResponses: false,
         formatError,
-        plugins: gatewayPlugins({ httpServer, logger }),
+        plugins: [...gatewayPlugins({ httpServer, logger }), useRateLimits(rateLimits)],
       },
       trusted,
     );
@@ -110,7 +116,14 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         maxBodyBytes,
         // Browser GETs get GraphiQL outside production; Apollo's Sandbox would load from its CDN.
         ide: opts.production ? undefined : createIdeHandler({ graphqlPath: GRAPHQL_PATH }),
-        createContext: (req, requestId) => createHttpContext(req.headers.authorization, requestId, opts.jwtSecret, logger),
+        createContext: async (req, requestId) => {
+          const context = await createHttpContext(req.headers.authorization, requestId, opts.jwtSecret, logger);
+          const clientIp = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
+          // Before parsing: a client over its budget costs one counter increment, nothing more.
+          const refusal = await rateLimits.checkRequest({ identity: context.identity, ip: clientIp }, 'http');
+          if (refusal) throw refusal;
+          return { ...context, clientIp };
+        },
       }),
     );
     // graphql-ws on the same server, port and path.
@@ -125,6 +138,11 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       executeOperation: (request, contextValue) => executeOperation(server, request, contextValue),
       ...(trusted ? { checkOperation: (request: OperationRequest) => checkSocketOperation(trusted, request) } : {}),
       formatError,
+      rateLimits,
+      trustedProxies,
+      maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection,
+      maxSubscriptionsPerUser: opts.maxSubscriptionsPerUser,
+      maxConnectionsPerIp: opts.maxConnectionsPerIp,
       subgraphTimeoutMs: timeoutMs,
       connectionInitWaitTimeout: opts.connectionInitWaitTimeout,
       maxSubscriberBufferBytes: opts.maxSubscriberBufferBytes,

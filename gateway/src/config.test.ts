@@ -60,7 +60,41 @@ describe('loadGatewayConfig', () => {
     expect(() => routeOf(env, name)).toThrow(message);
   });
 
+  it('reads the rate limits: defaults, REDIS_URL, budgets, trusted proxies, WebSocket caps, or off', () => {
+    expect(loadGatewayConfig({})).toMatchObject({
+      rateLimits: {
+        redisUrl: undefined,
+        requests: { points: 600, durationSec: 60 },
+        credentialsPerIp: { points: 10, durationSec: 60 },
+        credentialsPerEmail: { points: 5, durationSec: 900 },
+        credentialFields: ['logIn', 'signUp'],
+      },
+      trustedProxies: [],
+      maxSubscriptionsPerConnection: 20,
+      maxSubscriptionsPerUser: 50,
+      maxConnectionsPerIp: 50,
+    });
+    expect(
+      loadGatewayConfig({
+        REDIS_URL: 'redis://cache:6379',
+        RATE_LIMIT_REQUESTS: '100',
+        RATE_LIMIT_REQUESTS_WINDOW_S: '10',
+        RATE_LIMIT_CREDENTIAL_FIELDS: 'login, register',
+        TRUSTED_PROXIES: '10.0.0.0/8, ::1',
+        WS_MAX_CONNECTIONS_PER_IP: '5',
+      }),
+    ).toMatchObject({
+      rateLimits: { redisUrl: 'redis://cache:6379', requests: { points: 100, durationSec: 10 }, credentialFields: ['login', 'register'] },
+      trustedProxies: ['10.0.0.0/8', '::1'],
+      maxConnectionsPerIp: 5,
+    });
+    expect(loadGatewayConfig({ RATE_LIMITS: 'off' }).rateLimits).toBe(false);
+  });
+
   it.each([
+    [{ TRUSTED_PROXIES: '10.0.0.0/40' }, /TRUSTED_PROXIES: trusted proxy "10.0.0.0\/40" is not an IP address or CIDR range/],
+    [{ RATE_LIMIT_LOGIN_PER_EMAIL: '0' }, /RATE_LIMIT_LOGIN_PER_EMAIL must be an integer between 1 and/],
+    [{ REDIS_URL: 'http://cache' }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
     [{ TRUSTED_DOCUMENTS: 'strict' }, /TRUSTED_DOCUMENTS must be one of "off", "enforce", got "strict"/],
     [{ SUBGRAPH_TIMEOUT_MS: '5' }, /SUBGRAPH_TIMEOUT_MS must be an integer between 100 and 300000/],
     [{ APOLLO_TELEMETRY_DISABLED: 'yes' }, /APOLLO_TELEMETRY_DISABLED must be true or false/],

@@ -3,8 +3,23 @@
  * only what the gateway needs. A bad value is a ConfigError naming the variable (service-kit's
  * readers); `loadGatewayConfig(env)` gives the options createGatewayApp takes.
  */
-import { readBoolean, readEnum, readInt, readJwtAndSigningSecrets, readPath, readPort, readProcessConfig, readUrl, type Env } from '@commerce/service-kit';
+import {
+  ConfigError,
+  readBoolean,
+  readEnum,
+  readInt,
+  readJwtAndSigningSecrets,
+  readPath,
+  readPort,
+  readProcessConfig,
+  readUrl,
+  type Env,
+} from '@commerce/service-kit';
 import type { GatewayOptions } from './options.ts';
+import { makeTrustedProxies } from './rate-limits/client-address.ts';
+import { DEFAULT_RATE_LIMITS, type Budget, type RateLimitOptions } from './rate-limits/index.ts';
+import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_USER } from './subscriptions/server.ts';
+import { DEFAULT_MAX_CONNECTIONS_PER_IP } from './subscriptions/ws.ts';
 import { DEFAULT_BREAKER_THRESHOLD, DEFAULT_HALF_OPEN_AFTER_MS, DEFAULT_RETRY_BACKOFF_MS } from './subgraph-breaker.ts';
 import { DEFAULT_MANIFEST_PATH, TRUSTED_DOCUMENTS_MODES } from './trusted-documents/enforce.ts';
 
@@ -19,7 +34,8 @@ export const subgraphUrlVariable = (name: string): string => `${name.toUpperCase
  * GATEWAY_SIGNING_SECRET, SUBGRAPH_TIMEOUT_MS (10 000), SUBGRAPH_BREAKER_THRESHOLD (5),
  * SUBGRAPH_BREAKER_HALF_OPEN_MS (10 000), SUBGRAPH_RETRY_QUERIES (false), SUBGRAPH_RETRY_BACKOFF_MS (50), LOG_LEVEL, NODE_ENV, TRUSTED_DOCUMENTS
  * (off | enforce), TRUSTED_DOCUMENTS_PATH (schema/trusted-documents.json), APOLLO_TELEMETRY_DISABLED,
- * and `<NAME>_URL` per subgraph.
+ * `<NAME>_URL` per subgraph, and the rate limits (readRateLimits: REDIS_URL, RATE_LIMIT_*,
+ * TRUSTED_PROXIES, WS_MAX_*).
  *
  * Routing is the supergraph's: `<NAME>_URL` overrides a subgraph's URL only when it is set. It is
  * read when the gateway builds that subgraph's data source, since the names come from the supergraph.
@@ -46,8 +62,52 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
     },
     logLevel,
     trustedDocuments: mode === 'enforce' ? { mode, manifestPath: readPath(env, 'TRUSTED_DOCUMENTS_PATH', DEFAULT_MANIFEST_PATH) } : { mode },
+    rateLimits: readRateLimits(env),
+    trustedProxies: readTrustedProxies(env),
+    maxSubscriptionsPerConnection: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, 1, 100_000),
+    maxSubscriptionsPerUser: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_USER', DEFAULT_MAX_SUBSCRIPTIONS_PER_USER, 1, 1_000_000),
+    maxConnectionsPerIp: readInt(env, 'WS_MAX_CONNECTIONS_PER_IP', DEFAULT_MAX_CONNECTIONS_PER_IP, 1, 1_000_000),
   };
 }
+
+/**
+ * RATE_LIMITS (on | off), REDIS_URL (unset: counters in memory, per instance), RATE_LIMIT_REQUESTS
+ * per RATE_LIMIT_REQUESTS_WINDOW_S (600 per 60 s), RATE_LIMIT_LOGIN_PER_IP per
+ * RATE_LIMIT_LOGIN_PER_IP_WINDOW_S (10 per 60 s), RATE_LIMIT_LOGIN_PER_EMAIL per
+ * RATE_LIMIT_LOGIN_PER_EMAIL_WINDOW_S (5 per 900 s), RATE_LIMIT_CREDENTIAL_FIELDS (logIn,signUp).
+ */
+export function readRateLimits(env: Env): RateLimitOptions | false {
+  if (readEnum(env, 'RATE_LIMITS', ['on', 'off'], 'on') === 'off') return false;
+  const budget = (name: string, fallback: Budget): Budget => ({
+    points: readInt(env, name, fallback.points, 1, 1_000_000_000),
+    durationSec: readInt(env, `${name}_WINDOW_S`, fallback.durationSec, 1, 31_536_000),
+  });
+  const fields = readList(env, 'RATE_LIMIT_CREDENTIAL_FIELDS');
+  return {
+    redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    requests: budget('RATE_LIMIT_REQUESTS', DEFAULT_RATE_LIMITS.requests),
+    credentialsPerIp: budget('RATE_LIMIT_LOGIN_PER_IP', DEFAULT_RATE_LIMITS.credentialsPerIp),
+    credentialsPerEmail: budget('RATE_LIMIT_LOGIN_PER_EMAIL', DEFAULT_RATE_LIMITS.credentialsPerEmail),
+    credentialFields: fields.length > 0 ? fields : DEFAULT_RATE_LIMITS.credentialFields,
+  };
+}
+
+/** TRUSTED_PROXIES: comma-separated IPs and CIDRs whose X-Forwarded-For is believed (default none). */
+export function readTrustedProxies(env: Env): string[] {
+  const entries = readList(env, 'TRUSTED_PROXIES');
+  try {
+    makeTrustedProxies(entries);
+  } catch (e) {
+    throw new ConfigError(`TRUSTED_PROXIES: ${(e as Error).message}`);
+  }
+  return entries;
+}
+
+const readList = (env: Env, name: string): string[] =>
+  (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /**
  * APOLLO_TELEMETRY_DISABLED (default true): @apollo/gateway's anonymous telemetry, cloud metadata

@@ -9,6 +9,11 @@ export interface GatewayContext {
   /** Verified caller; null for an anonymous call (no credentials at all). */
   identity: Identity | null;
   requestId: string;
+  /**
+   * The client's address, for HTTP requests (their rate limits are applied by the context and
+   * rate-limits/plugin.ts). Unset for operations over WebSocket: they are limited when subscribed.
+   */
+  clientIp?: string;
 }
 
 export type AuthResult =

@@ -1,6 +1,7 @@
 /** What createGatewayApp takes, and the checks it runs on it before anything starts. */
 import { readFile } from 'node:fs/promises';
 import type { SubgraphBreakerOptions, SubgraphRetryOptions } from './subgraph-breaker.ts';
+import type { RateLimitOptions } from './rate-limits/index.ts';
 import type { TrustedDocumentsOptions } from './trusted-documents/enforce.ts';
 
 /** The supergraph the gateway serves: its SDL, or a file holding it (read on start()). */
@@ -46,6 +47,23 @@ export interface ServeOptions {
    * @default { mode: 'off' } (any operation, with automatic persisted queries)
    */
   trustedDocuments?: TrustedDocumentsOptions;
+  /**
+   * Budgets per client (the user, else the IP) and for log-in / sign-up per IP and per e-mail;
+   * over one: 429 with Retry-After (`RATE_LIMITED`). `false` turns them off.
+   * @default {} (every budget at its default, counted in memory: see rate-limits/index.ts)
+   */
+  rateLimits?: RateLimitOptions | false;
+  /**
+   * Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client; from any other peer the
+   * header is ignored and the peer is the client. @default [] (none)
+   */
+  trustedProxies?: readonly string[];
+  /** WebSocket: subscriptions one connection may hold; beyond, `TOO_MANY_SUBSCRIPTIONS`. @default 20 */
+  maxSubscriptionsPerConnection?: number;
+  /** WebSocket: subscriptions one signed-in user may hold across this instance's connections. @default 50 */
+  maxSubscriptionsPerUser?: number;
+  /** WebSocket: open connections per client IP on this instance; beyond, the upgrade gets 429. @default 50 */
+  maxConnectionsPerIp?: number;
 }
 
 export type GatewayOptions = SupergraphSource & ServeOptions;

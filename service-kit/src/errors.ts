@@ -30,6 +30,10 @@ export const ERROR_CODES = {
   RESUME_POINT_EXPIRED: { status: 410 },
   /** A subscriber fell too far behind inside a subgraph; resume with `after`. */
   SUBSCRIPTION_OVERFLOW: { status: 429 },
+  /** Over a rate-limit budget (requests per client, log-in and sign-up attempts); `Retry-After` says when to try again. */
+  RATE_LIMITED: { status: 429 },
+  /** A WebSocket holds as many subscriptions as it (or its user) may; end one first. */
+  TOO_MANY_SUBSCRIPTIONS: { status: 429 },
   /** Trusted documents: the operation is not in the manifest. */
   PERSISTED_QUERY_NOT_ALLOWED: { status: 400 },
   /** Trusted documents or APQ: the hash is unknown. */
@@ -61,6 +65,8 @@ export const ErrorCode = {
   OrderLimitExceeded: 'ORDER_LIMIT_EXCEEDED',
   ResumePointExpired: 'RESUME_POINT_EXPIRED',
   SubscriptionOverflow: 'SUBSCRIPTION_OVERFLOW',
+  RateLimited: 'RATE_LIMITED',
+  TooManySubscriptions: 'TOO_MANY_SUBSCRIPTIONS',
   PersistedQueryNotAllowed: 'PERSISTED_QUERY_NOT_ALLOWED',
   PersistedQueryNotFound: 'PERSISTED_QUERY_NOT_FOUND',
   GraphQLParseFailed: 'GRAPHQL_PARSE_FAILED',

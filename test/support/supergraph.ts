@@ -98,6 +98,11 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
         subgraphTimeoutMs: 10_000,
         // Short: gateway → subgraph streams and client sockets are pinged, and a dead one noticed, within a test.
         keepAliveMs: 500,
+        // Every test and benchmark client comes from 127.0.0.1, many of them at once; the limits
+        // have their own tests (gateway/src/rate-limits.test.ts).
+        rateLimits: false,
+        maxConnectionsPerIp: 1_000_000,
+        maxSubscriptionsPerUser: 1_000_000,
       },
       bus,
       seed: size,

@@ -47,6 +47,8 @@ export interface ClientSocket {
 /** One acknowledged client connection: who it is, and the subscriptions it holds. */
 export class Connection {
   readonly subscriptions = new Map<string, Channel<ExecutionResult>>();
+  /** Subscriptions past the caps (onSubscribe) and not started yet: they count towards the caps. */
+  readonly admitting = new Set<string>();
   #expiry: NodeJS.Timeout | undefined;
   #released = false;
 
@@ -54,7 +56,14 @@ export class Connection {
     readonly socket: ClientSocket,
     readonly identity: Identity | null,
     readonly requestId: string,
+    /** The client's address, for its rate limits. */
+    readonly ip: string,
   ) {}
+
+  /** Subscriptions held, and admitted but not started yet. */
+  subscriptionCount(): number {
+    return this.subscriptions.size + this.admitting.size;
+  }
 
   /** False once the connection is closing: it takes no new operations. */
   get isOpen(): boolean {
@@ -106,6 +115,7 @@ export class Connection {
     clearTimeout(this.#expiry);
     for (const channel of [...this.subscriptions.values()]) void channel.return();
     this.subscriptions.clear();
+    this.admitting.clear();
   }
 }
 

@@ -5,11 +5,21 @@
  */
 import { composeServices } from '@apollo/composition';
 import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, createLogger, signClientToken, verifyForwardedIdentity, type Identity } from '@commerce/service-kit';
+import {
+  ErrorCode,
+  IDENTITY_HEADER,
+  REQUEST_ID_HEADER,
+  codedError,
+  createLogger,
+  signClientToken,
+  verifyForwardedIdentity,
+  type Identity,
+} from '@commerce/service-kit';
 import { parse } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { GatewayContext } from '../context.ts';
+import { createRateLimits } from '../rate-limits/index.ts';
 import { GatewayCloseCode } from './connection.ts';
 import { createSubscriptionPlanner } from './planner.ts';
 import { makeSubscriptionServer, type SocketExtra, type SubgraphStreamOpener, type SubscriptionServerOptions } from './server.ts';
@@ -202,6 +212,24 @@ describe('makeSubscriptionServer', () => {
 
     await vi.waitFor(() => expect(client.socket.closed).toEqual({ code: 4413, reason: 'slow consumer: resume with after' }));
     expect(stream.ended).toBe(true);
+  });
+
+  it('admits no more than maxSubscriptionsPerConnection of subscribes sent at once, opening nothing for the others', async () => {
+    // A rate-limit store answers asynchronously: every subscribe passes the caps after an await.
+    const t = setUp({ maxSubscriptionsPerConnection: 2, rateLimits: createRateLimits({}, createLogger('test', 'silent')) });
+    stopAll = t.stopAll;
+    const client = await t.connect();
+    for (const id of ['1', '2', '3', '4', '5']) client.subscribe(id, ON_REVIEW, { productId: id });
+
+    const refusals = await vi.waitFor(() => {
+      const errors = client.socket.sent.filter((m) => m.type === 'error');
+      return errors.length === 3 ? errors : Promise.reject(new Error(`${errors.length} refusals so far`));
+    });
+
+    expect(t.streams).toHaveLength(2);
+    for (const refusal of refusals) {
+      expect(refusal.payload).toEqual([expect.objectContaining({ extensions: { code: ErrorCode.TooManySubscriptions, limit: 2, scope: 'connection' } })]);
+    }
   });
 
   it('refuses a bad token in connection_init with 4403 and opens nothing', async () => {

@@ -22,6 +22,8 @@ import {
 import type { ServerOptions } from 'graphql-ws';
 import { authenticate, getValidRequestId, type GatewayContext } from '../context.ts';
 import { getValidPositive } from '../options.ts';
+import { NO_TRUSTED_PROXIES, clientAddress, type TrustedProxies } from '../rate-limits/client-address.ts';
+import { createRateLimits, type RateLimits } from '../rate-limits/index.ts';
 import { CloseReason, Connection, GatewayCloseCode, type ClientSocket } from './connection.ts';
 import {
   startFederatedSubscription,
@@ -45,7 +47,11 @@ export interface OperationRequest {
 export interface SocketExtra {
   readonly socket: ClientSocket;
   /** The upgrade request: its request id header names the connection in logs. */
-  readonly request: { readonly headers: Readonly<Record<string, string | string[] | undefined>> };
+  readonly request: {
+    readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+    /** The TCP peer; with X-Forwarded-For from a trusted proxy, the client's address. */
+    readonly socket?: { readonly remoteAddress?: string | undefined };
+  };
 }
 
 export interface SubscriptionServerOptions {
@@ -67,6 +73,14 @@ export interface SubscriptionServerOptions {
   checkOperation?(request: OperationRequest): OperationRequest | readonly GraphQLError[];
   /** Applied to every error sent to a client (masking, stripping internals). */
   formatError(error: GraphQLFormattedError): GraphQLFormattedError;
+  /** Budgets for each operation on a socket (RATE_LIMITED `error` message). @default none */
+  rateLimits?: RateLimits | undefined;
+  /** Whose X-Forwarded-For names the client. @default none */
+  trustedProxies?: TrustedProxies | undefined;
+  /** Subscriptions one connection may hold; beyond, TOO_MANY_SUBSCRIPTIONS. @default 20 */
+  maxSubscriptionsPerConnection?: number | undefined;
+  /** Subscriptions one signed-in user may hold across connections (of this server). @default 50 */
+  maxSubscriptionsPerUser?: number | undefined;
   /** Upper bound for connecting to a subgraph and receiving its connection_ack. */
   subgraphTimeoutMs: number;
   /** Close with 4408 when connection_init has not arrived by then. @default 3_000 */
@@ -88,6 +102,9 @@ export interface SubscriptionServer {
 }
 
 export const DEFAULT_KEEP_ALIVE_MS = 12_000;
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_USER = 50;
+const notServing = () => codedError(ErrorCode.ServiceUnavailable, 'The gateway is not serving this connection');
 const MiB = 1024 * 1024;
 /** Close reasons after "Forbidden: " for a refused connection_init. */
 const SOCKET_REFUSALS = { malformed: "malformed authorization, expected 'Bearer <token>'", expired: 'token expired', invalid: 'invalid token' } as const;
@@ -98,8 +115,14 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
   const maxBacklog = getValidPositive('maxSubscriberBufferBytes', opts.maxSubscriberBufferBytes ?? MiB);
   const keepAliveMs = getValidPositive('keepAliveMs', opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
   const connectionInitWaitTimeout = getValidPositive('connectionInitWaitTimeout', opts.connectionInitWaitTimeout ?? 3_000);
+  const maxPerConnection = getValidPositive('maxSubscriptionsPerConnection', opts.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION);
+  const maxPerUser = getValidPositive('maxSubscriptionsPerUser', opts.maxSubscriptionsPerUser ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_USER);
+  const rateLimits = opts.rateLimits ?? createRateLimits(false, opts.logger);
+  const trustedProxies = opts.trustedProxies ?? NO_TRUSTED_PROXIES;
   const { logger } = opts;
   const connections = new Map<ClientSocket, Connection>();
+  /** Each signed-in user's connections, for the per-user subscription cap. */
+  const byUser = new Map<string, Set<Connection>>();
   let stopping = false;
   const federation: FederatedSubscriptionDeps = {
     subgraphs: opts.subgraphs,
@@ -130,16 +153,20 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
         socket.close(GatewayCloseCode.GoingAway, CloseReason.GoingAway);
         return false;
       }
-      const connection = new Connection(socket, auth.identity, requestId);
+      const ip = clientAddress(request.socket?.remoteAddress, request.headers['x-forwarded-for'], trustedProxies);
+      const connection = new Connection(socket, auth.identity, requestId, ip);
       if (auth.expiresAt !== undefined) connection.expireAt(auth.expiresAt, () => logger.info({ requestId }, 'closing WebSocket: token expired'));
       connections.set(socket, connection);
+      if (auth.identity) {
+        const userId = auth.identity.userId;
+        byUser.set(userId, (byUser.get(userId) ?? new Set()).add(connection));
+      }
       return true;
     },
 
-    onSubscribe(ctx, id, payload) {
+    async onSubscribe(ctx, id, payload) {
       const connection = connections.get(ctx.extra.socket);
-      const planner = opts.getPlanner();
-      if (!connection?.isOpen || !planner) return [codedError(ErrorCode.ServiceUnavailable, 'The gateway is not serving this connection')];
+      if (!connection?.isOpen || !opts.getPlanner()) return [notServing()];
       const received: OperationRequest = {
         query: payload.query,
         operationName: payload.operationName ?? undefined,
@@ -149,6 +176,12 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       // Before parsing: a refused operation ends with an error message, and nothing reaches a subgraph.
       const request = opts.checkOperation ? opts.checkOperation(received) : received;
       if (isErrors(request)) return request;
+      // Then, as over HTTP, the client's budget: each operation on the socket counts.
+      const client = { identity: connection.identity, ip: connection.ip };
+      const overBudget = await rateLimits.checkRequest(client, 'socket');
+      if (overBudget) return [overBudget];
+      const planner = opts.getPlanner();
+      if (!connection.isOpen || !planner) return [notServing()];
       const { query, operationName, variables } = request;
       let document: DocumentNode;
       try {
@@ -161,10 +194,18 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       if (!operation) return [codedError(ErrorCode.BadRequest, 'Unable to identify the operation to run: give operationName')];
       const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
       if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
+        const refused = await rateLimits.checkCredentials(client, document, operation, variables, 'socket');
+        if (refused) return [refused];
+        if (!connection.isOpen) return [notServing()];
         return { ...args, contextValue: new SocketOperation(connection, request) };
       }
+      // Before planning: nothing is opened upstream for a subscription over the caps.
+      const tooMany = checkSubscriptionCaps(connection);
+      if (tooMany) return [tooMany];
       const prepared = planner.prepare({ query, document, operationName, variables });
       if (!isPrepared(prepared)) return prepared;
+      // Counted from now on: concurrent subscribe messages cannot all pass the caps before one starts.
+      connection.admitting.add(id);
       return { ...args, contextValue: new PlannedSubscription(connection, id, prepared, planner) };
     },
 
@@ -184,17 +225,46 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     subscribe(args) {
       const op = args.contextValue;
       if (!(op instanceof PlannedSubscription)) return { errors: [codedError(ErrorCode.BadRequest, 'Unexpected operation')] };
+      op.connection.admitting.delete(op.id);
       return startFederatedSubscription(op, federation);
+    },
+
+    onComplete(ctx, id) {
+      connections.get(ctx.extra.socket)?.admitting.delete(id);
     },
 
     onNext: (_ctx, _id, _payload, args, result) => formatResult(result, requestIdOf(args.contextValue)),
     onError: (_ctx, _id, _payload, errors) => errors.map((e) => opts.formatError(e.toJSON())),
 
     onClose(ctx) {
-      connections.get(ctx.extra.socket)?.release();
+      const connection = connections.get(ctx.extra.socket);
+      connection?.release();
       connections.delete(ctx.extra.socket);
+      const userId = connection?.identity?.userId;
+      if (connection && userId !== undefined) {
+        const own = byUser.get(userId);
+        own?.delete(connection);
+        if (own?.size === 0) byUser.delete(userId);
+      }
     },
   };
+
+  /** TOO_MANY_SUBSCRIPTIONS when the connection, or its user across connections, holds its maximum. */
+  function checkSubscriptionCaps(connection: Connection): GraphQLError | undefined {
+    if (connection.subscriptionCount() >= maxPerConnection) {
+      return codedError(ErrorCode.TooManySubscriptions, `This connection holds ${maxPerConnection} subscriptions, the most it may; complete one first`, {
+        extensions: { limit: maxPerConnection, scope: 'connection' },
+      });
+    }
+    const userId = connection.identity?.userId;
+    if (userId === undefined) return undefined;
+    let held = 0;
+    for (const c of byUser.get(userId) ?? []) held += c.subscriptionCount();
+    if (held < maxPerUser) return undefined;
+    return codedError(ErrorCode.TooManySubscriptions, `You hold ${maxPerUser} subscriptions, the most a user may; complete one first`, {
+      extensions: { limit: maxPerUser, scope: 'user' },
+    });
+  }
 
   function checkBacklog(connection: Connection): void {
     const backlog = connection.backlogBytes();

@@ -7,6 +7,8 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
+import { getValidPositive } from '../options.ts';
+import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address.ts';
 import { DEFAULT_KEEP_ALIVE_MS, makeSubscriptionServer, type SubscriptionServerOptions } from './server.ts';
 import { subscribeToSubgraph } from './subgraph-stream.ts';
 
@@ -16,6 +18,8 @@ export interface WebSocketAdapterOptions extends Omit<SubscriptionServerOptions,
   path: string;
   /** Largest message accepted from a client. @default 1 MiB */
   maxPayloadBytes?: number;
+  /** Open connections per client IP; beyond, the upgrade is refused with HTTP 429. @default 50 */
+  maxConnectionsPerIp?: number | undefined;
   /** How long dispose() waits for clients to answer the close frame before cutting them off. @default 2_000 */
   closeGraceMs?: number;
 }
@@ -25,10 +29,16 @@ export interface Disposable {
   dispose(): Promise<void>;
 }
 
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 50;
+
 /** Serves graphql-ws on `httpServer` at `path`; call dispose() before draining the HTTP server. */
 export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable {
   const server = makeSubscriptionServer({ ...opts, openSubgraphStream: subscribeToSubgraph });
   const closeGraceMs = opts.closeGraceMs ?? 2_000;
+  const maxPerIp = getValidPositive('maxConnectionsPerIp', opts.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP);
+  const trustedProxies = opts.trustedProxies ?? NO_TRUSTED_PROXIES;
+  /** Open sockets per client IP. */
+  const perIp = new Map<string, number>();
   let stopping: Promise<void> | undefined;
 
   // noServer: ws would otherwise also re-emit the HTTP server's own errors (EADDRINUSE) as its own.
@@ -38,7 +48,29 @@ export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable
       socket.end(`HTTP/1.1 ${stopping ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    const ip = clientAddress(request.socket.remoteAddress, request.headers['x-forwarded-for'], trustedProxies);
+    const open = perIp.get(ip) ?? 0;
+    // Refused before the handshake: graphql-ws's client retries a failed upgrade, as it should.
+    if (open >= maxPerIp) {
+      opts.logger.info({ ip, open }, 'refused WebSocket upgrade: too many connections from this address');
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    perIp.set(ip, open + 1);
+    const release = () => {
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left > 0) perIp.set(ip, left);
+      else perIp.delete(ip);
+    };
+    let upgraded = false;
+    socket.once('close', () => {
+      if (!upgraded) release();
+    });
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      upgraded = true;
+      ws.once('close', release);
+      wss.emit('connection', ws, request);
+    });
   };
   opts.httpServer.on('upgrade', onUpgrade);
   useServer(server.options, wss, opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 type Line = { productId: string; quantity: number };
-const place = (identity: Identity, items: Line[], key: string = randomUUID(), to: { readonly url: string } = app) =>
+const place = (identity: Identity, items: Line[], key: string = randomUUID(), to: { readonly url: string; readonly name: string } = app) =>
   post<{ placeOrder: { id: string; status: string } | null }>(to, PLACE, { items, key }, identity);
 const line = (quantity = 1, productId: string = randomUUID()): Line => ({ productId, quantity });
 
