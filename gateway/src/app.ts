@@ -16,6 +16,7 @@ import { SignedDataSource, createSubgraphAgent, makeFetcher } from './data-sourc
 import { Disposers } from './disposers.ts';
 import { GRAPHQL_PATH, createRequestHandler } from './http-handler.ts';
 import { createIdeHandler } from './ide.ts';
+import { checkOperationLimits, getValidOperationLimits, useOperationLimits } from './limits.ts';
 import { getSubgraphUrlResolver, getSupergraphLoader, getValidTimeout, type GatewayOptions } from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
 import { createSubscriptionPlanner, type SubscriptionPlanner } from './subscriptions/planner.ts';
@@ -38,6 +39,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const loadSupergraph = getSupergraphLoader(opts);
   const subgraphUrlOf = getSubgraphUrlResolver(opts.subgraphUrls);
   const trustedDocuments = getValidTrustedDocuments(opts.trustedDocuments);
+  const operationLimits = getValidOperationLimits(opts.operationLimits);
   const logger = createLogger('gateway', opts.logLevel);
   let url = '';
   let running: Disposers | undefined;
@@ -82,7 +84,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         stopOnTerminationSignals: false,
         includeStacktraceInErrorResponses: false,
         formatError,
-        plugins: gatewayPlugins({ httpServer, logger }),
+        // Operation limits run in didResolveOperation: after validation, before the gateway plans.
+        plugins: [...gatewayPlugins({ httpServer, logger }), useOperationLimits<GatewayContext>(operationLimits)],
       },
       trusted,
     );
@@ -96,7 +99,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         maxBodyBytes,
         // Browser GETs get GraphiQL outside production; Apollo's Sandbox would load from its CDN.
         ide: opts.production ? undefined : createIdeHandler({ graphqlPath: GRAPHQL_PATH }),
-        createContext: (req, requestId) => createHttpContext(req.headers.authorization, requestId, opts.jwtSecret, logger),
+        createContext: (req, requestId, signal) => createHttpContext(req.headers.authorization, { requestId, signal }, opts.jwtSecret, logger),
       }),
     );
     // graphql-ws on the same server, port and path.
@@ -107,6 +110,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       signingSecret: opts.signingSecret,
       logger,
       getPlanner: () => planner,
+      // Queries and mutations over the socket meet the same limits in Apollo's pipeline (executeOperation).
+      checkLimits: (schema, request) => checkOperationLimits(schema, request, operationLimits),
       subgraphs,
       executeOperation: (request, contextValue) => executeOperation(server, request, contextValue),
       ...(trusted ? { checkOperation: (request: OperationRequest) => checkSocketOperation(trusted, request) } : {}),

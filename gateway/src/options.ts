@@ -1,5 +1,6 @@
 /** What createGatewayApp takes, and the checks it runs on it before anything starts. */
 import { readFile } from 'node:fs/promises';
+import type { OperationLimits } from './limits.ts';
 import type { TrustedDocumentsOptions } from './trusted-documents/enforce.ts';
 
 /** The supergraph the gateway serves: its SDL, or a file holding it (read on start()). */
@@ -41,6 +42,12 @@ export interface ServeOptions {
    * @default { mode: 'off' } (any operation, with automatic persisted queries)
    */
   trustedDocuments?: TrustedDocumentsOptions;
+  /**
+   * Depth, aliases, root fields, tokens, directives and cost per operation, checked before planning
+   * (HTTP and WebSocket alike); what is not given keeps its default.
+   * @default DEFAULT_OPERATION_LIMITS (limits.ts): depth 12, aliases 30, root fields 20, tokens 2 000, directives 30, cost 5 000, list size 10
+   */
+  operationLimits?: Partial<OperationLimits>;
 }
 
 export type GatewayOptions = SupergraphSource & ServeOptions;

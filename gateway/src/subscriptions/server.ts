@@ -18,6 +18,7 @@ import {
   type ExecutionResult,
   type FormattedExecutionResult,
   type GraphQLFormattedError,
+  type GraphQLSchema,
 } from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
 import { authenticate, getValidRequestId, type GatewayContext } from '../context.ts';
@@ -65,6 +66,14 @@ export interface SubscriptionServerOptions {
    * (the stored text for a hash) or the errors to refuse it with. Unset: every document may run.
    */
   checkOperation?(request: OperationRequest): OperationRequest | readonly GraphQLError[];
+  /**
+   * Operation limits for subscriptions, after parsing and before validation and planning: the error
+   * to refuse one with, or undefined. Queries and mutations meet them in executeOperation's pipeline.
+   */
+  checkLimits?(
+    schema: GraphQLSchema,
+    request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
+  ): GraphQLError | undefined;
   /** Applied to every error sent to a client (masking, stripping internals). */
   formatError(error: GraphQLFormattedError): GraphQLFormattedError;
   /** Upper bound for connecting to a subgraph and receiving its connection_ack. */
@@ -163,6 +172,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
         return { ...args, contextValue: new SocketOperation(connection, request) };
       }
+      const refusal = opts.checkLimits?.(planner.apiSchema, { source: query, document, operationName, variables });
+      if (refusal) return [refusal];
       const prepared = planner.prepare({ query, document, operationName, variables });
       if (!isPrepared(prepared)) return prepared;
       return { ...args, contextValue: new PlannedSubscription(connection, id, prepared, planner) };
