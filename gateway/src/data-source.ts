@@ -1,4 +1,5 @@
 /** How the gateway calls a subgraph: one keep-alive pool, a timeout per fetch, the caller's identity signed. */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, signForwardedIdentity } from '@commerce/service-kit';
 import { Agent, fetch as undiciFetch } from 'undici';
@@ -13,11 +14,22 @@ type Fetcher = RemoteGraphQLDataSource['fetcher'];
 export const createSubgraphAgent = (): Agent => new Agent({ keepAliveTimeout: 4_000 });
 
 /**
+ * The caller's signal (GatewayContext.signal) while a data source processes its fetch: the fetcher
+ * RemoteGraphQLDataSource calls is given no context, and its private sendRequest builds the init.
+ */
+const callerSignal = new AsyncLocalStorage<AbortSignal | undefined>();
+
+/**
  * RemoteGraphQLDataSource sets no timeout, so every fetch gets its own AbortSignal; it covers the
- * response body too, because parseBody reads the body while the signal is still armed. Nothing retries.
+ * response body too, because parseBody reads the body while the signal is still armed. It also
+ * aborts when the caller hangs up, so a gone client's work stops at the subgraphs. Nothing retries.
  */
 export function makeFetcher(agent: Agent, timeoutMs: number): Fetcher {
-  return (url, init) => undiciFetch(url, { ...init, dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) });
+  return (url, init) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const caller = callerSignal.getStore();
+    return undiciFetch(url, { ...init, dispatcher: agent, signal: caller ? AbortSignal.any([timeout, caller]) : timeout });
+  };
 }
 
 export interface SignedDataSourceConfig {
@@ -39,6 +51,11 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     this.#name = name;
     this.#signingSecret = signingSecret;
     this.#timeoutMs = timeoutMs;
+  }
+
+  override process(options: GraphQLDataSourceProcessOptions<GatewayContext>): ReturnType<RemoteGraphQLDataSource<GatewayContext>['process']> {
+    const signal = 'incomingRequestContext' in options ? options.context.signal : undefined;
+    return callerSignal.run(signal, () => super.process(options));
   }
 
   override async willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {

@@ -49,6 +49,7 @@ export class Connection {
   readonly subscriptions = new Map<string, Channel<ExecutionResult>>();
   #expiry: NodeJS.Timeout | undefined;
   #released = false;
+  readonly #closed = new AbortController();
 
   constructor(
     readonly socket: ClientSocket,
@@ -63,7 +64,7 @@ export class Connection {
 
   /** Each operation gets its own request id, so its subgraph calls can be told apart in logs. */
   newContext(): GatewayContext {
-    return { identity: this.identity, requestId: randomUUID() };
+    return { identity: this.identity, requestId: randomUUID(), signal: this.#closed.signal };
   }
 
   /** Closes with 4401 at `atMs` (epoch ms), when the token the connection was opened with expires. */
@@ -104,6 +105,8 @@ export class Connection {
   release(): void {
     this.#released = true;
     clearTimeout(this.#expiry);
+    // Queries and mutations still running for this socket: their subgraph calls are aborted.
+    this.#closed.abort(new Error('the WebSocket closed'));
     for (const channel of [...this.subscriptions.values()]) void channel.return();
     this.subscriptions.clear();
   }
