@@ -4,8 +4,9 @@
  * sees it. Then the issue's attacks, and aborting a gone client's subgraph calls.
  */
 import { ErrorCode } from '@commerce/service-kit';
+import { buildSchema, getIntrospectionQuery, parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { OperationLimits } from './limits.ts';
+import { DEFAULT_OPERATION_LIMITS, getValidOperationLimits, measureOperation, type OperationLimits } from './limits.ts';
 import { Topics, startGateway, type Harness, type TestGateway } from './test-support/harness.ts';
 
 const topics = new Topics();
@@ -229,5 +230,63 @@ describe('operation limits', () => {
 
     expect(await pending).toMatchObject({ name: 'AbortError' });
     await vi.waitFor(() => expect(slow.abortedRequests()).toBe(1));
+  });
+});
+
+describe('measureOperation', () => {
+  const schema = buildSchema(`
+    type Query { me: User products(first: Int = 20): ProductConnection! tags: [String!]! product: Product }
+    type User { id: ID! orders(first: Int, last: Int): OrderConnection! friends: [User!]! }
+    type OrderConnection { edges: [OrderEdge!]! }
+    type OrderEdge { node: Order! }
+    type Order { id: ID! user: User! }
+    type ProductConnection { edges: [ProductEdge!]! }
+    type ProductEdge { node: Product! }
+    type Product { id: ID! related: [Product!]! }`);
+  const measure = (query: string, variables?: Record<string, unknown>) =>
+    measureOperation(schema, { document: parse(query), source: query, variables }, DEFAULT_OPERATION_LIMITS);
+
+  it('multiplies a connection once by first/last, a plain list by the default list size', () => {
+    // orders 1 + 10 × (edges 1 + node (1 + id 1)) = 31; me adds 1.
+    expect(measure('{ me { orders(first: 10) { edges { node { id } } } } }').cost).toBe(32);
+    expect(measure('{ me { orders(last: 3) { edges { node { id } } } } }').cost).toBe(11);
+    // friends: no size argument, a list: 1 + 10 × 1.
+    expect(measure('{ me { friends { id } } }').cost).toBe(12);
+    // The argument's default (20) counts when the operation leaves it out; scalars lists cost 1.
+    expect(measure('{ products { edges { node { id } } } tags }').cost).toBe(1 + 20 * 3 + 1);
+  });
+
+  it('takes first from the variables, then the variable default, else the default list size', () => {
+    const query = 'query($n: Int = 4) { me { orders(first: $n) { edges { node { id } } } } }';
+    expect(measure(query, { n: 7 }).cost).toBe(1 + 1 + 7 * 3);
+    expect(measure(query).cost).toBe(1 + 1 + 4 * 3);
+    expect(measure('query($n: Int) { me { orders(first: $n) { edges { node { id } } } } }').cost).toBe(1 + 1 + 10 * 3);
+  });
+
+  it('expands fragments for depth, cost and root fields, measuring each once (no exponential work)', () => {
+    const fragments = Array.from({ length: 30 }, (_, i) => `fragment F${i} on Product { id related { ...F${i + 1} ...F${i + 1} } }`).join('\n');
+    const m = measure(`{ product { ...F0 } }\n${fragments}\nfragment F30 on Product { id }`);
+    expect(m.depth).toBe(32);
+    expect(m.cost).toBeGreaterThan(1e12);
+    expect(measure('query { ...Root x: me { id } } fragment Root on Query { me { id } tags }').rootFields).toBe(3);
+  });
+
+  it('does not count introspection, so GraphiQL keeps working', () => {
+    expect(measure(getIntrospectionQuery())).toMatchObject({ depth: 0, cost: 0, rootFields: 0 });
+  });
+
+  it('survives a fragment cycle (validation refuses it)', () => {
+    expect(measure('{ product { ...A } } fragment A on Product { related { ...A } }').depth).toBe(2);
+  });
+
+  it('counts aliases, directives and tokens over the whole document', () => {
+    expect(measure('# a comment\n{ a: me { id @skip(if: false) } b: tags @include(if: true) }')).toMatchObject({ aliases: 2, directives: 2, tokens: 25 });
+  });
+});
+
+describe('getValidOperationLimits', () => {
+  it('keeps the defaults for what is not given and refuses what is not a positive integer', () => {
+    expect(getValidOperationLimits({ maxDepth: 3 })).toEqual({ ...DEFAULT_OPERATION_LIMITS, maxDepth: 3 });
+    expect(() => getValidOperationLimits({ maxCost: 0 })).toThrow(/operationLimits\.maxCost must be a positive integer, got 0/);
   });
 });

@@ -35,6 +35,8 @@ export function useErrorLogging(logger: Logger): ApolloServerPlugin<GatewayConte
     async requestDidStart() {
       return {
         async didEncounterErrors({ contextValue, errors }) {
+          // The client hung up and its subgraph calls were aborted: nothing went wrong on our side.
+          if (contextValue.signal?.aborted) return logger.info({ requestId: contextValue.requestId }, 'client went away; subgraph calls aborted');
           for (const err of errors) {
             const code = err.extensions?.code;
             if (code === ErrorCode.SubgraphTimeout) logger.warn({ requestId: contextValue.requestId, err }, 'subgraph timeout');
