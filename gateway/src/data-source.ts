@@ -28,8 +28,28 @@ export function makeFetcher(agent: Agent, timeoutMs: number): Fetcher {
   return (url, init) => {
     const timeout = AbortSignal.timeout(timeoutMs);
     const caller = callerSignal.getStore();
-    return undiciFetch(url, { ...init, dispatcher: agent, signal: caller ? AbortSignal.any([timeout, caller]) : timeout });
+    if (!caller) return undiciFetch(url, { ...init, dispatcher: agent, signal: timeout });
+    return fetchUntilCallerLeaves(url, init, agent, timeout, caller);
   };
+}
+
+/**
+ * Not AbortSignal.any: on Node 20 a long-lived source (a WebSocket connection's signal) keeps every
+ * signal combined with it (nodejs/node#55351). The caller's listener goes once the response has
+ * arrived; the timeout alone still covers reading the body.
+ */
+async function fetchUntilCallerLeaves(url: string, init: Parameters<Fetcher>[1], agent: Agent, timeout: AbortSignal, caller: AbortSignal) {
+  const controller = new AbortController();
+  const onTimeout = () => controller.abort(timeout.reason);
+  const onCallerGone = () => controller.abort(caller.reason);
+  if (caller.aborted) onCallerGone();
+  timeout.addEventListener('abort', onTimeout, { once: true });
+  caller.addEventListener('abort', onCallerGone, { once: true });
+  try {
+    return await undiciFetch(url, { ...init, dispatcher: agent, signal: controller.signal });
+  } finally {
+    caller.removeEventListener('abort', onCallerGone);
+  }
 }
 
 export interface SignedDataSourceConfig {

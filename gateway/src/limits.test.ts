@@ -231,6 +231,21 @@ describe('operation limits', () => {
     expect(await pending).toMatchObject({ name: 'AbortError' });
     await vi.waitFor(() => expect(slow.abortedRequests()).toBe(1));
   });
+
+  it('aborts the subgraph call of a query whose WebSocket closed', async () => {
+    const gw = await h.startAnother({ subgraphTimeoutMs: 300_000 });
+    const slow = h.subgraphs.slow!;
+    const received = slow.requests.length;
+    const aborted = slow.abortedRequests();
+    const client = await gw.ws();
+    await client.init();
+    client.subscribe('q', '{ hang }');
+    await vi.waitFor(() => expect(slow.requests.length).toBe(received + 1));
+
+    client.terminate();
+
+    await vi.waitFor(() => expect(slow.abortedRequests()).toBe(aborted + 1));
+  });
 });
 
 describe('measureOperation', () => {
