@@ -55,7 +55,7 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
 
 /**
  * OPERATION_MAX_DEPTH (12), OPERATION_MAX_ALIASES (30), OPERATION_MAX_ROOT_FIELDS (20),
- * OPERATION_MAX_TOKENS (2 000), OPERATION_MAX_DIRECTIVES (30), OPERATION_MAX_COST (5 000),
+ * OPERATION_MAX_TOKENS (2 000), OPERATION_MAX_DIRECTIVES (30), OPERATION_MAX_COST (10 000),
  * OPERATION_DEFAULT_LIST_SIZE (10). `pnpm schema:check` reads the same variables, so CI checks
  * the client operations against what the deployment would enforce.
  */

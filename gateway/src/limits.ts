@@ -54,7 +54,8 @@ export interface OperationLimits {
  * Generous enough for every operation under schema/operations/ and the README (`pnpm schema:check`
  * prints their figures), tight enough to refuse the issue's attacks: the 286-byte nested
  * `me { orders { … user { orders …` query is 21 deep and the 1,000-alias `products(first: 100)` query
- * has 1,000 aliases and root fields.
+ * has 1,000 aliases and root fields. The cost budget admits a customer's 50 orders with their lines
+ * (about 6 200), and refuses the nested query (about 366 000).
  */
 export const DEFAULT_OPERATION_LIMITS: Readonly<OperationLimits> = Object.freeze({
   maxDepth: 12,
@@ -62,7 +63,7 @@ export const DEFAULT_OPERATION_LIMITS: Readonly<OperationLimits> = Object.freeze
   maxRootFields: 20,
   maxTokens: 2_000,
   maxDirectives: 30,
-  maxCost: 5_000,
+  maxCost: 10_000,
   defaultListSize: 10,
 });
 

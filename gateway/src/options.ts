@@ -45,7 +45,7 @@ export interface ServeOptions {
   /**
    * Depth, aliases, root fields, tokens, directives and cost per operation, checked before planning
    * (HTTP and WebSocket alike); what is not given keeps its default.
-   * @default DEFAULT_OPERATION_LIMITS (limits.ts): depth 12, aliases 30, root fields 20, tokens 2 000, directives 30, cost 5 000, list size 10
+   * @default DEFAULT_OPERATION_LIMITS (limits.ts): depth 12, aliases 30, root fields 20, tokens 2 000, directives 30, cost 10 000, list size 10
    */
   operationLimits?: Partial<OperationLimits>;
 }
