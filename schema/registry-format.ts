@@ -1,4 +1,5 @@
 /** Human-readable output of the registry CLI: sections Composition, Changes, Operations, Verdict. */
+import { formatLimits } from './operation-limits.ts';
 import type { ChangeLevel, CheckReport, PublishResult } from './registry-lib.ts';
 
 const LABEL: Record<ChangeLevel, string> = { breaking: 'BREAKING ', dangerous: 'DANGEROUS', safe: 'safe     ' };
@@ -48,6 +49,8 @@ export function formatReport(report: CheckReport, registry: string, publishing =
     for (const e of o.errors) out.push(`  ✗ ${e.file}:${e.line ?? '?'}${o.name ? ` ${o.name}` : ''}: ${e.message}`);
   }
 
+  if (report.limits) out.push('', ...formatLimits(report.limits));
+
   out.push('', 'Verdict');
   for (const w of report.warnings) out.push(`  warning: ${w}`);
   // Operation errors are listed above, one line each; the rest is said here.
@@ -68,4 +71,40 @@ export function formatPublish(result: PublishResult, registry: string): string {
   else if (result.written.length === 0) out.push('  registry already up to date; nothing written');
   else for (const f of result.written) out.push(`  wrote ${f}`);
   return out.join('\n');
+}
+
+/** The CHANGELOG entry publish appends. */
+export function formatChangelogEntry(report: CheckReport, now: Date, forced: boolean): string {
+  const count = (level: ChangeLevel) => report.changes.filter((c) => c.level === level).length;
+  const lines = [
+    `## ${now.toISOString().slice(0, 10)}`,
+    '',
+    `${report.changes.length} change(s): ${count('breaking')} breaking, ${count('dangerous')} dangerous, ${count('safe')} safe.`,
+  ];
+  for (const [level, title] of [
+    ['breaking', 'Breaking'],
+    ['dangerous', 'Dangerous'],
+    ['safe', 'Safe'],
+  ] as const) {
+    const changes = report.changes.filter((c) => c.level === level);
+    if (changes.length === 0) continue;
+    lines.push('', `### ${title}`, '');
+    for (const c of changes) {
+      const used = c.level !== 'safe' && c.usedByOperations.length > 0 ? ` (used by ${c.usedByOperations.join(', ')})` : '';
+      lines.push(`- \`${c.coordinate}\`: ${c.message}${used}`);
+    }
+  }
+  const approved = report.changes.filter((c) => c.approval !== null);
+  if (approved.length > 0) {
+    lines.push('', '### Approvals used', '');
+    for (const { coordinate, type, approval: a } of approved) {
+      if (!a) continue;
+      lines.push(`- \`${coordinate}\` (${type}): ${a.reason}, approved${a.approvedBy ? ` by ${a.approvedBy}` : ''} on ${a.date}`);
+    }
+  }
+  if (forced) {
+    lines.push('', '### Published with --force despite', '');
+    for (const f of report.failures) lines.push(`- ${f}`);
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -7,11 +7,16 @@ import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CriticalityLevel, diff, type Change } from '@graphql-inspector/core';
+import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from '@commerce/gateway/limits';
 import { buildSchema, type GraphQLSchema } from 'graphql';
 import { isApprovalFor, loadApprovals, type Approval } from './approvals.ts';
 import { targetOf } from './change-coordinates.ts';
 import { collectUsage, loadOperations, validateOperation, type ClientOperation } from './client-operations.ts';
 import { API_SCHEMA_PATH, SUBGRAPHS, SUPERGRAPH_PATH, composeSupergraph, isCompositionFailure, readIfExists } from './compose-lib.ts';
+import { checkOperationCosts, limitFailures, type LimitsReport } from './operation-limits.ts';
+import { formatChangelogEntry } from './registry-format.ts';
+
+export { formatChangelogEntry };
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
@@ -32,6 +37,8 @@ export interface CheckOptions {
   approvalsPath?: string;
   /** Breaking changes no operation uses fail instead of warning. @default false */
   strict?: boolean;
+  /** What the gateway enforces; the CLI reads the gateway's OPERATION_* variables. @default DEFAULT_OPERATION_LIMITS */
+  operationLimits?: OperationLimits;
 }
 
 export type ChangeLevel = 'breaking' | 'dangerous' | 'safe';
@@ -74,6 +81,8 @@ export interface CheckReport {
   composition: { errors: CompositionErrorReport[]; hints: string[] };
   changes: ReportedChange[];
   operations: OperationReport[];
+  /** Each valid operation's figures against the gateway's limits; absent when composition failed. */
+  limits?: LimitsReport;
   warnings: string[];
   failures: string[];
 }
@@ -127,6 +136,9 @@ async function inspect(opts: CheckOptions): Promise<Inspection> {
   for (const op of report.operations) {
     for (const e of op.errors) report.failures.push(`operation ${e.file}:${e.line ?? '?'}${op.name ? ` ${op.name}` : ''}: ${e.message}`);
   }
+  const valid = loaded.operations.filter((op) => report.operations.some((r) => r.file === op.file && r.name === op.name && r.errors.length === 0));
+  report.limits = checkOperationCosts(newSchema, valid, opts.operationLimits ?? DEFAULT_OPERATION_LIMITS);
+  report.failures.push(...limitFailures(report.limits));
 
   const { approvals, errors: approvalErrors } = loadApprovals(opts.approvalsPath ?? APPROVALS_PATH, display(opts.approvalsPath ?? APPROVALS_PATH));
   report.failures.push(...approvalErrors);
@@ -268,41 +280,6 @@ export async function publish(opts: PublishOptions = {}): Promise<PublishResult>
   appendFileSync(changelog, `\n${entry}`);
   written.push(display(changelog));
   return { published: true, written, changelogEntry: entry, report };
-}
-
-export function formatChangelogEntry(report: CheckReport, now: Date, forced: boolean): string {
-  const count = (level: ChangeLevel) => report.changes.filter((c) => c.level === level).length;
-  const lines = [
-    `## ${now.toISOString().slice(0, 10)}`,
-    '',
-    `${report.changes.length} change(s): ${count('breaking')} breaking, ${count('dangerous')} dangerous, ${count('safe')} safe.`,
-  ];
-  for (const [level, title] of [
-    ['breaking', 'Breaking'],
-    ['dangerous', 'Dangerous'],
-    ['safe', 'Safe'],
-  ] as const) {
-    const changes = report.changes.filter((c) => c.level === level);
-    if (changes.length === 0) continue;
-    lines.push('', `### ${title}`, '');
-    for (const c of changes) {
-      const used = c.level !== 'safe' && c.usedByOperations.length > 0 ? ` (used by ${c.usedByOperations.join(', ')})` : '';
-      lines.push(`- \`${c.coordinate}\`: ${c.message}${used}`);
-    }
-  }
-  const approved = report.changes.filter((c) => c.approval !== null);
-  if (approved.length > 0) {
-    lines.push('', '### Approvals used', '');
-    for (const { coordinate, type, approval: a } of approved) {
-      if (!a) continue;
-      lines.push(`- \`${coordinate}\` (${type}): ${a.reason}, approved${a.approvedBy ? ` by ${a.approvedBy}` : ''} on ${a.date}`);
-    }
-  }
-  if (forced) {
-    lines.push('', '### Published with --force despite', '');
-    for (const f of report.failures) lines.push(`- ${f}`);
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------- helpers

@@ -2,11 +2,13 @@
  * Schema registry CLI.
  *   pnpm schema:check   [--json] [--strict]
  *   pnpm schema:publish [--json] [--strict] [--force]
- * check: compose, diff against the registry, validate client operations; exit 1 on any failure.
+ * check: compose, diff against the registry, validate client operations and measure them against
+ * the gateway's operation limits (OPERATION_* variables, as the gateway reads them); exit 1 on any failure.
  * publish: the same check, then rewrite schema/supergraph.graphql + schema/api.graphql and append
  * to schema/CHANGELOG.md (refused on failures unless --force; never when composition fails).
  */
 import { parseArgs } from 'node:util';
+import { readOperationLimits } from '@commerce/gateway/limits';
 import { API_SCHEMA_PATH } from './compose-lib.ts';
 import { formatPublish, formatReport } from './registry-format.ts';
 import { display, publish, runCheck, type CheckOptions } from './registry-lib.ts';
@@ -31,7 +33,15 @@ async function main(argv: string[]): Promise<number> {
     console.error(USAGE);
     return values.help ? 0 : 1;
   }
-  const opts: CheckOptions = { strict: values.strict === true };
+  let operationLimits;
+  try {
+    // The limits the gateway would enforce with this environment (its OPERATION_* variables).
+    operationLimits = readOperationLimits(process.env);
+  } catch (e) {
+    console.error((e as Error).message);
+    return 1;
+  }
+  const opts: CheckOptions = { strict: values.strict === true, operationLimits };
 
   if (command === 'check') {
     const report = await runCheck(opts);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Kind, parse, print, type OperationDefinitionNode } from 'graphql';
 import { getValidManifest, sha256Hex, type Manifest, type ManifestOperation } from '@commerce/gateway/trusted-documents';
+import { DEFAULT_OPERATION_LIMITS } from '@commerce/gateway/limits';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOperations } from '../schema/client-operations.ts';
 import { API_SCHEMA_PATH, SUPERGRAPH_PATH } from '../schema/compose-lib.ts';
@@ -255,9 +256,31 @@ describe('schema registry CLI', () => {
   it('check --json on the repository exits 0 with the stable report shape', async () => {
     const { stdout } = await promisify(execFile)('npx', ['tsx', 'schema/registry.ts', 'check', '--json'], { cwd: root });
     const report = JSON.parse(stdout) as CheckReport;
-    expect(Object.keys(report).sort()).toEqual(['changes', 'composition', 'failures', 'ok', 'operations', 'warnings']);
+    expect(Object.keys(report).sort()).toEqual(['changes', 'composition', 'failures', 'limits', 'ok', 'operations', 'warnings']);
     expect(report).toMatchObject({ ok: true, composition: { errors: [] }, changes: [], failures: [] });
     expect(report.operations[0]).toEqual({ file: expect.stringMatching(/^schema\/operations\/.+\.graphql$/), name: expect.any(String), errors: [] });
+  });
+
+  it('check measures each operation against the gateway limits and fails on one the gateway would refuse', async () => {
+    const ops = tempDir({
+      'web/a.graphql': 'query Small { me { id } }\nquery Wide { products(first: 50) { edges { node { id name } } } }',
+    });
+    const ok = await runCheck({ operationsDir: ops });
+    expect(ok.limits?.operations.map((o) => [o.name, o.measure.cost, o.exceeded])).toEqual([
+      ['Small', 2, []],
+      ['Wide', 201, []],
+    ]);
+    const tight = await runCheck({ operationsDir: ops, operationLimits: { ...DEFAULT_OPERATION_LIMITS, maxCost: 200 } });
+    expect(tight.ok).toBe(false);
+    expect(tight.failures).toEqual([expect.stringMatching(/^limits: .*a\.graphql Wide: OPERATION_TOO_COMPLEX: .*201 exceeds the budget of 200$/)]);
+  });
+
+  it('check reads the limits from the gateway variables and prints each cost', async () => {
+    const run = promisify(execFile)('npx', ['tsx', 'schema/registry.ts', 'check'], { cwd: root, env: { ...process.env, OPERATION_MAX_DEPTH: '3' } });
+    const failed = (await run.catch((e: unknown) => e)) as { code: number; stdout: string };
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/Operation limits \(depth 3,/);
+    expect(failed.stdout).toMatch(/✗ cost +\d+ +depth 7 .*MyOrders .*over: OPERATION_TOO_DEEP/);
   });
 
   it('check exits 1 on an unknown command', async () => {

@@ -16,6 +16,7 @@ import { SignedDataSource, createSubgraphAgent, makeFetcher } from './data-sourc
 import { Disposers } from './disposers.ts';
 import { GRAPHQL_PATH, createRequestHandler } from './http-handler.ts';
 import { createIdeHandler } from './ide.ts';
+import { checkOperationLimits, getValidOperationLimits, useOperationLimits } from './limits.ts';
 import { getSubgraphUrlResolver, getSupergraphLoader, getValidTimeout, type GatewayOptions } from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
 import { getValidBreakerOptions, getValidRetryOptions } from './subgraph-breaker.ts';
@@ -44,6 +45,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const loadSupergraph = getSupergraphLoader(opts);
   const subgraphUrlOf = getSubgraphUrlResolver(opts.subgraphUrls);
   const trustedDocuments = getValidTrustedDocuments(opts.trustedDocuments);
+  const operationLimits = getValidOperationLimits(opts.operationLimits);
   const logger = createLogger('gateway', opts.logLevel);
   const trustedProxies = makeTrustedProxies(opts.trustedProxies ?? []);
   let url = '';
@@ -102,7 +104,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         stopOnTerminationSignals: false,
         includeStacktraceInErrorResponses: false,
         formatError,
-        plugins: [...gatewayPlugins({ httpServer, logger }), useRateLimits(rateLimits)],
+        // Operation limits and credential budgets run in didResolveOperation: after validation, before the gateway plans.
+        plugins: [...gatewayPlugins({ httpServer, logger }), useOperationLimits<GatewayContext>(operationLimits), useRateLimits(rateLimits)],
       },
       trusted,
     );
@@ -116,8 +119,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         maxBodyBytes,
         // Browser GETs get GraphiQL outside production; Apollo's Sandbox would load from its CDN.
         ide: opts.production ? undefined : createIdeHandler({ graphqlPath: GRAPHQL_PATH }),
-        createContext: async (req, requestId) => {
-          const context = await createHttpContext(req.headers.authorization, requestId, opts.jwtSecret, logger);
+        createContext: async (req, requestId, signal) => {
+          const context = await createHttpContext(req.headers.authorization, { requestId, signal }, opts.jwtSecret, logger);
           const clientIp = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
           // Before parsing: a client over its budget costs one counter increment, nothing more.
           const refusal = await rateLimits.checkRequest({ identity: context.identity, ip: clientIp }, 'http');
@@ -134,6 +137,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       signingSecret: opts.signingSecret,
       logger,
       getPlanner: () => planner,
+      // Queries and mutations over the socket meet the same limits in Apollo's pipeline (executeOperation).
+      checkLimits: (schema, request) => checkOperationLimits(schema, request, operationLimits),
       subgraphs,
       executeOperation: (request, contextValue) => executeOperation(server, request, contextValue),
       ...(trusted ? { checkOperation: (request: OperationRequest) => checkSocketOperation(trusted, request) } : {}),

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { ConfigError, DEV_JWT_SECRET, DEV_SIGNING_SECRET } from '@commerce/service-kit';
 import { describe, expect, it } from 'vitest';
-import { loadGatewayConfig, setApolloTelemetryDefault, subgraphUrlVariable } from './config.ts';
+import { loadGatewayConfig, readOperationLimits, setApolloTelemetryDefault, subgraphUrlVariable } from './config.ts';
+import { DEFAULT_OPERATION_LIMITS } from './limits.ts';
 import { getSubgraphUrlResolver } from './options.ts';
 
 const routeOf = (env: Record<string, string>, name: string) => getSubgraphUrlResolver(loadGatewayConfig(env).subgraphUrls)(name);
@@ -25,6 +26,18 @@ describe('loadGatewayConfig', () => {
       port: 0,
       trustedDocuments: { mode: 'enforce', manifestPath: path.resolve('m.json') },
     });
+  });
+
+  it('reads the operation limits from OPERATION_*, defaulting to the documented ones, and names a bad variable', () => {
+    expect(loadGatewayConfig({}).operationLimits).toEqual(DEFAULT_OPERATION_LIMITS);
+    expect(readOperationLimits({ OPERATION_MAX_DEPTH: '8', OPERATION_MAX_COST: '900', OPERATION_DEFAULT_LIST_SIZE: '25' })).toEqual({
+      ...DEFAULT_OPERATION_LIMITS,
+      maxDepth: 8,
+      maxCost: 900,
+      defaultListSize: 25,
+    });
+    expect(() => readOperationLimits({ OPERATION_MAX_ALIASES: '0' })).toThrow(ConfigError);
+    expect(() => readOperationLimits({ OPERATION_MAX_TOKENS: 'many' })).toThrow(/OPERATION_MAX_TOKENS/);
   });
 
   it('reads the circuit breaker and retry settings', () => {

@@ -15,6 +15,7 @@ import {
   readUrl,
   type Env,
 } from '@commerce/service-kit';
+import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits.ts';
 import type { GatewayOptions } from './options.ts';
 import { makeTrustedProxies } from './rate-limits/client-address.ts';
 import { DEFAULT_RATE_LIMITS, type Budget, type RateLimitOptions } from './rate-limits/index.ts';
@@ -34,8 +35,8 @@ export const subgraphUrlVariable = (name: string): string => `${name.toUpperCase
  * GATEWAY_SIGNING_SECRET, SUBGRAPH_TIMEOUT_MS (10 000), SUBGRAPH_BREAKER_THRESHOLD (5),
  * SUBGRAPH_BREAKER_HALF_OPEN_MS (10 000), SUBGRAPH_RETRY_QUERIES (false), SUBGRAPH_RETRY_BACKOFF_MS (50), LOG_LEVEL, NODE_ENV, TRUSTED_DOCUMENTS
  * (off | enforce), TRUSTED_DOCUMENTS_PATH (schema/trusted-documents.json), APOLLO_TELEMETRY_DISABLED,
- * `<NAME>_URL` per subgraph, and the rate limits (readRateLimits: REDIS_URL, RATE_LIMIT_*,
- * TRUSTED_PROXIES, WS_MAX_*).
+ * the operation limits (readOperationLimits), `<NAME>_URL` per subgraph, and the rate limits
+ * (readRateLimits: REDIS_URL, RATE_LIMIT_*, TRUSTED_PROXIES, WS_MAX_*).
  *
  * Routing is the supergraph's: `<NAME>_URL` overrides a subgraph's URL only when it is set. It is
  * read when the gateway builds that subgraph's data source, since the names come from the supergraph.
@@ -61,6 +62,7 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
       retryBackoffMs: readInt(env, 'SUBGRAPH_RETRY_BACKOFF_MS', DEFAULT_RETRY_BACKOFF_MS, 0, 10_000),
     },
     logLevel,
+    operationLimits: readOperationLimits(env),
     trustedDocuments: mode === 'enforce' ? { mode, manifestPath: readPath(env, 'TRUSTED_DOCUMENTS_PATH', DEFAULT_MANIFEST_PATH) } : { mode },
     rateLimits: readRateLimits(env),
     trustedProxies: readTrustedProxies(env),
@@ -108,6 +110,25 @@ const readList = (env: Env, name: string): string[] =>
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+
+/**
+ * OPERATION_MAX_DEPTH (12), OPERATION_MAX_ALIASES (30), OPERATION_MAX_ROOT_FIELDS (20),
+ * OPERATION_MAX_TOKENS (2 000), OPERATION_MAX_DIRECTIVES (30), OPERATION_MAX_COST (10 000),
+ * OPERATION_DEFAULT_LIST_SIZE (10). `pnpm schema:check` reads the same variables, so CI checks
+ * the client operations against what the deployment would enforce.
+ */
+export function readOperationLimits(env: Env): OperationLimits {
+  const d = DEFAULT_OPERATION_LIMITS;
+  return {
+    maxDepth: readInt(env, 'OPERATION_MAX_DEPTH', d.maxDepth, 1, 1_000),
+    maxAliases: readInt(env, 'OPERATION_MAX_ALIASES', d.maxAliases, 1, 100_000),
+    maxRootFields: readInt(env, 'OPERATION_MAX_ROOT_FIELDS', d.maxRootFields, 1, 100_000),
+    maxTokens: readInt(env, 'OPERATION_MAX_TOKENS', d.maxTokens, 1, 10_000_000),
+    maxDirectives: readInt(env, 'OPERATION_MAX_DIRECTIVES', d.maxDirectives, 1, 100_000),
+    maxCost: readInt(env, 'OPERATION_MAX_COST', d.maxCost, 1, 1_000_000_000),
+    defaultListSize: readInt(env, 'OPERATION_DEFAULT_LIST_SIZE', d.defaultListSize, 1, 100_000),
+  };
+}
 
 /**
  * APOLLO_TELEMETRY_DISABLED (default true): @apollo/gateway's anonymous telemetry, cloud metadata

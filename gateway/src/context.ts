@@ -14,6 +14,8 @@ export interface GatewayContext {
    * rate-limits/plugin.ts). Unset for operations over WebSocket: they are limited when subscribed.
    */
   clientIp?: string;
+  /** Aborted when the caller goes away (HTTP request closed, socket closed): its subgraph calls are aborted with it. */
+  signal?: AbortSignal;
 }
 
 export type AuthResult =
@@ -38,13 +40,18 @@ const HTTP_REFUSALS = {
 } as const;
 
 /** An HTTP request's context; a bad Authorization header refuses the whole request (401, Bearer challenge). */
-export async function createHttpContext(authorization: string | undefined, requestId: string, jwtSecret: string, logger: Logger): Promise<GatewayContext> {
+export async function createHttpContext(
+  authorization: string | undefined,
+  { requestId, signal }: { requestId: string; signal: AbortSignal },
+  jwtSecret: string,
+  logger: Logger,
+): Promise<GatewayContext> {
   const auth = await authenticate(authorization, jwtSecret);
   if (!auth.ok) {
     logger.info({ requestId, reason: auth.reason }, auth.reason === 'malformed' ? 'rejected Authorization header' : 'rejected bearer token');
     throw unauthenticated(HTTP_REFUSALS[auth.reason], { refuseRequest: true });
   }
-  return { identity: auth.identity, requestId };
+  return { identity: auth.identity, requestId, signal };
 }
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -2,6 +2,7 @@
  * How the gateway calls a subgraph: one keep-alive pool, a timeout budget per fetch, the caller's
  * identity signed for that subgraph, and a circuit breaker per subgraph (subgraph-breaker.ts).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, signForwardedIdentity, type Logger } from '@commerce/service-kit';
 import type { CircuitBreakerPolicy } from 'cockatiel';
@@ -35,18 +36,46 @@ const DEADLINE_HEADER = 'x-gateway-internal-deadline';
 export const createSubgraphAgent = (): Agent => new Agent({ keepAliveTimeout: 4_000 });
 
 /**
+ * The caller's signal (GatewayContext.signal) while a data source processes its fetch: the fetcher
+ * RemoteGraphQLDataSource calls is given no context, and its private sendRequest builds the init.
+ */
+const callerSignal = new AsyncLocalStorage<AbortSignal | undefined>();
+
+/**
  * RemoteGraphQLDataSource sets no timeout, so every fetch gets its own AbortSignal; it covers the
  * response body too, because parseBody reads the body while the signal is still armed. A retried
- * call's attempts share one budget: the data source's deadline, else `timeoutMs` from now.
+ * call's attempts share one budget: the data source's deadline, else `timeoutMs` from now. It also
+ * aborts when the caller hangs up, so a gone client's work stops at the subgraphs.
  */
 export function makeFetcher(agent: Agent, timeoutMs: number): Fetcher {
   return (url, init) => {
     const headers = { ...init?.headers };
     const deadline = Number(headers[DEADLINE_HEADER]);
     delete headers[DEADLINE_HEADER];
-    const ms = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : timeoutMs;
-    return undiciFetch(url, { ...init, headers, dispatcher: agent, signal: AbortSignal.timeout(ms) });
+    const timeout = AbortSignal.timeout(Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : timeoutMs);
+    const caller = callerSignal.getStore();
+    if (!caller) return undiciFetch(url, { ...init, headers, dispatcher: agent, signal: timeout });
+    return fetchUntilCallerLeaves(url, { ...init, headers }, agent, timeout, caller);
   };
+}
+
+/**
+ * Not AbortSignal.any: on Node 20 a long-lived source (a WebSocket connection's signal) keeps every
+ * signal combined with it (nodejs/node#55351). The caller's listener goes once the response has
+ * arrived; the timeout alone still covers reading the body.
+ */
+async function fetchUntilCallerLeaves(url: string, init: Parameters<Fetcher>[1], agent: Agent, timeout: AbortSignal, caller: AbortSignal) {
+  const controller = new AbortController();
+  const onTimeout = () => controller.abort(timeout.reason);
+  const onCallerGone = () => controller.abort(caller.reason);
+  if (caller.aborted) onCallerGone();
+  timeout.addEventListener('abort', onTimeout, { once: true });
+  caller.addEventListener('abort', onCallerGone, { once: true });
+  try {
+    return await undiciFetch(url, { ...init, dispatcher: agent, signal: controller.signal });
+  } finally {
+    caller.removeEventListener('abort', onCallerGone);
+  }
 }
 
 export interface SignedDataSourceConfig {
@@ -85,12 +114,14 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
 
   override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
     const deadline = Date.now() + this.#timeoutMs;
+    // The fetcher learns the caller's signal from here: it gets no context of its own.
+    const signal = 'incomingRequestContext' in options ? options.context.signal : undefined;
     const attempts = this.#retry.retryQueries && isRetryableOperation(options) ? 2 : 1;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#breaker.execute(() => {
           this.#deadlines.set(options, deadline);
-          return super.process(options);
+          return callerSignal.run(signal, () => super.process(options));
         });
       } catch (error) {
         if (isBreakerOpen(error)) return errorsAtFetchPaths(options, this.#unavailable());

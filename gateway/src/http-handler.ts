@@ -13,7 +13,8 @@ export interface RequestHandlerOptions {
   maxBodyBytes: number;
   /** GraphiQL for browsers (development only); answers what is its own. */
   ide?: IdeHandler | undefined;
-  createContext(req: IncomingMessage, requestId: string): Promise<GatewayContext>;
+  /** `signal` aborts when the client hangs up before the response is written. */
+  createContext(req: IncomingMessage, requestId: string, signal: AbortSignal): Promise<GatewayContext>;
 }
 
 /** Each step either answers the request (returns true) or passes it on to the next. */
@@ -23,11 +24,12 @@ export function createRequestHandler(server: ApolloServer<GatewayContext>, opts:
     const requestId = startRequest(req, res, logger);
     if (redirectRoot(req, res)) return;
     if (opts.ide?.(req, res)) return;
+    const signal = abortOnHangUp(res);
     // Built per request so the context and the error log carry this request's id.
     createGraphQLHandler(server, {
       path: GRAPHQL_PATH,
       maxBodyBytes,
-      createContext: (r) => opts.createContext(r, requestId),
+      createContext: (r) => opts.createContext(r, requestId, signal),
       onError: (err) => logger.error({ requestId, err }, 'unhandled error while serving a request'),
     })(req, res);
   };
@@ -42,6 +44,17 @@ function startRequest(req: IncomingMessage, res: ServerResponse, logger: Logger)
     logger.info({ requestId, method: req.method, path: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
   });
   return requestId;
+}
+
+/** A signal aborted when the connection closes before the response ended: the client hung up. */
+function abortOnHangUp(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableEnded)
+      // An AbortError: the subgraph did not fail, so no circuit breaker counts it.
+      controller.abort(new DOMException('the client closed the connection', 'AbortError'));
+  });
+  return controller.signal;
 }
 
 /** `GET /` → 302 to GraphQL. */

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { SubgraphBreakerOptions, SubgraphRetryOptions } from './subgraph-breaker.ts';
 import type { RateLimitOptions } from './rate-limits/index.ts';
+import type { OperationLimits } from './limits.ts';
 import type { TrustedDocumentsOptions } from './trusted-documents/enforce.ts';
 
 /** The supergraph the gateway serves: its SDL, or a file holding it (read on start()). */
@@ -64,6 +65,12 @@ export interface ServeOptions {
   maxSubscriptionsPerUser?: number;
   /** WebSocket: open connections per client IP on this instance; beyond, the upgrade gets 429. @default 50 */
   maxConnectionsPerIp?: number;
+  /**
+   * Depth, aliases, root fields, tokens, directives and cost per operation, checked before planning
+   * (HTTP and WebSocket alike); what is not given keeps its default.
+   * @default DEFAULT_OPERATION_LIMITS (limits.ts): depth 12, aliases 30, root fields 20, tokens 2 000, directives 30, cost 10 000, list size 10
+   */
+  operationLimits?: Partial<OperationLimits>;
 }
 
 export type GatewayOptions = SupergraphSource & ServeOptions;

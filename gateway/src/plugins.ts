@@ -87,6 +87,8 @@ export function useErrorLogging(logger: Logger): ApolloServerPlugin<GatewayConte
     async requestDidStart() {
       return {
         async didEncounterErrors({ contextValue, errors }) {
+          // The client hung up and its subgraph calls were aborted: nothing went wrong on our side.
+          if (contextValue.signal?.aborted) return logger.info({ requestId: contextValue.requestId }, 'client went away; subgraph calls aborted');
           // A failed fetch leaves one error per field it would have filled: logged once per subgraph.
           const failed = new Set<unknown>();
           for (const err of errors) {

@@ -40,6 +40,18 @@ export const ERROR_CODES = {
   PERSISTED_QUERY_NOT_FOUND: { status: 400 },
   GRAPHQL_PARSE_FAILED: { status: 400 },
   GRAPHQL_VALIDATION_FAILED: { status: 400 },
+  /** The operation nests fields deeper than the gateway allows; `extensions.depth` and `limit`. */
+  OPERATION_TOO_DEEP: { status: 400 },
+  /** The operation has more aliases than the gateway allows; `extensions.aliases` and `limit`. */
+  TOO_MANY_ALIASES: { status: 400 },
+  /** The operation selects more root fields than the gateway allows; `extensions.rootFields` and `limit`. */
+  TOO_MANY_ROOT_FIELDS: { status: 400 },
+  /** The document has more tokens than the gateway allows; `extensions.limit`. */
+  TOO_MANY_TOKENS: { status: 400 },
+  /** The operation uses more directives than the gateway allows; `extensions.directives` and `limit`. */
+  TOO_MANY_DIRECTIVES: { status: 400 },
+  /** The operation's estimated cost is over the budget; `extensions.cost` (the estimate) and `budget`. */
+  OPERATION_TOO_COMPLEX: { status: 400 },
   /** A subgraph did not answer within the gateway's timeout. */
   SUBGRAPH_TIMEOUT: { status: 504 },
   /** A subgraph's subscription stream ended or could not be opened. */
@@ -71,6 +83,12 @@ export const ErrorCode = {
   PersistedQueryNotFound: 'PERSISTED_QUERY_NOT_FOUND',
   GraphQLParseFailed: 'GRAPHQL_PARSE_FAILED',
   GraphQLValidationFailed: 'GRAPHQL_VALIDATION_FAILED',
+  OperationTooDeep: 'OPERATION_TOO_DEEP',
+  TooManyAliases: 'TOO_MANY_ALIASES',
+  TooManyRootFields: 'TOO_MANY_ROOT_FIELDS',
+  TooManyTokens: 'TOO_MANY_TOKENS',
+  TooManyDirectives: 'TOO_MANY_DIRECTIVES',
+  OperationTooComplex: 'OPERATION_TOO_COMPLEX',
   SubgraphTimeout: 'SUBGRAPH_TIMEOUT',
   SubgraphUnavailable: 'SUBGRAPH_UNAVAILABLE',
   ServiceUnavailable: 'SERVICE_UNAVAILABLE',

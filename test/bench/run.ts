@@ -4,6 +4,7 @@
  * reachable, on PostgreSQL + Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL).
  *   pnpm bench                 all scenarios
  *   pnpm bench orders          one scenario
+ *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
  */
 import pg from 'pg';
@@ -11,6 +12,7 @@ import { Redis } from 'ioredis';
 import { setApolloTelemetryDefault } from '@commerce/gateway';
 import { benchFanout } from './fanout.ts';
 import { benchOrders } from './orders.ts';
+import { benchRefusals } from './refusals.ts';
 
 const env = process.env;
 const int = (name: string, fallback: number) => (env[name] ? Number.parseInt(env[name], 10) : fallback);
@@ -55,6 +57,22 @@ async function main() {
       results.push(r);
     }
   }
+  if (only.length === 0 || only.includes('refusals')) {
+    // Refused before planning: no subgraph and no database is involved, so one backend is enough.
+    const refusals = await benchRefusals({ ...backends[0]!, requests: int('BENCH_REFUSALS', 50) });
+    for (const r of refusals) console.log(JSON.stringify(r));
+    console.table(
+      refusals.map((r) => ({
+        attack: r.attack,
+        codes: r.codes,
+        'p50 ms': r.ms.p50,
+        'p95 ms': r.ms.p95,
+        'RSS peak Δ MiB': r.rssMiB.peakDelta,
+        'heap Δ MiB': r.heapUsedDeltaMiB,
+      })),
+    );
+  }
+  if (results.length === 0) return;
   console.table(
     results.map((r) =>
       'ordersPerSecond' in r

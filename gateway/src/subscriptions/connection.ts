@@ -51,6 +51,7 @@ export class Connection {
   readonly admitting = new Set<string>();
   #expiry: NodeJS.Timeout | undefined;
   #released = false;
+  readonly #closed = new AbortController();
 
   constructor(
     readonly socket: ClientSocket,
@@ -72,7 +73,7 @@ export class Connection {
 
   /** Each operation gets its own request id, so its subgraph calls can be told apart in logs. */
   newContext(): GatewayContext {
-    return { identity: this.identity, requestId: randomUUID() };
+    return { identity: this.identity, requestId: randomUUID(), signal: this.#closed.signal };
   }
 
   /** Closes with 4401 at `atMs` (epoch ms), when the token the connection was opened with expires. */
@@ -113,6 +114,8 @@ export class Connection {
   release(): void {
     this.#released = true;
     clearTimeout(this.#expiry);
+    // Queries and mutations still running for this socket: their subgraph calls are aborted.
+    this.#closed.abort(new DOMException('the WebSocket closed', 'AbortError'));
     for (const channel of [...this.subscriptions.values()]) void channel.return();
     this.subscriptions.clear();
     this.admitting.clear();

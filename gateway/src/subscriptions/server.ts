@@ -18,6 +18,7 @@ import {
   type ExecutionResult,
   type FormattedExecutionResult,
   type GraphQLFormattedError,
+  type GraphQLSchema,
 } from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
 import { authenticate, getValidRequestId, type GatewayContext } from '../context.ts';
@@ -71,6 +72,14 @@ export interface SubscriptionServerOptions {
    * (the stored text for a hash) or the errors to refuse it with. Unset: every document may run.
    */
   checkOperation?(request: OperationRequest): OperationRequest | readonly GraphQLError[];
+  /**
+   * Operation limits for subscriptions, after parsing and before validation and planning: the error
+   * to refuse one with, or undefined. Queries and mutations meet them in executeOperation's pipeline.
+   */
+  checkLimits?(
+    schema: GraphQLSchema,
+    request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
+  ): GraphQLError | undefined;
   /** Applied to every error sent to a client (masking, stripping internals). */
   formatError(error: GraphQLFormattedError): GraphQLFormattedError;
   /** Budgets for each operation on a socket (RATE_LIMITED `error` message). @default none */
@@ -199,6 +208,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
         if (!connection.isOpen) return [notServing()];
         return { ...args, contextValue: new SocketOperation(connection, request) };
       }
+      const refusal = opts.checkLimits?.(planner.apiSchema, { source: query, document, operationName, variables });
+      if (refusal) return [refusal];
       // Before planning: nothing is opened upstream for a subscription over the caps.
       const tooMany = checkSubscriptionCaps(connection);
       if (tooMany) return [tooMany];

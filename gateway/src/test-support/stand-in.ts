@@ -46,6 +46,8 @@ export interface StandIn {
   readonly wsOperations: string[];
   /** TCP connections accepted so far (one per keep-alive socket). */
   connections(): number;
+  /** HTTP requests whose connection closed before their response was written (the gateway aborted them). */
+  abortedRequests(): number;
   /** WebSockets open now. */
   sockets(): number;
   stop(): Promise<void>;
@@ -60,7 +62,11 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
   const wsConnects: (Identity | null)[] = [];
   const wsOperations: string[] = [];
   let connections = 0;
+  let aborted = 0;
   const http = createServer((req, res) => {
+    res.once('close', () => {
+      if (!res.writableEnded) aborted++;
+    });
     void (async () => {
       const chunks: Buffer[] = [];
       for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
@@ -106,6 +112,7 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
     wsConnects,
     wsOperations,
     connections: () => connections,
+    abortedRequests: () => aborted,
     sockets: () => wss.clients.size,
     async stop() {
       await ws.dispose();

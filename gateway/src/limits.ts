@@ -1,0 +1,339 @@
+/**
+ * Operation limits, checked before the gateway plans an operation: depth, aliases, root fields,
+ * tokens, directives, and a cost estimate in which a list multiplies the cost of its selection by
+ * its `first`/`last` argument (or a default list size). One implementation for HTTP (the Apollo
+ * plugin below), WebSocket subscriptions (subscriptions/server.ts) and `pnpm schema:check`.
+ *
+ * Hand-written rather than graphql-armor's rules: Apollo Server replaces the code of every
+ * validation-rule error with GRAPHQL_VALIDATION_FAILED and skips validation for documents it has
+ * cached, and the cost needs the request's variables; so the check runs in `didResolveOperation`,
+ * on every request, with the variables, and refuses with its own code.
+ */
+import type { ApolloServerPlugin } from '@apollo/server';
+import { ErrorCode, codedError, type ErrorCodeName } from '@commerce/service-kit';
+import {
+  Kind,
+  Lexer,
+  Source,
+  TokenKind,
+  getNamedType,
+  getNullableType,
+  isCompositeType,
+  isListType,
+  valueFromASTUntyped,
+  visit,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLError,
+  type GraphQLField,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+} from 'graphql';
+
+export interface OperationLimits {
+  /** Deepest field nesting (a root field is depth 1; introspection fields are not counted). */
+  maxDepth: number;
+  /** Aliased fields in the document. */
+  maxAliases: number;
+  /** Fields selected at the operation's root (fragments expanded). */
+  maxRootFields: number;
+  /** Lexical tokens of the document (comments are not tokens). */
+  maxTokens: number;
+  /** Directive uses in the document. */
+  maxDirectives: number;
+  /** Budget for the cost estimate (see estimateCost). */
+  maxCost: number;
+  /** What a list without `first`/`last` is assumed to hold. */
+  defaultListSize: number;
+}
+
+/**
+ * Generous enough for every operation under schema/operations/ and the README (`pnpm schema:check`
+ * prints their figures), tight enough to refuse the issue's attacks: the 286-byte nested
+ * `me { orders { … user { orders …` query is 21 deep and the 1,000-alias `products(first: 100)` query
+ * has 1,000 aliases and root fields. The cost budget admits a customer's 50 orders with their lines
+ * (about 6 200), and refuses the nested query (about 366 000).
+ */
+export const DEFAULT_OPERATION_LIMITS: Readonly<OperationLimits> = Object.freeze({
+  maxDepth: 12,
+  maxAliases: 30,
+  maxRootFields: 20,
+  maxTokens: 2_000,
+  maxDirectives: 30,
+  maxCost: 10_000,
+  defaultListSize: 10,
+});
+
+export function getValidOperationLimits(given: Partial<OperationLimits> | undefined): OperationLimits {
+  const limits = { ...DEFAULT_OPERATION_LIMITS, ...given };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1)
+      throw new TypeError(`createGatewayApp: operationLimits.${name} must be a positive integer, got ${String(value)}`);
+  }
+  return limits;
+}
+
+/** What estimateOperation measured; `tokens` stops counting one past the limit. */
+export interface OperationMeasure {
+  depth: number;
+  aliases: number;
+  rootFields: number;
+  tokens: number;
+  directives: number;
+  cost: number;
+}
+
+export interface OperationRequest {
+  /** The document's text, for the token count; without it, the document's own source is lexed. */
+  source?: string | undefined;
+  document: DocumentNode;
+  operationName?: string | null | undefined;
+  variables?: Readonly<Record<string, unknown>> | null | undefined;
+}
+
+/** The operation's figures against the schema; parts the schema does not know count as plain fields. */
+export function measureOperation(schema: GraphQLSchema, request: OperationRequest, limits: OperationLimits): OperationMeasure {
+  const { document } = request;
+  const operation = pickOperation(document, request.operationName);
+  const source = request.source ?? document.loc?.source.body ?? '';
+  let aliases = 0;
+  let directives = 0;
+  visit(document, {
+    Field: (node) => void (node.alias && aliases++),
+    Directive: () => void directives++,
+  });
+  if (!operation) return { depth: 0, aliases, rootFields: 0, tokens: countTokens(source, limits.maxTokens + 1), directives, cost: 0 };
+  const walker = new CostWalker(schema, document, request.variables ?? {}, operation, limits.defaultListSize);
+  const root = schema.getRootType(operation.operation) ?? undefined;
+  const { cost, depth } = walker.selectionSet(operation.selectionSet, root, false);
+  return {
+    depth,
+    aliases,
+    rootFields: walker.rootFieldCount(operation.selectionSet),
+    tokens: countTokens(source, limits.maxTokens + 1),
+    directives,
+    cost,
+  };
+}
+
+/** One limit an operation is over: which, by how much, and the code it is refused with. */
+export interface ExceededLimit {
+  code: ErrorCodeName;
+  /** The OperationMeasure figure, e.g. `depth`. */
+  measure: keyof OperationMeasure;
+  value: number;
+  limit: number;
+  message: string;
+}
+
+/** Checked in this order; the first one exceeded is the refusal's code. */
+const CHECKS: readonly {
+  measure: keyof OperationMeasure;
+  limit: keyof OperationLimits;
+  code: ErrorCodeName;
+  message: (value: number, limit: number) => string;
+}[] = [
+  { measure: 'depth', limit: 'maxDepth', code: ErrorCode.OperationTooDeep, message: (v, l) => `The operation is ${v} fields deep; at most ${l} are allowed` },
+  { measure: 'aliases', limit: 'maxAliases', code: ErrorCode.TooManyAliases, message: (v, l) => `The operation has ${v} aliases; at most ${l} are allowed` },
+  {
+    measure: 'rootFields',
+    limit: 'maxRootFields',
+    code: ErrorCode.TooManyRootFields,
+    message: (v, l) => `The operation selects ${v} root fields; at most ${l} are allowed`,
+  },
+  {
+    measure: 'directives',
+    limit: 'maxDirectives',
+    code: ErrorCode.TooManyDirectives,
+    message: (v, l) => `The operation uses ${v} directives; at most ${l} are allowed`,
+  },
+  { measure: 'tokens', limit: 'maxTokens', code: ErrorCode.TooManyTokens, message: (_v, l) => `The operation has more than ${l} tokens` },
+  {
+    measure: 'cost',
+    limit: 'maxCost',
+    code: ErrorCode.OperationTooComplex,
+    message: (v, l) => `The operation's estimated cost ${v} exceeds the budget of ${l}`,
+  },
+];
+
+/** Every limit the measured operation is over, in CHECKS order. */
+export function exceededLimits(m: OperationMeasure, limits: OperationLimits): ExceededLimit[] {
+  return CHECKS.filter((c) => m[c.measure] > limits[c.limit]).map((c) => ({
+    code: c.code,
+    measure: c.measure,
+    value: m[c.measure],
+    limit: limits[c.limit],
+    message: c.message(m[c.measure], limits[c.limit]),
+  }));
+}
+
+/**
+ * The first limit the operation exceeds, as the error to refuse it with, undefined when it is within
+ * all. `extensions` carry the figure and the limit (`cost` and `budget` for the estimate);
+ * `refuseRequest` adds the HTTP status (400) for Apollo Server.
+ */
+export function checkOperationLimits(
+  schema: GraphQLSchema,
+  request: OperationRequest,
+  limits: OperationLimits,
+  { refuseRequest = false }: { refuseRequest?: boolean } = {},
+): GraphQLError | undefined {
+  const [first] = exceededLimits(measureOperation(schema, request, limits), limits);
+  if (!first) return undefined;
+  const extensions =
+    first.measure === 'cost'
+      ? { cost: first.value, budget: first.limit }
+      : first.measure === 'tokens'
+        ? { limit: first.limit }
+        : { [first.measure]: first.value, limit: first.limit };
+  return codedError(first.code, first.message, { extensions, refuseRequest });
+}
+
+/** Apollo Server: refuses over-limit operations after validation and before the gateway plans them. */
+export function useOperationLimits<TContext extends object>(limits: OperationLimits): ApolloServerPlugin<TContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ schema, document, source, operationName, request }) {
+          const refusal = checkOperationLimits(schema, { source, document, operationName, variables: request.variables }, limits, { refuseRequest: true });
+          if (refusal) throw refusal;
+        },
+      };
+    },
+  };
+}
+
+/** Lexes up to `stopAt` tokens; the parser counts the same tokens for its own `maxTokens`. */
+export function countTokens(body: string, stopAt: number): number {
+  const lexer = new Lexer(new Source(body));
+  let count = 0;
+  try {
+    while (count < stopAt && lexer.advance().kind !== TokenKind.EOF) count++;
+  } catch {
+    // A lexical error: parse reports it; the tokens before it are what we counted.
+  }
+  return count;
+}
+
+function pickOperation(document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined {
+  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
+  if (operationName) return operations.find((o) => o.name?.value === operationName);
+  return operations.length === 1 ? operations[0] : undefined;
+}
+
+interface Figures {
+  cost: number;
+  depth: number;
+}
+
+/**
+ * The cost of a selection is the sum of its fields'; a field costs 1 plus its selection's cost times
+ * its multiplier: `first`/`last` (an argument, a variable, or the argument's default), else the
+ * default list size for a list, else 1. A sized field that returns an object (a connection) passes
+ * its size down to the first list below it (`edges`), so `orders(first: 10) { edges { node } }` is
+ * multiplied once. Fragments are expanded, each measured once per position, so spreading a fragment
+ * many times costs what it selects without costing the gateway exponential time.
+ */
+class CostWalker {
+  readonly #fragments = new Map<string, FragmentDefinitionNode>();
+  readonly #memo = new Map<string, Figures>();
+  readonly #inProgress = new Set<string>();
+  readonly #variableDefaults = new Map<string, unknown>();
+
+  constructor(
+    readonly schema: GraphQLSchema,
+    document: DocumentNode,
+    readonly variables: Readonly<Record<string, unknown>>,
+    operation: OperationDefinitionNode,
+    readonly defaultListSize: number,
+  ) {
+    for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) this.#fragments.set(d.name.value, d);
+    for (const v of operation.variableDefinitions ?? [])
+      if (v.defaultValue) this.#variableDefaults.set(v.variable.name.value, valueFromASTUntyped(v.defaultValue));
+  }
+
+  selectionSet(set: SelectionSetNode, type: GraphQLNamedType | undefined, sized: boolean): Figures {
+    let cost = 0;
+    let depth = 0;
+    for (const selection of set.selections) {
+      let figures: Figures;
+      if (selection.kind === Kind.FIELD) figures = this.field(selection, type, sized);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const condition = selection.typeCondition ? this.schema.getType(selection.typeCondition.name.value) : type;
+        figures = this.selectionSet(selection.selectionSet, condition ?? undefined, sized);
+      } else figures = this.fragment(selection.name.value, sized);
+      cost += figures.cost;
+      depth = Math.max(depth, figures.depth);
+    }
+    return { cost, depth };
+  }
+
+  /** Root fields, with fragments on the root expanded (each fragment once: validation refuses cycles). */
+  rootFieldCount(set: SelectionSetNode, seen = new Set<string>()): number {
+    let count = 0;
+    for (const s of set.selections) {
+      if (s.kind === Kind.FIELD) count += s.name.value.startsWith('__') ? 0 : 1;
+      else if (s.kind === Kind.INLINE_FRAGMENT) count += this.rootFieldCount(s.selectionSet, seen);
+      else if (!seen.has(s.name.value)) {
+        seen.add(s.name.value);
+        const fragment = this.#fragments.get(s.name.value);
+        if (fragment) count += this.rootFieldCount(fragment.selectionSet, seen);
+      }
+    }
+    return count;
+  }
+
+  private fragment(name: string, sized: boolean): Figures {
+    const key = `${name}\u0000${sized}`;
+    const known = this.#memo.get(key);
+    if (known) return known;
+    const fragment = this.#fragments.get(name);
+    // An unknown or cyclic spread: validation refuses the document; it adds nothing here.
+    if (!fragment || this.#inProgress.has(name)) return { cost: 0, depth: 0 };
+    this.#inProgress.add(name);
+    const figures = this.selectionSet(fragment.selectionSet, this.schema.getType(fragment.typeCondition.name.value) ?? undefined, sized);
+    this.#inProgress.delete(name);
+    this.#memo.set(key, figures);
+    return figures;
+  }
+
+  private field(node: FieldNode, parent: GraphQLNamedType | undefined, sized: boolean): Figures {
+    // Introspection is served by the gateway itself and `__typename` costs nothing.
+    if (node.name.value.startsWith('__')) return { cost: 0, depth: 0 };
+    const def =
+      parent && 'getFields' in parent ? (parent.getFields() as Record<string, GraphQLField<unknown, unknown> | undefined>)[node.name.value] : undefined;
+    const returnsList = def ? isListType(getNullableType(def.type)) : false;
+    const size = this.sizeArgument(node, def);
+    if (!node.selectionSet) return { cost: 1, depth: 1 };
+    const named = def ? getNamedType(def.type) : undefined;
+    let multiplier = 1;
+    let childSized = false;
+    if (size !== undefined) {
+      multiplier = size;
+      childSized = !returnsList;
+    } else if (returnsList) multiplier = sized ? 1 : this.defaultListSize;
+    else childSized = sized;
+    const child = this.selectionSet(node.selectionSet, named && isCompositeType(named) ? named : undefined, childSized);
+    return { cost: 1 + multiplier * child.cost, depth: 1 + child.depth };
+  }
+
+  /** `first` or `last`: the literal, the request's variable (or its default), else the argument's default. */
+  private sizeArgument(node: FieldNode, def: GraphQLField<unknown, unknown> | undefined): number | undefined {
+    for (const name of ['first', 'last']) {
+      const arg = node.arguments?.find((a) => a.name.value === name);
+      let value: unknown;
+      if (!arg) value = def?.args.find((a) => a.name === name)?.defaultValue;
+      else if (arg.value.kind === Kind.VARIABLE) {
+        const variable = arg.value.name.value;
+        value = Object.hasOwn(this.variables, variable) ? this.variables[variable] : this.#variableDefaults.get(variable);
+      } else value = valueFromASTUntyped(arg.value);
+      if (typeof value === 'number' && Number.isFinite(value)) return Math.max(0, Math.ceil(value));
+      // Given but unknown (a variable without value): assume the default list size.
+      if (arg) return this.defaultListSize;
+    }
+    return undefined;
+  }
+}
