@@ -73,7 +73,8 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
 }
 
 /**
- * RATE_LIMITS (on | off), REDIS_URL (unset: counters in memory, per instance), RATE_LIMIT_REQUESTS
+ * RATE_LIMITS (on | off), REDIS_URL (unset: counters in memory, per instance), RATE_LIMIT_COST per
+ * RATE_LIMIT_COST_WINDOW_S (200 000 per 60 s), RATE_LIMIT_REQUESTS
  * per RATE_LIMIT_REQUESTS_WINDOW_S (600 per 60 s), RATE_LIMIT_LOGIN_PER_IP per
  * RATE_LIMIT_LOGIN_PER_IP_WINDOW_S (10 per 60 s), RATE_LIMIT_LOGIN_PER_EMAIL per
  * RATE_LIMIT_LOGIN_PER_EMAIL_WINDOW_S (5 per 900 s), RATE_LIMIT_CREDENTIAL_FIELDS (logIn,signUp).
@@ -88,6 +89,7 @@ export function readRateLimits(env: Env): RateLimitOptions | false {
   return {
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     requests: budget('RATE_LIMIT_REQUESTS', DEFAULT_RATE_LIMITS.requests),
+    cost: budget('RATE_LIMIT_COST', DEFAULT_RATE_LIMITS.cost),
     credentialsPerIp: budget('RATE_LIMIT_LOGIN_PER_IP', DEFAULT_RATE_LIMITS.credentialsPerIp),
     credentialsPerEmail: budget('RATE_LIMIT_LOGIN_PER_EMAIL', DEFAULT_RATE_LIMITS.credentialsPerEmail),
     credentialFields: fields.length > 0 ? fields : DEFAULT_RATE_LIMITS.credentialFields,

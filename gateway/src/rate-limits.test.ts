@@ -70,6 +70,23 @@ describe.each(backends)('rate limits ($name)', ({ redisUrl, available }) => {
     await h?.stop();
   });
 
+  it.skipIf(!available)(
+    'spends each operation\'s cost estimate from a cost budget: over it, 429 RATE_LIMITED (limit "cost"), calling no subgraph',
+    async () => {
+      // `{ ping }` costs 1, `{ a: ping b: ping c: ping }` 3: a budget of 4 admits one of each.
+      const gw = await startWith({ cost: { points: 4, durationSec: 60 } });
+      expect((await gw.query('{ a: ping b: ping c: ping }')).body).toEqual({ data: { a: 'pong', b: 'pong', c: 'pong' } });
+      expect((await gw.query(PING)).body).toEqual({ data: { ping: 'pong' } });
+      const before = calls();
+
+      const refused = await gw.query(PING);
+
+      expectRateLimited(refused);
+      expect(refused.body.errors?.[0]?.extensions?.limit).toBe('cost');
+      expect(calls()).toBe(before);
+    },
+  );
+
   it.skipIf(!available)('answers the request over budget with 429, Retry-After and RATE_LIMITED, calling no subgraph', async () => {
     const gw = await startWith({ requests: { points: 3, durationSec: 60 } });
     for (let i = 0; i < 3; i++) expect((await gw.query(PING)).body).toEqual({ data: { ping: 'pong' } });

@@ -20,6 +20,12 @@ export interface RateLimitOptions {
   redisPrefix?: string;
   /** Operations per client (user, else IP) per window, HTTP and WebSocket alike. @default { points: 600, durationSec: 60 } */
   requests?: Budget;
+  /**
+   * Cost per client per window: each operation spends its cost estimate (limits.ts), so a client
+   * cannot send the most expensive operation its per-request budget allows over and over.
+   * @default { points: 200_000, durationSec: 60 }
+   */
+  cost?: Budget;
   /** Credential fields (each alias counts) per IP. @default { points: 10, durationSec: 60 } */
   credentialsPerIp?: Budget;
   /** Credential fields per e-mail (lower-cased). @default { points: 5, durationSec: 900 } */
@@ -30,6 +36,7 @@ export interface RateLimitOptions {
 
 export const DEFAULT_RATE_LIMITS = {
   requests: { points: 600, durationSec: 60 },
+  cost: { points: 200_000, durationSec: 60 },
   credentialsPerIp: { points: 10, durationSec: 60 },
   credentialsPerEmail: { points: 5, durationSec: 900 },
   credentialFields: ['logIn', 'signUp'],
@@ -44,6 +51,8 @@ export interface Client {
 export interface RateLimits {
   /** One operation by `client`; the error to refuse it with when over budget. */
   checkRequest(client: Client, refuse: Refusal): Promise<GraphQLError | undefined>;
+  /** `cost` (an operation's estimate) spent from `client`'s cost budget; the error when over it. */
+  checkCost(client: Client, cost: number, refuse: Refusal): Promise<GraphQLError | undefined>;
   /** The credential fields of `operation`, counted per IP and per e-mail. */
   checkCredentials(
     client: Client,
@@ -65,6 +74,7 @@ export function createRateLimits(opts: RateLimitOptions | false, logger: Logger)
   if (opts === false) return unlimited;
   const store: RateLimitStore = opts.redisUrl ? createRedisRateLimitStore({ url: opts.redisUrl, prefix: opts.redisPrefix }) : createMemoryRateLimitStore();
   const requests = store.limiter('requests', getValidBudget('requests', opts.requests ?? DEFAULT_RATE_LIMITS.requests));
+  const costs = store.limiter('cost', getValidBudget('cost', opts.cost ?? DEFAULT_RATE_LIMITS.cost));
   const perIp = store.limiter('credentials-ip', getValidBudget('credentialsPerIp', opts.credentialsPerIp ?? DEFAULT_RATE_LIMITS.credentialsPerIp));
   const perEmail = store.limiter(
     'credentials-email',
@@ -81,6 +91,11 @@ export function createRateLimits(opts: RateLimitOptions | false, logger: Logger)
     async checkRequest(client, refuse) {
       const verdict = await requests.consume(clientKey(client));
       return verdict.allowed ? undefined : refused('requests', verdict.retryAfterSec, refuse, { client: clientKey(client) });
+    },
+    async checkCost(client, cost, refuse) {
+      if (cost <= 0) return undefined;
+      const verdict = await costs.consume(clientKey(client), cost);
+      return verdict.allowed ? undefined : refused('cost', verdict.retryAfterSec, refuse, { client: clientKey(client), cost });
     },
     async checkCredentials(client, document, operation, variables, refuse) {
       const attempts = findCredentialAttempts(document, operation, fields, variables);
@@ -114,6 +129,7 @@ export function rateLimited(limit: string, retryAfterSec: number, refuse: Refusa
 const unlimitedLimiter: RateLimiter = { consume: () => Promise.resolve({ allowed: true, remaining: Number.POSITIVE_INFINITY }) };
 const unlimited: RateLimits = {
   checkRequest: () => Promise.resolve(undefined),
+  checkCost: () => Promise.resolve(undefined),
   checkCredentials: () => Promise.resolve(undefined),
   limiter: () => unlimitedLimiter,
   close: () => Promise.resolve(),

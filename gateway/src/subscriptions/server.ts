@@ -80,6 +80,11 @@ export interface SubscriptionServerOptions {
     schema: GraphQLSchema,
     request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
   ): GraphQLError | undefined;
+  /** The operation's cost estimate, spent from the client's cost budget (rateLimits). @default 0 */
+  costOf?(
+    schema: GraphQLSchema,
+    request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
+  ): number;
   /** Applied to every error sent to a client (masking, stripping internals). */
   formatError(error: GraphQLFormattedError): GraphQLFormattedError;
   /** Budgets for each operation on a socket (RATE_LIMITED `error` message). @default none */
@@ -202,13 +207,16 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       const operation = getOperationAST(document, operationName);
       if (!operation) return [codedError(ErrorCode.BadRequest, 'Unable to identify the operation to run: give operationName')];
       const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
+      const spend = async () =>
+        rateLimits.checkCost(client, opts.costOf?.(planner.apiSchema, { source: query, document, operationName, variables }) ?? 0, 'socket');
       if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
-        const refused = await rateLimits.checkCredentials(client, document, operation, variables, 'socket');
+        // Operation limits for these run in executeOperation's pipeline; an operation over them is refused there too.
+        const refused = (await rateLimits.checkCredentials(client, document, operation, variables, 'socket')) ?? (await spend());
         if (refused) return [refused];
         if (!connection.isOpen) return [notServing()];
         return { ...args, contextValue: new SocketOperation(connection, request) };
       }
-      const refusal = opts.checkLimits?.(planner.apiSchema, { source: query, document, operationName, variables });
+      const refusal = opts.checkLimits?.(planner.apiSchema, { source: query, document, operationName, variables }) ?? (await spend());
       if (refusal) return [refusal];
       // Before planning: nothing is opened upstream for a subscription over the caps.
       const tooMany = checkSubscriptionCaps(connection);
