@@ -8,7 +8,7 @@
  * Queries and mutations sent over the socket run through Apollo Server like HTTP ones.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, REQUEST_ID_HEADER, codedError, internalError, isInternalError, withCode, type Logger } from '@commerce/service-kit';
+import { ErrorCode, REQUEST_ID_HEADER, codedError, internalError, isInternalError, withCode } from '@commerce/service-kit';
 import {
   GraphQLError,
   OperationTypeNode,
@@ -18,102 +18,19 @@ import {
   type ExecutionResult,
   type FormattedExecutionResult,
   type GraphQLFormattedError,
-  type GraphQLSchema,
 } from 'graphql';
-import type { ServerOptions } from 'graphql-ws';
-import { authenticate, getValidRequestId, type GatewayContext } from '../context.ts';
+import { authenticate, getValidRequestId } from '../context.ts';
 import { getValidPositive } from '../options.ts';
-import { NO_TRUSTED_PROXIES, clientAddress, type TrustedProxies } from '../rate-limits/client-address.ts';
-import { createRateLimits, type RateLimits } from '../rate-limits/index.ts';
+import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address.ts';
+import { createRateLimits } from '../rate-limits/index.ts';
 import { CloseReason, Connection, GatewayCloseCode, type ClientSocket } from './connection.ts';
-import {
-  startFederatedSubscription,
-  type FederatedSubscription,
-  type FederatedSubscriptionDeps,
-  type SubgraphEndpoint,
-  type SubgraphStreamOpener,
-} from './federated.ts';
+import { startFederatedSubscription, type FederatedSubscription, type FederatedSubscriptionDeps } from './federated.ts';
 import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
+import type { OperationRequest, SubscriptionServer, SubscriptionServerOptions } from './server-options.ts';
 
 export type { SubgraphEndpoint, SubgraphStreamOpener } from './federated.ts';
 
-export interface OperationRequest {
-  query: string;
-  operationName?: string | undefined;
-  variables?: Record<string, unknown> | undefined;
-  extensions?: Record<string, unknown> | undefined;
-}
-
-/** What an adapter puts in graphql-ws's `ctx.extra`; use/ws's `{ socket, request }` is one. */
-export interface SocketExtra {
-  readonly socket: ClientSocket;
-  /** The upgrade request: its request id header names the connection in logs. */
-  readonly request: {
-    readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-    /** The TCP peer; with X-Forwarded-For from a trusted proxy, the client's address. */
-    readonly socket?: { readonly remoteAddress?: string | undefined };
-  };
-}
-
-export interface SubscriptionServerOptions {
-  jwtSecret: string;
-  signingSecret: string;
-  logger: Logger;
-  /** The planner for the supergraph the gateway serves now; undefined before it loaded one. */
-  getPlanner(): SubscriptionPlanner | undefined;
-  /** Subgraphs by name, as the gateway built them. */
-  subgraphs: ReadonlyMap<string, SubgraphEndpoint>;
-  /** Opens a subscription on a subgraph (subgraph-stream.ts over graphql-ws, or a stand-in). */
-  openSubgraphStream: SubgraphStreamOpener;
-  /** Runs a query or mutation through the gateway's normal (Apollo Server) pipeline. */
-  executeOperation(request: OperationRequest, context: GatewayContext): Promise<FormattedExecutionResult>;
-  /**
-   * Trusted documents: called first for every operation on the socket; returns the request to run
-   * (the stored text for a hash) or the errors to refuse it with. Unset: every document may run.
-   */
-  checkOperation?(request: OperationRequest): OperationRequest | readonly GraphQLError[];
-  /**
-   * Operation limits for subscriptions, after parsing and before validation and planning: the error
-   * to refuse one with, or undefined. Queries and mutations meet them in executeOperation's pipeline.
-   */
-  checkLimits?(
-    schema: GraphQLSchema,
-    request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
-  ): GraphQLError | undefined;
-  /** The operation's cost estimate, spent from the client's cost budget (rateLimits). @default 0 */
-  costOf?(
-    schema: GraphQLSchema,
-    request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
-  ): number;
-  /** Applied to every error sent to a client (masking, stripping internals). */
-  formatError(error: GraphQLFormattedError): GraphQLFormattedError;
-  /** Budgets for each operation on a socket (RATE_LIMITED `error` message). @default none */
-  rateLimits?: RateLimits | undefined;
-  /** Whose X-Forwarded-For names the client. @default none */
-  trustedProxies?: TrustedProxies | undefined;
-  /** Subscriptions one connection may hold; beyond, TOO_MANY_SUBSCRIPTIONS. @default 20 */
-  maxSubscriptionsPerConnection?: number | undefined;
-  /** Subscriptions one signed-in user may hold across connections (of this server). @default 50 */
-  maxSubscriptionsPerUser?: number | undefined;
-  /** Upper bound for connecting to a subgraph and receiving its connection_ack. */
-  subgraphTimeoutMs: number;
-  /** Close with 4408 when connection_init has not arrived by then. @default 3_000 */
-  connectionInitWaitTimeout?: number | undefined;
-  /** Unread bytes per connection (socket buffer plus queued events) before it is closed with 4413. @default 1 MiB */
-  maxSubscriberBufferBytes?: number | undefined;
-  /** Ping interval to subgraphs (graphql-ws pings); adapters ping clients as often. @default 12_000 */
-  keepAliveMs?: number;
-}
-
-export interface SubscriptionServer {
-  /** graphql-ws server options: for `useServer` (graphql-ws/use/ws) or graphql-ws's `makeServer`. */
-  readonly options: ServerOptions<Record<string, unknown> | undefined, SocketExtra>;
-  /**
-   * Takes no more connections; each socket given gets `complete` for each of its subscriptions
-   * (their subgraph streams end), then a 1001 close.
-   */
-  goAway(sockets: Iterable<ClientSocket>): void;
-}
+export type { OperationRequest, SocketExtra, SubscriptionServer, SubscriptionServerOptions } from './server-options.ts';
 
 export const DEFAULT_KEEP_ALIVE_MS = 12_000;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
