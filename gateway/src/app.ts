@@ -16,7 +16,7 @@ import { SignedDataSource, createSubgraphAgent, makeFetcher } from './data-sourc
 import { Disposers } from './disposers.ts';
 import { GRAPHQL_PATH, createRequestHandler } from './http-handler.ts';
 import { createIdeHandler } from './ide.ts';
-import { checkOperationLimits, getValidOperationLimits, measureOperation, useOperationLimits } from './limits.ts';
+import { getValidOperationLimits, measureOperation, refusalFor, useOperationLimits } from './limits.ts';
 import { getSubgraphUrlResolver, getSupergraphLoader, getValidTimeout, type GatewayOptions } from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
 import { getValidBreakerOptions, getValidRetryOptions } from './subgraph-breaker.ts';
@@ -105,7 +105,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         includeStacktraceInErrorResponses: false,
         formatError,
         // Operation limits and credential budgets run in didResolveOperation: after validation, before the gateway plans.
-        plugins: [...gatewayPlugins({ httpServer, logger }), useOperationLimits<GatewayContext>(operationLimits), useRateLimits(rateLimits, operationLimits)],
+        plugins: [...gatewayPlugins({ httpServer, logger }), useOperationLimits<GatewayContext>(operationLimits), useRateLimits(rateLimits)],
       },
       trusted,
     );
@@ -138,8 +138,10 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       logger,
       getPlanner: () => planner,
       // Queries and mutations over the socket meet the same limits in Apollo's pipeline (executeOperation).
-      checkLimits: (schema, request) => checkOperationLimits(schema, request, operationLimits),
-      costOf: (schema, request) => measureOperation(schema, request, operationLimits).cost,
+      measureLimits: (schema, request) => {
+        const measure = measureOperation(schema, request, operationLimits);
+        return { refusal: refusalFor(measure, operationLimits), cost: measure.cost };
+      },
       subgraphs,
       executeOperation: (request, contextValue) => executeOperation(server, request, contextValue),
       ...(trusted ? { checkOperation: (request: OperationRequest) => checkSocketOperation(trusted, request) } : {}),

@@ -162,9 +162,18 @@ export function checkOperationLimits(
   schema: GraphQLSchema,
   request: OperationRequest,
   limits: OperationLimits,
+  opts: { refuseRequest?: boolean } = {},
+): GraphQLError | undefined {
+  return refusalFor(measureOperation(schema, request, limits), limits, opts);
+}
+
+/** The error to refuse an operation already measured with, as checkOperationLimits says. */
+export function refusalFor(
+  measure: OperationMeasure,
+  limits: OperationLimits,
   { refuseRequest = false }: { refuseRequest?: boolean } = {},
 ): GraphQLError | undefined {
-  const [first] = exceededLimits(measureOperation(schema, request, limits), limits);
+  const [first] = exceededLimits(measure, limits);
   if (!first) return undefined;
   const extensions =
     first.measure === 'cost'
@@ -175,14 +184,23 @@ export function checkOperationLimits(
   return codedError(first.code, first.message, { extensions, refuseRequest });
 }
 
+/** Costs measured by useOperationLimits, by request context: what the rate limits spend, without measuring again. */
+const measuredCosts = new WeakMap<object, number>();
+
+/** The cost of the operation of this request context, once it passed the limits; undefined before or when refused. */
+export const measuredCost = (context: object): number | undefined => measuredCosts.get(context);
+
 /** Apollo Server: refuses over-limit operations after validation and before the gateway plans them. */
 export function useOperationLimits<TContext extends object>(limits: OperationLimits): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ schema, document, source, operationName, request }) {
-          const refusal = checkOperationLimits(schema, { source, document, operationName, variables: request.variables }, limits, { refuseRequest: true });
+        // No await before the cost is recorded: plugins registered after this one see it.
+        async didResolveOperation({ contextValue, schema, document, source, operationName, request }) {
+          const measure = measureOperation(schema, { source, document, operationName, variables: request.variables }, limits);
+          const refusal = refusalFor(measure, limits, { refuseRequest: true });
           if (refusal) throw refusal;
+          measuredCosts.set(contextValue, measure.cost);
         },
       };
     },

@@ -1,7 +1,7 @@
 /** The credential and cost budgets for HTTP requests, once the operation is parsed and before it is planned. */
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GatewayContext } from '../context.ts';
-import { measureOperation, type OperationLimits } from '../limits.ts';
+import { measuredCost } from '../limits.ts';
 import type { RateLimits } from './index.ts';
 
 /**
@@ -9,17 +9,18 @@ import type { RateLimits } from './index.ts';
  * and nothing is planned. Operations over WebSocket carry no `clientIp`: they were counted when
  * subscribed (subscriptions/server.ts), so they are not counted twice here.
  */
-export function useRateLimits(rateLimits: RateLimits, operationLimits: OperationLimits): ApolloServerPlugin<GatewayContext> {
+export function useRateLimits(rateLimits: RateLimits): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ contextValue, document, operation, request, schema, source, operationName }) {
+        async didResolveOperation({ contextValue, document, operation, request }) {
           if (contextValue.clientIp === undefined || !operation) return;
           const client = { identity: contextValue.identity, ip: contextValue.clientIp };
           const refusal = await rateLimits.checkCredentials(client, document, operation, request.variables, 'http');
           if (refusal) throw refusal;
-          // After the operation limits (registered first): an operation over them never spends budget.
-          const { cost } = measureOperation(schema, { source, document, operationName, variables: request.variables }, operationLimits);
+          // The cost useOperationLimits (registered first) measured; an operation it refused has none and spends nothing.
+          const cost = measuredCost(contextValue);
+          if (cost === undefined) return;
           const overCost = await rateLimits.checkCost(client, cost, 'http');
           if (overCost) throw overCost;
         },

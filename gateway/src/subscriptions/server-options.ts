@@ -45,18 +45,15 @@ export interface SubscriptionServerOptions {
    */
   checkOperation?(request: OperationRequest): OperationRequest | readonly GraphQLError[];
   /**
-   * Operation limits for subscriptions, after parsing and before validation and planning: the error
-   * to refuse one with, or undefined. Queries and mutations meet them in executeOperation's pipeline.
+   * Operation limits, measured once after parsing and before validation and planning: the error to
+   * refuse a subscription with (queries and mutations meet the limits in executeOperation's
+   * pipeline), and the cost estimate spent from the client's cost budget (rateLimits).
+   * @default no limits, cost 0
    */
-  checkLimits?(
+  measureLimits?(
     schema: GraphQLSchema,
     request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
-  ): GraphQLError | undefined;
-  /** The operation's cost estimate, spent from the client's cost budget (rateLimits). @default 0 */
-  costOf?(
-    schema: GraphQLSchema,
-    request: { source: string; document: DocumentNode; operationName?: string | undefined; variables?: Record<string, unknown> | undefined },
-  ): number;
+  ): { refusal: GraphQLError | undefined; cost: number };
   /** Applied to every error sent to a client (masking, stripping internals). */
   formatError(error: GraphQLFormattedError): GraphQLFormattedError;
   /** Budgets for each operation on a socket (RATE_LIMITED `error` message). @default none */

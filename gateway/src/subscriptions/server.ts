@@ -124,8 +124,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       const operation = getOperationAST(document, operationName);
       if (!operation) return [codedError(ErrorCode.BadRequest, 'Unable to identify the operation to run: give operationName')];
       const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
-      const spend = async () =>
-        rateLimits.checkCost(client, opts.costOf?.(planner.apiSchema, { source: query, document, operationName, variables }) ?? 0, 'socket');
+      const measured = opts.measureLimits?.(planner.apiSchema, { source: query, document, operationName, variables });
+      const spend = async () => rateLimits.checkCost(client, measured?.cost ?? 0, 'socket');
       if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
         // Operation limits for these run in executeOperation's pipeline; an operation over them is refused there too.
         const refused = (await rateLimits.checkCredentials(client, document, operation, variables, 'socket')) ?? (await spend());
@@ -133,7 +133,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
         if (!connection.isOpen) return [notServing()];
         return { ...args, contextValue: new SocketOperation(connection, request) };
       }
-      const refusal = opts.checkLimits?.(planner.apiSchema, { source: query, document, operationName, variables }) ?? (await spend());
+      const refusal = measured?.refusal ?? (await spend());
       if (refusal) return [refusal];
       // Before planning: nothing is opened upstream for a subscription over the caps.
       const tooMany = checkSubscriptionCaps(connection);
