@@ -17,3 +17,4 @@ export * from './seeding.ts';
 export * from './migrate.ts';
 export * from './loaders.ts';
 export * from './channel.ts';
+export * from './observability/index.ts';

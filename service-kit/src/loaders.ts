@@ -1,3 +1,4 @@
+import type { Histogram } from 'prom-client';
 import { isUuid } from './pagination.ts';
 
 /**
@@ -12,5 +13,21 @@ export function batchByUuid<R extends { id: string }>(fetch: (ids: string[]) => 
     const rows = valid.length ? await fetch(valid) : [];
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id.toLowerCase()) ?? null);
+  };
+}
+
+/** Where loaders report their batch sizes (the service's `dataloader_batch_size` histogram; undefined with metrics off). */
+export type BatchSizes = Histogram<'loader'> | undefined;
+
+/** Wraps a batch function so each batch's key count is observed under `loader`. */
+export function observeBatches<K, V>(
+  sizes: BatchSizes,
+  loader: string,
+  fn: (keys: readonly K[]) => PromiseLike<ArrayLike<V | Error>>,
+): (keys: readonly K[]) => PromiseLike<ArrayLike<V | Error>> {
+  if (!sizes) return fn;
+  return (keys) => {
+    sizes.observe({ loader }, keys.length);
+    return fn(keys);
   };
 }

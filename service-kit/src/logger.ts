@@ -1,8 +1,19 @@
 import { pino, type Logger } from 'pino';
+import { activeRequestId } from './observability/request-context.ts';
+import { activeTraceId } from './observability/tracing.ts';
 
 export type { Logger };
 
-/** JSON logs on stdout; one child logger per service. */
+/** JSON logs on stdout; a line written inside a request carries its request id and trace id. */
 export function createLogger(service: string, level = 'info'): Logger {
-  return pino({ level, base: { service } });
+  return pino({
+    level,
+    base: { service },
+    mixin() {
+      const requestId = activeRequestId();
+      const traceId = activeTraceId();
+      if (!requestId && !traceId) return {};
+      return traceId ? (requestId ? { requestId, traceId } : { traceId }) : { requestId };
+    },
+  });
 }

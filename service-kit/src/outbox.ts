@@ -51,6 +51,8 @@ interface OutboxRow {
 
 export interface OutboxRelay {
   start(): void;
+  /** Started and not stopped: readiness checks read it. */
+  readonly running: boolean;
   /** Publishes what is pending now (called after a commit to cut latency). */
   wake(): void;
   /** Publishes until nothing is pending; resolves to the number published. */
@@ -141,6 +143,9 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   };
 
   return {
+    get running() {
+      return !stopped;
+    },
     start() {
       stopped = false;
       timer = setInterval(() => void run(), pollMs);

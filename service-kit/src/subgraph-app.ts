@@ -15,9 +15,17 @@ import { migrate } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
 import { readDatabaseConfig, readPort, readProcessConfig, readSigningSecret, type Env } from './config.ts';
 import { createSubgraphServer, type ServiceApp } from './subgraph-server.ts';
+import { instrumentAdapter } from './observability/db.ts';
+import { createHealth, type Health } from './observability/health.ts';
+import { getProcessRegistry, renderMetrics } from './observability/metrics.ts';
+import { isMetricsOn, readObservabilityConfig, sleep, type ObservabilityOptions } from './observability/options.ts';
+import { rootFieldSpans } from './observability/root-field-spans.ts';
+import { startMetricsListener, type MetricsListener } from './observability/routes.ts';
+import { createSubgraphMetrics, type SubgraphMetrics } from './observability/subgraph-metrics.ts';
+import { createTracing, type Tracing } from './observability/tracing.ts';
 
 /** Options every subgraph factory (`createUsersApp`, …) accepts. */
-export interface SubgraphAppOptions {
+export interface SubgraphAppOptions extends ObservabilityOptions {
   database: DatabaseConfig;
   host: string;
   /** 0 picks a free port. */
@@ -45,6 +53,12 @@ export interface SubgraphApp extends ServiceApp {
   readonly sqlStats: SqlStats;
   /** The outbox relay, when the service publishes events (available after start()). */
   readonly relay: OutboxRelay | undefined;
+  readonly health: Health;
+  /** The service's metrics (its registry is what `/metrics` serves); collected unless metrics are off. */
+  readonly metrics: SubgraphMetrics;
+  readonly tracing: Tracing;
+  /** Where `/metrics` is served when on a separate port (after start()). */
+  readonly metricsUrl: string | undefined;
 }
 
 /** What a running service hands to its contexts and workers. */
@@ -61,6 +75,9 @@ export interface ServiceRuntime<P> {
   /** Live feeds (one tail per stream) for the streams the service's subscriptions follow. */
   feeds: Record<string, LiveFeed>;
   events: NonNullable<SubgraphAppOptions['events']>;
+  /** The service's metrics; undefined when metrics are off (loaders then observe nothing). */
+  metrics: SubgraphMetrics | undefined;
+  tracing: Tracing;
 }
 
 interface PrismaLike {
@@ -112,11 +129,20 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   let backgroundPrisma: P | undefined;
   let consumers: Consumer[] = [];
   let feeds: Record<string, LiveFeed> = {};
+  const metricsOn = isMetricsOn(opts.metrics);
+  // Process metrics count from here (CPU seconds are measured from registration).
+  if (metricsOn) getProcessRegistry();
+  const metrics = createSubgraphMetrics(def.name);
+  const tracing = createTracing(def.name, opts.tracing);
+  const health = createHealth();
+  let metricsListener: MetricsListener | undefined;
   const needsBus = def.publishesEvents || def.startConsumers !== undefined || Boolean(def.liveStreams?.length);
   if (needsBus && !opts.bus) throw new TypeError(`${def.name}: this service publishes or consumes events; pass a bus`);
 
+  // Root-field spans outermost, so the time shield spends deciding is inside them.
   const schema = applyMiddleware(
     buildSubgraphSchema({ typeDefs: parse(readFileSync(def.typeDefsUrl, 'utf8')), resolvers: def.resolvers as GraphQLResolverMap<unknown> }),
+    ...(tracing.enabled ? [rootFieldSpans(tracing.tracer)] : []),
     def.permissions,
   );
 
@@ -137,18 +163,28 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
     get relay() {
       return relay;
     },
+    health,
+    metrics,
+    tracing,
+    get metricsUrl() {
+      return metricsListener?.url;
+    },
     async start() {
       db = await openDatabase(opts.database);
       if (opts.migrate !== false) {
         const { applied } = await migrate(db, { migrationsDir: def.migrationsDir });
         if (applied.length) logger.info({ applied }, 'applied migrations');
       }
-      const client = createPrisma(def.prismaClient, db.adapter, () => {
+      const adapter = instrumentAdapter(db.adapter, {
+        duration: metricsOn ? metrics.statementDuration : undefined,
+        tracer: tracing.enabled ? tracing.tracer : undefined,
+      });
+      const client = createPrisma(def.prismaClient, adapter, () => {
         sqlStats.statements++;
       });
       prisma = client;
       // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost.
-      const background = needsBus ? createPrisma(def.prismaClient, db.adapter, () => undefined) : undefined;
+      const background = needsBus ? createPrisma(def.prismaClient, adapter, () => undefined) : undefined;
       backgroundPrisma = background;
       if (def.publishesEvents && opts.bus) {
         relay = createOutboxRelay({
@@ -169,7 +205,12 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         relay,
         consumerName: `${def.name}-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
         events: opts.events ?? {},
+        metrics: metricsOn ? metrics : undefined,
+        tracing,
       };
+      addReadinessChecks(health, { db, bus: opts.bus, relay: () => relay, consumers: () => consumers });
+      const render = () => renderMetrics([metrics.registry]);
+      if (opts.metrics?.serve === 'port') metricsListener = await startMetricsListener(opts.host, opts.metrics.port, { health, metrics: render });
       server = createSubgraphServer<C>({
         name: def.name,
         schema,
@@ -179,12 +220,19 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         production: opts.production,
         logger,
         createContext: (base) => def.createContext(base, runtime),
+        health,
+        tracing,
+        metrics: metricsOn ? metrics : undefined,
+        renderMetrics: metricsOn && (opts.metrics?.serve ?? 'inline') === 'inline' ? render : undefined,
       });
       await server.start();
       relay?.start();
       if (def.startConsumers && opts.bus && background) consumers = def.startConsumers({ ...runtime, prisma: background, bus: opts.bus });
     },
     async stop() {
+      // Readiness fails first (and for shutdownDelayMs), so load balancers stop routing before HTTP drains.
+      health.beginShutdown();
+      if (server && opts.shutdownDelayMs) await sleep(opts.shutdownDelayMs);
       // HTTP first (no new work), then consumers and relay (finish in-flight work), then the database.
       await server?.stop();
       await Promise.all(consumers.splice(0).map((c) => c.stop()));
@@ -193,8 +241,34 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       await backgroundPrisma?.$disconnect();
       await prisma?.$disconnect();
       await db?.close();
+      await metricsListener?.close();
+      await tracing.shutdown();
     },
   };
+}
+
+interface ReadinessParts {
+  db: Database;
+  bus: EventBus | undefined;
+  relay: () => OutboxRelay | undefined;
+  consumers: () => Consumer[];
+}
+
+/** A subgraph is ready when its database answers, its bus (when it has one) answers, and its relay and consumers run. */
+function addReadinessChecks(health: Health, parts: ReadinessParts): void {
+  health.add({ name: 'database', check: async () => void (await parts.db.sql.query('SELECT 1')) });
+  const { bus } = parts;
+  if (!bus) return;
+  health.add({ name: 'bus', check: () => bus.ping() });
+  health.add({
+    name: 'workers',
+    check: async () => {
+      const relay = parts.relay();
+      if (relay && !relay.running) throw new Error('the outbox relay is not running');
+      const stopped = parts.consumers().filter((c) => !c.running).length;
+      if (stopped) throw new Error(`${stopped} event consumer(s) not running`);
+    },
+  });
 }
 
 /**
@@ -204,6 +278,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
 export function readSubgraphOptions(env: Env, name: string, defaultPort: number): SubgraphAppOptions {
   const { host, production, logLevel } = readProcessConfig(env);
   return {
+    ...readObservabilityConfig(env),
     database: readDatabaseConfig(env, name),
     host,
     port: readPort(env, `${name.toUpperCase()}_PORT`, defaultPort),

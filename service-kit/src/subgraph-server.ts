@@ -12,6 +12,12 @@ import { createGraphQLHandler, listen, urlHost } from './http.ts';
 import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity, type Identity } from './identity.ts';
 import type { Logger } from './logger.ts';
 import type { BaseContext } from './shield.ts';
+import { SpanKind, context as otelContext, trace } from '@opentelemetry/api';
+import type { Health } from './observability/health.ts';
+import { activeRequestId, withRequestId } from './observability/request-context.ts';
+import { createOperationsRoutes } from './observability/routes.ts';
+import { errorCodeLabel, type SubgraphMetrics } from './observability/subgraph-metrics.ts';
+import { extractTraceContext, withTraceId, type Tracing } from './observability/tracing.ts';
 
 /** What every service factory returns. */
 export interface ServiceApp {
@@ -33,6 +39,12 @@ export interface SubgraphServerOptions<C extends BaseContext> {
   production: boolean;
   logger: Logger;
   createContext(base: BaseContext): C | Promise<C>;
+  health: Health;
+  tracing: Tracing;
+  /** Counted when given (metrics on). */
+  metrics?: SubgraphMetrics | undefined;
+  /** Serves `/metrics` on this listener when given (else metrics are off or served elsewhere). */
+  renderMetrics?: (() => Promise<string>) | undefined;
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -55,7 +67,7 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     includeStacktraceInErrorResponses: false,
     formatError: (formatted) => maskInternalError(formatted, opts.production),
     // Inline traces only feed Apollo Studio, which we do not use; they cost time per field.
-    plugins: [logRequestErrors(logger), ApolloServerPluginInlineTraceDisabled(), ApolloServerPluginDrainHttpServer({ httpServer })],
+    plugins: [observeRequests(logger, opts.metrics), ApolloServerPluginInlineTraceDisabled(), ApolloServerPluginDrainHttpServer({ httpServer })],
   });
   const identities = new WeakMap<WebSocket, Identity | null>();
   let wsServer: WebSocketServer | undefined;
@@ -79,18 +91,29 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     },
     async start() {
       await server.start();
-      httpServer.on(
-        'request',
-        createGraphQLHandler(server, {
-          path: GRAPHQL_PATH,
-          onError: (err) => logger.error({ err }, 'unhandled error while serving a request'),
-          createContext: async (req: IncomingMessage) => {
-            const requestId = headerValue(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
-            const identity = await verify(headerValue(req.headers[IDENTITY_HEADER]), requestId);
-            return opts.createContext({ identity, requestId });
-          },
-        }),
-      );
+      const operations = createOperationsRoutes({ health: opts.health, metrics: opts.renderMetrics });
+      const graphql = createGraphQLHandler(server, {
+        path: GRAPHQL_PATH,
+        onError: (err) => logger.error({ err }, 'unhandled error while serving a request'),
+        createContext: async (req: IncomingMessage) => {
+          const requestId = activeRequestId() ?? randomUUID();
+          const identity = await verify(headerValue(req.headers[IDENTITY_HEADER]), requestId);
+          return opts.createContext({ identity, requestId });
+        },
+      });
+      const { tracer } = opts.tracing;
+      httpServer.on('request', (req, res) => {
+        if (operations(req, res)) return;
+        // The gateway's traceparent continues its trace; its request id names this request too.
+        const parent = withTraceId(extractTraceContext(req.headers), opts.tracing);
+        const span = tracer.startSpan(`${req.method ?? 'GET'} ${GRAPHQL_PATH}`, { kind: SpanKind.SERVER, attributes: { 'service.role': 'subgraph' } }, parent);
+        res.once('close', () => {
+          span.setAttribute('http.response.status_code', res.statusCode);
+          span.end();
+        });
+        const requestId = headerValue(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
+        otelContext.with(withRequestId(trace.setSpan(parent, span), requestId), () => graphql(req, res));
+      });
       wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
       const ws = useServer<Record<string, unknown>>(
         {
@@ -137,12 +160,19 @@ export function maskInternalError(formatted: GraphQLFormattedError, production: 
   return { message: 'Internal server error', extensions: { code: ErrorCode.InternalServerError }, ...(formatted.path ? { path: formatted.path } : {}) };
 }
 
-function logRequestErrors(logger: Logger): ApolloServerPlugin<BaseContext> {
+/** Logs unexpected errors with the request id, counts every error by code, and names the request's span after its operation. */
+function observeRequests(logger: Logger, metrics: SubgraphMetrics | undefined): ApolloServerPlugin<BaseContext> {
   return {
     async requestDidStart() {
       return {
+        async didResolveOperation({ operation, operationName }) {
+          const span = trace.getActiveSpan();
+          if (!span?.isRecording() || !operation) return;
+          span.setAttributes({ 'graphql.operation.type': operation.operation, 'graphql.operation.name': operationName ?? '' });
+        },
         async didEncounterErrors({ contextValue, errors }) {
           for (const err of errors) {
+            metrics?.resolverErrors.inc({ code: errorCodeLabel(err.extensions?.code) });
             if (isInternalError(err.extensions?.code)) {
               logger.error({ requestId: contextValue?.requestId, err: err.originalError ?? err }, 'resolver error');
             }

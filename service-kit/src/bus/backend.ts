@@ -42,6 +42,7 @@ export interface StreamBackend {
   retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
   /** A reader that follows a stream without a group (Redis: XREAD on its own connection). */
   openTail(stream: string): TailReader;
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -139,12 +139,17 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
   const deadLetter = (streamId: string, deliveries: number, error: string, raw: string) =>
     backend.deadLetter(o.stream, o.group, streamId, encodeDeadLetter({ streamId, group: o.group, deliveries, error, raw, deadAt: new Date().toISOString() }));
 
+  let crashed = false;
   const loop = run().catch((err: unknown) => {
+    crashed = true;
     log.error({ ...ctx, err: errorMessage(err) }, 'bus: consumer loop crashed');
   });
   let stopped: Promise<void> | undefined;
 
   return {
+    get running() {
+      return !stopping && !crashed;
+    },
     stop() {
       stopped ??= (async () => {
         stopping = true;

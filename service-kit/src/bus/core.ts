@@ -31,6 +31,9 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
           await consumer.stop();
           if (consumers.get(id) === tracked) consumers.delete(id);
         },
+        get running() {
+          return consumer.running;
+        },
       };
       consumers.set(id, tracked);
       return tracked;
@@ -96,6 +99,9 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
           await reader.close();
           tails.delete(tracked);
         },
+        get running() {
+          return !stopped;
+        },
       };
       tails.add(tracked);
       return tracked;
@@ -110,6 +116,11 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       getValidName(stream, 'stream');
       const entries = await backend.range(deadLetterStream(stream), undefined, getValidCount(opts.count));
       return entries.map((entry) => decodeDeadLetter(stream, entry));
+    },
+
+    async ping() {
+      if (closing) throw new Error('the bus is closed');
+      await backend.ping();
     },
 
     close() {

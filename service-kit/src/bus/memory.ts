@@ -260,6 +260,10 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
       return logs.get(stream)?.groups.get(group)?.pel.size ?? 0;
     },
 
+    async ping() {
+      if (closed) throw new Error('the bus is closed');
+    },
+
     async close() {
       closed = true;
       for (const finish of [...blockedReads]) finish([]);

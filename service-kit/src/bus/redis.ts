@@ -155,6 +155,10 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       }
     },
 
+    async ping() {
+      await cmd.ping();
+    },
+
     async close() {
       await quit(cmd);
     },

@@ -68,6 +68,8 @@ export type Handler<P = unknown> = (delivery: Delivery<P>) => Promise<void>;
 export interface Consumer {
   /** Stops reading; waits for the handler in progress. Unacknowledged entries stay pending. */
   stop(): Promise<void>;
+  /** True from the start until stop() (or a crash of its loop): readiness checks read it. */
+  readonly running: boolean;
 }
 
 export interface EventBus {
@@ -92,6 +94,8 @@ export interface EventBus {
   retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
   /** Entries that ended in the stream's dead-letter stream, oldest first. */
   deadLetters(stream: string, opts?: { count?: number }): Promise<DeadLetter[]>;
+  /** Resolves when the bus's store answers (Redis: PING); readiness checks call it. */
+  ping(): Promise<void>;
   /** Stops all consumers and closes connections. */
   close(): Promise<void>;
 }

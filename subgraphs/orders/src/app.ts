@@ -31,11 +31,11 @@ export function createOrdersApp(opts: OrdersAppOptions) {
       resolvers,
       permissions,
       prismaClient: PrismaClient,
-      createContext: (base, { prisma, db, relay, bus, feeds }): Context => {
+      createContext: (base, { prisma, db, relay, bus, feeds, metrics }): Context => {
         const ctx: Context = {
           ...base,
           prisma,
-          loaders: createLoaders(prisma, db.schema),
+          loaders: createLoaders(prisma, db.schema, metrics?.loaderBatchSize),
           schema: db.schema,
           relay,
           bus: bus!,
@@ -43,7 +43,7 @@ export function createOrdersApp(opts: OrdersAppOptions) {
           orderLimits,
           limitPlacements,
           renewLoaders: () => {
-            ctx.loaders = createLoaders(prisma, db.schema);
+            ctx.loaders = createLoaders(prisma, db.schema, metrics?.loaderBatchSize);
           },
         };
         return ctx;

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { batchByUuid, isUuid, qualifiedTable } from '@commerce/service-kit';
+import { batchByUuid, isUuid, observeBatches, qualifiedTable, type BatchSizes } from '@commerce/service-kit';
 import { Prisma, type PrismaClient } from './generated/prisma/client.ts';
 import type { OrderItemModel, OrderModel } from './generated/prisma/models.ts';
 
@@ -30,20 +30,28 @@ export interface Loaders {
  * `schema` is the PostgreSQL schema holding the tables; raw SQL must name it
  * because the PostgreSQL adapter does not set search_path.
  */
-export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
+export function createLoaders(prisma: PrismaClient, schema: string, sizes?: BatchSizes): Loaders {
   const ordersTable = Prisma.raw(qualifiedTable(schema, 'orders'));
 
-  const orderById = new DataLoader<string, OrderModel | null>(batchByUuid((ids) => prisma.order.findMany({ where: { id: { in: ids } } })));
+  const orderById = new DataLoader<string, OrderModel | null>(
+    observeBatches(
+      sizes,
+      'orderById',
+      batchByUuid((ids) => prisma.order.findMany({ where: { id: { in: ids } } })),
+    ),
+  );
 
-  const itemsByOrderId = new DataLoader<string, OrderItemModel[]>(async (orderIds) => {
-    const valid = orderIds.filter(isUuid);
-    const rows = valid.length ? await prisma.orderItem.findMany({ where: { orderId: { in: valid } }, orderBy: { id: 'asc' } }) : [];
-    const byOrder = groupBy(rows, (r) => r.orderId);
-    return orderIds.map((id) => byOrder.get(id.toLowerCase()) ?? []);
-  });
+  const itemsByOrderId = new DataLoader<string, OrderItemModel[]>(
+    observeBatches(sizes, 'itemsByOrderId', async (orderIds: readonly string[]) => {
+      const valid = orderIds.filter(isUuid);
+      const rows = valid.length ? await prisma.orderItem.findMany({ where: { orderId: { in: valid } }, orderBy: { id: 'asc' } }) : [];
+      const byOrder = groupBy(rows, (r) => r.orderId);
+      return orderIds.map((id) => byOrder.get(id.toLowerCase()) ?? []);
+    }),
+  );
 
   const ordersByUser = new DataLoader<OrdersPageKey, OrderModel[], string>(
-    async (keys) => {
+    observeBatches(sizes, 'ordersByUser', async (keys: readonly OrdersPageKey[]) => {
       // The gateway sends every user of an `_entities` call at once, usually
       // with the same page arguments: one query per distinct (take, after).
       const groups = groupBy([...keys], (k) => JSON.stringify([k.take, k.after?.createdAt ?? null, k.after?.id ?? null]));
@@ -59,7 +67,7 @@ export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
         }),
       );
       return keys.map((key) => byKey.get(pageKey(key)) ?? []);
-    },
+    }),
     { cacheKeyFn: pageKey },
   );
 
@@ -85,12 +93,14 @@ export function createLoaders(prisma: PrismaClient, schema: string): Loaders {
   }
 
   // All of a user's orders, whatever page is being read.
-  const orderCountByUser = new DataLoader<string, number>(async (userIds) => {
-    const valid = [...new Set(userIds.filter(isUuid))];
-    const rows = valid.length ? await prisma.order.groupBy({ by: ['userId'], where: { userId: { in: valid } }, _count: { _all: true } }) : [];
-    const byUser = new Map(rows.map((r) => [r.userId, r._count._all]));
-    return userIds.map((id) => byUser.get(id.toLowerCase()) ?? 0);
-  });
+  const orderCountByUser = new DataLoader<string, number>(
+    observeBatches(sizes, 'orderCountByUser', async (userIds: readonly string[]) => {
+      const valid = [...new Set(userIds.filter(isUuid))];
+      const rows = valid.length ? await prisma.order.groupBy({ by: ['userId'], where: { userId: { in: valid } }, _count: { _all: true } }) : [];
+      const byUser = new Map(rows.map((r) => [r.userId, r._count._all]));
+      return userIds.map((id) => byUser.get(id.toLowerCase()) ?? 0);
+    }),
+  );
 
   return { orderById, itemsByOrderId, ordersByUser, orderCountByUser };
 }

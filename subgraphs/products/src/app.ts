@@ -21,16 +21,16 @@ export function createProductsApp(opts: SubgraphAppOptions) {
       resolvers,
       permissions,
       prismaClient: PrismaClient,
-      createContext: (base, { prisma, db, relay, feeds }) => {
+      createContext: (base, { prisma, db, relay, feeds, metrics }) => {
         const ctx: Context = {
           ...base,
           prisma,
-          loaders: createLoaders(prisma),
+          loaders: createLoaders(prisma, metrics?.loaderBatchSize),
           schema: db.schema,
           relay,
           feeds,
           renewLoaders: () => {
-            ctx.loaders = createLoaders(prisma);
+            ctx.loaders = createLoaders(prisma, metrics?.loaderBatchSize);
           },
         };
         return ctx;

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { batchByUuid } from '@commerce/service-kit';
+import { batchByUuid, observeBatches, type BatchSizes } from '@commerce/service-kit';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { ProductModel } from './generated/prisma/models.ts';
 
@@ -8,9 +8,15 @@ export interface Loaders {
   productById: DataLoader<string, ProductModel | null>;
 }
 
-/** A new set per request: DataLoader caches for the life of the request only. */
-export function createLoaders(prisma: PrismaClient): Loaders {
+/** A new set per request: DataLoader caches for the life of the request only. `sizes` observes each batch (metrics). */
+export function createLoaders(prisma: PrismaClient, sizes?: BatchSizes): Loaders {
   return {
-    productById: new DataLoader(batchByUuid((ids) => prisma.product.findMany({ where: { id: { in: ids } } }))),
+    productById: new DataLoader(
+      observeBatches(
+        sizes,
+        'productById',
+        batchByUuid((ids) => prisma.product.findMany({ where: { id: { in: ids } } })),
+      ),
+    ),
   };
 }

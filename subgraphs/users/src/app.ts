@@ -26,7 +26,13 @@ export function createUsersApp(opts: UsersAppOptions) {
       resolvers,
       permissions,
       prismaClient: PrismaClient,
-      createContext: (base, { prisma }) => ({ ...base, prisma, loaders: createLoaders(prisma), tokens, authenticatedAs: new Set() }),
+      createContext: (base, { prisma, metrics }) => ({
+        ...base,
+        prisma,
+        loaders: createLoaders(prisma, metrics?.loaderBatchSize),
+        tokens,
+        authenticatedAs: new Set(),
+      }),
     },
     opts,
   );
