@@ -136,6 +136,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   const tracing = createTracing(def.name, opts.tracing);
   const health = createHealth();
   let metricsListener: MetricsListener | undefined;
+  let stopping: Promise<void> | undefined;
   const needsBus = def.publishesEvents || def.startConsumers !== undefined || Boolean(def.liveStreams?.length);
   if (needsBus && !opts.bus) throw new TypeError(`${def.name}: this service publishes or consumes events; pass a bus`);
 
@@ -175,16 +176,16 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         const { applied } = await migrate(db, { migrationsDir: def.migrationsDir });
         if (applied.length) logger.info({ applied }, 'applied migrations');
       }
-      const adapter = instrumentAdapter(db.adapter, {
-        duration: metricsOn ? metrics.statementDuration : undefined,
-        tracer: tracing.enabled ? tracing.tracer : undefined,
-      });
+      const observers = { duration: metricsOn ? metrics.statementDuration : undefined, tracer: tracing.enabled ? tracing.tracer : undefined };
+      const adapter = instrumentAdapter(db.adapter, { ...observers, source: 'request' });
       const client = createPrisma(def.prismaClient, adapter, () => {
         sqlStats.statements++;
       });
       prisma = client;
       // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost.
-      const background = needsBus ? createPrisma(def.prismaClient, adapter, () => undefined) : undefined;
+      const background = needsBus
+        ? createPrisma(def.prismaClient, instrumentAdapter(db.adapter, { ...observers, source: 'background' }), () => undefined)
+        : undefined;
       backgroundPrisma = background;
       if (def.publishesEvents && opts.bus) {
         relay = createOutboxRelay({
@@ -229,20 +230,23 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       relay?.start();
       if (def.startConsumers && opts.bus && background) consumers = def.startConsumers({ ...runtime, prisma: background, bus: opts.bus });
     },
-    async stop() {
-      // Readiness fails first (and for shutdownDelayMs), so load balancers stop routing before HTTP drains.
-      health.beginShutdown();
-      if (server && opts.shutdownDelayMs) await sleep(opts.shutdownDelayMs);
-      // HTTP first (no new work), then consumers and relay (finish in-flight work), then the database.
-      await server?.stop();
-      await Promise.all(consumers.splice(0).map((c) => c.stop()));
-      await Promise.all(Object.values(feeds).map((f) => f.close()));
-      await relay?.stop();
-      await backgroundPrisma?.$disconnect();
-      await prisma?.$disconnect();
-      await db?.close();
-      await metricsListener?.close();
-      await tracing.shutdown();
+    stop() {
+      stopping ??= (async () => {
+        // Readiness fails first (and for shutdownDelayMs), so load balancers stop routing before HTTP drains.
+        health.beginShutdown();
+        if (server && opts.shutdownDelayMs) await sleep(opts.shutdownDelayMs);
+        // HTTP first (no new work), then consumers and relay (finish in-flight work), then the database.
+        await server?.stop();
+        await Promise.all(consumers.splice(0).map((c) => c.stop()));
+        await Promise.all(Object.values(feeds).map((f) => f.close()));
+        await relay?.stop();
+        await backgroundPrisma?.$disconnect();
+        await prisma?.$disconnect();
+        await db?.close();
+        await metricsListener?.close();
+        await tracing.shutdown();
+      })();
+      return stopping;
     },
   };
 }

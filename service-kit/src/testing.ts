@@ -5,7 +5,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EventBus } from './bus/types.ts';
 import { createMemoryBus } from './bus/index.ts';
-import type { DatabaseConfig } from './db.ts';
+import { openDatabase, type DatabaseConfig } from './db.ts';
 import { IDENTITY_HEADER, signForwardedIdentity, type Identity } from './identity.ts';
 import type { SubgraphApp, SubgraphAppOptions } from './subgraph-app.ts';
 
@@ -39,8 +39,12 @@ export async function startTestSubgraph<A extends SubgraphApp>(
     app,
     bus,
     async dispose() {
-      if (url) await app.db.sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      // The app first (a test may have stopped it already: stop() is idempotent), then its schema.
       await app.stop();
+      if (url) {
+        const db = await openDatabase({ kind: 'postgres', url, schema });
+        await db.sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => db.close());
+      }
       if (!extra.bus) await bus.close();
     },
   };

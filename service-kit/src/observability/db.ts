@@ -15,7 +15,9 @@ type Transaction = Awaited<ReturnType<SqlDriverAdapter['startTransaction']>>;
 type SqlQuery = Parameters<SqlDriverAdapter['queryRaw']>[0];
 
 export interface StatementObservers {
-  duration?: Histogram<'statement'> | undefined;
+  duration?: Histogram<'statement' | 'source'> | undefined;
+  /** Who sends the statements: requests, or background work (relay, consumers). */
+  source: 'request' | 'background';
   /** Only when tracing is on: spans cost an allocation per statement. */
   tracer?: Tracer | undefined;
 }
@@ -55,7 +57,7 @@ export function instrumentAdapter(factory: SqlDriverAdapterFactory, observers: S
   });
 }
 
-async function observe<T>({ duration, tracer }: StatementObservers, sql: string, run: () => Promise<T>): Promise<T> {
+async function observe<T>({ duration, tracer, source }: StatementObservers, sql: string, run: () => Promise<T>): Promise<T> {
   const kind = statementKind(sql);
   const started = performance.now();
   const span = tracer?.startSpan(`db ${kind}`, { kind: SpanKind.CLIENT, attributes: { 'db.system.name': 'postgresql', 'db.query.text': sql.slice(0, 2000) } });
@@ -66,6 +68,6 @@ async function observe<T>({ duration, tracer }: StatementObservers, sql: string,
     throw err;
   } finally {
     span?.end();
-    duration?.observe({ statement: kind }, (performance.now() - started) / 1000);
+    duration?.observe({ statement: kind, source }, (performance.now() - started) / 1000);
   }
 }

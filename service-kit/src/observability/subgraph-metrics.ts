@@ -8,7 +8,7 @@ export const BATCH_SIZE_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
 export interface SubgraphMetrics {
   readonly registry: Registry;
   readonly resolverErrors: Counter<'code'>;
-  readonly statementDuration: Histogram<'statement'>;
+  readonly statementDuration: Histogram<'statement' | 'source'>;
   readonly loaderBatchSize: Histogram<'loader'>;
 }
 
@@ -24,8 +24,8 @@ export function createSubgraphMetrics(service: string): SubgraphMetrics {
     }),
     statementDuration: new Histogram({
       name: 'db_statement_duration_seconds',
-      help: 'Time of each SQL statement the service sent through Prisma, by statement kind',
-      labelNames: ['statement'],
+      help: 'Time of each SQL statement the service sent through Prisma, by statement kind and source (request, or background: relay and consumers)',
+      labelNames: ['statement', 'source'],
       buckets: DURATION_BUCKETS,
       registers: [registry],
     }),

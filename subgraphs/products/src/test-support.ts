@@ -1,3 +1,4 @@
+import type { SubgraphAppOptions } from '@commerce/service-kit';
 import { startTestSubgraph, type TestSubgraph } from '@commerce/service-kit/testing';
 import { createProductsApp } from './app.ts';
 
@@ -8,4 +9,5 @@ export { admin, customer, errorCodes, postAsGateway as post, type GraphQLRespons
 export type ProductsApp = ReturnType<typeof createProductsApp>;
 
 /** The subgraph on PGlite in memory, or in a throwaway schema of TEST_DATABASE_URL. */
-export const startProductsApp = (): Promise<TestSubgraph<ProductsApp>> => startTestSubgraph('products', createProductsApp);
+export const startProductsApp = (extra: Partial<SubgraphAppOptions> = {}): Promise<TestSubgraph<ProductsApp>> =>
+  startTestSubgraph('products', createProductsApp, extra);
