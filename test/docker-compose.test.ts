@@ -1,6 +1,6 @@
 /**
  * docker-compose.yml: valid for Compose, six services, the gateway wired to the three subgraphs,
- * and no secret committed. The Compose check needs the `docker-compose` binary
+ * health checks on the readiness endpoints, and no secret committed. The Compose check needs the `docker-compose` binary
  * (Debian/Ubuntu package `docker-compose`); the YAML checks always run.
  */
 import { spawnSync } from 'node:child_process';
@@ -28,6 +28,7 @@ interface ComposeService {
   environment?: Record<string, string>;
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
+  ports?: string[];
 }
 
 function dockerComposeConfig(env: Record<string, string | undefined>) {
@@ -83,6 +84,16 @@ describe('docker-compose.yml', () => {
       expect(gateway.environment?.[`${name.toUpperCase()}_URL`]).toBe(`http://${name}:${port}/graphql`);
       expect(gateway.depends_on?.[name]?.condition).toBe('service_healthy');
     }
+  });
+
+  it("checks each service's readiness endpoint on its own port and keeps /metrics on an unpublished port", () => {
+    for (const [name, port] of Object.entries({ ...SUBGRAPHS, gateway: 4000 })) {
+      const s = service(name);
+      expect(s.healthcheck?.test.join(' ')).toContain(`http://127.0.0.1:${port}/health/ready`);
+      expect(s.environment?.METRICS_PORT).toBe('9464');
+    }
+    const published = JSON.stringify(file.services.gateway?.ports ?? []);
+    expect(published).not.toContain('9464');
   });
 
   it('takes secrets from required variables and commits none', () => {
