@@ -5,12 +5,14 @@
  *   pnpm bench                 all scenarios
  *   pnpm bench orders          one scenario
  *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
+ *   pnpm bench observability   the three-subgraph query with metrics off / on / on + tracing (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ROUNDS)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
  */
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { setApolloTelemetryDefault } from '@commerce/gateway';
 import { benchFanout } from './fanout.ts';
+import { benchObservability } from './observability.ts';
 import { benchOrders } from './orders.ts';
 import { benchRefusals } from './refusals.ts';
 
@@ -56,6 +58,13 @@ async function main() {
       console.log(JSON.stringify(r));
       results.push(r);
     }
+  }
+  if (only.length === 0 || only.includes('observability')) {
+    // One backend: the most production-like one reachable (PostgreSQL + Redis when up).
+    const b = backends.at(-1)!;
+    const r = await benchObservability({ ...b, seconds: int('BENCH_SECONDS', 10), connections: int('BENCH_CONNECTIONS', 32), rounds: int('BENCH_ROUNDS', 2) });
+    console.log(JSON.stringify(r));
+    console.table(r.variants);
   }
   if (only.length === 0 || only.includes('refusals')) {
     // Refused before planning: no subgraph and no database is involved, so one backend is enough.

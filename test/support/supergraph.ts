@@ -5,7 +5,7 @@ import { createGatewayApp } from '@commerce/gateway';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
-import { createBus, type EventBus, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { createBus, type EventBus, type ObservabilityOptions, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
 import { createTestDatabases, testDatabaseUrl } from './databases.ts';
 import { deleteRedisKeys, testRedisUrl } from './redis.ts';
 
@@ -60,6 +60,8 @@ export interface SupergraphOptions {
    * defaults, because the tests place many orders as the demo customer (who starts with 21 open).
    */
   orderLimits?: Partial<OrderLimits>;
+  /** Metrics, tracing and shutdown delay for every service (default: metrics inline, tracing off). */
+  observability?: ObservabilityOptions;
 }
 
 export const TEST_ORDER_LIMITS: OrderLimits = { maxUnitsPerProduct: 1_000_000, maxOpenOrders: 1_000_000 };
@@ -74,7 +76,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
   const redisUrl = options.redisUrl === undefined ? testRedisUrl() : (options.redisUrl ?? undefined);
   const busPrefix = `test:${randomBytes(6).toString('hex')}:`;
   const bus = createBus({ redisUrl, prefix: busPrefix, maxLen: 10_000 });
-  const common = { host: '127.0.0.1', port: 0, signingSecret: TEST_SIGNING_SECRET, production: false, logLevel: 'silent' };
+  const common = { host: '127.0.0.1', port: 0, signingSecret: TEST_SIGNING_SECRET, production: false, logLevel: 'silent', ...options.observability };
   const events = options.events ?? TEST_EVENT_TIMINGS;
   const orderLimits = options.orderLimits ?? TEST_ORDER_LIMITS;
   const extra: { stop(): Promise<void> }[] = [];
