@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createOrdersApp, type OrderLimits } from '@commerce/orders';
+import { createProductsApp } from '@commerce/products';
+import { createUsersApp } from '@commerce/users';
 import { createGatewayApp } from '@commerce/gateway';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
@@ -43,6 +45,11 @@ export interface Supergraph {
    * and a second gateway routed to it: the scale-out shape of production.
    */
   startSecondInstance(): Promise<{ url: string; orders: SubgraphApp }>;
+  /**
+   * Starts a new instance of a subgraph on the port of the one in `apps` (stopped by the test
+   * beforehand), with the same options and database, and puts it in `apps`.
+   */
+  restartSubgraph(name: ServiceName): Promise<SubgraphApp>;
   /** SQL statements each service has sent so far. */
   sqlStatements(): Record<ServiceName, number>;
   stop(): Promise<void>;
@@ -88,11 +95,14 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     if (redisUrl) await deleteRedisKeys(redisUrl, busPrefix);
     await dbs.dispose();
   };
+  const services = {
+    users: { ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 },
+    products: { ...common, database: dbs.configs.products },
+    orders: { ...common, database: dbs.configs.orders, orderLimits },
+  };
   try {
     local = await startLocalSupergraph({
-      users: { ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 },
-      products: { ...common, database: dbs.configs.products },
-      orders: { ...common, database: dbs.configs.orders, orderLimits },
+      ...services,
       gateway: {
         ...common,
         supergraphPath: fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url)),
@@ -163,6 +173,20 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
         },
       });
       return { url: gateway2.url, orders: orders2 };
+    },
+    async restartSubgraph(name) {
+      const port = Number(new URL(apps[name].url).port);
+      const options = { ...services[name], port, events, bus };
+      const app =
+        name === 'users'
+          ? createUsersApp({ ...services.users, port, events })
+          : name === 'products'
+            ? createProductsApp(options)
+            : createOrdersApp({ ...services.orders, port, events, bus });
+      await app.start();
+      extra.push(app);
+      apps[name] = app;
+      return app;
     },
     sqlStatements: () => ({
       users: apps.users.sqlStats.statements,
