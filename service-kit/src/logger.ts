@@ -1,12 +1,14 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { activeRequestId } from './observability/request-context.ts';
 import { activeTraceId } from './observability/tracing.ts';
 
 export type { Logger };
+/** Where log lines go instead of stdout (tests capture them). */
+export type LogDestination = DestinationStream;
 
-/** JSON logs on stdout; a line written inside a request carries its request id and trace id. */
-export function createLogger(service: string, level = 'info'): Logger {
-  return pino({
+/** JSON logs on stdout (or `destination`); a line written inside a request carries its request id and trace id. */
+export function createLogger(service: string, level = 'info', destination?: LogDestination): Logger {
+  const options = {
     level,
     base: { service },
     mixin() {
@@ -15,5 +17,6 @@ export function createLogger(service: string, level = 'info'): Logger {
       if (!requestId && !traceId) return {};
       return traceId ? (requestId ? { requestId, traceId } : { traceId }) : { requestId };
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
