@@ -105,7 +105,9 @@ export function createGatewayMetrics(): GatewayMetrics {
   return {
     registry,
     observeRequest({ operationName, operationType, outcome, seconds, errorCodes }) {
-      requestDuration.observe({ operation_name: operationLabel(operationName), operation_type: operationType ?? 'unknown', outcome }, seconds);
+      // No name: `anonymous` for a parsed operation, `unknown` for one refused before it was read.
+      const name = operationLabel(operationName, operationType === undefined ? 'unknown' : 'anonymous');
+      requestDuration.observe({ operation_name: name, operation_type: operationType ?? 'unknown', outcome }, seconds);
       countErrors(errorCodes);
       // One refusal per request, whatever the number of errors it carried.
       const refusal = outcome === 'refused' ? errorCodes.find((c) => REFUSAL_CODES.has(c)) : undefined;
