@@ -5,9 +5,11 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { FormattedExecutionResult } from 'graphql';
+import { parse, type FormattedExecutionResult } from 'graphql';
+import { renderMetrics } from '@commerce/service-kit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OPERATION_NAME_LABELS } from './observability/metrics.ts';
+import { createManifest, createManifestOperation } from './trusted-documents/manifest.ts';
 import { Topics, signToken, startGateway, type Harness } from './test-support/harness.ts';
 import { Scrape, metricsUrlOf } from './test-support/metrics.ts';
 
@@ -173,6 +175,18 @@ describe('gateway metrics', () => {
     expect(after.count(REQUESTS, { operation_name: 'Op0' })).toBe(1);
   });
 
+  it('with trusted documents enforced, labels only the manifest names, and counts untrusted documents as refusals', async () => {
+    const manifest = createManifest([createManifestOperation(parse('query Ping { ping }'))]);
+    const gw = await h.startAnother({ trustedDocuments: { mode: 'enforce', manifest } });
+    expect((await gw.query('query Ping { ping }')).status).toBe(200);
+    const untrusted = await gw.query('query Sneaky { ping }');
+    expect(untrusted.body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_ALLOWED');
+    const scraped = await scrape(gw.url);
+    expect(scraped.labelValues(REQUESTS, 'operation_name').sort()).toEqual(['Ping', 'unknown']);
+    expect(scraped.count(REQUESTS, { outcome: 'refused' })).toBe(1);
+    expect(scraped.value('gateway_refusals_total', { reason: 'PERSISTED_QUERY_NOT_ALLOWED' })).toBe(1);
+  });
+
   it('counts WebSockets, subscriptions and their events, and queries over the socket like HTTP ones', async () => {
     const before = await scrape();
     const client = await h.ws();
@@ -203,6 +217,29 @@ describe('gateway metrics', () => {
     ).toBe(2);
   });
 
+  it('counts a down subgraph as unavailable, then its open breaker (state 2) as circuit_open', async () => {
+    const gw = await h.startAnother({ subgraphUrls: { catalog: await deadUrl() }, subgraphBreaker: { threshold: 1, halfOpenAfterMs: 60_000 } });
+    const down = await gw.query('query Items { items }');
+    expect(down.body.errors?.[0]?.extensions?.code).toBe('SUBGRAPH_UNAVAILABLE');
+    const opened = await Scrape.of(metricsUrlOf(gw.url));
+    expect(opened.value('gateway_circuit_breaker_state', { subgraph: 'catalog' })).toBe(2);
+    expect(opened.value('gateway_circuit_breaker_state', { subgraph: 'accounts' })).toBe(0);
+    expect(opened.value('gateway_subgraph_errors_total', { subgraph: 'catalog', reason: 'unavailable' })).toBe(1);
+    expect(opened.count('gateway_subgraph_request_duration_seconds', { subgraph: 'catalog', outcome: 'error' })).toBe(1);
+    await gw.query('query Items { items }');
+    const failedFast = await Scrape.of(metricsUrlOf(gw.url));
+    expect(failedFast.value('gateway_subgraph_errors_total', { subgraph: 'catalog', reason: 'circuit_open' })).toBe(1);
+    // Failing fast sends nothing: no second fetch is timed.
+    expect(failedFast.count('gateway_subgraph_request_duration_seconds', { subgraph: 'catalog' })).toBe(1);
+    expect(failedFast.count(REQUESTS, { operation_name: 'Items', outcome: 'error' })).toBe(2);
+  });
+
+  it('refuses metrics and shutdown options it cannot use', async () => {
+    await expect(h.startAnother({ metrics: { serve: 'sideways' } as never })).rejects.toThrow(/metrics.serve must be one of inline, port, host, off/);
+    await expect(h.startAnother({ metrics: { serve: 'port', port: -1 } })).rejects.toThrow(/metrics.port/);
+    await expect(h.startAnother({ shutdownDelayMs: 1.5 })).rejects.toThrow(/shutdownDelayMs/);
+  });
+
   it('serves /metrics on a port of its own with { serve: "port" }, and not on the GraphQL port', async () => {
     const gw = await h.startAnother({ metrics: { serve: 'port', port: 0 } });
     await gw.query('query Ping { ping }');
@@ -212,6 +249,14 @@ describe('gateway metrics', () => {
     expect((await fetch(metricsUrlOf(gw.url))).status).toBe(404);
     // Health stays on the gateway's port.
     expect((await health(gw.url, '/health/live')).status).toBe(200);
+  });
+
+  it('leaves /metrics to the hosting process with { serve: "host" }, which renders the registry the app exposes', async () => {
+    const gw = await h.startAnother({ metrics: { serve: 'host' } });
+    await gw.query('query Ping { ping }');
+    expect((await fetch(metricsUrlOf(gw.url))).status).toBe(404);
+    const hosted = Scrape.parse(await renderMetrics([gw.app.metrics.registry]));
+    expect(hosted.count(REQUESTS, { operation_name: 'Ping', outcome: 'success' })).toBe(1);
   });
 
   it('collects nothing and serves no /metrics with { serve: "off" }', async () => {
