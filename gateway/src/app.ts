@@ -154,7 +154,11 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       },
       trusted,
       // Refused before Apollo's pipeline: the HTTP handler's record learns why.
-      (code) => activeRequestRecord()?.errorCodes.push(code),
+      (code) => {
+        const record = activeRequestRecord();
+        record?.errorCodes.push(code);
+        if (record) record.refusal = code;
+      },
     );
     await server.start();
     // Drains in-flight HTTP requests (ApolloServerPluginDrainHttpServer), then stops the gateway.

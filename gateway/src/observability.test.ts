@@ -185,6 +185,24 @@ describe('gateway metrics', () => {
     expect(scraped.labelValues(REQUESTS, 'operation_name').sort()).toEqual(['Ping', 'unknown']);
     expect(scraped.count(REQUESTS, { outcome: 'refused' })).toBe(1);
     expect(scraped.value('gateway_refusals_total', { reason: 'PERSISTED_QUERY_NOT_ALLOWED' })).toBe(1);
+
+    // Over WebSocket too.
+    const client = await gw.ws();
+    await client.init();
+    client.subscribe('x', 'query Sneaky { ping }');
+    expect(await client.next('x')).toMatchObject({ type: 'error', payload: [{ extensions: { code: 'PERSISTED_QUERY_NOT_ALLOWED' } }] });
+    const afterSocket = await scrape(gw.url);
+    expect(afterSocket.value('gateway_refusals_total', { reason: 'PERSISTED_QUERY_NOT_ALLOWED' })).toBe(2);
+    expect(afterSocket.count(REQUESTS, { outcome: 'refused' })).toBe(2);
+  });
+
+  it("does not count APQ's handshake (an unknown hash, trusted documents off) as a refusal", async () => {
+    const before = await scrape();
+    const miss = await h.post({ extensions: { persistedQuery: { version: 1, sha256Hash: 'ab'.repeat(32) } } });
+    expect(miss.body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    const after = await scrape();
+    expect(after.value('gateway_refusals_total') - before.value('gateway_refusals_total')).toBe(0);
+    expect(after.count(REQUESTS, { outcome: 'refused' }) - before.count(REQUESTS, { outcome: 'refused' })).toBe(1);
   });
 
   it('counts WebSockets, subscriptions and their events, and queries over the socket like HTTP ones', async () => {

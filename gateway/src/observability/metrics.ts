@@ -23,6 +23,8 @@ export interface RequestObservation {
   seconds: number;
   /** Codes of the errors the client got, one per error. */
   errorCodes: readonly unknown[];
+  /** The refusal's reason when known (trusted documents); else the first protection code among `errorCodes`. */
+  refusal?: string | undefined;
 }
 
 export interface GatewayMetrics {
@@ -31,8 +33,8 @@ export interface GatewayMetrics {
   observeRequest(o: RequestObservation): void;
   /** Errors sent to a client outside a request (subscription errors and events). */
   countErrors(codes: readonly unknown[]): void;
-  /** A refusal outside the request pipeline (a subscription over a limit or budget). */
-  countRefusal(code: unknown): void;
+  /** A refusal outside the request pipeline (a subscription over a limit or budget, or untrusted). */
+  countRefusal(reason: string): void;
   observeSubgraphFetch(subgraph: string, outcome: SubgraphOutcome, seconds: number, errorReason?: string): void;
   countSubgraphError(subgraph: string, reason: string): void;
   readonly websocketConnections: Gauge;
@@ -44,8 +46,12 @@ export interface GatewayMetrics {
   setKnownOperations(names: ReadonlySet<string>): void;
 }
 
-/** The codes a protection refuses with: operation limits, rate limits, subscription caps, trusted documents. */
-export const REFUSAL_CODES: ReadonlySet<unknown> = new Set([
+/**
+ * The codes a protection refuses with: operation limits, rate limits, subscription caps. Trusted
+ * documents' codes are not among them: PERSISTED_QUERY_NOT_FOUND is also APQ's ordinary handshake
+ * (trusted documents off), so their refusals are reported by the check that made them.
+ */
+export const PROTECTION_CODES: ReadonlySet<unknown> = new Set([
   'OPERATION_TOO_DEEP',
   'TOO_MANY_ALIASES',
   'TOO_MANY_ROOT_FIELDS',
@@ -54,9 +60,14 @@ export const REFUSAL_CODES: ReadonlySet<unknown> = new Set([
   'OPERATION_TOO_COMPLEX',
   'RATE_LIMITED',
   'TOO_MANY_SUBSCRIPTIONS',
-  'PERSISTED_QUERY_NOT_ALLOWED',
-  'PERSISTED_QUERY_NOT_FOUND',
 ]);
+
+/** The reason a refused operation counts under: the one given, else the first protection code among its errors. */
+export function refusalReason(errorCodes: readonly unknown[], given?: string): string | undefined {
+  if (given !== undefined) return given;
+  const code = errorCodes.find((c) => PROTECTION_CODES.has(c));
+  return code === undefined ? undefined : errorCodeLabel(code);
+}
 
 export function createGatewayMetrics(): GatewayMetrics {
   const registry = createServiceRegistry('gateway');
@@ -104,19 +115,17 @@ export function createGatewayMetrics(): GatewayMetrics {
   };
   return {
     registry,
-    observeRequest({ operationName, operationType, outcome, seconds, errorCodes }) {
+    observeRequest({ operationName, operationType, outcome, seconds, errorCodes, refusal }) {
       // No name: `anonymous` for a parsed operation, `unknown` for one refused before it was read.
       const name = operationLabel(operationName, operationType === undefined ? 'unknown' : 'anonymous');
       requestDuration.observe({ operation_name: name, operation_type: operationType ?? 'unknown', outcome }, seconds);
       countErrors(errorCodes);
       // One refusal per request, whatever the number of errors it carried.
-      const refusal = outcome === 'refused' ? errorCodes.find((c) => REFUSAL_CODES.has(c)) : undefined;
-      if (refusal !== undefined) refusals.inc({ reason: errorCodeLabel(refusal) });
+      const reason = outcome === 'refused' ? refusalReason(errorCodes, refusal) : undefined;
+      if (reason !== undefined) refusals.inc({ reason });
     },
     countErrors,
-    countRefusal(code) {
-      if (REFUSAL_CODES.has(code)) refusals.inc({ reason: errorCodeLabel(code) });
-    },
+    countRefusal: (reason) => refusals.inc({ reason }),
     observeSubgraphFetch(subgraph, outcome, seconds, errorReason) {
       subgraphDuration.observe({ subgraph, outcome }, seconds);
       if (errorReason) subgraphErrors.inc({ subgraph, reason: errorReason });

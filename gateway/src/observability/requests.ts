@@ -20,6 +20,8 @@ export interface RequestRecord {
   outcome?: RequestOutcome | undefined;
   /** `extensions.code` of each error the client got. */
   errorCodes: unknown[];
+  /** Set by the trusted documents when they refused the request. */
+  refusal?: string | undefined;
 }
 
 export const newRequestRecord = (): RequestRecord => ({ errorCodes: [] });
@@ -67,7 +69,8 @@ export function observeRecord(metrics: GatewayMetrics | undefined, record: Reque
   const outcome = record.outcome ?? (status >= 500 ? 'error' : status >= 400 || record.errorCodes.length > 0 ? 'refused' : undefined);
   // Neither GraphQL nor refused: a CORS preflight, a method Apollo answered itself.
   if (!outcome) return;
-  metrics.observeRequest({ operationName: record.operationName, operationType: record.operationType, outcome, seconds, errorCodes: record.errorCodes });
+  const { operationName, operationType, errorCodes, refusal } = record;
+  metrics.observeRequest({ operationName, operationType, outcome, seconds, errorCodes, refusal });
 }
 
 const RECORD = createContextKey('commerce.gateway.request-record');

@@ -2,7 +2,7 @@
 import { extractTraceContext, withRequestId, withTraceId, type Tracing } from '@commerce/service-kit';
 import { SpanKind, trace, type Context, type Span } from '@opentelemetry/api';
 import { Kind, type GraphQLError } from 'graphql';
-import { REFUSAL_CODES, type GatewayMetrics } from '../observability/metrics.ts';
+import { refusalReason, type GatewayMetrics } from '../observability/metrics.ts';
 import type { PreparedSubscription } from './planner.ts';
 
 /**
@@ -33,6 +33,8 @@ export interface SocketRefusal {
   /** Unset when refused before parsing. */
   operationType: string | undefined;
   seconds: number;
+  /** Set when the trusted documents refused it. */
+  refusal?: string | undefined;
 }
 
 /**
@@ -45,7 +47,8 @@ export function observeSocketRefusal(metrics: GatewayMetrics | undefined, errors
   const errorCodes = errors.map((e) => e.extensions.code);
   if (refusal.operationType === 'subscription') {
     metrics.countErrors(errorCodes);
-    metrics.countRefusal(errorCodes.find((c) => REFUSAL_CODES.has(c)));
+    const reason = refusalReason(errorCodes, refusal.refusal);
+    if (reason !== undefined) metrics.countRefusal(reason);
     return;
   }
   metrics.observeRequest({ ...refusal, outcome: 'refused', errorCodes });

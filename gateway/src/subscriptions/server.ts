@@ -104,11 +104,12 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
 
     async onSubscribe(ctx, id, payload) {
       const started = performance.now();
-      const seen: { operationType?: string } = {};
+      const seen: Seen = {};
       const admitted = await admit(ctx.extra.socket, id, payload, seen);
       if (Array.isArray(admitted)) {
         const seconds = (performance.now() - started) / 1000;
-        observeSocketRefusal(metrics, admitted, { operationName: payload.operationName ?? undefined, operationType: seen.operationType, seconds });
+        const { operationType, refusal } = seen;
+        observeSocketRefusal(metrics, admitted, { operationName: payload.operationName ?? undefined, operationType, seconds, refusal });
       }
       return admitted;
     },
@@ -171,7 +172,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     socket: ClientSocket,
     id: string,
     payload: Parameters<NonNullable<SubscriptionServer['options']['onSubscribe']>>[2],
-    seen: { operationType?: string },
+    seen: Seen,
   ): Promise<readonly GraphQLError[] | ExecutionArgs> {
     const connection = connections.get(socket);
     if (!connection?.isOpen || !opts.getPlanner()) return [notServing()];
@@ -183,7 +184,10 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     };
     // Before parsing: a refused operation ends with an error message, and nothing reaches a subgraph.
     const request = opts.checkOperation ? opts.checkOperation(received) : received;
-    if (isErrors(request)) return request;
+    if (isErrors(request)) {
+      seen.refusal = String(request[0]?.extensions.code);
+      return request;
+    }
     // Then, as over HTTP, the client's budget: each operation on the socket counts.
     const client = { identity: connection.identity, ip: connection.ip };
     const overBudget = await rateLimits.checkRequest(client, 'socket');
@@ -276,6 +280,13 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
 function requestIdOf(contextValue: unknown): string | undefined {
   if (contextValue instanceof PlannedSubscription || contextValue instanceof SocketOperation) return contextValue.connection.requestId;
   return undefined;
+}
+
+/** What onSubscribe learns of an operation it refuses, for the metrics. */
+interface Seen {
+  operationType?: string;
+  /** Trusted documents refused it, with this code. */
+  refusal?: string;
 }
 
 const isPrepared = (v: PreparedSubscription | readonly GraphQLError[]): v is PreparedSubscription => !Array.isArray(v);
