@@ -3,21 +3,36 @@
  * Serves HTTP and graphql-ws (`graphql-transport-ws`) on the same port and path: subscriptions are
  * federated (see subscriptions/), queries and mutations over the socket run like HTTP ones.
  * This module wires the parts; each lives in its own: options, config, context, data-source,
- * http-handler, plugins, trusted-documents/, subscriptions/.
+ * http-handler, plugins, observability/, trusted-documents/, subscriptions/.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloGateway } from '@apollo/gateway';
 import type { ApolloServer } from '@apollo/server';
-import { DEFAULT_MAX_BODY_BYTES, ErrorCode, codedError, createLogger, listen, urlHost, type ServiceApp } from '@commerce/service-kit';
-import type { FormattedExecutionResult } from 'graphql';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  ErrorCode,
+  codedError,
+  createLogger,
+  listen,
+  sleep,
+  urlHost,
+  type Health,
+  type ServiceApp,
+  type Tracing,
+} from '@commerce/service-kit';
+import { GraphQLError, type FormattedExecutionResult } from 'graphql';
 import { createHttpContext, type GatewayContext } from './context.ts';
 import { SignedDataSource, createSubgraphAgent, makeFetcher } from './data-source.ts';
 import { Disposers } from './disposers.ts';
 import { GRAPHQL_PATH, createRequestHandler } from './http-handler.ts';
 import { createIdeHandler } from './ide.ts';
 import { getValidOperationLimits, measureOperation, refusalFor, useOperationLimits } from './limits.ts';
-import { getSubgraphUrlResolver, getSupergraphLoader, getValidTimeout, type GatewayOptions } from './options.ts';
+import { createGatewayObservability } from './observability/index.ts';
+import type { GatewayMetrics } from './observability/metrics.ts';
+import { createSubgraphReadiness } from './observability/readiness.ts';
+import { activeRequestRecord, useRequestObservation } from './observability/requests.ts';
+import { getSubgraphUrlResolver, getSupergraphLoader, getValidMetricsServing, getValidShutdownDelay, getValidTimeout, type GatewayOptions } from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
 import { getValidBreakerOptions, getValidRetryOptions } from './subgraph-breaker.ts';
 import { clientAddress, makeTrustedProxies } from './rate-limits/client-address.ts';
@@ -35,7 +50,17 @@ export { GRAPHQL_PATH } from './http-handler.ts';
 export type { GatewayOptions, ServeOptions, SubgraphUrls, SupergraphSource } from './options.ts';
 export { CloseReason, GatewayCloseCode } from './subscriptions/connection.ts';
 
-export type GatewayApp = ServiceApp;
+export type { GatewayMetrics } from './observability/metrics.ts';
+
+export interface GatewayApp extends ServiceApp {
+  /** `/health/live` and `/health/ready` (supergraph loaded, every subgraph ready). */
+  readonly health: Health;
+  /** The gateway's metrics; `registry` is what its `/metrics` serves (or the host merges, with `{ serve: 'host' }`). */
+  readonly metrics: GatewayMetrics;
+  readonly tracing: Tracing;
+  /** Where `/metrics` is served when on a port of its own (after start()). */
+  readonly metricsUrl: string | undefined;
+}
 
 export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const timeoutMs = getValidTimeout(opts.subgraphTimeoutMs);
@@ -46,23 +71,33 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const subgraphUrlOf = getSubgraphUrlResolver(opts.subgraphUrls);
   const trustedDocuments = getValidTrustedDocuments(opts.trustedDocuments);
   const operationLimits = getValidOperationLimits(opts.operationLimits);
-  const logger = createLogger('gateway', opts.logLevel);
+  const logger = createLogger('gateway', opts.logLevel, opts.logDestination);
   const trustedProxies = makeTrustedProxies(opts.trustedProxies ?? []);
+  const shutdownDelayMs = getValidShutdownDelay(opts.shutdownDelayMs);
+  const observability = createGatewayObservability(getValidMetricsServing(opts.metrics), opts.tracing, logger);
+  // `observed` is undefined with metrics off: nothing is collected.
+  const { health, tracing, observed } = observability;
   let url = '';
   let running: Disposers | undefined;
   let stopping: Promise<void> | undefined;
 
   /** Starts everything, registering each part's cleanup as soon as it runs; resolves with the URL. */
   async function serve(disposers: Disposers): Promise<string> {
+    await observability.start(disposers, opts.host);
     // First, so a missing or invalid manifest fails start() before anything listens.
     const trusted = await loadTrustedDocuments(trustedDocuments);
-    if (trusted) logger.info({ operations: trusted.size }, 'trusted documents enforced');
+    if (trusted) {
+      logger.info({ operations: trusted.size }, 'trusted documents enforced');
+      // The manifest's names are the only operation names a label takes.
+      observability.metrics.setKnownOperations(trusted.operationNames());
+    }
     const supergraphSdl = await loadSupergraph();
     const rateLimits = createRateLimits(opts.rateLimits ?? {}, logger);
     disposers.add(() => rateLimits.close());
     const agent = createSubgraphAgent();
     disposers.add(() => agent.close());
     const fetcher = makeFetcher(agent, timeoutMs);
+    const readiness = createSubgraphReadiness(health, agent);
     // Kept for subscriptions: they open the primary over graphql-ws and send `rest` fetches through these.
     const subgraphs = new Map<string, SubgraphEndpoint>();
     const gateway = new ApolloGateway({
@@ -81,14 +116,19 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
           logger,
           breaker,
           retry,
+          tracer: tracing.tracer,
+          metrics: observed,
         });
         subgraphs.set(name, { url: subgraphUrl, dataSource });
+        readiness.watchSubgraph(name, subgraphUrl);
+        observed?.watchBreaker(name, () => dataSource.breakerState);
         return dataSource;
       },
     });
     let planner: SubscriptionPlanner | undefined;
     gateway.onSchemaLoadOrUpdate(({ coreSupergraphSdl }) => {
       planner = createSubscriptionPlanner(coreSupergraphSdl);
+      observability.supergraphLoaded();
     });
     const httpServer = createServer();
     const formatError = createFormatError(opts.production);
@@ -105,9 +145,20 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         includeStacktraceInErrorResponses: false,
         formatError,
         // Operation limits and credential budgets run in didResolveOperation: after validation, before the gateway plans.
-        plugins: [...gatewayPlugins({ httpServer, logger }), useOperationLimits<GatewayContext>(operationLimits), useRateLimits(rateLimits)],
+        plugins: [
+          useRequestObservation(observed),
+          ...gatewayPlugins({ httpServer, logger }),
+          useOperationLimits<GatewayContext>(operationLimits),
+          useRateLimits(rateLimits),
+        ],
       },
       trusted,
+      // Refused before Apollo's pipeline: the HTTP handler's record learns why.
+      (code) => {
+        const record = activeRequestRecord();
+        record?.errorCodes.push(code);
+        if (record) record.refusal = code;
+      },
     );
     await server.start();
     // Drains in-flight HTTP requests (ApolloServerPluginDrainHttpServer), then stops the gateway.
@@ -117,15 +168,26 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       createRequestHandler(server, {
         logger,
         maxBodyBytes,
+        // Health always, metrics when inline; before the request id, the span and the request log.
+        operations: observability.routes,
+        tracing,
+        metrics: observed,
         // Browser GETs get GraphiQL outside production; Apollo's Sandbox would load from its CDN.
         ide: opts.production ? undefined : createIdeHandler({ graphqlPath: GRAPHQL_PATH }),
-        createContext: async (req, requestId, signal) => {
-          const context = await createHttpContext(req.headers.authorization, { requestId, signal }, opts.jwtSecret, logger);
-          const clientIp = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
-          // Before parsing: a client over its budget costs one counter increment, nothing more.
-          const refusal = await rateLimits.checkRequest({ identity: context.identity, ip: clientIp }, 'http');
-          if (refusal) throw refusal;
-          return { ...context, clientIp };
+        createContext: async (req, requestId, signal, record) => {
+          try {
+            const context = await createHttpContext(req.headers.authorization, { requestId, signal }, opts.jwtSecret, logger);
+            record.userId = context.identity?.userId;
+            const clientIp = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
+            // Before parsing: a client over its budget costs one counter increment, nothing more.
+            const refusal = await rateLimits.checkRequest({ identity: context.identity, ip: clientIp }, 'http');
+            if (refusal) throw refusal;
+            return { ...context, clientIp, record };
+          } catch (e) {
+            // Refused before Apollo's pipeline, whose plugins never see it.
+            if (e instanceof GraphQLError) record.errorCodes.push(e.extensions.code);
+            throw e;
+          }
         },
       }),
     );
@@ -156,6 +218,8 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       maxSubscriberBufferBytes: opts.maxSubscriberBufferBytes,
       ...(opts.keepAliveMs !== undefined ? { keepAliveMs: opts.keepAliveMs } : {}),
       maxPayloadBytes: maxBodyBytes,
+      metrics: observed,
+      tracing,
     });
     // Completes open subscriptions and closes WebSockets (1001) before HTTP is drained.
     disposers.add(() => subscriptions.dispose());
@@ -167,6 +231,12 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
     name: 'gateway',
     get url() {
       return url;
+    },
+    health,
+    metrics: observability.metrics,
+    tracing,
+    get metricsUrl() {
+      return observability.metricsUrl;
     },
     async start() {
       if (running) throw new Error('gateway already started');
@@ -182,10 +252,16 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       logger.info({ url }, 'gateway listening');
     },
     stop() {
-      // In reverse order of start: WebSockets, then HTTP and the gateway, then subgraph sockets.
       if (!running) return Promise.resolve();
       const disposers = running;
-      stopping ??= disposers.dispose().then(() => logger.info('gateway stopped'));
+      stopping ??= (async () => {
+        // Readiness fails first (and for shutdownDelayMs), so load balancers stop routing before anything closes.
+        health.beginShutdown();
+        if (shutdownDelayMs) await sleep(shutdownDelayMs);
+        // In reverse order of start: WebSockets, then HTTP and the gateway, then subgraph sockets, metrics, tracing.
+        await disposers.dispose();
+        logger.info('gateway stopped');
+      })();
       return stopping;
     },
   };

@@ -8,6 +8,21 @@ import { getSubgraphUrlResolver } from './options.ts';
 const routeOf = (env: Record<string, string>, name: string) => getSubgraphUrlResolver(loadGatewayConfig(env).subgraphUrls)(name);
 
 describe('loadGatewayConfig', () => {
+  it('reads health, metrics and tracing settings: /metrics inline by default, METRICS_PORT, METRICS_ENABLED, SHUTDOWN_DELAY_MS, OTEL_*', () => {
+    expect(loadGatewayConfig({})).toMatchObject({ metrics: { serve: 'inline' }, shutdownDelayMs: 0, tracing: undefined });
+    expect(
+      loadGatewayConfig({
+        METRICS_PORT: '9464',
+        SHUTDOWN_DELAY_MS: '5000',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_TRACES_SAMPLER: 'traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0.25',
+      }),
+    ).toMatchObject({ metrics: { serve: 'port', port: 9464 }, shutdownDelayMs: 5000, tracing: { exporter: 'otlp', sampler: 'traceidratio', ratio: 0.25 } });
+    expect(loadGatewayConfig({ METRICS_ENABLED: 'false' }).metrics).toEqual({ serve: 'off' });
+    expect(() => loadGatewayConfig({ METRICS_PORT: 'nine' })).toThrow(ConfigError);
+  });
+
   it('reads only the gateway settings, with defaults', () => {
     expect(loadGatewayConfig({ NODE_ENV: 'test' })).toMatchObject({
       supergraphPath: path.resolve('schema/supergraph.graphql'),

@@ -11,6 +11,7 @@ import {
   readJwtAndSigningSecrets,
   readPath,
   readPort,
+  readObservabilityConfig,
   readProcessConfig,
   readUrl,
   type Env,
@@ -35,8 +36,9 @@ export const subgraphUrlVariable = (name: string): string => `${name.toUpperCase
  * GATEWAY_SIGNING_SECRET, SUBGRAPH_TIMEOUT_MS (10 000), SUBGRAPH_BREAKER_THRESHOLD (5),
  * SUBGRAPH_BREAKER_HALF_OPEN_MS (10 000), SUBGRAPH_RETRY_QUERIES (false), SUBGRAPH_RETRY_BACKOFF_MS (50), LOG_LEVEL, NODE_ENV, TRUSTED_DOCUMENTS
  * (off | enforce), TRUSTED_DOCUMENTS_PATH (schema/trusted-documents.json), APOLLO_TELEMETRY_DISABLED,
- * the operation limits (readOperationLimits), `<NAME>_URL` per subgraph, and the rate limits
- * (readRateLimits: REDIS_URL, RATE_LIMIT_*, TRUSTED_PROXIES, WS_MAX_*).
+ * the operation limits (readOperationLimits), `<NAME>_URL` per subgraph, the rate limits
+ * (readRateLimits: REDIS_URL, RATE_LIMIT_*, TRUSTED_PROXIES, WS_MAX_*), and health, metrics and
+ * traces (readObservabilityConfig: METRICS_ENABLED, METRICS_PORT, SHUTDOWN_DELAY_MS, OTEL_*).
  *
  * Routing is the supergraph's: `<NAME>_URL` overrides a subgraph's URL only when it is set. It is
  * read when the gateway builds that subgraph's data source, since the names come from the supergraph.
@@ -69,6 +71,7 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
     maxSubscriptionsPerConnection: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, 1, 100_000),
     maxSubscriptionsPerUser: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_USER', DEFAULT_MAX_SUBSCRIPTIONS_PER_USER, 1, 1_000_000),
     maxConnectionsPerIp: readInt(env, 'WS_MAX_CONNECTIONS_PER_IP', DEFAULT_MAX_CONNECTIONS_PER_IP, 1, 1_000_000),
+    ...readObservabilityConfig(env),
   };
 }
 

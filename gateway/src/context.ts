@@ -4,6 +4,7 @@
  */
 import { unauthenticated, verifyClientToken, type Identity, type Logger } from '@commerce/service-kit';
 import { decodeJwt } from 'jose';
+import type { RequestRecord } from './observability/requests.ts';
 
 export interface GatewayContext {
   /** Verified caller; null for an anonymous call (no credentials at all). */
@@ -16,6 +17,8 @@ export interface GatewayContext {
   clientIp?: string;
   /** Aborted when the caller goes away (HTTP request closed, socket closed): its subgraph calls are aborted with it. */
   signal?: AbortSignal;
+  /** HTTP requests: what the request log line and the metrics learn while it is served (observability/requests.ts). */
+  record?: RequestRecord;
 }
 
 export type AuthResult =

@@ -4,12 +4,24 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { ErrorCode, IDENTITY_HEADER, REQUEST_ID_HEADER, codedError, signForwardedIdentity, type Logger } from '@commerce/service-kit';
+import {
+  ErrorCode,
+  IDENTITY_HEADER,
+  REQUEST_ID_HEADER,
+  codedError,
+  injectTraceContext,
+  recordError,
+  signForwardedIdentity,
+  type Logger,
+} from '@commerce/service-kit';
+import { SpanKind, type Tracer } from '@opentelemetry/api';
 import type { CircuitBreakerPolicy } from 'cockatiel';
 import { GraphQLError } from 'graphql';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { GatewayContext } from './context.ts';
+import type { BreakerStateValue, GatewayMetrics, SubgraphOutcome } from './observability/metrics.ts';
 import {
+  breakerStateValue,
   createSubgraphBreaker,
   errorsAtFetchPaths,
   isBreakerOpen,
@@ -87,6 +99,10 @@ export interface SignedDataSourceConfig {
   logger: Logger;
   breaker: Required<SubgraphBreakerOptions>;
   retry: Required<SubgraphRetryOptions>;
+  /** Each fetch is a CLIENT span of this tracer (a no-op one when tracing is off). */
+  tracer: Tracer;
+  /** Each fetch is counted when given (metrics on). */
+  metrics?: GatewayMetrics | undefined;
 }
 
 /**
@@ -102,14 +118,23 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   readonly #breaker: CircuitBreakerPolicy;
   readonly #retry: Required<SubgraphRetryOptions>;
   readonly #deadlines = new WeakMap<object, number>();
+  readonly #tracer: Tracer;
+  readonly #metrics: GatewayMetrics | undefined;
 
-  constructor({ name, signingSecret, timeoutMs, url, fetcher, logger, breaker, retry }: SignedDataSourceConfig) {
+  constructor({ name, signingSecret, timeoutMs, url, fetcher, logger, breaker, retry, tracer, metrics }: SignedDataSourceConfig) {
     super({ url, fetcher });
     this.#name = name;
     this.#signingSecret = signingSecret;
     this.#timeoutMs = timeoutMs;
     this.#breaker = createSubgraphBreaker(name, breaker, logger);
     this.#retry = retry;
+    this.#tracer = tracer;
+    this.#metrics = metrics;
+  }
+
+  /** 0 closed, 1 half-open, 2 open (gateway_circuit_breaker_state). */
+  get breakerState(): BreakerStateValue {
+    return breakerStateValue(this.#breaker.state);
   }
 
   override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
@@ -121,10 +146,13 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
       try {
         return await this.#breaker.execute(() => {
           this.#deadlines.set(options, deadline);
-          return callerSignal.run(signal, () => super.process(options));
+          return callerSignal.run(signal, () => this.#observedProcess(options));
         });
       } catch (error) {
-        if (isBreakerOpen(error)) return errorsAtFetchPaths(options, this.#unavailable());
+        if (isBreakerOpen(error)) {
+          this.#metrics?.countSubgraphError(this.#name, 'circuit_open');
+          return errorsAtFetchPaths(options, this.#unavailable());
+        }
         const pause = jitteredBackoff(this.#retry.retryBackoffMs);
         // Only a subgraph failure is worth a retry, and only while the budget has room for it.
         if (attempt < attempts && isSubgraphFailure(error) && Date.now() + pause < deadline) {
@@ -137,12 +165,44 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     }
   }
 
+  /**
+   * One HTTP fetch: a CLIENT span (a child of @apollo/gateway's gateway.fetch), whose context
+   * willSendRequest forwards in `traceparent`, timed by outcome.
+   */
+  #observedProcess(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+    const attributes = { 'graphql.subgraph.name': this.#name, 'http.request.method': 'POST', 'url.full': this.url };
+    return this.#tracer.startActiveSpan(`${this.#name} POST`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      const started = performance.now();
+      const observe = (outcome: SubgraphOutcome, reason?: string) =>
+        this.#metrics?.observeSubgraphFetch(this.#name, outcome, (performance.now() - started) / 1000, reason);
+      try {
+        const response = await super.process(options);
+        if (response.errors?.length) observe('error', 'graphql_errors');
+        else observe('success');
+        return response;
+      } catch (error) {
+        const { outcome, reason, status } = classifyFetchFailure(error);
+        observe(outcome, reason);
+        if (status !== undefined) span.setAttribute('http.response.status_code', status);
+        // A client that went away is not the subgraph's failure.
+        if (outcome !== 'aborted') recordError(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
   override async willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
     const headers = options.request.http!.headers;
     // Health checks and schema loads have no incoming request: they go out as signed anonymous calls.
     const context = 'incomingRequestContext' in options ? options.context : undefined;
     headers.set(IDENTITY_HEADER, await signForwardedIdentity(context?.identity ?? null, this.#signingSecret, this.#name));
     if (context?.requestId) headers.set(REQUEST_ID_HEADER, context.requestId);
+    // The active span is this fetch's (#observedProcess): the subgraph's server span becomes its child.
+    const carrier: Record<string, string> = {};
+    injectTraceContext(carrier);
+    for (const [key, value] of Object.entries(carrier)) headers.set(key, value);
     const deadline = this.#deadlines.get(options);
     if (deadline !== undefined) headers.set(DEADLINE_HEADER, String(deadline));
   }
@@ -170,4 +230,21 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
       extensions: { serviceName: this.#name },
     });
   }
+}
+
+/** Outcome and error reason of a fetch that threw, as didEncounterError coded it. */
+export function classifyFetchFailure(error: unknown): { outcome: SubgraphOutcome; reason?: string; status?: number } {
+  if (error instanceof Error && error.name === 'AbortError') return { outcome: 'aborted' };
+  if (!(error instanceof GraphQLError)) return { outcome: 'error', reason: 'other' };
+  const status = responseStatus(error) ?? (error.originalError instanceof GraphQLError ? responseStatus(error.originalError) : undefined);
+  if (error.extensions.code === ErrorCode.SubgraphTimeout) return { outcome: 'timeout', reason: 'timeout' };
+  if (status !== undefined) return { outcome: 'error', reason: `http_${Math.floor(status / 100)}xx`, status };
+  if (error.extensions.code === ErrorCode.SubgraphUnavailable) return { outcome: 'error', reason: 'unavailable' };
+  return { outcome: 'error', reason: 'other' };
+}
+
+/** The HTTP status RemoteGraphQLDataSource put on an error for a non-2xx answer. */
+function responseStatus(error: GraphQLError): number | undefined {
+  const status = (error.extensions.response as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' ? status : undefined;
 }

@@ -1,49 +1,113 @@
-/** The gateway's HTTP requests, in order: a request id, `GET /` redirecting to GraphQL, the browser IDE, the kit's GraphQL handler. */
+/**
+ * The gateway's HTTP requests, in order: the operations paths (`/health/*`, `/metrics`), a request
+ * id and a SERVER span, `GET /` redirecting to GraphQL, the browser IDE, the kit's GraphQL handler.
+ */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
-import { REQUEST_ID_HEADER, createGraphQLHandler, type Logger } from '@commerce/service-kit';
+import {
+  REQUEST_ID_HEADER,
+  activeTraceId,
+  createGraphQLHandler,
+  extractTraceContext,
+  withRequestId,
+  withTraceId,
+  type Logger,
+  type Tracing,
+} from '@commerce/service-kit';
+import { SpanKind, context, trace, type Span } from '@opentelemetry/api';
 import { getValidRequestId, type GatewayContext } from './context.ts';
 import type { IdeHandler } from './ide.ts';
+import type { GatewayMetrics } from './observability/metrics.ts';
+import { newRequestRecord, observeRecord, withRequestRecord, type RequestRecord } from './observability/requests.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
 export interface RequestHandlerOptions {
   logger: Logger;
   maxBodyBytes: number;
+  /** `/health/live`, `/health/ready` and (inline) `/metrics`: answered first, neither logged nor traced. */
+  operations?: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  tracing: Tracing;
+  /** Requests are observed when given (metrics on). */
+  metrics?: GatewayMetrics | undefined;
   /** GraphiQL for browsers (development only); answers what is its own. */
   ide?: IdeHandler | undefined;
-  /** `signal` aborts when the client hangs up before the response is written. */
-  createContext(req: IncomingMessage, requestId: string, signal: AbortSignal): Promise<GatewayContext>;
+  /** `signal` aborts when the client hangs up before the response is written; `record` is this request's. */
+  createContext(req: IncomingMessage, requestId: string, signal: AbortSignal, record: RequestRecord): Promise<GatewayContext>;
 }
 
 /** Each step either answers the request (returns true) or passes it on to the next. */
 export function createRequestHandler(server: ApolloServer<GatewayContext>, opts: RequestHandlerOptions) {
   const { logger, maxBodyBytes } = opts;
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const requestId = startRequest(req, res, logger);
-    if (redirectRoot(req, res)) return;
-    if (opts.ide?.(req, res)) return;
-    const signal = abortOnHangUp(res);
-    // Built per request so the context and the error log carry this request's id.
-    createGraphQLHandler(server, {
-      path: GRAPHQL_PATH,
-      maxBodyBytes,
-      createContext: (r) => opts.createContext(r, requestId, signal),
-      onError: (err) => logger.error({ requestId, err }, 'unhandled error while serving a request'),
-    })(req, res);
+    if (opts.operations?.(req, res)) return;
+    const requestId = getValidRequestId(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
+    // The client's traceparent continues its trace; without tracing, a random trace id still ties the log lines together.
+    const parent = withTraceId(extractTraceContext(req.headers), opts.tracing);
+    const span = opts.tracing.tracer.startSpan(
+      `${req.method ?? 'GET'} ${GRAPHQL_PATH}`,
+      { kind: SpanKind.SERVER, attributes: { 'service.role': 'gateway' } },
+      parent,
+    );
+    const record = newRequestRecord();
+    const ctx = withRequestRecord(withRequestId(trace.setSpan(parent, span), requestId), record);
+    startRequest(req, res, { logger, requestId, traceId: activeTraceId(ctx), record, span, metrics: opts.metrics });
+    context.with(ctx, () => {
+      if (redirectRoot(req, res)) return;
+      if (opts.ide?.(req, res)) return;
+      const signal = abortOnHangUp(res);
+      // Built per request so the context and the error log carry this request's id.
+      createGraphQLHandler(server, {
+        path: GRAPHQL_PATH,
+        maxBodyBytes,
+        createContext: (r) => opts.createContext(r, requestId, signal, record),
+        onError: (err) => logger.error({ requestId, err }, 'unhandled error while serving a request'),
+      })(req, res);
+    });
   };
 }
 
-/** The caller's request id when valid, else a fresh one: echoed in the response, logged when it finishes. */
-function startRequest(req: IncomingMessage, res: ServerResponse, logger: Logger): string {
-  const requestId = getValidRequestId(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
+interface RequestStart {
+  logger: Logger;
+  requestId: string;
+  traceId: string | undefined;
+  record: RequestRecord;
+  span: Span;
+  metrics: GatewayMetrics | undefined;
+}
+
+/** Echoes the request id; when the response is sent, observes the request, logs it and ends its span. */
+function startRequest(req: IncomingMessage, res: ServerResponse, { logger, requestId, traceId, record, span, metrics }: RequestStart): void {
   const started = performance.now();
   res.setHeader(REQUEST_ID_HEADER, requestId);
-  res.on('finish', () => {
-    logger.info({ requestId, method: req.method, path: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+  res.once('close', () => {
+    const ms = performance.now() - started;
+    if (span.isRecording()) {
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (record.operationName) span.setAttribute('graphql.operation.name', record.operationName);
+      if (record.operationType) span.setAttribute('graphql.operation.type', record.operationType);
+      if (record.outcome) span.setAttribute('graphql.outcome', record.outcome);
+    }
+    span.end();
+    // Other paths (IDE assets, 404s) are no GraphQL requests.
+    if (isGraphQLPath(req.url)) observeRecord(metrics, record, ms / 1000, res.statusCode);
+    logger.info(
+      {
+        requestId,
+        traceId,
+        method: req.method,
+        path: req.url,
+        status: res.statusCode,
+        ms: Math.round(ms),
+        operationName: record.operationName,
+        operationType: record.operationType,
+        userId: record.userId,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      },
+      'request',
+    );
   });
-  return requestId;
 }
 
 /** A signal aborted when the connection closes before the response ended: the client hung up. */
@@ -66,10 +130,13 @@ function redirectRoot(req: IncomingMessage, res: ServerResponse): boolean {
 }
 
 /** A URL that does not parse is left to the kit's handler, which answers 500. */
-function isRootPath(url = '/'): boolean {
+const isRootPath = (url = '/'): boolean => pathnameOf(url) === '/';
+const isGraphQLPath = (url = '/'): boolean => pathnameOf(url) === GRAPHQL_PATH;
+
+function pathnameOf(url: string): string | undefined {
   try {
-    return new URL(url, 'http://gateway.invalid').pathname === '/';
+    return new URL(url, 'http://gateway.invalid').pathname;
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -1,5 +1,6 @@
 /** What createGatewayApp takes, and the checks it runs on it before anything starts. */
 import { readFile } from 'node:fs/promises';
+import type { LogDestination, MetricsServing, ObservabilityOptions } from '@commerce/service-kit';
 import type { SubgraphBreakerOptions, SubgraphRetryOptions } from './subgraph-breaker.ts';
 import type { RateLimitOptions } from './rate-limits/index.ts';
 import type { OperationLimits } from './limits.ts';
@@ -18,7 +19,13 @@ export const isSupergraphPath = (source: SupergraphSource): source is { supergra
  */
 export type SubgraphUrls = Readonly<Partial<Record<string, string>>> | ((name: string) => string | undefined);
 
-export interface ServeOptions {
+/**
+ * Health, metrics and traces (ObservabilityOptions): `metrics` `{ serve: 'inline' }` (default) serves
+ * `/metrics` on the gateway's port, `{ serve: 'port', port }` on a listener of its own,
+ * `{ serve: 'host' }` leaves it to the hosting process (the app's `metrics.registry`), `{ serve: 'off' }`
+ * collects nothing. `shutdownDelayMs`: how long readiness fails on stop() before anything closes.
+ */
+export interface ServeOptions extends ObservabilityOptions {
   subgraphUrls?: SubgraphUrls;
   host: string;
   /** 0 picks a free port. */
@@ -35,6 +42,8 @@ export interface ServeOptions {
   /** Retry a failed query fetch once (never a mutation). @default { retryQueries: false, retryBackoffMs: 50 } */
   subgraphRetry?: SubgraphRetryOptions;
   logLevel?: string;
+  /** Where log lines go. @default stdout */
+  logDestination?: LogDestination;
   /** Largest request body accepted, and largest WebSocket message. @default 1 MiB */
   maxBodyBytes?: number;
   /** WebSocket: close with 4408 when connection_init has not arrived by then. @default 3_000 */
@@ -100,4 +109,23 @@ export function getValidTimeout(ms: unknown): number {
 export function getValidPositive(name: string, value: unknown): number {
   if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`createGatewayApp: ${name} must be a positive number, got ${String(value)}`);
   return value;
+}
+
+const SERVES: readonly string[] = ['inline', 'port', 'host', 'off'];
+
+export function getValidMetricsServing(m: MetricsServing | undefined): MetricsServing {
+  if (m === undefined) return { serve: 'inline' };
+  if (!SERVES.includes(m.serve)) throw new TypeError(`createGatewayApp: metrics.serve must be one of ${SERVES.join(', ')}, got ${String(m.serve)}`);
+  if (m.serve === 'port' && (!Number.isInteger(m.port) || m.port < 0 || m.port > 65_535)) {
+    throw new TypeError(`createGatewayApp: metrics.port must be a port number (0 picks a free one), got ${String(m.port)}`);
+  }
+  return m;
+}
+
+export function getValidShutdownDelay(ms: number | undefined): number {
+  if (ms === undefined) return 0;
+  if (!Number.isInteger(ms) || ms < 0) {
+    throw new TypeError(`createGatewayApp: shutdownDelayMs must be a non-negative integer, got ${String(ms)}`);
+  }
+  return ms;
 }

@@ -4,7 +4,7 @@
  */
 import type { GraphQLDataSourceProcessOptions, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ErrorCode, type Logger } from '@commerce/service-kit';
-import { BrokenCircuitError, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import { GraphQLError, Kind, OperationTypeNode, parse, type DocumentNode, type SelectionSetNode } from 'graphql';
 
 type SubgraphResponse = Awaited<ReturnType<RemoteGraphQLDataSource['process']>>;
@@ -64,6 +64,12 @@ export function createSubgraphBreaker(name: string, opts: Required<SubgraphBreak
 }
 
 export const isBreakerOpen = (error: unknown): boolean => error instanceof BrokenCircuitError;
+
+/** For gateway_circuit_breaker_state: 0 closed, 1 half-open, 2 open (isolated counts as open). */
+export function breakerStateValue(state: CircuitState): 0 | 1 | 2 {
+  if (state === CircuitState.Closed) return 0;
+  return state === CircuitState.HalfOpen ? 1 : 2;
+}
 
 /** The pause before a retry: `backoffMs` ± 50 %, so retries from many requests do not arrive together. */
 export const jitteredBackoff = (backoffMs: number): number => Math.round(backoffMs * (0.5 + Math.random()));

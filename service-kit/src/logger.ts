@@ -3,9 +3,11 @@ import { activeRequestId } from './observability/request-context.ts';
 import { activeTraceId } from './observability/tracing.ts';
 
 export type { Logger };
+/** Where log lines go instead of stdout (tests capture them). */
+export type LogDestination = DestinationStream;
 
 /** JSON logs on stdout (or `destination`); a line written inside a request carries its request id and trace id. */
-export function createLogger(service: string, level = 'info', destination?: DestinationStream): Logger {
+export function createLogger(service: string, level = 'info', destination?: LogDestination): Logger {
   const options: LoggerOptions = {
     level,
     base: { service },

@@ -1,8 +1,9 @@
 /** What the transport-free subscription server (server.ts) takes and gives. */
-import type { Logger } from '@commerce/service-kit';
+import type { Logger, Tracing } from '@commerce/service-kit';
 import type { DocumentNode, FormattedExecutionResult, GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
 import type { GatewayContext } from '../context.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { TrustedProxies } from '../rate-limits/client-address.ts';
 import type { RateLimits } from '../rate-limits/index.ts';
 import type { ClientSocket } from './connection.ts';
@@ -72,6 +73,10 @@ export interface SubscriptionServerOptions {
   maxSubscriberBufferBytes?: number | undefined;
   /** Ping interval to subgraphs (graphql-ws pings); adapters ping clients as often. @default 12_000 */
   keepAliveMs?: number;
+  /** Connections, subscriptions, events, refusals and errors are counted when given (metrics on). */
+  metrics?: GatewayMetrics | undefined;
+  /** Spans for operations on the socket and each subscription event. @default off (trace ids still propagate) */
+  tracing?: Tracing | undefined;
 }
 
 export interface SubscriptionServer {

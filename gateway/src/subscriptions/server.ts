@@ -8,25 +8,28 @@
  * Queries and mutations sent over the socket run through Apollo Server like HTTP ones.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, REQUEST_ID_HEADER, codedError, internalError, isInternalError, withCode } from '@commerce/service-kit';
+import { ErrorCode, REQUEST_ID_HEADER, codedError, createTracing, internalError, isInternalError, withCode } from '@commerce/service-kit';
+import { context as otelContext } from '@opentelemetry/api';
 import {
   GraphQLError,
   OperationTypeNode,
   getOperationAST,
   parse,
   type DocumentNode,
+  type ExecutionArgs,
   type ExecutionResult,
   type FormattedExecutionResult,
-  type GraphQLFormattedError,
 } from 'graphql';
 import { authenticate, getValidRequestId } from '../context.ts';
 import { getValidPositive } from '../options.ts';
 import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address.ts';
 import { createRateLimits } from '../rate-limits/index.ts';
 import { CloseReason, Connection, GatewayCloseCode, type ClientSocket } from './connection.ts';
-import { startFederatedSubscription, type FederatedSubscription, type FederatedSubscriptionDeps } from './federated.ts';
-import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
+import { startFederatedSubscription, type FederatedSubscriptionDeps } from './federated.ts';
+import type { PreparedSubscription } from './planner.ts';
 import type { OperationRequest, SubscriptionServer, SubscriptionServerOptions } from './server-options.ts';
+import { observeSocketRefusal, startSocketSpan } from './observe.ts';
+import { FormattedError, PlannedSubscription, SocketOperation } from './operations.ts';
 
 export type { SubgraphEndpoint, SubgraphStreamOpener } from './federated.ts';
 
@@ -50,7 +53,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
   const maxPerUser = getValidPositive('maxSubscriptionsPerUser', opts.maxSubscriptionsPerUser ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_USER);
   const rateLimits = opts.rateLimits ?? createRateLimits(false, opts.logger);
   const trustedProxies = opts.trustedProxies ?? NO_TRUSTED_PROXIES;
-  const { logger } = opts;
+  const { logger, metrics } = opts;
+  const tracing = opts.tracing ?? createTracing('gateway', undefined);
   const connections = new Map<ClientSocket, Connection>();
   /** Each signed-in user's connections, for the per-user subscription cap. */
   const byUser = new Map<string, Set<Connection>>();
@@ -63,6 +67,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     keepAliveMs,
     logger,
     onQueued: checkBacklog,
+    tracing,
+    metrics,
   };
 
   const options: SubscriptionServer['options'] = {
@@ -88,6 +94,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       const connection = new Connection(socket, auth.identity, requestId, ip);
       if (auth.expiresAt !== undefined) connection.expireAt(auth.expiresAt, () => logger.info({ requestId }, 'closing WebSocket: token expired'));
       connections.set(socket, connection);
+      metrics?.websocketConnections.inc();
       if (auth.identity) {
         const userId = auth.identity.userId;
         byUser.set(userId, (byUser.get(userId) ?? new Set()).add(connection));
@@ -96,65 +103,31 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     },
 
     async onSubscribe(ctx, id, payload) {
-      const connection = connections.get(ctx.extra.socket);
-      if (!connection?.isOpen || !opts.getPlanner()) return [notServing()];
-      const received: OperationRequest = {
-        query: payload.query,
-        operationName: payload.operationName ?? undefined,
-        variables: payload.variables ?? undefined,
-        extensions: payload.extensions ?? undefined,
-      };
-      // Before parsing: a refused operation ends with an error message, and nothing reaches a subgraph.
-      const request = opts.checkOperation ? opts.checkOperation(received) : received;
-      if (isErrors(request)) return request;
-      // Then, as over HTTP, the client's budget: each operation on the socket counts.
-      const client = { identity: connection.identity, ip: connection.ip };
-      const overBudget = await rateLimits.checkRequest(client, 'socket');
-      if (overBudget) return [overBudget];
-      const planner = opts.getPlanner();
-      if (!connection.isOpen || !planner) return [notServing()];
-      const { query, operationName, variables } = request;
-      let document: DocumentNode;
-      try {
-        document = parse(query);
-      } catch (e) {
-        if (e instanceof GraphQLError) return [withCode(e, ErrorCode.GraphQLParseFailed)];
-        throw e;
+      const started = performance.now();
+      const seen: Seen = {};
+      const admitted = await admit(ctx.extra.socket, id, payload, seen);
+      if (Array.isArray(admitted)) {
+        const seconds = (performance.now() - started) / 1000;
+        const { operationType, refusal } = seen;
+        observeSocketRefusal(metrics, admitted, { operationName: payload.operationName ?? undefined, operationType, seconds, refusal });
       }
-      const operation = getOperationAST(document, operationName);
-      if (!operation) return [codedError(ErrorCode.BadRequest, 'Unable to identify the operation to run: give operationName')];
-      const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
-      const measured = opts.measureLimits?.(planner.apiSchema, { source: query, document, operationName, variables });
-      const spend = async () => rateLimits.checkCost(client, measured?.cost ?? 0, 'socket');
-      if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
-        // Operation limits for these run in executeOperation's pipeline; an operation over them is refused there too.
-        const refused = (await rateLimits.checkCredentials(client, document, operation, variables, 'socket')) ?? (await spend());
-        if (refused) return [refused];
-        if (!connection.isOpen) return [notServing()];
-        return { ...args, contextValue: new SocketOperation(connection, request) };
-      }
-      const refusal = measured?.refusal ?? (await spend());
-      if (refusal) return [refusal];
-      // Before planning: nothing is opened upstream for a subscription over the caps.
-      const tooMany = checkSubscriptionCaps(connection);
-      if (tooMany) return [tooMany];
-      const prepared = planner.prepare({ query, document, operationName, variables });
-      if (!isPrepared(prepared)) return prepared;
-      // Counted from now on: concurrent subscribe messages cannot all pass the caps before one starts.
-      connection.admitting.add(id);
-      return { ...args, contextValue: new PlannedSubscription(connection, id, prepared, planner) };
+      return admitted;
     },
 
     // Queries and mutations: the same Apollo Server pipeline (plugins, limits, formatError) as HTTP.
     async execute(args) {
       const op = args.contextValue;
       if (!(op instanceof SocketOperation)) return { errors: [codedError(ErrorCode.BadRequest, 'Unexpected operation')] };
+      const context = op.connection.newContext();
+      const { ctx, span } = startSocketSpan(tracing, 'WS /graphql', op.request.extensions, context.requestId);
       try {
-        const result = await opts.executeOperation(op.request, op.connection.newContext());
+        const result = await otelContext.with(ctx, () => opts.executeOperation(op.request, context));
         return { ...result, errors: result.errors?.map((e) => new FormattedError(e)) };
       } catch (err) {
         logger.error({ requestId: op.connection.requestId, err }, 'WebSocket operation failed');
         return { errors: [internalError()] };
+      } finally {
+        span.end();
       }
     },
 
@@ -169,11 +142,20 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       connections.get(ctx.extra.socket)?.admitting.delete(id);
     },
 
-    onNext: (_ctx, _id, _payload, args, result) => formatResult(result, requestIdOf(args.contextValue)),
+    onNext: (_ctx, _id, _payload, args, result) => {
+      const op = args.contextValue;
+      // Queries and mutations were counted in Apollo's pipeline; each subscription result is counted here.
+      if (op instanceof PlannedSubscription && metrics) {
+        metrics.subscriptionEvents.inc({ root_field: op.rootField });
+        if (result.errors) metrics.countErrors(result.errors.map((e) => e.extensions.code));
+      }
+      return formatResult(result, requestIdOf(op));
+    },
     onError: (_ctx, _id, _payload, errors) => errors.map((e) => opts.formatError(e.toJSON())),
 
     onClose(ctx) {
       const connection = connections.get(ctx.extra.socket);
+      if (connection) metrics?.websocketConnections.dec();
       connection?.release();
       connections.delete(ctx.extra.socket);
       const userId = connection?.identity?.userId;
@@ -184,6 +166,66 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       }
     },
   };
+
+  /** What onSubscribe answers: the execution arguments, or the errors that refuse the operation (`seen` learns its type). */
+  async function admit(
+    socket: ClientSocket,
+    id: string,
+    payload: Parameters<NonNullable<SubscriptionServer['options']['onSubscribe']>>[2],
+    seen: Seen,
+  ): Promise<readonly GraphQLError[] | ExecutionArgs> {
+    const connection = connections.get(socket);
+    if (!connection?.isOpen || !opts.getPlanner()) return [notServing()];
+    const received: OperationRequest = {
+      query: payload.query,
+      operationName: payload.operationName ?? undefined,
+      variables: payload.variables ?? undefined,
+      extensions: payload.extensions ?? undefined,
+    };
+    // Before parsing: a refused operation ends with an error message, and nothing reaches a subgraph.
+    const request = opts.checkOperation ? opts.checkOperation(received) : received;
+    if (isErrors(request)) {
+      seen.refusal = String(request[0]?.extensions.code);
+      return request;
+    }
+    // Then, as over HTTP, the client's budget: each operation on the socket counts.
+    const client = { identity: connection.identity, ip: connection.ip };
+    const overBudget = await rateLimits.checkRequest(client, 'socket');
+    if (overBudget) return [overBudget];
+    const planner = opts.getPlanner();
+    if (!connection.isOpen || !planner) return [notServing()];
+    const { query, operationName, variables } = request;
+    let document: DocumentNode;
+    try {
+      document = parse(query);
+    } catch (e) {
+      if (e instanceof GraphQLError) return [withCode(e, ErrorCode.GraphQLParseFailed)];
+      throw e;
+    }
+    const operation = getOperationAST(document, operationName);
+    if (!operation) return [codedError(ErrorCode.BadRequest, 'Unable to identify the operation to run: give operationName')];
+    seen.operationType = operation.operation;
+    const args = { schema: planner.apiSchema, document, operationName, variableValues: variables };
+    const measured = opts.measureLimits?.(planner.apiSchema, { source: query, document, operationName, variables });
+    const spend = async () => rateLimits.checkCost(client, measured?.cost ?? 0, 'socket');
+    if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
+      // Operation limits for these run in executeOperation's pipeline; an operation over them is refused there too.
+      const refused = (await rateLimits.checkCredentials(client, document, operation, variables, 'socket')) ?? (await spend());
+      if (refused) return [refused];
+      if (!connection.isOpen) return [notServing()];
+      return { ...args, contextValue: new SocketOperation(connection, request) };
+    }
+    const refusal = measured?.refusal ?? (await spend());
+    if (refusal) return [refusal];
+    // Before planning: nothing is opened upstream for a subscription over the caps.
+    const tooMany = checkSubscriptionCaps(connection);
+    if (tooMany) return [tooMany];
+    const prepared = planner.prepare({ query, document, operationName, variables });
+    if (!isPrepared(prepared)) return prepared;
+    // Counted from now on: concurrent subscribe messages cannot all pass the caps before one starts.
+    connection.admitting.add(id);
+    return { ...args, contextValue: new PlannedSubscription(connection, id, prepared, planner, request.extensions) };
+  }
 
   /** TOO_MANY_SUBSCRIPTIONS when the connection, or its user across connections, holds its maximum. */
   function checkSubscriptionCaps(connection: Connection): GraphQLError | undefined {
@@ -235,40 +277,16 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
   };
 }
 
-/** A query or mutation received over the socket. */
-class SocketOperation {
-  constructor(
-    readonly connection: Connection,
-    readonly request: OperationRequest,
-  ) {}
-}
-
-class PlannedSubscription implements FederatedSubscription {
-  constructor(
-    readonly connection: Connection,
-    readonly id: string,
-    readonly prepared: PreparedSubscription,
-    readonly planner: SubscriptionPlanner,
-  ) {}
-}
-
-/** An error Apollo Server already formatted; graphql-ws serialises it with toJSON(). */
-class FormattedError extends GraphQLError {
-  readonly #formatted: GraphQLFormattedError;
-
-  constructor(formatted: GraphQLFormattedError) {
-    super(formatted.message, { ...(formatted.path ? { path: formatted.path } : {}), extensions: formatted.extensions ?? {} });
-    this.#formatted = formatted;
-  }
-
-  override toJSON(): GraphQLFormattedError {
-    return this.#formatted;
-  }
-}
-
 function requestIdOf(contextValue: unknown): string | undefined {
   if (contextValue instanceof PlannedSubscription || contextValue instanceof SocketOperation) return contextValue.connection.requestId;
   return undefined;
+}
+
+/** What onSubscribe learns of an operation it refuses, for the metrics. */
+interface Seen {
+  operationType?: string;
+  /** Trusted documents refused it, with this code. */
+  refusal?: string;
 }
 
 const isPrepared = (v: PreparedSubscription | readonly GraphQLError[]): v is PreparedSubscription => !Array.isArray(v);

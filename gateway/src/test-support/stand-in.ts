@@ -32,6 +32,8 @@ export interface SeenRequest {
   /** The signed identity header, as received. */
   identity: string | undefined;
   requestId: string | undefined;
+  /** The W3C trace context header, as received. */
+  traceparent: string | undefined;
   query: string;
 }
 
@@ -44,6 +46,10 @@ export interface StandIn {
   readonly wsConnects: (Identity | null)[];
   /** Operation text of each graphql-ws subscribe. */
   readonly wsOperations: string[];
+  /** `traceparent` in each graphql-ws connect's connectionParams. */
+  readonly wsTraceparents: (string | undefined)[];
+  /** What `GET /health/ready` answers from now on: 200 (the default), 503, or 404 as a subgraph without health endpoint. */
+  setReadiness(status: number): void;
   /** TCP connections accepted so far (one per keep-alive socket). */
   connections(): number;
   /** HTTP requests whose connection closed before their response was written (the gateway aborted them). */
@@ -61,9 +67,17 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
   const requests: SeenRequest[] = [];
   const wsConnects: (Identity | null)[] = [];
   const wsOperations: string[] = [];
+  const wsTraceparents: (string | undefined)[] = [];
+  let readiness = 200;
   let connections = 0;
   let aborted = 0;
   const http = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/health/ready') {
+      req.resume();
+      const status = readiness === 200 ? 'pass' : 'fail';
+      res.writeHead(readiness, { 'content-type': 'application/json' }).end(JSON.stringify({ status, checks: { standIn: { status } } }));
+      return;
+    }
     res.once('close', () => {
       if (!res.writableEnded) aborted++;
     });
@@ -72,7 +86,7 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
       for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query: string };
       const identity = header(req, IDENTITY_HEADER);
-      requests.push({ identity, requestId: header(req, REQUEST_ID_HEADER), query: body.query });
+      requests.push({ identity, requestId: header(req, REQUEST_ID_HEADER), traceparent: header(req, 'traceparent'), query: body.query });
       const headers = new HeaderMap();
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
       const result = await apollo.executeHTTPGraphQLRequest({
@@ -97,6 +111,8 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
           return false;
         }
         wsConnects.push(ctx.extra.identity);
+        const traceparent = ctx.connectionParams?.traceparent;
+        wsTraceparents.push(typeof traceparent === 'string' ? traceparent : undefined);
         return true;
       },
       onSubscribe: (_ctx, _id, payload) => void wsOperations.push(payload.query),
@@ -111,6 +127,8 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
     requests,
     wsConnects,
     wsOperations,
+    wsTraceparents,
+    setReadiness: (status) => void (readiness = status),
     connections: () => connections,
     abortedRequests: () => aborted,
     sockets: () => wss.clients.size,

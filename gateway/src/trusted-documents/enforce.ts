@@ -65,6 +65,11 @@ export class TrustedDocuments {
     return this.#byId.size;
   }
 
+  /** The manifest's operation names: with trusted documents, the only ones metrics label. */
+  operationNames(): Set<string> {
+    return new Set([...this.#byId.values()].map((o) => o.name));
+  }
+
   check({ query, extensions }: OperationSource): Verdict {
     if (query !== undefined && query !== null && typeof query !== 'string') return refuse(ErrorCode.PersistedQueryNotAllowed, 'query must be a string');
     // An empty query counts as none: graphql-ws requires the field, so a hash-only subscribe sends "".

@@ -3,21 +3,23 @@ import { ApolloServer, HeaderMap, type ApolloServerOptions, type BaseContext, ty
 import { ErrorCode, codedError, httpStatusOf } from '@commerce/service-kit';
 import type { GraphQLError } from 'graphql';
 import { isRecord } from './manifest.ts';
-import { refuse, withoutPersistedQuery, type Refusal, type TrustedDocuments } from './enforce.ts';
+import { refuse, withoutPersistedQuery, type Refusal, type RefusalCode, type TrustedDocuments } from './enforce.ts';
 
 /**
  * HTTP: the request to pass on, rewritten to carry the manifest's text and no APQ extension, or the
  * refusal to answer with. Follows Apollo's reading: POST takes the JSON body, GET the search params.
  */
-export function checkHttpRequest(trusted: TrustedDocuments, request: HTTPGraphQLRequest): { request: HTTPGraphQLRequest } | { response: HTTPGraphQLResponse } {
+export function checkHttpRequest(
+  trusted: TrustedDocuments,
+  request: HTTPGraphQLRequest,
+): { request: HTTPGraphQLRequest } | { response: HTTPGraphQLResponse; code: RefusalCode } {
   if (request.method === 'POST') {
     const { body } = request;
-    if (Array.isArray(body))
-      return { response: refusalResponse(refuse(ErrorCode.PersistedQueryNotAllowed, 'Batched requests are not accepted with trusted documents')) };
+    if (Array.isArray(body)) return refusalResponse(refuse(ErrorCode.PersistedQueryNotAllowed, 'Batched requests are not accepted with trusted documents'));
     // Anything else that is not an object cannot run; Apollo answers it.
     if (!isRecord(body)) return { request };
     const verdict = trusted.check(body);
-    if (verdict.kind === 'refused') return { response: refusalResponse(verdict) };
+    if (verdict.kind === 'refused') return refusalResponse(verdict);
     if (verdict.kind === 'none') return { request };
     const { extensions: _replaced, ...rest } = body;
     const extensions = withoutPersistedQuery(body.extensions);
@@ -30,10 +32,10 @@ export function checkHttpRequest(trusted: TrustedDocuments, request: HTTPGraphQL
     try {
       extensions = rawExtensions === null ? undefined : JSON.parse(rawExtensions);
     } catch {
-      return { response: refusalResponse(refuse(ErrorCode.PersistedQueryNotAllowed, 'The extensions search parameter is not valid JSON')) };
+      return refusalResponse(refuse(ErrorCode.PersistedQueryNotAllowed, 'The extensions search parameter is not valid JSON'));
     }
     const verdict = trusted.check({ query: params.get('query') ?? undefined, extensions });
-    if (verdict.kind === 'refused') return { response: refusalResponse(verdict) };
+    if (verdict.kind === 'refused') return refusalResponse(verdict);
     if (verdict.kind === 'none') return { request };
     params.set('query', verdict.operation.body);
     const rest = withoutPersistedQuery(extensions);
@@ -67,23 +69,29 @@ export function checkSocketOperation<R extends { query: string; extensions?: Rec
  */
 export class TrustedDocumentsServer<C extends BaseContext> extends ApolloServer<C> {
   readonly #trusted: TrustedDocuments | undefined;
+  readonly #onRefusal: ((code: string) => void) | undefined;
 
-  constructor(config: ApolloServerOptions<C>, trusted: TrustedDocuments | undefined) {
+  /** `onRefusal` learns the code of each HTTP request refused here (Apollo's plugins never see them). */
+  constructor(config: ApolloServerOptions<C>, trusted: TrustedDocuments | undefined, onRefusal?: (code: string) => void) {
     super(trusted ? { ...config, persistedQueries: false } : config);
     this.#trusted = trusted;
+    this.#onRefusal = onRefusal;
   }
 
   override async executeHTTPGraphQLRequest(args: Parameters<ApolloServer<C>['executeHTTPGraphQLRequest']>[0]): Promise<HTTPGraphQLResponse> {
     if (!this.#trusted) return super.executeHTTPGraphQLRequest(args);
     const checked = checkHttpRequest(this.#trusted, args.httpGraphQLRequest);
-    if ('response' in checked) return checked.response;
+    if ('response' in checked) {
+      this.#onRefusal?.(checked.code);
+      return checked.response;
+    }
     return super.executeHTTPGraphQLRequest({ ...args, httpGraphQLRequest: checked.request });
   }
 }
 
 /** Refusals are client errors (400 for both codes), answered before any context, parsing or planning. */
-function refusalResponse({ code, message }: Refusal): HTTPGraphQLResponse {
-  return {
+function refusalResponse({ code, message }: Refusal): { response: HTTPGraphQLResponse; code: RefusalCode } {
+  const response: HTTPGraphQLResponse = {
     status: httpStatusOf(code),
     headers: new HeaderMap([
       ['content-type', 'application/json; charset=utf-8'],
@@ -91,4 +99,5 @@ function refusalResponse({ code, message }: Refusal): HTTPGraphQLResponse {
     ]),
     body: { kind: 'complete', string: JSON.stringify({ errors: [codedError(code, message).toJSON()] }) },
   };
+  return { response, code };
 }

@@ -57,12 +57,11 @@ describe('products subgraph health and metrics', () => {
     await post(sg.app, '{ nope }', {}, null);
     await post(sg.app, '{ nope }', {}, null);
     const after = await scrapeMetrics(metricsUrl);
-    const moved = (name: string, labels: Record<string, string>, field: 'count' | 'sum' = 'count') =>
-      after.value(name, labels, field) - before.value(name, labels, field);
+    const moved = (name: string, labels: Record<string, string>) => after.value(name, labels) - before.value(name, labels);
     // One batch of three keys, one SELECT for it, two validation errors.
-    expect(moved('dataloader_batch_size', { loader: 'productById', service: 'products' })).toBe(1);
-    expect(moved('dataloader_batch_size', { loader: 'productById' }, 'sum')).toBe(3);
-    expect(moved('db_statement_duration_seconds', { statement: 'select' })).toBe(1);
+    expect(moved('dataloader_batch_size_count', { loader: 'productById', service: 'products' })).toBe(1);
+    expect(moved('dataloader_batch_size_sum', { loader: 'productById' })).toBe(3);
+    expect(moved('db_statement_duration_seconds_count', { statement: 'select', source: 'request' })).toBe(1);
     expect(moved('graphql_resolver_errors_total', { code: 'GRAPHQL_VALIDATION_FAILED' })).toBe(2);
     // Node's process metrics are there too.
     expect(after.value('process_cpu_seconds_total')).toBeGreaterThan(0);
