@@ -7,18 +7,22 @@ import { loadGatewayConfig } from '@commerce/gateway';
 import { loadOrdersConfig } from '@commerce/orders/config';
 import { loadProductsConfig } from '@commerce/products/config';
 import { loadUsersConfig } from '@commerce/users/config';
-import { ConfigError, isProduction, readBoolean, readBusConfig, readInt, type Env } from '@commerce/service-kit';
+import { ConfigError, isProduction, readBoolean, readBusConfig, readInt, readObservabilityConfig, type Env, type MetricsServing } from '@commerce/service-kit';
 import type { DemoDataSize } from './demo-data.ts';
 import type { LocalSupergraphOptions } from './supergraph.ts';
 
 export function loadLocalConfig(env: Env): LocalSupergraphOptions {
+  // Four services in one process share METRICS_PORT: one listener serves all their metrics.
+  const { metrics } = readObservabilityConfig(env);
+  const hosted = metrics.serve === 'port' ? { metrics: { serve: 'host' } satisfies MetricsServing } : {};
   return {
-    users: loadUsersConfig(env),
-    products: loadProductsConfig(env),
-    orders: loadOrdersConfig(env),
-    gateway: loadGatewayConfig(env),
+    users: { ...loadUsersConfig(env), ...hosted },
+    products: { ...loadProductsConfig(env), ...hosted },
+    orders: { ...loadOrdersConfig(env), ...hosted },
+    gateway: { ...loadGatewayConfig(env), ...hosted },
     bus: readBusConfig(env),
     seed: readSeedDemoData(env) ? readDemoDataSize(env) : false,
+    ...(metrics.serve === 'port' ? { metricsPort: metrics.port } : {}),
   };
 }
 

@@ -26,7 +26,11 @@ function createLocalApp(opts: LocalSupergraphOptions): Pick<ServiceApp, 'start' 
 }
 
 function printBanner(sg: LocalSupergraph, opts: LocalSupergraphOptions): void {
-  const lines = ['', `  Gateway   ${sg.url}${opts.gateway.production ? '' : '  (GraphiQL in the browser)'}`, ''];
+  const lines = ['', `  Gateway   ${sg.url}${opts.gateway.production ? '' : '  (GraphiQL in the browser)'}`];
+  const origin = new URL(sg.url).origin;
+  const metrics =
+    opts.gateway.metrics?.serve === 'off' ? 'off (METRICS_ENABLED=false)' : (sg.metricsUrl ?? `${origin}/metrics (and each subgraph's on its port)`);
+  lines.push(`  Health    ${origin}/health/ready`, `  Metrics   ${metrics}`, '');
   for (const name of SERVICE_NAMES) {
     lines.push(`  ${name.padEnd(9)} ${sg.apps[name].url}  ${describeDatabase(opts[name].database)}`);
   }

@@ -7,7 +7,17 @@ import { createGatewayApp, type GatewayApp, type GatewayOptions } from '@commerc
 import { createOrdersApp, type OrdersAppOptions } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp, type UsersAppOptions } from '@commerce/users';
-import { createBusFromConfig, type BusConfig, type EventBus, type SeedResult, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import {
+  createBusFromConfig,
+  renderMetrics,
+  startMetricsListener,
+  type BusConfig,
+  type EventBus,
+  type MetricsListener,
+  type SeedResult,
+  type SubgraphApp,
+  type SubgraphAppOptions,
+} from '@commerce/service-kit';
 import { makeDemoData, seedDemoData, type DemoData, type DemoDataSize, type ServiceName } from './demo-data.ts';
 
 /** A subgraph's options without the bus: the runner hands every service the same one. */
@@ -25,6 +35,11 @@ export interface LocalSupergraphOptions {
   seed: DemoDataSize | false;
   /** Event timings for every service (tests shorten them). */
   events?: SubgraphAppOptions['events'];
+  /**
+   * One listener for every service's `/metrics` (and the gateway's health), on this port (METRICS_PORT);
+   * the services should then have `metrics: { serve: 'host' }`.
+   */
+  metricsPort?: number;
 }
 
 export interface LocalSupergraph {
@@ -36,6 +51,8 @@ export interface LocalSupergraph {
   /** The demo data the services were seeded with (what each one holds, if it was empty). */
   readonly demoData: DemoData | undefined;
   readonly seeded: Partial<Record<ServiceName, SeedResult>>;
+  /** Where every service's metrics are served together, when `metricsPort` was given. */
+  readonly metricsUrl: string | undefined;
   /** The options the gateway was started with, to start another one in front of the same subgraphs. */
   gatewayOptions(subgraphUrls: Partial<Record<ServiceName, string>>): GatewayOptions;
   /** Stops the gateway first, then the subgraphs in reverse order, then the bus (if it is ours). Idempotent. */
@@ -73,7 +90,13 @@ export async function startLocalSupergraph(opts: LocalSupergraphOptions): Promis
     const gateway = createGatewayApp(gatewayOptions({ users: apps.users.url, products: apps.products.url, orders: apps.orders.url }));
     await gateway.start();
     started.push(gateway);
-    return { url: gateway.url, apps, gateway, bus, demoData, seeded, gatewayOptions, stop };
+    let metrics: MetricsListener | undefined;
+    if (opts.metricsPort !== undefined) {
+      const registries = () => [...Object.values(apps).map((app) => app.metrics.registry), gateway.metrics.registry];
+      metrics = await startMetricsListener(opts.gateway.host, opts.metricsPort, { health: gateway.health, metrics: () => renderMetrics(registries()) });
+      started.push({ stop: () => metrics!.close() });
+    }
+    return { url: gateway.url, apps, gateway, bus, demoData, seeded, gatewayOptions, stop, metricsUrl: metrics?.url };
   } catch (err) {
     await stop();
     throw err;

@@ -50,6 +50,8 @@ export interface Supergraph {
    * beforehand), with the same options and database, and puts it in `apps`.
    */
   restartSubgraph(name: ServiceName): Promise<SubgraphApp>;
+  /** Where every service's metrics are served together (with `metricsPort`). */
+  metricsUrl: string | undefined;
   /** SQL statements each service has sent so far. */
   sqlStatements(): Record<ServiceName, number>;
   stop(): Promise<void>;
@@ -69,6 +71,8 @@ export interface SupergraphOptions {
   orderLimits?: Partial<OrderLimits>;
   /** Metrics, tracing and shutdown delay for every service (default: metrics inline, tracing off). */
   observability?: ObservabilityOptions;
+  /** Every service's metrics on one listener (the local runner's METRICS_PORT); 0 picks a port. */
+  metricsPort?: number;
 }
 
 export const TEST_ORDER_LIMITS: OrderLimits = { maxUnitsPerProduct: 1_000_000, maxOpenOrders: 1_000_000 };
@@ -119,6 +123,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
       bus,
       seed: size,
       events,
+      ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
     });
   } catch (e) {
     await stop();
@@ -188,6 +193,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
       apps[name] = app;
       return app;
     },
+    metricsUrl: local.metricsUrl,
     sqlStatements: () => ({
       users: apps.users.sqlStats.statements,
       products: apps.products.sqlStats.statements,

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { loadLocalConfig } from './config.ts';
+
+describe('loadLocalConfig', () => {
+  it('serves each service its own /metrics by default', () => {
+    const config = loadLocalConfig({});
+    for (const service of [config.users, config.products, config.orders, config.gateway]) expect(service.metrics).toEqual({ serve: 'inline' });
+    expect(config.metricsPort).toBeUndefined();
+  });
+
+  it('with METRICS_PORT, serves every service from one listener on it (four services share the process)', () => {
+    const config = loadLocalConfig({ METRICS_PORT: '9464' });
+    for (const service of [config.users, config.products, config.orders, config.gateway]) expect(service.metrics).toEqual({ serve: 'host' });
+    expect(config.metricsPort).toBe(9464);
+  });
+
+  it('with METRICS_ENABLED=false, collects nothing anywhere', () => {
+    const config = loadLocalConfig({ METRICS_ENABLED: 'false', METRICS_PORT: '9464' });
+    for (const service of [config.users, config.products, config.orders, config.gateway]) expect(service.metrics).toEqual({ serve: 'off' });
+    expect(config.metricsPort).toBeUndefined();
+  });
+});
