@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
+import { subscribe, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { ErrorCode, isInternalError, unauthenticated } from './errors.ts';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -12,7 +12,7 @@ import { createGraphQLHandler, listen, urlHost } from './http.ts';
 import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity, type Identity } from './identity.ts';
 import type { Logger } from './logger.ts';
 import type { BaseContext } from './shield.ts';
-import { SpanKind, context as otelContext, trace } from '@opentelemetry/api';
+import { SpanKind, context as otelContext, trace, type Context as OtelContext } from '@opentelemetry/api';
 import type { Health } from './observability/health.ts';
 import { activeRequestId, withRequestId } from './observability/request-context.ts';
 import { createOperationsRoutes } from './observability/routes.ts';
@@ -70,6 +70,7 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     plugins: [observeRequests(logger, opts.metrics), ApolloServerPluginInlineTraceDisabled(), ApolloServerPluginDrainHttpServer({ httpServer })],
   });
   const identities = new WeakMap<WebSocket, Identity | null>();
+  const wsContexts = new WeakMap<object, OtelContext>();
   let wsServer: WebSocketServer | undefined;
   let disposeWs: (() => Promise<void> | void) | undefined;
   let url = '';
@@ -127,7 +128,19 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
               return false;
             }
           },
-          context: (ctx) => opts.createContext({ identity: identities.get(ctx.extra.socket) ?? null, requestId: randomUUID() }),
+          // The gateway puts its request id and traceparent in the connection params: the subscription's
+          // resolvers (and their log lines and statements) run in that request and trace.
+          context: async (ctx) => {
+            const params = ctx.connectionParams ?? {};
+            const requestId = typeof params[REQUEST_ID_HEADER] === 'string' ? params[REQUEST_ID_HEADER] : randomUUID();
+            const value = await opts.createContext({ identity: identities.get(ctx.extra.socket) ?? null, requestId });
+            wsContexts.set(value, withRequestId(withTraceId(extractTraceContext(params), opts.tracing), requestId));
+            return value;
+          },
+          subscribe: (args) => {
+            const ctx = wsContexts.get(args.contextValue as object);
+            return ctx ? otelContext.with(ctx, () => subscribe(args)) : subscribe(args);
+          },
           onError: (_ctx, _id, _payload, errors) => {
             for (const err of errors) if (!err.extensions?.code) logger.error({ err }, 'subscription error');
           },
