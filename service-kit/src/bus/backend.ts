@@ -4,6 +4,7 @@
  * bus (core.ts) are written once on top of it, so both buses behave alike by
  * construction. Internal: services use `EventBus`.
  */
+import type { GroupLag } from './types.ts';
 
 /** A stored entry as flat field/value pairs; `fields` is null when the entry was deleted (trimmed) while still pending. */
 export interface RawEntry {
@@ -18,6 +19,8 @@ export interface ClaimResult {
 }
 
 export interface StreamBackend {
+  /** The bus's `messaging.system` in spans. */
+  readonly system: string;
   /** XADD with approximate MAXLEN; resolves to the new entry id. */
   xadd(stream: string, fields: string[]): Promise<string>;
   /** XRANGE after `after` (exclusive; undefined = from the start), at most `count` (undefined = all). */
@@ -38,6 +41,8 @@ export interface StreamBackend {
   deadLetter(stream: string, group: string, streamId: string, fields: string[]): Promise<void>;
   /** Number of entries pending (delivered, not acknowledged) in the group; 0 when the group does not exist. */
   pendingCount(stream: string, group: string): Promise<number>;
+  /** How far the group is behind (Redis: XINFO GROUPS, XPENDING, XRANGE); see EventBus.groupLag. */
+  groupLag(stream: string, group: string): Promise<GroupLag>;
   /** First retained entry and whether retention has dropped older ones (Redis: XINFO STREAM). */
   retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
   /** A reader that follows a stream without a group (Redis: XREAD on its own connection). */

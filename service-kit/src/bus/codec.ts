@@ -8,9 +8,17 @@ const EVENT_FIELD = 'event';
 export const isBusEvent = (value: unknown): value is BusEvent => {
   if (typeof value !== 'object' || value === null) return false;
   const e = value as Record<string, unknown>;
-  return typeof e.id === 'string' && typeof e.type === 'string' && typeof e.key === 'string' && typeof e.occurredAt === 'string' && 'payload' in e;
+  return (
+    typeof e.id === 'string' &&
+    typeof e.type === 'string' &&
+    typeof e.key === 'string' &&
+    typeof e.occurredAt === 'string' &&
+    'payload' in e &&
+    (e.traceparent === undefined || typeof e.traceparent === 'string')
+  );
 };
 
+/** `traceparent` rides inside the event's JSON: an event without one is stored exactly as before it existed. */
 export const encodeEvent = (event: BusEvent): string[] => [EVENT_FIELD, JSON.stringify(event)];
 
 export type Decoded = { ok: true; event: BusEvent; raw: string } | { ok: false; error: string; raw: string };
@@ -25,6 +33,11 @@ export function decodeEvent(fields: string[]): Decoded {
     value = JSON.parse(raw);
   } catch (err) {
     return { ok: false, error: `event is not JSON: ${(err as Error).message}`, raw };
+  }
+  // A trace context that is not a string (another writer's) is dropped: tracing must not cost an event.
+  if (typeof value === 'object' && value !== null && 'traceparent' in value && typeof value.traceparent !== 'string') {
+    const { traceparent: _dropped, ...rest } = value;
+    value = rest;
   }
   if (!isBusEvent(value)) return { ok: false, error: 'event is not a BusEvent (id, type, key, payload, occurredAt)', raw };
   return { ok: true, event: value, raw };

@@ -1,6 +1,6 @@
 import { errorMessage, type BusLog, type RawEntry, type StreamBackend } from './backend.ts';
 import { decodeEvent, encodeDeadLetter } from './codec.ts';
-import type { BusEvent, Consumer, Handler } from './types.ts';
+import type { BusEvent, ConsumeObserver, Consumer, Handler } from './types.ts';
 
 export interface ResolvedConsumeOptions {
   stream: string;
@@ -10,6 +10,7 @@ export interface ResolvedConsumeOptions {
   blockMs: number;
   claimIdleMs: number;
   maxDeliveries: number;
+  observer: ConsumeObserver | undefined;
 }
 
 const FIRST_ID = '0-0';
@@ -116,11 +117,13 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
       return;
     }
     const decoded = decodeEvent(entry.fields);
+    const seen = { streamId: entry.streamId, deliveries };
     if (!decoded.ok) {
       log.error({ ...at, error: decoded.error }, 'bus: unparseable entry moved to the dead-letter stream');
       await deadLetter(entry.streamId, deliveries, decoded.error, decoded.raw);
       return;
     }
+    notify('delivered', seen);
     try {
       await handler({ streamId: entry.streamId, event: decoded.event as BusEvent<P>, deliveries });
     } catch (err) {
@@ -134,10 +137,27 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
       return;
     }
     await backend.ack(o.stream, o.group, [entry.streamId]);
+    notify('acknowledged', seen);
   }
 
-  const deadLetter = (streamId: string, deliveries: number, error: string, raw: string) =>
-    backend.deadLetter(o.stream, o.group, streamId, encodeDeadLetter({ streamId, group: o.group, deliveries, error, raw, deadAt: new Date().toISOString() }));
+  const deadLetter = async (streamId: string, deliveries: number, error: string, raw: string) => {
+    await backend.deadLetter(
+      o.stream,
+      o.group,
+      streamId,
+      encodeDeadLetter({ streamId, group: o.group, deliveries, error, raw, deadAt: new Date().toISOString() }),
+    );
+    notify('deadLettered', { streamId, deliveries });
+  };
+
+  // Reported after the fact it reports (an acknowledgement that failed is not counted), and never in the loop's way.
+  function notify(hook: keyof ConsumeObserver, entry: { streamId: string; deliveries: number }): void {
+    try {
+      o.observer?.[hook]?.(entry);
+    } catch (err) {
+      log.warn({ ...ctx, hook, err: errorMessage(err) }, 'bus: consume observer threw');
+    }
+  }
 
   let crashed = false;
   const loop = run().catch((err: unknown) => {

@@ -1,7 +1,7 @@
 import { errorMessage, STREAM_ID, type BusLog, type StreamBackend } from './backend.ts';
 import { decodeDeadLetter, decodeEvent, encodeEvent, isBusEvent } from './codec.ts';
 import { startConsumer, type ResolvedConsumeOptions } from './consumer.ts';
-import { deadLetterStream, type ConsumeOptions, type Consumer, type EventBus, type Handler, type StreamEntry } from './types.ts';
+import { deadLetterStream, type ConsumeObserver, type ConsumeOptions, type Consumer, type EventBus, type Handler, type StreamEntry } from './types.ts';
 
 /** The whole EventBus on top of a backend; createRedisBus and createMemoryBus are thin wrappers. */
 export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBus {
@@ -112,6 +112,12 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       return backend.retention(stream);
     },
 
+    async groupLag(stream, group) {
+      return backend.groupLag(getValidName(stream, 'stream'), getValidName(group, 'group'));
+    },
+
+    system: backend.system,
+
     async deadLetters(stream, opts = {}) {
       getValidName(stream, 'stream');
       const entries = await backend.range(deadLetterStream(stream), undefined, getValidCount(opts.count));
@@ -145,7 +151,19 @@ function getValidConsumeOptions(opts: ConsumeOptions): ResolvedConsumeOptions {
     blockMs: getValidPositiveInt(opts.blockMs, 'blockMs', DEFAULTS.blockMs),
     claimIdleMs: getValidPositiveInt(opts.claimIdleMs, 'claimIdleMs', DEFAULTS.claimIdleMs),
     maxDeliveries: getValidPositiveInt(opts.maxDeliveries, 'maxDeliveries', DEFAULTS.maxDeliveries),
+    observer: getValidObserver(opts.observer),
   };
+}
+
+const OBSERVER_HOOKS = ['delivered', 'acknowledged', 'deadLettered'] as const;
+
+function getValidObserver(value: unknown): ConsumeObserver | undefined {
+  if (value === undefined) return undefined;
+  const hooks = value as Record<string, unknown> | null;
+  if (typeof hooks !== 'object' || hooks === null || OBSERVER_HOOKS.some((h) => hooks[h] !== undefined && typeof hooks[h] !== 'function')) {
+    throw new TypeError(`observer must be an object of optional functions (${OBSERVER_HOOKS.join(', ')}) but got: ${describe(value)}`);
+  }
+  return value as ConsumeObserver;
 }
 
 function getValidName(value: unknown, what: string): string {

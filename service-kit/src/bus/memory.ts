@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.ts';
 import { silentLog, type RawEntry, type StreamBackend, type StreamReader, type TailReader } from './backend.ts';
 import { createBusOnBackend, getValidPositiveInt } from './core.ts';
+import { compare, findEntry, firstAfter, parseId, type Entry, type Pos } from './memory-log.ts';
 import { deadLetterStream, type EventBus } from './types.ts';
 
 export interface MemoryBusOptions {
@@ -13,14 +14,6 @@ export interface MemoryBusOptions {
 /** The in-process bus (no REDIS_URL): the Redis bus's semantics, on an in-memory log. */
 export function createMemoryBus(opts: MemoryBusOptions = {}): EventBus {
   return createBusOnBackend(createMemoryBackend(opts), opts.logger ?? silentLog);
-}
-
-type Pos = readonly [ms: number, seq: number];
-
-interface Entry {
-  id: string;
-  pos: Pos;
-  fields: string[];
 }
 
 interface PendingEntry {
@@ -100,6 +93,8 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
   }
 
   return {
+    system: 'in-process',
+
     async xadd(stream, fields) {
       return append(stream, fields);
     },
@@ -260,6 +255,16 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
       return logs.get(stream)?.groups.get(group)?.pel.size ?? 0;
     },
 
+    async groupLag(stream, group) {
+      const log = logs.get(stream);
+      const g = log?.groups.get(group);
+      const entries = log?.entries ?? [];
+      // A missing group will be created at the start of the stream. The pending list iterates in id order: oldest first.
+      const next = g ? firstAfter(entries, g.lastDelivered) : 0;
+      const oldestId = g?.pel.keys().next().value ?? entries[next]?.id ?? null;
+      return { pending: g?.pel.size ?? 0, undelivered: entries.length - next, oldestId };
+    },
+
     async ping() {
       if (closed) throw new Error('the bus is closed');
     },
@@ -269,28 +274,4 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
       for (const finish of [...blockedReads]) finish([]);
     },
   };
-}
-
-function parseId(id: string): Pos {
-  const dash = id.indexOf('-');
-  return dash < 0 ? [Number(id), 0] : [Number(id.slice(0, dash)), Number(id.slice(dash + 1))];
-}
-
-const compare = (a: Pos, b: Pos) => a[0] - b[0] || a[1] - b[1];
-
-/** Index of the first entry after `pos` (binary search; entries are in id order). */
-function firstAfter(entries: Entry[], pos: Pos): number {
-  let lo = 0;
-  let hi = entries.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compare((entries[mid] as Entry).pos, pos) <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function findEntry(entries: Entry[], id: string): Entry | undefined {
-  const entry = entries[firstAfter(entries, parseId(id)) - 1];
-  return entry?.id === id ? entry : undefined;
 }

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import { errorMessage, silentLog, type BusLog, type RawEntry, type StreamBackend, type StreamReader } from './backend.ts';
 import { createBusOnBackend, getValidPositiveInt } from './core.ts';
-import { deadLetterStream, type EventBus } from './types.ts';
+import { compareStreamIds, deadLetterStream, type EventBus } from './types.ts';
 
 export interface RedisBusOptions {
   /** redis://[user:password@]host:port[/db] */
@@ -40,6 +40,8 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
   const cmd = connect('cmd');
 
   return {
+    system: 'redis',
+
     async xadd(stream, fields) {
       const id = await cmd.xadd(key(stream), 'MAXLEN', '~', maxLen, '*', ...fields);
       if (id === null) throw new Error(`XADD to ${key(stream)} returned no id`);
@@ -155,6 +157,21 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       }
     },
 
+    async groupLag(stream, group) {
+      const info = await groupInfo(cmd, key(stream), group);
+      // A missing group will be created at the start of the stream (0): everything in it is undelivered.
+      const lastDelivered = info?.lastDelivered ?? '0-0';
+      const reply = await cmd.pipeline().xpending(key(stream), group).xrange(key(stream), `(${lastDelivered}`, '+', 'COUNT', 1).xlen(key(stream)).exec();
+      const [[pendingErr, summary] = [null, null], [rangeErr, first] = [null, null], [lenErr, length] = [null, 0]] = reply ?? [];
+      const failed = rangeErr ?? lenErr;
+      if (failed) throw failed;
+      // XPENDING's summary: [count, smallest id, greatest id, per-consumer counts]; NOGROUP when the group is missing.
+      if (pendingErr && !errorMessage(pendingErr).startsWith('NOGROUP')) throw pendingErr;
+      const [pending, oldestPending] = info && !pendingErr ? (summary as [number | string, string | null]) : [0, null];
+      const firstUndelivered = toEntries(first)[0]?.streamId ?? null;
+      return { pending: Number(pending), undelivered: info ? info.lag : Number(length), oldestId: olderOf(oldestPending, firstUndelivered) };
+    },
+
     async ping() {
       await cmd.ping();
     },
@@ -213,6 +230,30 @@ function openRedisReader(conn: Redis, cmd: Redis, streamKey: string, c: { group:
       await quit(conn);
     },
   };
+}
+
+const olderOf = (a: string | null, b: string | null) => (a && b ? (compareStreamIds(a, b) <= 0 ? a : b) : (a ?? b));
+
+/** The group's row of XINFO GROUPS; undefined when the stream or the group does not exist. */
+async function groupInfo(cmd: Redis, streamKey: string, group: string): Promise<{ lastDelivered: string; lag: number | null } | undefined> {
+  let groups: unknown[][];
+  try {
+    groups = (await cmd.xinfo('GROUPS', streamKey)) as unknown[][];
+  } catch (err) {
+    if (errorMessage(err).includes('no such key')) return undefined;
+    throw err;
+  }
+  for (const row of groups) {
+    const field = (name: string) => row[row.indexOf(name) + 1];
+    if (String(field('name')) !== group) continue;
+    // `lag` is nil when Redis cannot compute it (entries deleted with XDEL, XGROUP SETID without ENTRIESREAD).
+    const lag = field('lag');
+    return {
+      lastDelivered: String(field('last-delivered-id')),
+      lag: lag === null || lag === undefined ? null : Number(lag),
+    };
+  }
+  return undefined;
 }
 
 async function quit(conn: Redis): Promise<void> {

@@ -17,6 +17,11 @@ export interface BusEvent<P = unknown> {
   payload: P;
   /** ISO 8601 time the state change was committed. */
   occurredAt: string;
+  /**
+   * W3C trace context of the operation that caused the event (absent when it ran untraced, and in
+   * events written before it existed): consumers continue that trace.
+   */
+  traceparent?: string;
 }
 
 /** A stored event and its position in the stream. */
@@ -60,6 +65,28 @@ export interface ConsumeOptions {
   claimIdleMs?: number;
   /** After this many failed deliveries the entry goes to the dead-letter stream. @default 5 */
   maxDeliveries?: number;
+  /** Told what becomes of each entry (metrics hang here); the bus knows nothing of what it reports to. */
+  observer?: ConsumeObserver;
+}
+
+/** What a consumer reports about each entry. Calls are synchronous and must be cheap; a throw is logged and ignored. */
+export interface ConsumeObserver {
+  /** An entry is handed to the handler; `deliveries` > 1 is a redelivery. */
+  delivered?(entry: { streamId: string; deliveries: number }): void;
+  /** The handler resolved and the entry was acknowledged. */
+  acknowledged?(entry: { streamId: string; deliveries: number }): void;
+  /** The entry moved to the dead-letter stream (the handler failed maxDeliveries times, or it could not be parsed). */
+  deadLettered?(entry: { streamId: string; deliveries: number }): void;
+}
+
+/** How far a consumer group is behind its stream. */
+export interface GroupLag {
+  /** Entries delivered to the group's consumers and not acknowledged yet. */
+  pending: number;
+  /** Entries in the stream not delivered to the group yet; null when Redis cannot tell (after XDEL or XGROUP SETID). */
+  undelivered: number | null;
+  /** Stream id of the oldest entry that is pending or not delivered yet; null when there is none. */
+  oldestId: string | null;
 }
 
 /** Handles one delivery. Resolve to acknowledge; throw to have it redelivered later. */
@@ -92,6 +119,13 @@ export interface EventBus {
   ): Consumer;
   /** The oldest retained entry, and whether retention has already dropped older ones (a resume point before it is lost). */
   retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
+  /**
+   * How far `group` is behind on `stream`. A group that does not exist yet (its consumer has not
+   * started) is behind by the whole stream: that is where it will be created.
+   */
+  groupLag(stream: string, group: string): Promise<GroupLag>;
+  /** What the bus runs on, for the `messaging.system` of spans: "redis" or "in-process". */
+  readonly system: string;
   /** Entries that ended in the stream's dead-letter stream, oldest first. */
   deadLetters(stream: string, opts?: { count?: number }): Promise<DeadLetter[]>;
   /** Resolves when the bus's store answers (Redis: PING); readiness checks call it. */
@@ -102,6 +136,9 @@ export interface EventBus {
 
 /** Name of the dead-letter stream of `stream`. */
 export const deadLetterStream = (stream: string) => `${stream}:dead`;
+
+/** The time (ms since the epoch) in an auto-generated stream id "<ms>-<seq>": when the entry was appended. */
+export const streamIdTime = (id: string): number => Number(id.split('-')[0]);
 
 /** Orders stream entry ids ("<ms>-<seq>"): negative when a is older than b. */
 export function compareStreamIds(a: string, b: string): number {

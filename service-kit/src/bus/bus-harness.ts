@@ -1,0 +1,127 @@
+/**
+ * What the bus test files share: both buses behind one harness (Redis only when TEST_REDIS_URL or
+ * REDIS_URL is set), event factories and short timings.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { expect } from 'vitest';
+import { silentLog, type StreamBackend } from './backend.ts';
+import { createBusOnBackend } from './core.ts';
+import type { BusEvent, ConsumeOptions, Consumer, EventBus, StreamEntry } from './index.ts';
+import { createMemoryBackend } from './memory.ts';
+import { createRedisBackend } from './redis.ts';
+
+// Redis runs only when configured (TEST_REDIS_URL or REDIS_URL), so `pnpm test` passes on a fresh machine.
+export const REDIS_URL = process.env.TEST_REDIS_URL || process.env.REDIS_URL || undefined;
+export const PREFIX = `test-bus-${randomUUID().slice(0, 8)}:`;
+
+export interface Harness {
+  bus: EventBus;
+  /** What the bus runs on, for tests of a single stream operation. */
+  backend: StreamBackend;
+  pending(stream: string, group: string): Promise<number>;
+  /** Appends an entry with arbitrary fields, bypassing publish(). */
+  rawAdd(stream: string, fields: string[]): Promise<void>;
+  /** Every XAUTOCLAIM the bus's consumers made: by whom, with which idle threshold, how many entries it took. */
+  claims: { consumer: string; minIdleMs: number; taken: number }[];
+}
+
+/** The bus on `backend` (as createMemoryBus and createRedisBus build it), recording its claims. */
+export function onBackend(backend: StreamBackend, rest: Pick<Harness, 'pending' | 'rawAdd'>): Harness {
+  const claims: Harness['claims'] = [];
+  const recording: StreamBackend = {
+    ...backend,
+    async autoclaim(stream, group, consumer, minIdleMs, start, count) {
+      const result = await backend.autoclaim(stream, group, consumer, minIdleMs, start, count);
+      claims.push({ consumer, minIdleMs, taken: result.entries.length });
+      return result;
+    },
+  };
+  return { bus: createBusOnBackend(recording, silentLog), backend, claims, ...rest };
+}
+
+export interface Impl {
+  name: string;
+  redis: boolean;
+  available: boolean;
+  make(opts?: { maxLen?: number }): Harness;
+}
+
+let admin: Redis | undefined;
+export const getAdmin = () => (admin ??= new Redis(REDIS_URL ?? ''));
+
+export const impls: Impl[] = [
+  {
+    name: 'memory',
+    redis: false,
+    available: true,
+    make(opts) {
+      const backend = createMemoryBackend(opts);
+      return onBackend(backend, {
+        pending: (stream, group) => backend.pendingCount(stream, group),
+        rawAdd: async (stream, fields) => void (await backend.xadd(stream, fields)),
+      });
+    },
+  },
+  {
+    name: 'redis',
+    redis: true,
+    available: Boolean(REDIS_URL),
+    make(opts) {
+      return onBackend(createRedisBackend({ url: REDIS_URL ?? '', prefix: PREFIX, maxLen: opts?.maxLen }), {
+        async pending(stream, group) {
+          const summary = (await getAdmin().xpending(PREFIX + stream, group)) as [number];
+          return Number(summary[0]);
+        },
+        rawAdd: async (stream, fields) => void (await getAdmin().xadd(PREFIX + stream, '*', ...fields)),
+      });
+    },
+  },
+];
+
+/** Deletes every key this file's buses created (call it in afterAll). */
+export async function dropTestKeys(): Promise<void> {
+  // Even a run that never needed the admin connection may have created keys (e.g. a single test with -t).
+  if (!REDIS_URL) return;
+  const admin = getAdmin();
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
+    if (keys.length > 0) await admin.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  expect(await admin.keys(`${PREFIX}*`)).toEqual([]);
+  await admin.quit();
+}
+
+export const event = (i: number): BusEvent => ({
+  id: randomUUID(),
+  type: 'TestHappened',
+  key: `k${i}`,
+  payload: { i },
+  occurredAt: new Date().toISOString(),
+});
+
+export const FAST = { blockMs: 50, claimIdleMs: 150 } satisfies Partial<ConsumeOptions>;
+export const uniq = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
+/** For vi.waitFor: generous for a shared machine; a wait ends as soon as its check passes. */
+export const WAIT = { timeout: 10_000, interval: 10 };
+
+export async function publishAll(bus: EventBus, stream: string, n: number, from = 0): Promise<BusEvent[]> {
+  const events: BusEvent[] = [];
+  for (let i = from; i < from + n; i++) {
+    const e = event(i);
+    await bus.publish(stream, e);
+    events.push(e);
+  }
+  return events;
+}
+
+/** Starts a tail and resolves once it is following (has its start position), so what is published next reaches it. */
+export async function follow(bus: EventBus, stream: string, onEntry: (e: StreamEntry) => void, opts: { after?: string } = {}): Promise<Consumer> {
+  let tail!: Consumer;
+  await new Promise<void>((started) => {
+    tail = bus.tail(stream, onEntry, { ...opts, blockMs: 50, onStart: () => started() });
+  });
+  return tail;
+}
