@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { BusEvent, Consumer, EventBus } from './bus/types.ts';
+import { ROOT_CONTEXT, SpanKind, context, type Tracer } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
+import type { BusEvent, EventBus } from './bus/types.ts';
 import { qualifiedTable } from './db.ts';
 import type { Logger } from './logger.ts';
+import type { BusMetrics, OutboxBacklog } from './observability/bus-metrics.ts';
+import { currentTraceparent, extractTraceContext, recordError } from './observability/tracing.ts';
+
+export { startEventConsumer, type EventConsumerOptions, type EventHandlers } from './event-consumer.ts';
 
 /** The raw-SQL surface every generated Prisma client (and its transaction client) has. */
 export interface RawTx {
@@ -22,20 +28,22 @@ export interface OutboxMessage {
 
 /**
  * Writes events to the outbox inside the caller's transaction, so they exist
- * if and only if the state change committed.
+ * if and only if the state change committed. Each row keeps the trace context
+ * of the span writing it, so the events' consumers continue that trace.
  */
 export async function appendToOutbox(tx: RawTx, schema: string, messages: OutboxMessage[]): Promise<void> {
   if (messages.length === 0) return;
+  const traceParent = currentTraceparent() ?? null;
   const values: unknown[] = [];
   const rows = messages.map((m, i) => {
-    values.push(randomUUID(), m.stream, m.type, m.key, JSON.stringify(m.payload));
-    const o = i * 5;
-    return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb, clock_timestamp())`;
+    values.push(randomUUID(), m.stream, m.type, m.key, JSON.stringify(m.payload), traceParent);
+    const o = i * 6;
+    return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb, clock_timestamp(), $${o + 6})`;
   });
   // clock_timestamp(), not the transaction's start time: the row is written after the
   // aggregate's row lock was taken, so for one aggregate, time order is commit order.
   await tx.$executeRawUnsafe(
-    `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at) VALUES ${rows.join(', ')}`,
+    `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at, trace_parent) VALUES ${rows.join(', ')}`,
     ...values,
   );
 }
@@ -47,6 +55,7 @@ interface OutboxRow {
   key: string;
   payload: unknown;
   created_at: Date;
+  trace_parent: string | null;
 }
 
 export interface OutboxRelay {
@@ -57,6 +66,8 @@ export interface OutboxRelay {
   wake(): void;
   /** Publishes until nothing is pending; resolves to the number published. */
   flush(): Promise<number>;
+  /** What waits to be published (one statement): the outbox metrics read it at scrape time. */
+  backlog(): Promise<OutboxBacklog>;
   stop(): Promise<void>;
 }
 
@@ -69,6 +80,10 @@ export interface OutboxRelayOptions {
   pollMs?: number;
   /** @default 100 */
   batchSize?: number;
+  /** Counts what is published and serves the backlog gauges; omitted = nothing observed. */
+  metrics?: BusMetrics | undefined;
+  /** A PRODUCER span per published event that has a trace context (child of the span that wrote it); omitted = none. */
+  tracer?: Tracer | undefined;
 }
 
 /**
@@ -88,29 +103,77 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   let again = false;
   let stopped = true;
 
-  const publishBatch = () =>
-    prisma.$transaction(async (tx) => {
-      // One publisher per service at a time keeps each aggregate's events in commit order on the
-      // stream; relays in other processes skip this round and take over if this one dies.
-      const [lock] = await tx.$queryRawUnsafe<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked', `outbox:${opts.schema}`);
-      if (!lock?.locked) return 0;
-      const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
-        `SELECT id, stream, type, key, payload, created_at FROM ${outbox}
-         WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        batchSize,
-      );
-      for (const row of rows) {
-        const event: BusEvent = { id: row.id, type: row.type, key: row.key, payload: row.payload, occurredAt: new Date(row.created_at).toISOString() };
-        await bus.publish(row.stream, event);
-      }
-      if (rows.length) {
-        await tx.$executeRawUnsafe(
-          `UPDATE ${outbox} SET published_at = now() WHERE id = ANY($1::uuid[])`,
-          rows.map((r) => r.id),
-        );
-      }
-      return rows.length;
+  // The relay's own statements (a poll every pollMs) are nobody's request: they would each start a trace.
+  // Awaited inside: a Prisma query is lazy and runs in the context where it is awaited.
+  const untraced = <T>(fn: () => PromiseLike<T>): Promise<T> =>
+    context.with(suppressTracing(ROOT_CONTEXT), async () => {
+      const result = await fn();
+      return result;
     });
+
+  const publishBatch = () =>
+    untraced(() =>
+      prisma.$transaction(async (tx) => {
+        // One publisher per service at a time keeps each aggregate's events in commit order on the
+        // stream; relays in other processes skip this round and take over if this one dies.
+        const [lock] = await tx.$queryRawUnsafe<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked', `outbox:${opts.schema}`);
+        if (!lock?.locked) return 0;
+        const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
+          `SELECT id, stream, type, key, payload, created_at, trace_parent FROM ${outbox}
+         WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          batchSize,
+        );
+        for (const row of rows) await publish(row);
+        if (rows.length) {
+          await tx.$executeRawUnsafe(
+            `UPDATE ${outbox} SET published_at = now() WHERE id = ANY($1::uuid[])`,
+            rows.map((r) => r.id),
+          );
+        }
+        return rows.length;
+      }),
+    );
+
+  // The event carries the writer's trace context, not the producer span's: its consumers are children of what caused it.
+  async function publish(row: OutboxRow): Promise<void> {
+    const event: BusEvent = { id: row.id, type: row.type, key: row.key, payload: row.payload, occurredAt: new Date(row.created_at).toISOString() };
+    if (row.trace_parent) event.traceparent = row.trace_parent;
+    const span = row.trace_parent
+      ? opts.tracer?.startSpan(
+          `${row.stream} publish`,
+          {
+            kind: SpanKind.PRODUCER,
+            attributes: {
+              'messaging.system': bus.system,
+              'messaging.destination.name': row.stream,
+              'messaging.message.id': row.id,
+              'messaging.operation.type': 'send',
+            },
+          },
+          extractTraceContext({ traceparent: row.trace_parent }),
+        )
+      : undefined;
+    try {
+      await bus.publish(row.stream, event);
+    } catch (err) {
+      if (span) recordError(span, err);
+      throw err;
+    } finally {
+      span?.end();
+    }
+    opts.metrics?.published.inc({ stream: row.stream });
+  }
+
+  const backlog = async (): Promise<OutboxBacklog> => {
+    const [row] = await untraced(() =>
+      prisma.$queryRawUnsafe<{ unpublished: number; oldest_age_seconds: number | null }[]>(
+        `SELECT count(*)::int4 AS unpublished, EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 AS oldest_age_seconds
+         FROM ${outbox} WHERE published_at IS NULL`,
+      ),
+    );
+    return { unpublished: Number(row?.unpublished ?? 0), oldestAgeSeconds: Math.max(0, Number(row?.oldest_age_seconds ?? 0)) };
+  };
+  opts.metrics?.watchOutbox(backlog);
 
   const drain = async (): Promise<number> => {
     let total = 0;
@@ -155,6 +218,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     wake() {
       if (!stopped) void run();
     },
+    backlog,
     async flush() {
       let total = 0;
       while (running) total += await running;
@@ -166,59 +230,4 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       await running;
     },
   };
-}
-
-/** Handlers by event type, for a map of event types to payloads. */
-export type EventHandlers<M> = {
-  [T in keyof M]?: (tx: RawTx, event: BusEvent<M[T]>) => Promise<void>;
-};
-
-export interface EventConsumerOptions<M> {
-  prisma: RawClient;
-  schema: string;
-  bus: EventBus;
-  stream: string;
-  /** Consumer group, also the key of the processed-events record. */
-  group: string;
-  consumer: string;
-  handlers: EventHandlers<M>;
-  /** Called after a handler's transaction committed (e.g. to wake the relay). */
-  afterCommit?: () => void;
-  claimIdleMs?: number;
-  maxDeliveries?: number;
-  blockMs?: number;
-}
-
-/**
- * Applies events idempotently: the processed-event record and the handler's
- * effects commit in one transaction, so a redelivered event is a no-op.
- * Event types without a handler are acknowledged and ignored.
- */
-export function startEventConsumer<M>(opts: EventConsumerOptions<M>): Consumer {
-  const processed = qualifiedTable(opts.schema, 'processed_events');
-  return opts.bus.consume(
-    {
-      stream: opts.stream,
-      group: opts.group,
-      consumer: opts.consumer,
-      ...(opts.claimIdleMs !== undefined ? { claimIdleMs: opts.claimIdleMs } : {}),
-      ...(opts.maxDeliveries !== undefined ? { maxDeliveries: opts.maxDeliveries } : {}),
-      ...(opts.blockMs !== undefined ? { blockMs: opts.blockMs } : {}),
-    },
-    async ({ event }) => {
-      const handler = opts.handlers[event.type as keyof M] as ((tx: RawTx, e: BusEvent) => Promise<void>) | undefined;
-      if (!handler) return;
-      const applied = await opts.prisma.$transaction(async (tx) => {
-        const inserted = await tx.$executeRawUnsafe(
-          `INSERT INTO ${processed} (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING`,
-          opts.group,
-          event.id,
-        );
-        if (inserted === 0) return false;
-        await handler(tx, event);
-        return true;
-      });
-      if (applied) opts.afterCommit?.();
-    },
-  );
 }

@@ -132,7 +132,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   const metricsOn = isMetricsOn(opts.metrics);
   // Process metrics count from here (CPU seconds are measured from registration).
   if (metricsOn) getProcessRegistry();
-  const metrics = createSubgraphMetrics(def.name);
+  const metrics = createSubgraphMetrics(def.name, logger);
   const tracing = createTracing(def.name, opts.tracing);
   const health = createHealth();
   let metricsListener: MetricsListener | undefined;
@@ -193,6 +193,8 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
           schema: db.schema,
           bus: opts.bus,
           logger,
+          metrics: metricsOn ? metrics.bus : undefined,
+          tracer: tracing.enabled ? tracing.tracer : undefined,
           ...(opts.events?.relayPollMs !== undefined ? { pollMs: opts.events.relayPollMs } : {}),
         });
       }

@@ -6,4 +6,5 @@ export * from './tracing.ts';
 export * from './options.ts';
 export * from './db.ts';
 export * from './subgraph-metrics.ts';
+export * from './bus-metrics.ts';
 export * from './root-field-spans.ts';

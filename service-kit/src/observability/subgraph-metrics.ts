@@ -1,6 +1,7 @@
 /** The metrics every subgraph exposes (see the README's Operations section for what each one means). */
 import type { Registry } from 'prom-client';
 import { ERROR_CODES } from '../errors.ts';
+import { createBusMetrics, type BusMetrics, type MetricsLog } from './bus-metrics.ts';
 import { Counter, DURATION_BUCKETS, Histogram, createServiceRegistry } from './metrics.ts';
 
 export const BATCH_SIZE_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
@@ -10,12 +11,16 @@ export interface SubgraphMetrics {
   readonly resolverErrors: Counter<'code'>;
   readonly statementDuration: Histogram<'statement' | 'source'>;
   readonly loaderBatchSize: Histogram<'loader'>;
+  /** Events through the outbox and the bus (counters, consumer lag, outbox backlog). */
+  readonly bus: BusMetrics;
 }
 
-export function createSubgraphMetrics(service: string): SubgraphMetrics {
+/** `log` hears of scrape-time reads (consumer lag, outbox backlog) that failed. */
+export function createSubgraphMetrics(service: string, log: MetricsLog = { warn: () => {} }): SubgraphMetrics {
   const registry = createServiceRegistry(service);
   return {
     registry,
+    bus: createBusMetrics(registry, log),
     resolverErrors: new Counter({
       name: 'graphql_resolver_errors_total',
       help: 'GraphQL errors this subgraph returned, by error code (INTERNAL_SERVER_ERROR for unexpected ones)',

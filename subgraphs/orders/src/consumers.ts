@@ -23,6 +23,8 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
       group: ORDERS_GROUP,
       consumer: runtime.consumerName,
       ...events,
+      tracing: runtime.tracing,
+      metrics: runtime.metrics?.bus,
       afterCommit: () => relay?.wake(),
       handlers: {
         InventoryReserved: async (tx, { payload }) => {

@@ -18,6 +18,8 @@ export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & 
       group: PRODUCTS_GROUP,
       consumer: runtime.consumerName,
       ...events,
+      tracing: runtime.tracing,
+      metrics: runtime.metrics?.bus,
       afterCommit: () => relay?.wake(),
       handlers: {
         OrderPlaced: (tx, { payload }) => reserveStock(tx, db.schema, payload),
