@@ -1,0 +1,176 @@
+/** Events from the outbox through the bus to consumers: one trace from the operation that wrote them, and counters that add up. */
+import { SpanKind } from '@opentelemetry/api';
+import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { WAIT, dropTestKeys, uniq } from './bus/bus-harness.ts';
+import type { Consumer, EventBus } from './bus/types.ts';
+import { qualifiedTable } from './db.ts';
+import { createLogger } from './logger.ts';
+import { createSubgraphMetrics } from './observability/subgraph-metrics.ts';
+import { createTracing, inSpan } from './observability/tracing.ts';
+import { appendToOutbox, createOutboxRelay, startEventConsumer, type OutboxRelay } from './outbox.ts';
+import { createTestBus, openOutboxDatabase, scrape, type OutboxDatabase } from './outbox-harness.ts';
+
+afterAll(dropTestKeys);
+
+const logger = createLogger('event-consumer-test', 'silent');
+const FAST = { blockMs: 50, claimIdleMs: 100 };
+
+describe('events through the outbox and the bus', () => {
+  let store: OutboxDatabase;
+  let bus: EventBus;
+  let relay: OutboxRelay | undefined;
+  const consumers: Consumer[] = [];
+  const setUp = async () => {
+    store = await openOutboxDatabase();
+    bus = createTestBus();
+  };
+  afterEach(async () => {
+    await Promise.all(consumers.splice(0).map((c) => c.stop()));
+    await relay?.stop();
+    await bus.close();
+    await store.close();
+  });
+
+  it('continues the trace of the span that appended an event, through every consumer that appends the next', async () => {
+    await setUp();
+    const exporter = new InMemorySpanExporter();
+    const tracing = createTracing('svc', { exporter });
+    const { prisma, db } = store;
+    const [placed, reserved] = [uniq('placed'), uniq('reserved')];
+    relay = createOutboxRelay({ prisma, schema: db.schema, bus, logger, pollMs: 50, tracer: tracing.tracer });
+    relay.start();
+    const wake = () => relay?.wake();
+    const confirmed: string[] = [];
+    // placeOrder → OrderPlaced → reservation → InventoryReserved → confirmation, as the services chain them.
+    consumers.push(
+      startEventConsumer<{ OrderPlaced: { order: string } }>({
+        prisma,
+        schema: db.schema,
+        bus,
+        stream: placed,
+        group: 'stock',
+        consumer: 'c1',
+        ...FAST,
+        tracing,
+        afterCommit: wake,
+        handlers: {
+          OrderPlaced: (tx, e) => appendToOutbox(tx, db.schema, [{ stream: reserved, type: 'InventoryReserved', key: e.key, payload: e.payload }]),
+        },
+      }),
+      startEventConsumer<{ InventoryReserved: { order: string } }>({
+        prisma,
+        schema: db.schema,
+        bus,
+        stream: reserved,
+        group: 'orders',
+        consumer: 'c1',
+        ...FAST,
+        tracing,
+        handlers: { InventoryReserved: async (_tx, e) => void confirmed.push(e.payload.order) },
+      }),
+    );
+    await inSpan(tracing.tracer, 'placeOrder', {}, () =>
+      prisma.$transaction((tx) => appendToOutbox(tx, db.schema, [{ stream: placed, type: 'OrderPlaced', key: 'o1', payload: { order: 'o1' } }])),
+    );
+    wake();
+    await vi.waitFor(() => expect(confirmed).toEqual(['o1']), WAIT);
+    await vi.waitFor(() => expect(exporter.getFinishedSpans().map((s) => s.name)).toContain(`${reserved} process InventoryReserved`), WAIT);
+
+    const spans = exporter.getFinishedSpans();
+    const named = (name: string): ReadableSpan => {
+      const found = spans.filter((s) => s.name === name);
+      expect(found, name).toHaveLength(1);
+      return found[0]!;
+    };
+    const root = named('placeOrder');
+    const reservation = named(`${placed} process OrderPlaced`);
+    const confirmation = named(`${reserved} process InventoryReserved`);
+    const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+    // One trace; each consumer's span is a child of the span that wrote the event it handles.
+    expect(new Set([root, reservation, confirmation].map((s) => s.spanContext().traceId)).size).toBe(1);
+    expect(parentOf(reservation)).toBe(root.spanContext().spanId);
+    expect(parentOf(confirmation)).toBe(reservation.spanContext().spanId);
+    expect(reservation.kind).toBe(SpanKind.CONSUMER);
+    expect(reservation.attributes).toMatchObject({
+      'messaging.system': bus.system,
+      'messaging.destination.name': placed,
+      'messaging.consumer.group.name': 'stock',
+      'messaging.operation.type': 'process',
+      'bus.deliveries': 1,
+    });
+    const [row] = await prisma.$queryRawUnsafe<{ id: string; trace_parent: string }[]>(
+      `SELECT id, trace_parent FROM ${qualifiedTable(db.schema, 'outbox')} WHERE stream = $1`,
+      placed,
+    );
+    expect(reservation.attributes['messaging.message.id']).toBe(row!.id);
+    expect(row!.trace_parent).toBe(`00-${root.spanContext().traceId}-${root.spanContext().spanId}-01`);
+    // The relay's publish is a PRODUCER span beside the consumer's, under the same writer; its polls trace nothing.
+    const publish = named(`${placed} publish`);
+    expect(publish.kind).toBe(SpanKind.PRODUCER);
+    expect(parentOf(publish)).toBe(root.spanContext().spanId);
+    expect(spans.filter((s) => !s.parentSpanContext).map((s) => s.name)).toEqual(['placeOrder']);
+    await tracing.shutdown();
+  });
+
+  it('counts consumed, redelivered and dead-lettered events by exactly what happened to them', async () => {
+    await setUp();
+    const metrics = createSubgraphMetrics('svc');
+    const { prisma, db } = store;
+    const stream = uniq('counted');
+    const labels = { stream, group: 'g' };
+    relay = createOutboxRelay({ prisma, schema: db.schema, bus, logger, metrics: metrics.bus });
+    const before = await scrape(metrics.registry);
+    expect(before('bus_events_consumed_total', labels)).toBeUndefined();
+    expect(before('bus_events_published_total', { stream })).toBeUndefined();
+
+    const attempts = new Map<string, number>();
+    consumers.push(
+      startEventConsumer<{ Happened: null }>({
+        prisma,
+        schema: db.schema,
+        bus,
+        stream,
+        group: 'g',
+        consumer: 'c1',
+        ...FAST,
+        maxDeliveries: 3,
+        metrics: metrics.bus,
+        handlers: {
+          Happened: async (_tx, e) => {
+            const n = (attempts.get(e.key) ?? 0) + 1;
+            attempts.set(e.key, n);
+            // "flaky" fails twice and then succeeds; "poison" fails every time; "fine" never does.
+            if ((e.key === 'flaky' && n <= 2) || e.key === 'poison') throw new Error(`${e.key} failed`);
+          },
+        },
+      }),
+    );
+    await prisma.$transaction((tx) =>
+      appendToOutbox(
+        tx,
+        db.schema,
+        ['flaky', 'poison', 'fine'].map((key) => ({ stream, type: 'Happened', key, payload: null })),
+      ),
+    );
+    expect(await relay.flush()).toBe(3);
+    await vi.waitFor(async () => {
+      expect(await bus.deadLetters(stream)).toHaveLength(1);
+      expect(await bus.groupLag(stream, 'g')).toMatchObject({ pending: 0, undelivered: 0 });
+    }, WAIT);
+
+    const after = await scrape(metrics.registry);
+    expect(Object.fromEntries(attempts)).toEqual({ flaky: 3, poison: 3, fine: 1 });
+    expect(after('bus_events_published_total', { stream })).toBe(3);
+    expect(after('bus_events_consumed_total', labels)).toBe(2); // flaky (third time) and fine
+    expect(after('bus_events_redelivered_total', labels)).toBe(4); // flaky and poison, second and third deliveries
+    expect(after('bus_events_dead_lettered_total', labels)).toBe(1); // poison
+    expect(after('bus_consumer_pending_events', labels)).toBe(0);
+    expect(after('bus_consumer_lag_events', labels)).toBe(0);
+    expect(after('bus_consumer_oldest_unacknowledged_age_seconds', labels)).toBe(0);
+
+    // A stopped consumer's group is no longer watched.
+    await consumers.splice(0)[0]!.stop();
+    expect((await scrape(metrics.registry))('bus_consumer_lag_events', labels)).toBeUndefined();
+  });
+});

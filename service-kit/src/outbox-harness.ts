@@ -1,0 +1,100 @@
+/**
+ * Test support for the outbox and event consumers without a service: a real database (PGlite in
+ * memory, or a throwaway schema at TEST_DATABASE_URL) holding the two tables the kit's SQL uses,
+ * the bus the tests run on (Redis at TEST_REDIS_URL, else in-process), and a scrape of a registry.
+ */
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { Registry } from 'prom-client';
+import { PREFIX } from './bus/bus-harness.ts';
+import { createBus } from './bus/index.ts';
+import type { EventBus } from './bus/types.ts';
+import { openDatabase, type Database, type SqlClient } from './db.ts';
+import type { RawClient, RawTx } from './outbox.ts';
+
+export interface OutboxDatabase {
+  db: Database;
+  /** The kit's raw-SQL surface, as a Prisma client offers it. */
+  prisma: RawClient;
+  close(): Promise<void>;
+}
+
+/** The outbox and processed-events tables as the services' migrations create them. */
+const TABLES = `
+CREATE TABLE outbox (
+  id uuid PRIMARY KEY, stream varchar(100) NOT NULL, type varchar(100) NOT NULL, key varchar(100) NOT NULL,
+  payload jsonb NOT NULL, created_at timestamptz(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, published_at timestamptz(3), trace_parent text
+);
+CREATE TABLE processed_events (consumer varchar(100) NOT NULL, event_id uuid NOT NULL, PRIMARY KEY (consumer, event_id));`;
+
+export async function openOutboxDatabase(): Promise<OutboxDatabase> {
+  const url = process.env.TEST_DATABASE_URL || undefined;
+  const schema = `outbox_test_${randomBytes(6).toString('hex')}`;
+  const db = await openDatabase(url ? { kind: 'postgres', url, schema } : { kind: 'pglite' });
+  await db.sql.withConnection((conn) => conn.exec(TABLES));
+  return {
+    db,
+    prisma: rawClient(db.sql),
+    async close() {
+      if (url) await db.sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await db.close();
+    },
+  };
+}
+
+/**
+ * A RawClient on one connection at a time (PGlite has only one): transactions queue, as they do on
+ * PGlite anyway. `$executeRawUnsafe` counts affected rows with RETURNING, which the kit's statements allow.
+ */
+function rawClient(sql: SqlClient): RawClient {
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: (conn: SqlClient) => Promise<T>): Promise<T> => {
+    const run = queue.then(() => sql.withConnection(fn));
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  const on = (conn: SqlClient) =>
+    ({
+      $queryRawUnsafe: async <T>(query: string, ...values: unknown[]) => (await conn.query(query, values)).rows as T,
+      $executeRawUnsafe: async (query: string, ...values: unknown[]) => (await conn.query(`${query} RETURNING 1`, values)).rows.length,
+    }) satisfies RawTx;
+  return {
+    $queryRawUnsafe: <T>(query: string, ...values: unknown[]) => exclusive((conn) => on(conn).$queryRawUnsafe<T>(query, ...values)),
+    $executeRawUnsafe: (query: string, ...values: unknown[]) => exclusive((conn) => on(conn).$executeRawUnsafe(query, ...values)),
+    $transaction: (fn) =>
+      exclusive(async (conn) => {
+        await conn.exec('BEGIN');
+        try {
+          const result = await fn(on(conn));
+          await conn.exec('COMMIT');
+          return result;
+        } catch (err) {
+          await conn.exec('ROLLBACK');
+          throw err;
+        }
+      }),
+  };
+}
+
+/** Redis (keys under the bus tests' prefix, dropped by dropTestKeys) when TEST_REDIS_URL is set, else in-process. */
+export function createTestBus(): EventBus {
+  const redisUrl = process.env.TEST_REDIS_URL || process.env.REDIS_URL || undefined;
+  return createBus(redisUrl ? { redisUrl, prefix: PREFIX } : {});
+}
+
+interface Sample {
+  value: string;
+  labels?: Record<string, string>;
+}
+type Family = { name: string; metrics: Sample[] };
+// The package ships no types; this is the part of its output the tests read.
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[];
+
+/** Scrapes `registry` and returns a reader of one sample's value (undefined when absent; NaN stays NaN). */
+export async function scrape(registry: Registry): Promise<(name: string, labels?: Record<string, string>) => number | undefined> {
+  const families = parsePrometheus(await registry.metrics());
+  return (name, labels = {}) => {
+    const sample = families.find((f) => f.name === name)?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+    return sample === undefined ? undefined : Number(sample.value);
+  };
+}
