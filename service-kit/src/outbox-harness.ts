@@ -4,12 +4,12 @@
  * the bus the tests run on (Redis at TEST_REDIS_URL, else in-process), and a scrape of a registry.
  */
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import type { Registry } from 'prom-client';
 import { PREFIX } from './bus/bus-harness.ts';
 import { createBus } from './bus/index.ts';
 import type { EventBus } from './bus/types.ts';
 import { openDatabase, type Database, type SqlClient } from './db.ts';
+import { parseScrape } from './observability-testing.ts';
 import type { RawClient, RawTx } from './outbox.ts';
 
 export interface OutboxDatabase {
@@ -82,19 +82,14 @@ export function createTestBus(): EventBus {
   return createBus(redisUrl ? { redisUrl, prefix: PREFIX } : {});
 }
 
-interface Sample {
-  value: string;
-  labels?: Record<string, string>;
-}
-type Family = { name: string; metrics: Sample[] };
-// The package ships no types; this is the part of its output the tests read.
-const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[];
-
-/** Scrapes `registry` and returns a reader of one sample's value (undefined when absent; NaN stays NaN). */
+/**
+ * Scrapes `registry` (parsed by observability-testing's parser) and returns a reader of one sample's
+ * value: undefined when no such sample exists, NaN stays NaN.
+ */
 export async function scrape(registry: Registry): Promise<(name: string, labels?: Record<string, string>) => number | undefined> {
-  const families = parsePrometheus(await registry.metrics());
+  const parsed = parseScrape(await registry.metrics());
   return (name, labels = {}) => {
-    const sample = families.find((f) => f.name === name)?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
-    return sample === undefined ? undefined : Number(sample.value);
+    const present = parsed.families.find((f) => f.name === name)?.metrics.some((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+    return present ? parsed.value(name, labels) : undefined;
   };
 }
