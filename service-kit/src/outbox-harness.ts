@@ -9,7 +9,7 @@ import { PREFIX } from './bus/bus-harness.ts';
 import { createBus } from './bus/index.ts';
 import type { EventBus } from './bus/types.ts';
 import { openDatabase, type Database, type SqlClient } from './db.ts';
-import { parseScrape } from './observability-testing.ts';
+import { Scrape } from './observability-testing.ts';
 import type { RawClient, RawTx } from './outbox.ts';
 
 export interface OutboxDatabase {
@@ -83,13 +83,13 @@ export function createTestBus(): EventBus {
 }
 
 /**
- * Scrapes `registry` (parsed by observability-testing's parser) and returns a reader of one sample's
+ * Scrapes `registry` (read with observability-testing's Scrape) and returns a reader of one sample's
  * value: undefined when no such sample exists, NaN stays NaN.
  */
 export async function scrape(registry: Registry): Promise<(name: string, labels?: Record<string, string>) => number | undefined> {
-  const parsed = parseScrape(await registry.metrics());
+  const parsed = Scrape.parse(await registry.metrics());
   return (name, labels = {}) => {
-    const present = parsed.families.find((f) => f.name === name)?.metrics.some((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+    const present = parsed.series(name).some((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
     return present ? parsed.value(name, labels) : undefined;
   };
 }
