@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { expect } from 'vitest';
+import { afterEach, expect, vi } from 'vitest';
 import { silentLog, type StreamBackend } from './backend.ts';
 import { createBusOnBackend } from './core.ts';
 import type { BusEvent, ConsumeOptions, Consumer, EventBus, StreamEntry } from './index.ts';
@@ -124,4 +124,18 @@ export async function follow(bus: EventBus, stream: string, onEntry: (e: StreamE
     tail = bus.tail(stream, onEntry, { ...opts, blockMs: 50, onStart: () => started() });
   });
   return tail;
+}
+
+/** A maker of harnesses on `impl` for one describe block: each test's are closed after it, with real timers back. */
+export function harnessesOf(impl: Impl): (opts?: { maxLen?: number }) => Harness {
+  const open: Harness[] = [];
+  afterEach(async () => {
+    vi.useRealTimers();
+    await Promise.all(open.splice(0).map((h) => h.bus.close()));
+  });
+  return (opts) => {
+    const h = impl.make(opts);
+    open.push(h);
+    return h;
+  };
 }

@@ -1,7 +1,7 @@
 /** The bus on both backends: ordered streams, tails, consumer groups and retention. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { FAST, WAIT, dropTestKeys, event, follow, impls, publishAll, uniq, type Harness } from './bus-harness.ts';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { FAST, harnessesOf, WAIT, dropTestKeys, event, follow, impls, publishAll, uniq } from './bus-harness.ts';
 import { createBus, createMemoryBus, type BusEvent, type Consumer, type Delivery } from './index.ts';
 
 afterAll(dropTestKeys);
@@ -29,16 +29,7 @@ describe.each(impls)('$name bus', (impl) => {
     return;
   }
 
-  const open: Harness[] = [];
-  const make = (opts?: { maxLen?: number }) => {
-    const h = impl.make(opts);
-    open.push(h);
-    return h;
-  };
-  afterEach(async () => {
-    vi.useRealTimers();
-    await Promise.all(open.splice(0).map((h) => h.bus.close()));
-  });
+  const make = harnessesOf(impl);
 
   it('reads in publish order, with an exclusive `after` and a count', async () => {
     const { bus } = make();

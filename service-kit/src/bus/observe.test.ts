@@ -1,7 +1,7 @@
 /** What the bus tells about itself, on both backends: how far a group is behind, what became of each entry, and trace context on events. */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { FAST, WAIT, dropTestKeys, event, impls, publishAll, uniq, type Harness } from './bus-harness.ts';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { FAST, harnessesOf, WAIT, dropTestKeys, event, impls, publishAll, uniq } from './bus-harness.ts';
 import { createMemoryBus, type BusEvent, type Delivery } from './index.ts';
 
 afterAll(dropTestKeys);
@@ -24,15 +24,7 @@ describe.each(impls)('$name bus', (impl) => {
     it.skip('needs REDIS_URL', () => {});
     return;
   }
-  const open: Harness[] = [];
-  const make = () => {
-    const h = impl.make();
-    open.push(h);
-    return h;
-  };
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((h) => h.bus.close()));
-  });
+  const make = harnessesOf(impl);
 
   it('tells how far a group is behind: pending, undelivered, and the oldest of either', async () => {
     const { bus, backend } = make();

@@ -1,7 +1,7 @@
 /** Redelivery on both buses: failed, abandoned and lost deliveries come back, poison ends in the dead-letter stream. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { FAST, PREFIX, WAIT, dropTestKeys, event, getAdmin, impls, publishAll, uniq, type Harness } from './bus-harness.ts';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { FAST, harnessesOf, PREFIX, WAIT, dropTestKeys, event, getAdmin, impls, publishAll, uniq } from './bus-harness.ts';
 import { encodeEvent } from './codec.ts';
 import type { Delivery } from './index.ts';
 
@@ -13,16 +13,7 @@ describe.each(impls)('$name bus', (impl) => {
     return;
   }
 
-  const open: Harness[] = [];
-  const make = (opts?: { maxLen?: number }) => {
-    const h = impl.make(opts);
-    open.push(h);
-    return h;
-  };
-  afterEach(async () => {
-    vi.useRealTimers();
-    await Promise.all(open.splice(0).map((h) => h.bus.close()));
-  });
+  const make = harnessesOf(impl);
 
   it('redelivers an entry whose handler failed, then acknowledges it', async () => {
     const h = make();
