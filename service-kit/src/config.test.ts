@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEV_JWT_SECRET, DEV_SIGNING_SECRET, readJwtAndSigningSecrets, readJwtSecret, readSecret, readSigningSecret } from './config.ts';
+import path from 'node:path';
+import {
+  ConfigError,
+  DEV_JWT_SECRET,
+  DEV_SIGNING_SECRET,
+  readBusConfig,
+  readJwtAndSigningSecrets,
+  readJwtSecret,
+  readSecret,
+  readSigningSecret,
+} from './config.ts';
 
 const STRONG = 'Zq8v3Lr0TfX1mK9pW2sN7bY4cH6dJ5gE';
 const OTHER = 'pD4kS9wQ2nV7xB1mL6tR3yH8cF0jG5zA';
@@ -54,5 +64,36 @@ describe('readJwtAndSigningSecrets', () => {
       expect(() => readJwtAndSigningSecrets(env)).toThrow(ConfigError);
       expect(() => readJwtAndSigningSecrets(env)).toThrow('JWT_SECRET and GATEWAY_SIGNING_SECRET must be different secrets');
     }
+  });
+});
+
+describe('readBusConfig', () => {
+  it('defaults to the durable SQL bus on PGlite under DATA_DIR/bus without REDIS_URL', () => {
+    expect(readBusConfig({ DATA_DIR: '/var/shop' })).toEqual({
+      kind: 'sql',
+      database: { kind: 'pglite', dataDir: path.join('/var/shop', 'bus') },
+      retention: 100_000,
+    });
+    expect(readBusConfig({}, 'orders-bus', '/srv')).toEqual({
+      kind: 'sql',
+      database: { kind: 'pglite', dataDir: path.join('/srv', '.data', 'orders-bus') },
+      retention: 100_000,
+    });
+  });
+
+  it('uses Redis with REDIS_URL, and whatever BUS_BACKEND names', () => {
+    const url = 'redis://cache:6379';
+    expect(readBusConfig({ REDIS_URL: url, BUS_RETENTION: '500' })).toEqual({ kind: 'redis', url, prefix: 'commerce:', retention: 500 });
+    expect(readBusConfig({ REDIS_URL: url, BUS_BACKEND: 'memory' })).toEqual({ kind: 'memory', retention: 100_000 });
+    expect(readBusConfig({ BUS_BACKEND: 'sql', BUS_DATABASE_URL: 'postgres://db/shop' })).toEqual({
+      kind: 'sql',
+      database: { kind: 'postgres', url: 'postgres://db/shop', schema: 'bus' },
+      retention: 100_000,
+    });
+  });
+
+  it('refuses an unknown BUS_BACKEND, and BUS_BACKEND=redis without REDIS_URL', () => {
+    expect(() => readBusConfig({ BUS_BACKEND: 'kafka' })).toThrow(ConfigError);
+    expect(() => readBusConfig({ BUS_BACKEND: 'redis' })).toThrow(/REDIS_URL/);
   });
 });

@@ -147,19 +147,39 @@ export function readDatabaseConfig(env: Env, service: string, root = process.cwd
   return { kind: 'postgres', url, schema: readString(env, `${upper}_DATABASE_SCHEMA`, service) };
 }
 
-/** The event bus: Redis Streams with REDIS_URL, else the in-process bus (one process only). */
-export interface BusConfig {
-  redisUrl: string | undefined;
-  /** Prefix of every Redis key the bus writes. */
-  prefix: string;
-  /** Approximate number of events kept per stream (the replay window). */
-  retention: number;
-}
+/**
+ * The event bus. Redis Streams; the durable SQL log (PGlite in a directory of its own, or a
+ * PostgreSQL schema); or the in-process log, which a crash empties (tests and experiments only).
+ */
+export type BusConfig =
+  | { kind: 'redis'; url: string; /** Prefix of every Redis key the bus writes. */ prefix: string; retention: number }
+  | { kind: 'sql'; database: DatabaseConfig; retention: number }
+  | { kind: 'memory'; /** Approximate number of events kept per stream (the replay window). */ retention: number };
 
-export function readBusConfig(env: Env): BusConfig {
-  return {
-    redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
-    prefix: readString(env, 'BUS_PREFIX', 'commerce:'),
-    retention: readInt(env, 'BUS_RETENTION', 100_000, 100, 100_000_000),
-  };
+export const BUS_BACKENDS = ['redis', 'sql', 'memory'] as const;
+
+/**
+ * BUS_BACKEND (`redis`, `sql` or `memory`; default `redis` with REDIS_URL, else `sql`), BUS_PREFIX
+ * (Redis), BUS_RETENTION. The SQL bus lives on PostgreSQL with BUS_DATABASE_URL (schema
+ * BUS_DATABASE_SCHEMA, default "bus"; processes sharing it exchange events), else on PGlite under
+ * `DATA_DIR/<dir>`. PGlite serves one process: a process that runs alone names a `dir` of its own.
+ */
+export function readBusConfig(env: Env, dir = 'bus', root = process.cwd()): BusConfig {
+  const redisUrl = readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const kind = readEnum(env, 'BUS_BACKEND', BUS_BACKENDS, redisUrl ? 'redis' : 'sql');
+  const retention = readInt(env, 'BUS_RETENTION', 100_000, 100, 100_000_000);
+  switch (kind) {
+    case 'redis':
+      if (!redisUrl) throw new ConfigError('BUS_BACKEND=redis needs REDIS_URL (redis://host:port)');
+      return { kind, url: redisUrl, prefix: readString(env, 'BUS_PREFIX', 'commerce:'), retention };
+    case 'sql': {
+      const url = readUrl(env, 'BUS_DATABASE_URL', ['postgres:', 'postgresql:']);
+      const database: DatabaseConfig = url
+        ? { kind: 'postgres', url, schema: readString(env, 'BUS_DATABASE_SCHEMA', 'bus') }
+        : { kind: 'pglite', dataDir: path.join(readPath(env, 'DATA_DIR', '.data', root), dir) };
+      return { kind, database, retention };
+    }
+    case 'memory':
+      return { kind, retention };
+  }
 }

@@ -1,19 +1,24 @@
 /**
- * What the bus test files share: both buses behind one harness (Redis only when TEST_REDIS_URL or
- * REDIS_URL is set), event factories and short timings.
+ * What the bus test files share: every backend behind one harness (memory; SQL on PGlite, and on
+ * PostgreSQL when TEST_DATABASE_URL is set; Redis only when TEST_REDIS_URL or REDIS_URL is set),
+ * event factories and short timings.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterEach, expect, vi } from 'vitest';
+import { afterAll, afterEach, expect, vi } from 'vitest';
 import { silentLog, type StreamBackend } from './backend.ts';
 import { createBusOnBackend } from './core.ts';
 import type { BusEvent, ConsumeOptions, Consumer, EventBus, StreamEntry } from './index.ts';
 import { createMemoryBackend } from './memory.ts';
 import { createRedisBackend } from './redis.ts';
+import { createSqlBackend } from './sql.ts';
+import { openDatabase, type Database, type DatabaseConfig } from '../db.ts';
 
 // Redis runs only when configured (TEST_REDIS_URL or REDIS_URL), so `pnpm test` passes on a fresh machine.
 export const REDIS_URL = process.env.TEST_REDIS_URL || process.env.REDIS_URL || undefined;
 export const PREFIX = `test-bus-${randomUUID().slice(0, 8)}:`;
+/** PostgreSQL for the SQL bus only when configured; each harness gets a throwaway schema, dropped when its bus closes. */
+export const DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 
 export interface Harness {
   bus: EventBus;
@@ -64,6 +69,18 @@ export const impls: Impl[] = [
     },
   },
   {
+    name: 'sql (PGlite)',
+    redis: false,
+    available: true,
+    make: (opts) => onSqlBackend({ kind: 'pglite' }, opts),
+  },
+  {
+    name: 'sql (PostgreSQL)',
+    redis: false,
+    available: Boolean(DATABASE_URL),
+    make: (opts) => onSqlBackend({ kind: 'postgres', url: DATABASE_URL ?? '', schema: `bus_test_${randomBytes(6).toString('hex')}` }, opts),
+  },
+  {
     name: 'redis',
     redis: true,
     available: Boolean(REDIS_URL),
@@ -78,6 +95,33 @@ export const impls: Impl[] = [
     },
   },
 ];
+
+/** One PGlite per test file, shared by its SQL harnesses (streams are named per test): opening one takes seconds. */
+let sharedPglite: Promise<Database> | undefined;
+afterAll(async () => {
+  await (await sharedPglite)?.close();
+});
+
+/** The SQL bus on PGlite in memory (shared), or on a PostgreSQL schema of its own, dropped after close. */
+function onSqlBackend(database: DatabaseConfig, opts?: { maxLen?: number }): Harness {
+  const backend =
+    database.kind === 'pglite'
+      ? createSqlBackend({ shared: (sharedPglite ??= openDatabase(database)), maxLen: opts?.maxLen })
+      : createSqlBackend({ database, maxLen: opts?.maxLen });
+  const closing: StreamBackend = {
+    ...backend,
+    async close() {
+      await backend.close();
+      if (database.kind !== 'postgres') return;
+      const db = await openDatabase(database);
+      await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`).finally(() => db.close());
+    },
+  };
+  return onBackend(closing, {
+    pending: (stream, group) => backend.pendingCount(stream, group),
+    rawAdd: async (stream, fields) => void (await backend.xadd(stream, fields)),
+  });
+}
 
 /** Deletes every key this file's buses created (call it in afterAll). */
 export async function dropTestKeys(): Promise<void> {

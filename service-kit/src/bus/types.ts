@@ -2,8 +2,9 @@
  * The event bus between services: ordered streams with consumer groups,
  * at-least-once delivery, acknowledgement, redelivery of messages a consumer
  * failed or abandoned, and a dead-letter stream after repeated failures.
- * Two implementations with the same semantics: Redis Streams (REDIS_URL) and
- * an in-process log (the embedded default).
+ * Three implementations with the same semantics: Redis Streams (REDIS_URL), SQL
+ * tables on PGlite or PostgreSQL (the durable embedded default), and an
+ * in-process log (unit tests, and BUS_BACKEND=memory).
  */
 
 /** A domain event as it travels on the bus. */
@@ -124,7 +125,7 @@ export interface EventBus {
    * started) is behind by the whole stream: that is where it will be created.
    */
   groupLag(stream: string, group: string): Promise<GroupLag>;
-  /** What the bus runs on, for the `messaging.system` of spans: "redis" or "in-process". */
+  /** What the bus runs on, for the `messaging.system` of spans: "redis", "sql" (the durable embedded bus) or "in-process". */
   readonly system: string;
   /** Entries that ended in the stream's dead-letter stream, oldest first. */
   deadLetters(stream: string, opts?: { count?: number }): Promise<DeadLetter[]>;

@@ -1,0 +1,320 @@
+import type { Database, DatabaseConfig } from '../db.ts';
+import type { Logger } from '../logger.ts';
+import { errorMessage, silentLog, type BusLog, type RawEntry, type StreamBackend, type StreamReader, type TailReader } from './backend.ts';
+import { createBusOnBackend, getValidPositiveInt } from './core.ts';
+import { parseId } from './memory-log.ts';
+import { openSqlStore, type Query } from './sql-store.ts';
+import { createBlockingRead, createWakeups } from './sql-wait.ts';
+import { deadLetterStream, type EventBus } from './types.ts';
+
+export interface SqlBusOptions {
+  /** Where the event log lives: PGlite (persisted in `dataDir`; omitted = in memory) or a PostgreSQL schema the bus owns. */
+  database: DatabaseConfig;
+  /** Approximate retention per stream: the oldest entries are deleted past this length. @default 100_000 */
+  maxLen?: number;
+  /** How often a blocked read looks for entries appended by another process (PostgreSQL); this process's appends wake it at once. @default 100 */
+  pollMs?: number;
+  /** Handler failures and dead letters are logged here. */
+  logger?: Logger;
+}
+
+/** The SQL backend on a database the caller owns and closes (tests share one PGlite: opening one takes seconds). */
+export type SharedSqlBusOptions = Omit<SqlBusOptions, 'database'> & { shared: Database | Promise<Database> };
+
+/**
+ * The durable embedded bus (no REDIS_URL): the Redis bus's semantics on SQL tables, so a crash at
+ * any instant loses no event. On PGlite by default; on PostgreSQL the same tables serve several processes.
+ */
+export function createSqlBus(opts: SqlBusOptions): EventBus {
+  const log = opts?.logger ?? silentLog;
+  return createBusOnBackend(createSqlBackend(opts, log), log);
+}
+
+interface Row {
+  id: string;
+  fields: string[] | null;
+}
+interface PendingRow extends Row {
+  ms: string;
+  seq: string;
+}
+
+/** `(ms, seq)` of the row as text (int8 comes back as a string from pg and a number from PGlite), and its "<ms>-<seq>" id. */
+const ID = (alias: string) => `${alias}.ms::text AS ms, ${alias}.seq::text AS seq, ${alias}.ms::text || '-' || ${alias}.seq::text AS id`;
+/** Matches rows whose (ms, seq) is in the two arrays at `$n` and `$n+1`. */
+const IN_IDS = (n: number) => `(ms, seq) IN (SELECT * FROM unnest($${n}::bigint[], $${n + 1}::bigint[]))`;
+const toRaw = (row: Row): RawEntry => ({ streamId: row.id, fields: row.fields === null ? null : row.fields.map(String) });
+const splitIds = (ids: readonly string[]): [string[], string[]] => [ids.map((id) => String(parseId(id)[0])), ids.map((id) => String(parseId(id)[1]))];
+
+export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log: BusLog = silentLog): StreamBackend {
+  const store = openSqlStore('shared' in opts ? { shared: opts.shared } : { config: getValidDatabase(opts?.database) });
+  const maxLen = getValidPositiveInt(opts.maxLen, 'maxLen', 100_000);
+  const pollMs = getValidPositiveInt(opts.pollMs, 'pollMs', 100);
+  // Trim in chunks, like Redis's MAXLEN ~ (and memory.ts), so appends stay cheap.
+  const slack = Math.max(1, Math.ceil(maxLen / 10));
+  const { t, query, tx } = store;
+  const wakeups = createWakeups();
+  let closed = false;
+
+  /** XADD: the stream's row hands out the next id under its row lock, so ids are monotonic and commit in id order. */
+  async function append(q: Query, stream: string, fields: string[]): Promise<{ id: string; length: number }> {
+    const [row] = await q<{ id: string; length: number }>(
+      `WITH s AS (
+         INSERT INTO ${t.streams} AS s (stream, last_ms, last_seq, added, length) VALUES ($1, $2, 0, 1, 1)
+         ON CONFLICT (stream) DO UPDATE SET
+           last_seq = CASE WHEN EXCLUDED.last_ms > s.last_ms THEN 0 ELSE s.last_seq + 1 END,
+           last_ms = GREATEST(s.last_ms, EXCLUDED.last_ms),
+           added = s.added + 1,
+           length = s.length + 1
+         RETURNING last_ms, last_seq, length
+       ), e AS (
+         INSERT INTO ${t.entries} (stream, ms, seq, fields) SELECT $1, last_ms, last_seq, $3::jsonb FROM s RETURNING ms, seq
+       )
+       SELECT e.ms::text || '-' || e.seq::text AS id, s.length::int AS length FROM e, s`,
+      [stream, Date.now(), JSON.stringify(fields)],
+    );
+    if (!row) throw new Error(`append to ${stream} returned no id`);
+    return row;
+  }
+
+  /** After a commit: wake this process's readers, then trim (a failed trim must not fail the append, which is committed). */
+  async function appended(stream: string, length: number): Promise<void> {
+    wakeups.wake(stream);
+    if (length <= maxLen + slack) return;
+    try {
+      await query(
+        `WITH doomed AS (
+           DELETE FROM ${t.entries} WHERE stream = $1
+             AND (ms, seq) IN (SELECT ms, seq FROM ${t.entries} WHERE stream = $1 ORDER BY ms, seq LIMIT $2)
+           RETURNING 1
+         )
+         UPDATE ${t.streams} SET length = length - (SELECT count(*) FROM doomed) WHERE stream = $1`,
+        [stream, length - maxLen],
+      );
+    } catch (err) {
+      log.warn({ stream, err: errorMessage(err) }, 'bus: trimming a stream failed; the next append retries');
+    }
+  }
+
+  const range = async (stream: string, after: string | undefined, count: number | undefined): Promise<RawEntry[]> => {
+    const [ms, seq] = after === undefined ? [-1, -1] : parseId(after);
+    const rows = await query<Row>(
+      `SELECT ${ID('e')}, e.fields FROM ${t.entries} e WHERE e.stream = $1 AND (e.ms, e.seq) > ($2, $3) ORDER BY e.ms, e.seq LIMIT $4`,
+      [stream, ms, seq, count ?? null],
+    );
+    return rows.map(toRaw);
+  };
+
+  /** XREADGROUP >: the next entries after the group's last-delivered id join the pending list, in one transaction. */
+  const takeNew = (stream: string, group: string, consumer: string, count: number): Promise<RawEntry[]> =>
+    tx(async (q) => {
+      const [g] = await q<{ ms: string; seq: string }>(
+        `SELECT last_ms::text AS ms, last_seq::text AS seq FROM ${t.groups} WHERE stream = $1 AND group_name = $2 FOR UPDATE`,
+        [stream, group],
+      );
+      if (!g) throw new Error(`NOGROUP No such key '${stream}' or consumer group '${group}'`);
+      const rows = await q<PendingRow>(
+        `WITH taken AS (
+           SELECT ms, seq, fields FROM ${t.entries} WHERE stream = $1 AND (ms, seq) > ($3::bigint, $4::bigint) ORDER BY ms, seq LIMIT $5
+         ), joined AS (
+           INSERT INTO ${t.pending} (stream, group_name, ms, seq, consumer, deliveries, delivered_at)
+           SELECT $1, $2, ms, seq, $6, 1, $7 FROM taken
+           ON CONFLICT (stream, group_name, ms, seq) DO UPDATE SET consumer = EXCLUDED.consumer, deliveries = 1, delivered_at = EXCLUDED.delivered_at
+         )
+         SELECT ${ID('taken')}, taken.fields FROM taken ORDER BY taken.ms, taken.seq`,
+        [stream, group, g.ms, g.seq, count, consumer, Date.now()],
+      );
+      const last = rows.at(-1);
+      if (last) {
+        await q(`UPDATE ${t.groups} SET last_ms = $3, last_seq = $4 WHERE stream = $1 AND group_name = $2`, [stream, group, last.ms, last.seq]);
+      }
+      return rows.map(toRaw);
+    });
+
+  /** A cheap look before a polling read opens a transaction: is anything undelivered? */
+  const hasNew = async (stream: string, group: string): Promise<boolean> =>
+    (
+      await query(
+        `SELECT 1 FROM ${t.groups} g JOIN ${t.entries} e ON e.stream = g.stream AND (e.ms, e.seq) > (g.last_ms, g.last_seq)
+         WHERE g.stream = $1 AND g.group_name = $2 LIMIT 1`,
+        [stream, group],
+      )
+    ).length > 0;
+
+  return {
+    system: 'sql',
+
+    async xadd(stream, fields) {
+      const { id, length } = await append(query, stream, fields);
+      await appended(stream, length);
+      return id;
+    },
+
+    range,
+
+    async ensureGroup(stream, group) {
+      await query(
+        `WITH s AS (INSERT INTO ${t.streams} (stream, last_ms, last_seq, added, length) VALUES ($1, 0, 0, 0, 0) ON CONFLICT DO NOTHING)
+         INSERT INTO ${t.groups} (stream, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+        [stream, group],
+      );
+    },
+
+    async retention(stream) {
+      const [row] = await query<{ first_id: string | null; trimmed: boolean }>(
+        `SELECT s.added > s.length AS trimmed,
+           (SELECT e.ms::text || '-' || e.seq::text FROM ${t.entries} e WHERE e.stream = $1 ORDER BY e.ms, e.seq LIMIT 1) AS first_id
+         FROM ${t.streams} s WHERE s.stream = $1`,
+        [stream],
+      );
+      return row ? { firstId: row.first_id, trimmed: row.trimmed } : { firstId: null, trimmed: false };
+    },
+
+    openTail(stream): TailReader {
+      const blocking = createBlockingRead(wakeups, stream, pollMs, () => closed);
+      return {
+        readAfter: (after, count, blockMs) => blocking.read(() => range(stream, after, count), blockMs),
+        async lastId() {
+          const [row] = await query<{ id: string }>(`SELECT last_ms::text || '-' || last_seq::text AS id FROM ${t.streams} WHERE stream = $1`, [stream]);
+          return row?.id ?? '0-0';
+        },
+        interrupt: () => blocking.interrupt(),
+        close: async () => blocking.interrupt(),
+      };
+    },
+
+    openReader({ stream, group, consumer }): StreamReader {
+      const blocking = createBlockingRead(wakeups, stream, pollMs, () => closed);
+      return {
+        readNew(count, blockMs) {
+          let first = true;
+          return blocking.read(async () => {
+            // The first try takes at once (and reports a missing group); later ones look before they lock.
+            if (!first && !(await hasNew(stream, group))) return [];
+            first = false;
+            return takeNew(stream, group, consumer, count);
+          }, blockMs);
+        },
+        takeReset: () => false,
+        interrupt: () => blocking.interrupt(),
+        close: async () => blocking.interrupt(),
+      };
+    },
+
+    readOwnPending: (stream, group, consumer, after, count) =>
+      tx(async (q) => {
+        const [ms, seq] = parseId(after);
+        const rows = await q<PendingRow>(
+          `SELECT ${ID('p')}, e.fields FROM ${t.pending} p
+             LEFT JOIN ${t.entries} e ON e.stream = p.stream AND e.ms = p.ms AND e.seq = p.seq
+           WHERE p.stream = $1 AND p.group_name = $2 AND p.consumer = $3 AND (p.ms, p.seq) > ($4, $5)
+           ORDER BY p.ms, p.seq LIMIT $6 FOR UPDATE OF p`,
+          [stream, group, consumer, ms, seq, count],
+        );
+        // Like Redis: re-reading history counts as a delivery (of the entries that still exist).
+        const live = rows.filter((r) => r.fields !== null);
+        if (live.length > 0) {
+          await q(`UPDATE ${t.pending} SET deliveries = deliveries + 1, delivered_at = $3 WHERE stream = $1 AND group_name = $2 AND ${IN_IDS(4)}`, [
+            stream,
+            group,
+            Date.now(),
+            ...splitIds(live.map((r) => r.id)),
+          ]);
+        }
+        return rows.map(toRaw);
+      }),
+
+    autoclaim: (stream, group, consumer, minIdleMs, start, count) =>
+      tx(async (q) => {
+        const [ms, seq] = parseId(start);
+        const now = Date.now();
+        // One row more than a page: its id is where the next scan starts.
+        const rows = await q<PendingRow>(
+          `SELECT ${ID('p')}, e.fields FROM ${t.pending} p
+             LEFT JOIN ${t.entries} e ON e.stream = p.stream AND e.ms = p.ms AND e.seq = p.seq
+           WHERE p.stream = $1 AND p.group_name = $2 AND (p.ms, p.seq) >= ($3, $4) AND p.delivered_at <= $5
+           ORDER BY p.ms, p.seq LIMIT $6 FOR UPDATE OF p`,
+          [stream, group, ms, seq, now - minIdleMs, count + 1],
+        );
+        const page = rows.slice(0, count);
+        const live = page.filter((r) => r.fields !== null);
+        const gone = page.filter((r) => r.fields === null);
+        if (live.length > 0) {
+          await q(
+            `UPDATE ${t.pending} SET consumer = $3, deliveries = deliveries + 1, delivered_at = $4 WHERE stream = $1 AND group_name = $2 AND ${IN_IDS(5)}`,
+            [stream, group, consumer, now, ...splitIds(live.map((r) => r.id))],
+          );
+        }
+        // Like Redis 7: a claimed entry that was trimmed away leaves the pending list.
+        if (gone.length > 0) {
+          await q(`DELETE FROM ${t.pending} WHERE stream = $1 AND group_name = $2 AND ${IN_IDS(3)}`, [stream, group, ...splitIds(gone.map((r) => r.id))]);
+        }
+        return { next: rows[count]?.id ?? '0-0', entries: live.map(toRaw) };
+      }),
+
+    async deliveryCounts(stream, group, ids) {
+      const rows = await query<{ id: string; deliveries: number }>(
+        `SELECT ms::text || '-' || seq::text AS id, deliveries FROM ${t.pending} WHERE stream = $1 AND group_name = $2 AND ${IN_IDS(3)}`,
+        [stream, group, ...splitIds(ids)],
+      );
+      return new Map(rows.map((r) => [r.id, Number(r.deliveries)]));
+    },
+
+    async ack(stream, group, ids) {
+      await query(`DELETE FROM ${t.pending} WHERE stream = $1 AND group_name = $2 AND ${IN_IDS(3)}`, [stream, group, ...splitIds(ids)]);
+    },
+
+    async deadLetter(stream, group, streamId, fields) {
+      const dead = deadLetterStream(stream);
+      const { length } = await tx(async (q) => {
+        const added = await append(q, dead, fields);
+        await q(`DELETE FROM ${t.pending} WHERE stream = $1 AND group_name = $2 AND ${IN_IDS(3)}`, [stream, group, ...splitIds([streamId])]);
+        return added;
+      });
+      await appended(dead, length);
+    },
+
+    async pendingCount(stream, group) {
+      const [row] = await query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t.pending} WHERE stream = $1 AND group_name = $2`, [stream, group]);
+      return row?.n ?? 0;
+    },
+
+    async groupLag(stream, group) {
+      const [g] = await query<{ ms: string; seq: string }>(
+        `SELECT last_ms::text AS ms, last_seq::text AS seq FROM ${t.groups} WHERE stream = $1 AND group_name = $2`,
+        [stream, group],
+      );
+      // A missing group will be created at the start of the stream: everything in it is undelivered.
+      const [row] = await query<{ pending: number; undelivered: number; oldest_pending: string | null; first_undelivered: string | null }>(
+        `SELECT
+           (SELECT count(*)::int FROM ${t.pending} WHERE stream = $1 AND group_name = $2) AS pending,
+           (SELECT ms::text || '-' || seq::text FROM ${t.pending} WHERE stream = $1 AND group_name = $2 ORDER BY ms, seq LIMIT 1) AS oldest_pending,
+           (SELECT count(*)::int FROM ${t.entries} WHERE stream = $1 AND (ms, seq) > ($3::bigint, $4::bigint)) AS undelivered,
+           (SELECT ms::text || '-' || seq::text FROM ${t.entries} WHERE stream = $1 AND (ms, seq) > ($3::bigint, $4::bigint) ORDER BY ms, seq LIMIT 1) AS first_undelivered`,
+        [stream, group, g?.ms ?? '-1', g?.seq ?? '-1'],
+      );
+      return { pending: row?.pending ?? 0, undelivered: row?.undelivered ?? 0, oldestId: row?.oldest_pending ?? row?.first_undelivered ?? null };
+    },
+
+    async ping() {
+      if (closed) throw new Error('the bus is closed');
+      await query('SELECT 1');
+    },
+
+    async close() {
+      closed = true;
+      wakeups.wakeAll();
+      await store.close();
+    },
+  };
+}
+
+function getValidDatabase(value: unknown): DatabaseConfig {
+  const kind = (value as { kind?: unknown } | null | undefined)?.kind;
+  if (kind !== 'pglite' && kind !== 'postgres') {
+    throw new TypeError(
+      `createSqlBus() expects { database: { kind: "pglite", dataDir? } | { kind: "postgres", url, schema } } but got: ${String(JSON.stringify(value))}`,
+    );
+  }
+  return value as DatabaseConfig;
+}
