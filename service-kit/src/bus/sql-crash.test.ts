@@ -1,0 +1,89 @@
+/**
+ * The embedded bus survives `kill -9`: a child process publishes, consumes some entries without
+ * acknowledging them and is killed with SIGKILL; reopening its PGlite directory finds every entry,
+ * redelivers exactly the unacknowledged ones to the group, and keeps ids increasing.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FAST, WAIT } from './bus-harness.ts';
+import { createSqlBackend } from './sql.ts';
+import { compareStreamIds, type Delivery } from './types.ts';
+import { createBusOnBackend } from './core.ts';
+import { silentLog } from './backend.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const tsx = path.join(here, '../../../node_modules/.bin/tsx');
+const COUNT = 12;
+const ACK = 5;
+
+interface ChildReport {
+  ids: string[];
+  acked: string[];
+  hungOn: string;
+}
+
+/** Runs the child until it reports (one JSON line on stdout), then SIGKILLs it and waits for it to die. */
+async function runAndKill(dataDir: string): Promise<ChildReport> {
+  const child = spawn(tsx, [path.join(here, 'sql-crash-child.ts'), dataDir, String(COUNT), String(ACK)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => void (stderr += chunk.toString()));
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+  const report = await new Promise<ChildReport>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.split('\n')[0];
+      if (stdout.includes('\n') && line) resolve(JSON.parse(line) as ChildReport);
+    });
+    void exited.then((how) => reject(new Error(`the child exited (${String(how)}) before reporting: ${stderr}`)));
+  });
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+  return report;
+}
+
+describe('sql bus after kill -9', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps every entry, redelivers exactly the unacknowledged ones, and keeps ids increasing', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'sql-bus-crash-'));
+    dirs.push(dataDir);
+    const report = await runAndKill(dataDir);
+    expect(report.ids).toHaveLength(COUNT);
+    expect(report.acked).toEqual(report.ids.slice(0, ACK));
+    expect(report.hungOn).toBe(report.ids[ACK]);
+
+    const backend = createSqlBackend({ database: { kind: 'pglite', dataDir } });
+    const bus = createBusOnBackend(backend, silentLog);
+    try {
+      const kept = await bus.read('crash');
+      expect(kept.map((e) => e.streamId)).toEqual(report.ids);
+      expect(kept.map((e) => e.event.id)).toEqual(report.ids.map((_, i) => `event-${i}`));
+      const unacked = report.ids.slice(ACK);
+      // Delivered to the killed consumer and never acknowledged: still pending on it.
+      expect(await backend.pendingCount('crash', 'g')).toBe(unacked.length);
+
+      const got: Delivery[] = [];
+      bus.consume({ stream: 'crash', group: 'g', consumer: 'survivor', ...FAST }, async (d) => void got.push(d));
+      await vi.waitFor(() => expect(got).toHaveLength(unacked.length), WAIT);
+      expect(got.map((d) => d.streamId)).toEqual(unacked);
+      // At least the child's delivery plus this one (the survivor claims them once they are claimIdleMs idle).
+      for (const d of got) expect(d.deliveries).toBeGreaterThanOrEqual(2);
+      await vi.waitFor(async () => expect(await backend.pendingCount('crash', 'g')).toBe(0), WAIT);
+
+      const next = await bus.publish('crash', { id: 'after-crash', type: 'CrashTested', key: 'k', payload: {}, occurredAt: new Date().toISOString() });
+      expect(compareStreamIds(next, report.ids.at(-1)!)).toBeGreaterThan(0);
+      // Acknowledged entries never come back; only the new one reaches the group.
+      await vi.waitFor(() => expect(got.map((d) => d.streamId)).toEqual([...unacked, next]), WAIT);
+    } finally {
+      await bus.close();
+    }
+  }, 60_000);
+});
