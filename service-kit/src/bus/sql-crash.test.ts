@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FAST, WAIT } from './bus-harness.ts';
+import { FAST, WAIT, event } from './bus-harness.ts';
+import { createBus } from './index.ts';
 import { createSqlBackend } from './sql.ts';
 import { compareStreamIds, type Delivery } from './types.ts';
 import { createBusOnBackend } from './core.ts';
@@ -51,6 +52,23 @@ describe('sql bus after kill -9', () => {
   afterEach(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
+
+  it('createBus({ kind: "sql" }) opens, migrates and closes its own PGlite directory, which a reopened bus reads back', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'sql-bus-reopen-'));
+    dirs.push(dataDir);
+    const first = createBus({ kind: 'sql', database: { kind: 'pglite', dataDir } });
+    expect(first.system).toBe('sql');
+    const id = await first.publish('s', event(0));
+    await first.close();
+    await expect(first.ping()).rejects.toThrow(/closed/);
+    const again = createBus({ kind: 'sql', database: { kind: 'pglite', dataDir } });
+    try {
+      expect((await again.read('s')).map((e) => e.streamId)).toEqual([id]);
+      expect(compareStreamIds(await again.publish('s', event(1)), id)).toBeGreaterThan(0);
+    } finally {
+      await again.close();
+    }
+  }, 60_000);
 
   it('keeps every entry, redelivers exactly the unacknowledged ones, and keeps ids increasing', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'sql-bus-crash-'));

@@ -37,7 +37,7 @@ const turns = new WeakMap<Database, Promise<unknown>>();
  * statement at a time anyway, so this costs no throughput. PostgreSQL gives each transaction its
  * own pooled connection.
  */
-export function openSqlStore(source: SqlStoreSource): SqlStore {
+export function openSqlStore(source: SqlStoreSource, onOpenError: (err: unknown) => void = () => undefined): SqlStore {
   const shared = 'shared' in source;
   /** Runs `fn` on `db` in its turn (PGlite) or at once (PostgreSQL). */
   const inTurn = <T>(db: Database, fn: (db: Database) => Promise<T>): Promise<T> => {
@@ -58,8 +58,8 @@ export function openSqlStore(source: SqlStoreSource): SqlStore {
       throw err;
     }
   });
-  // Every operation awaits it and reports a failed open; this only keeps it from being "unhandled".
-  opening.catch(() => undefined);
+  // Every operation awaits it and fails with its error as well; this reports it once (and keeps it from being "unhandled").
+  opening.catch(onOpenError);
   const inFlight = new Set<Promise<unknown>>();
   let closing: Promise<void> | undefined;
 
