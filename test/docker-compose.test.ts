@@ -29,6 +29,7 @@ interface ComposeService {
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
   ports?: string[];
+  volumes?: string[];
 }
 
 function dockerComposeConfig(env: Record<string, string | undefined>) {
@@ -60,6 +61,9 @@ describe('docker-compose.yml', () => {
     expect(service('postgres').image).toBe('postgres:16');
     expect(service('postgres').healthcheck?.test.join(' ')).toContain('pg_isready');
     expect(service('redis').image).toMatch(/^redis:7/);
+    // The event bus needs its streams to survive a Redis restart.
+    expect(service('redis').command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
+    expect(JSON.stringify(service('redis').volumes)).toContain(':/data');
   });
 
   it('runs each subgraph from its own entry point against PostgreSQL and Redis', () => {

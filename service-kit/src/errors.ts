@@ -183,3 +183,36 @@ export function mapPrismaError(e: unknown, messages: { unique?: string; notFound
   }
   throw e;
 }
+
+/**
+ * Prisma's codes for a database it cannot reach or lost (P1001 unreachable, P1002 timed out,
+ * P1008 operation timed out, P1017 connection closed, P2024 no connection from the pool in time),
+ * and the driver's for the same (refused, reset, timed out; PostgreSQL shutting down or starting).
+ */
+const UNAVAILABLE_CODES: ReadonlySet<unknown> = new Set([
+  'P1001',
+  'P1002',
+  'P1008',
+  'P1017',
+  'P2024',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+const UNAVAILABLE_MESSAGE =
+  /Can't reach database server|Connection terminated|connection timeout|Server has closed the connection|timeout exceeded when trying to connect/i;
+
+/** An error that means a dependency (the database) is unavailable, not that the request or the code is wrong. */
+export function isDependencyUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    const { code, message, cause } = e as { code?: unknown; message?: unknown; cause?: unknown };
+    if (UNAVAILABLE_CODES.has(code)) return true;
+    if (typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message)) return true;
+    e = cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return false;
+}

@@ -5,7 +5,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { subscribe, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
-import { ErrorCode, isInternalError, unauthenticated } from './errors.ts';
+import { ErrorCode, isDependencyUnavailable, isInternalError, unauthenticated } from './errors.ts';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createGraphQLHandler, listen, urlHost } from './http.ts';
@@ -65,7 +65,7 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     // runMain owns SIGINT/SIGTERM and stops everything in order; Apollo's own handlers would race it.
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
-    formatError: (formatted) => maskInternalError(formatted, opts.production),
+    formatError: (formatted, error) => maskInternalError(unavailableAsCode(formatted, error), opts.production),
     // Inline traces only feed Apollo Studio, which we do not use; they cost time per field.
     plugins: [observeRequests(logger, opts.metrics), ApolloServerPluginInlineTraceDisabled(), ApolloServerPluginDrainHttpServer({ httpServer })],
   });
@@ -163,6 +163,20 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
 }
 
 const headerValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * A database that cannot be reached is not a bug: the client gets SERVICE_UNAVAILABLE (retry
+ * later) instead of a masked internal error, and the pool's connection timeout makes it quick.
+ */
+function unavailableAsCode(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+  if (!isInternalError(formatted.extensions?.code) || !isDependencyUnavailable(error)) return formatted;
+  return {
+    message: 'The service cannot reach its database; retry later',
+    extensions: { code: ErrorCode.ServiceUnavailable },
+    ...(formatted.locations ? { locations: formatted.locations } : {}),
+    ...(formatted.path ? { path: formatted.path } : {}),
+  };
+}
 
 /** User errors carry a code; anything else is internal and masked in production. */
 export function maskInternalError(formatted: GraphQLFormattedError, production: boolean): GraphQLFormattedError {

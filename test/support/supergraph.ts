@@ -73,6 +73,8 @@ export interface SupergraphOptions {
   observability?: ObservabilityOptions;
   /** Every service's metrics on one listener (the local runner's METRICS_PORT); 0 picks a port. */
   metricsPort?: number;
+  /** The orders reconciler's bound; default its own (30 s), so ordinary tests never see it act. */
+  reconcileAfterMs?: number;
 }
 
 export const TEST_ORDER_LIMITS: OrderLimits = { maxUnitsPerProduct: 1_000_000, maxOpenOrders: 1_000_000 };
@@ -102,7 +104,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
   const services = {
     users: { ...common, database: dbs.configs.users, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 },
     products: { ...common, database: dbs.configs.products },
-    orders: { ...common, database: dbs.configs.orders, orderLimits },
+    orders: { ...common, database: dbs.configs.orders, orderLimits, ...(options.reconcileAfterMs ? { reconcileAfterMs: options.reconcileAfterMs } : {}) },
   };
   try {
     local = await startLocalSupergraph({

@@ -25,8 +25,8 @@ export interface StreamBackend {
   xadd(stream: string, fields: string[]): Promise<string>;
   /** XRANGE after `after` (exclusive; undefined = from the start), at most `count` (undefined = all). */
   range(stream: string, after: string | undefined, count: number | undefined): Promise<RawEntry[]>;
-  /** XGROUP CREATE <stream> <group> 0 MKSTREAM; an existing group is fine. */
-  ensureGroup(stream: string, group: string): Promise<void>;
+  /** XGROUP CREATE <stream> <group> 0 MKSTREAM; an existing group is fine (`created: false`). */
+  ensureGroup(stream: string, group: string): Promise<{ created: boolean }>;
   /** A reader for one consumer's blocking reads (Redis: its own connection). */
   openReader(consumer: { stream: string; group: string; consumer: string }): StreamReader;
   /** XREADGROUP ... STREAMS <stream> <after>: this consumer's own pending entries after `after`; increments their delivery counts. */

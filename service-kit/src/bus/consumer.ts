@@ -45,6 +45,7 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
 
   async function run(): Promise<void> {
     let groupReady = false;
+    let hadGroup = false;
     let pendingFrom: string | null = FIRST_ID;
     let claimFrom = FIRST_ID;
     let reclaimAt = Date.now() + reclaimEveryMs;
@@ -52,8 +53,10 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
     while (!stopping) {
       try {
         if (!groupReady) {
-          await backend.ensureGroup(o.stream, o.group);
-          groupReady = true;
+          const { created } = await backend.ensureGroup(o.stream, o.group);
+          // Created again after this loop had it: the stream or group was lost (deleted, or Redis restarted without persistence).
+          if (created && hadGroup) groupLost();
+          groupReady = hadGroup = true;
         }
         if (reader.takeReset()) pendingFrom = FIRST_ID;
         if (pendingFrom !== null) {
@@ -80,10 +83,21 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
         // The group may be gone (stream deleted) and a lost reply may have left entries pending on us.
         groupReady = false;
         pendingFrom = FIRST_ID;
+
         const delay = Math.min(MAX_BACKOFF_MS, 50 * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
         log.warn({ ...ctx, err: errorMessage(err), retryInMs: Math.round(delay) }, 'bus: consumer loop failed; retrying');
         await sleep(delay);
       }
+    }
+  }
+
+  /** What the stream held is gone with it; the orders reconciler settles what was in flight. */
+  function groupLost(): void {
+    log.error({ ...ctx }, 'bus: consumer group lost (its stream was deleted, or Redis restarted without persistence); created it again');
+    try {
+      o.observer?.groupLost?.();
+    } catch (e) {
+      log.warn({ ...ctx, hook: 'groupLost', err: errorMessage(e) }, 'bus: consume observer threw');
     }
   }
 

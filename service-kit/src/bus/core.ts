@@ -155,7 +155,7 @@ function getValidConsumeOptions(opts: ConsumeOptions): ResolvedConsumeOptions {
   };
 }
 
-const OBSERVER_HOOKS = ['delivered', 'acknowledged', 'deadLettered'] as const;
+const OBSERVER_HOOKS = ['delivered', 'acknowledged', 'deadLettered', 'groupLost'] as const;
 
 function getValidObserver(value: unknown): ConsumeObserver | undefined {
   if (value === undefined) return undefined;

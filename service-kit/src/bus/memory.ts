@@ -107,7 +107,9 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
 
     async ensureGroup(stream, group) {
       const log = getLog(stream);
-      if (!log.groups.has(group)) log.groups.set(group, { lastDelivered: ZERO, pel: new Map() });
+      if (log.groups.has(group)) return { created: false };
+      log.groups.set(group, { lastDelivered: ZERO, pel: new Map() });
+      return { created: true };
     },
 
     async retention(stream) {

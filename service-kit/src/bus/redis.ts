@@ -57,8 +57,10 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
     async ensureGroup(stream, group) {
       try {
         await cmd.xgroup('CREATE', key(stream), group, '0', 'MKSTREAM');
+        return { created: true };
       } catch (err) {
         if (!errorMessage(err).startsWith('BUSYGROUP')) throw err;
+        return { created: false };
       }
     },
 

@@ -78,6 +78,8 @@ export interface ConsumeObserver {
   acknowledged?(entry: { streamId: string; deliveries: number }): void;
   /** The entry moved to the dead-letter stream (the handler failed maxDeliveries times, or it could not be parsed). */
   deadLettered?(entry: { streamId: string; deliveries: number }): void;
+  /** The group (or its whole stream) was gone, e.g. Redis restarted without persistence; the consumer creates it again. */
+  groupLost?(): void;
 }
 
 /** How far a consumer group is behind its stream. */

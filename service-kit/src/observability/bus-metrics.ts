@@ -24,6 +24,7 @@ export interface BusMetrics {
   readonly consumed: Counter<'stream' | 'group'>;
   readonly redelivered: Counter<'stream' | 'group'>;
   readonly deadLettered: Counter<'stream' | 'group'>;
+  readonly groupsRecreated: Counter<'stream' | 'group'>;
   /** The consume observer that counts what becomes of one group's entries. */
   observer(stream: string, group: string): ConsumeObserver;
   /** Reads the group's lag from `bus` at every scrape, until the returned function is called. */
@@ -43,6 +44,11 @@ export function createBusMetrics(registry: Registry, log: MetricsLog): BusMetric
     'stream',
     'group',
   ]);
+  const groupsRecreated = counter(
+    'bus_groups_recreated_total',
+    'Consumer groups found missing (stream deleted, or Redis restarted without persistence) and created again',
+    ['stream', 'group'],
+  );
   const readLag = createLagGauges(registry, log);
   let readBacklog: (() => Promise<OutboxBacklog>) | undefined;
 
@@ -51,12 +57,14 @@ export function createBusMetrics(registry: Registry, log: MetricsLog): BusMetric
     consumed,
     redelivered,
     deadLettered,
+    groupsRecreated,
     observer(stream, group) {
       const labels: Labels = { stream, group };
       return {
         delivered: ({ deliveries }) => void (deliveries > 1 && redelivered.inc(labels)),
         acknowledged: () => consumed.inc(labels),
         deadLettered: () => deadLettered.inc(labels),
+        groupLost: () => groupsRecreated.inc(labels),
       };
     },
     watchGroup: readLag,

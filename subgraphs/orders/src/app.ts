@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { Counter, createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
 import { STREAMS } from '@commerce/contracts';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
@@ -7,6 +7,7 @@ import { startOrderConsumers } from './consumers.ts';
 import { createKeyedLimiter, getValidOrderLimits, PLACEMENTS_IN_FLIGHT_PER_CUSTOMER, type OrderLimits } from './limits.ts';
 import { createLoaders } from './loaders.ts';
 import { permissions } from './permissions.ts';
+import { startReconciler } from './reconciler.ts';
 import { resolvers } from './resolvers/index.ts';
 
 /** This service's Prisma Migrate folder, applied on start. */
@@ -17,11 +18,16 @@ export type { OrderLimits } from './limits.ts';
 export interface OrdersAppOptions extends SubgraphAppOptions {
   /** Stock-hoarding limits per customer (admins are exempt). @default DEFAULT_ORDER_LIMITS: 20 units of one product, 20 open orders */
   orderLimits?: Partial<OrderLimits>;
+  /** An order still PENDING this long gets its OrderPlaced published again (see reconciler.ts). @default 30_000 */
+  reconcileAfterMs?: number;
 }
+
+export const DEFAULT_RECONCILE_AFTER_MS = 30_000;
 
 /** The orders subgraph: orders and their lines; extends User with `orders`; places and cancels orders. */
 export function createOrdersApp(opts: OrdersAppOptions) {
   const orderLimits = getValidOrderLimits(opts.orderLimits);
+  const reconcileAfterMs = getValidReconcileAfter(opts.reconcileAfterMs);
   const limitPlacements = createKeyedLimiter(PLACEMENTS_IN_FLIGHT_PER_CUSTOMER);
   return createSubgraphApp<PrismaClient, Context>(
     {
@@ -50,8 +56,33 @@ export function createOrdersApp(opts: OrdersAppOptions) {
       },
       publishesEvents: true,
       liveStreams: [STREAMS.orders],
-      startConsumers: startOrderConsumers,
+      startConsumers: (runtime) => [
+        ...startOrderConsumers(runtime),
+        startReconciler({
+          prisma: runtime.prisma,
+          schema: runtime.db.schema,
+          relay: runtime.relay,
+          logger: runtime.logger,
+          afterMs: reconcileAfterMs,
+          republished: runtime.metrics
+            ? new Counter({
+                name: 'orders_reconciled_total',
+                help: 'Orders stalled in PENDING whose event the reconciler published again, by event',
+                labelNames: ['event'],
+                registers: [runtime.metrics.registry],
+              })
+            : undefined,
+        }),
+      ],
     },
     opts,
   );
+}
+
+function getValidReconcileAfter(value: unknown): number {
+  if (value === undefined) return DEFAULT_RECONCILE_AFTER_MS;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 100) {
+    throw new TypeError(`reconcileAfterMs must be an integer of at least 100 (milliseconds) but got: ${JSON.stringify(value)}`);
+  }
+  return value;
 }

@@ -53,6 +53,7 @@ export async function insertOrders(
       requestHash: null,
       createdAt,
       updatedAt: createdAt,
+      reconciledAt: null,
       items,
     };
   });

@@ -30,14 +30,17 @@ const tables = (schema: string) => ({ products: qualifiedTable(schema, 'products
  * then decremented with conditional updates (stock >= quantity) that cannot
  * take stock below zero; the CHECK constraint stays as a backstop. Writes the
  * reservation and the events in the same transaction. A reservation that
- * already exists (a redelivery, or a cancellation that arrived first) makes
- * this a no-op.
+ * already exists (a republished OrderPlaced, or a cancellation that arrived
+ * first) reserves nothing: its answer is sent again (see answerAgain).
  */
 export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced): Promise<void> {
   assertOrderPlaced(order);
   const t = tables(schema);
-  const existing = await tx.$queryRawUnsafe<{ status: string }[]>(`SELECT status FROM ${t.reservations} WHERE order_id = $1::uuid FOR UPDATE`, order.orderId);
-  if (existing.length > 0) return;
+  const [existing] = await tx.$queryRawUnsafe<ExistingReservation[]>(
+    `SELECT status, lines, reason FROM ${t.reservations} WHERE order_id = $1::uuid FOR UPDATE`,
+    order.orderId,
+  );
+  if (existing) return answerAgain(tx, schema, order.orderId, existing);
 
   const lines = [...order.items].sort((a, b) => a.productId.localeCompare(b.productId));
   const locked = await tx.$queryRawUnsafe<LockedProduct[]>(
@@ -82,6 +85,31 @@ export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced
     message(STREAMS.products, 'InventoryReserved', order.orderId, { orderId: order.orderId, currency, lines: reserved }),
     ...events,
   ]);
+}
+
+interface ExistingReservation {
+  status: string;
+  lines: ReservedLine[];
+  reason: string | null;
+}
+
+/**
+ * A second OrderPlaced for an order already handled (the orders reconciler republishes one when
+ * the order stalled in PENDING, e.g. because the answer was lost with the bus): nothing is reserved
+ * again, but the answer is sent again so the order can settle. A cancelled order gets none.
+ */
+async function answerAgain(tx: RawTx, schema: string, orderId: string, existing: ExistingReservation): Promise<void> {
+  if (existing.status === 'REJECTED') {
+    await appendToOutbox(tx, schema, [message(STREAMS.products, 'InventoryRejected', orderId, { orderId, reason: existing.reason ?? 'rejected' })]);
+    return;
+  }
+  if (existing.status !== 'RESERVED' || existing.lines.length === 0) return;
+  const [first] = await tx.$queryRawUnsafe<{ currency: string }[]>(
+    `SELECT currency FROM ${tables(schema).products} WHERE id = $1::uuid`,
+    existing.lines[0]!.productId,
+  );
+  if (!first) return;
+  await appendToOutbox(tx, schema, [message(STREAMS.products, 'InventoryReserved', orderId, { orderId, currency: first.currency, lines: existing.lines })]);
 }
 
 function rejectionReason(lines: OrderPlaced['items'], byId: Map<string, LockedProduct>): string | null {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IDENTITY_HEADER, createBus, signForwardedIdentity, type HealthReport } from '@commerce/service-kit';
 import { InMemorySpanExporter, scrapeMetrics } from '@commerce/service-kit/observability-testing';
 import { startTcpProxy, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
-import { startProductsApp, post, type ProductsApp } from './test-support.ts';
+import { errorCodes, startProductsApp, post, type ProductsApp } from './test-support.ts';
 import { TEST_SIGNING_SECRET, type TestSubgraph } from '@commerce/service-kit/testing';
 
 const origin = (app: ProductsApp) => new URL(app.url).origin;
@@ -134,9 +134,14 @@ describe.skipIf(!pgUrl)('products subgraph readiness when PostgreSQL goes away',
     const down = await readinessBecomes(sg.app, 503);
     expect(down.status).toBe(503);
     expect(down.body.checks.database?.status).toBe('fail');
+    // Requests meanwhile fail with a code a client can act on (retry later), not a masked internal error.
+    const during = await post(sg.app, '{ products(first: 1) { totalCount } }', {}, null);
+    expect(errorCodes(during)).toContain('SERVICE_UNAVAILABLE');
+    expect(during.text).not.toContain('127.0.0.1');
     await proxy.restore();
     const up = await readinessBecomes(sg.app, 200);
     expect(up.status).toBe(200);
+    expect(errorCodes(await post(sg.app, '{ products(first: 1) { totalCount } }', {}, null))).toEqual([]);
   });
 });
 

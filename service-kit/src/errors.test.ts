@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { isDependencyUnavailable } from './errors.ts';
+
+describe('isDependencyUnavailable', () => {
+  it("recognises an unreachable database by Prisma's or the driver's code, or through a cause", () => {
+    expect(isDependencyUnavailable({ code: 'P1001', message: "Can't reach database server at db:5432" })).toBe(true);
+    expect(isDependencyUnavailable(new Error('wrapped', { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) }))).toBe(true);
+    expect(isDependencyUnavailable(new Error('timeout exceeded when trying to connect'))).toBe(true);
+  });
+
+  it('leaves other errors alone', () => {
+    expect(isDependencyUnavailable({ code: 'P2002', message: 'Unique constraint failed' })).toBe(false);
+    expect(isDependencyUnavailable(new TypeError('x is undefined'))).toBe(false);
+    expect(isDependencyUnavailable(undefined)).toBe(false);
+  });
+});
