@@ -85,6 +85,8 @@ describe('sql bus after kill -9', () => {
       expect(kept.map((e) => e.streamId)).toEqual(report.ids);
       expect(kept.map((e) => e.event.id)).toEqual(report.ids.map((_, i) => `event-${i}`));
       const unacked = report.ids.slice(ACK);
+      // The group survived the crash (so no consumer will report it lost), and so did its pending list.
+      expect(await backend.ensureGroup('crash', 'g')).toEqual({ created: false });
       // Delivered to the killed consumer and never acknowledged: still pending on it.
       expect(await backend.pendingCount('crash', 'g')).toBe(unacked.length);
 

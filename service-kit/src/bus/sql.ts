@@ -105,11 +105,12 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
     range,
 
     async ensureGroup(stream, group) {
-      await query(
+      const created = await query(
         `WITH s AS (INSERT INTO ${t.streams} (stream, last_ms, last_seq, added, length) VALUES ($1, 0, 0, 0, 0) ON CONFLICT DO NOTHING)
-         INSERT INTO ${t.groups} (stream, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+         INSERT INTO ${t.groups} (stream, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`,
         [stream, group],
       );
+      return { created: created.length > 0 };
     },
 
     async retention(stream) {
