@@ -34,6 +34,7 @@ function printBanner(sg: LocalSupergraph, opts: LocalSupergraphOptions): void {
   for (const name of SERVICE_NAMES) {
     lines.push(`  ${name.padEnd(9)} ${sg.apps[name].url}  ${describeDatabase(opts[name].database)}`);
   }
+  lines.push(`  Event bus ${describeBus(opts.bus)}`);
   // Only where the demo accounts were seeded: production never seeds them.
   if (opts.seed && !opts.gateway.production) {
     lines.push(
@@ -44,6 +45,13 @@ function printBanner(sg: LocalSupergraph, opts: LocalSupergraphOptions): void {
     );
   }
   console.log(`${lines.join('\n')}\n`);
+}
+
+function describeBus(bus: LocalSupergraphOptions['bus']): string {
+  if (!('kind' in bus)) return 'given by the caller';
+  if (bus.kind === 'redis') return `Redis ${new URL(bus.url).host}`;
+  if (bus.kind === 'memory') return 'in-process (lost when the process stops)';
+  return `durable, ${describeDatabase(bus.database)}`;
 }
 
 /** Never prints a password from a database URL. */

@@ -95,7 +95,8 @@ describe('demo data in production', () => {
     } finally {
       await sg.stop();
     }
-  });
+    // Five PGlite databases (three services, the bus) open one after another: slow on a loaded machine.
+  }, 120_000);
 });
 
 describe.concurrent('secrets in production', () => {
