@@ -28,15 +28,19 @@ export function instrumentAdapter(factory: SqlDriverAdapterFactory, observers: S
     <T>(run: (q: SqlQuery) => Promise<T>) =>
     (q: SqlQuery) =>
       observe(observers, q.sql, () => run(q));
-  const wrapQueryable = <Q extends Pick<SqlDriverAdapter, 'queryRaw' | 'executeRaw'>>(target: Q): Q =>
-    new Proxy(target, {
+  const wrapQueryable = <Q extends Pick<SqlDriverAdapter, 'queryRaw' | 'executeRaw'>>(target: Q): Q => {
+    // Built once per connection or transaction: Prisma reads these on every statement.
+    const queryRaw = timed((q) => target.queryRaw(q));
+    const executeRaw = timed((q) => target.executeRaw(q));
+    return new Proxy(target, {
       get(t, prop, receiver) {
-        if (prop === 'queryRaw') return timed((q) => t.queryRaw(q));
-        if (prop === 'executeRaw') return timed((q) => t.executeRaw(q));
+        if (prop === 'queryRaw') return queryRaw;
+        if (prop === 'executeRaw') return executeRaw;
         const value: unknown = Reflect.get(t, prop, receiver);
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value;
       },
     });
+  };
   return new Proxy(factory, {
     get(t, prop, receiver) {
       if (prop === 'connect') {
