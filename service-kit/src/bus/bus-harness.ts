@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, expect, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLog, type StreamBackend } from './backend.ts';
 import { createBusOnBackend } from './core.ts';
 import type { BusEvent, ConsumeOptions, Consumer, EventBus, StreamEntry } from './index.ts';
@@ -182,4 +182,18 @@ export function harnessesOf(impl: Impl): (opts?: { maxLen?: number }) => Harness
     open.push(h);
     return h;
   };
+}
+
+/**
+ * One describe block per bus implementation, with harnesses closed after each test; an
+ * implementation whose server is not configured is skipped, saying which variable it needs.
+ */
+export function describeEachBus(body: (make: (opts?: { maxLen?: number }) => Harness, impl: Impl) => void): void {
+  describe.each(impls)('$name bus', (impl) => {
+    if (!impl.available) {
+      it.skip(`needs ${impl.redis ? 'TEST_REDIS_URL' : 'TEST_DATABASE_URL'}`, () => {});
+      return;
+    }
+    body(harnessesOf(impl), impl);
+  });
 }

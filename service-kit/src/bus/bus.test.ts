@@ -1,7 +1,7 @@
 /** The bus on both backends: ordered streams, tails, consumer groups and retention. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { FAST, harnessesOf, WAIT, dropTestKeys, event, follow, impls, publishAll, uniq } from './bus-harness.ts';
+import { FAST, describeEachBus, WAIT, dropTestKeys, event, follow, publishAll, uniq } from './bus-harness.ts';
 import { createBus, createMemoryBus, type BusEvent, type Consumer, type Delivery } from './index.ts';
 
 afterAll(dropTestKeys);
@@ -23,14 +23,7 @@ describe('createBus', () => {
   });
 });
 
-describe.each(impls)('$name bus', (impl) => {
-  if (!impl.available) {
-    it.skip('needs REDIS_URL', () => {});
-    return;
-  }
-
-  const make = harnessesOf(impl);
-
+describeEachBus((make) => {
   it('reads in publish order, with an exclusive `after` and a count', async () => {
     const { bus } = make();
     const stream = uniq('read');

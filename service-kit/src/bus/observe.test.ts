@@ -1,7 +1,7 @@
 /** What the bus tells about itself, on both backends: how far a group is behind, what became of each entry, and trace context on events. */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { FAST, harnessesOf, WAIT, dropTestKeys, event, impls, publishAll, uniq } from './bus-harness.ts';
+import { FAST, describeEachBus, WAIT, dropTestKeys, event, publishAll, uniq } from './bus-harness.ts';
 import { createMemoryBus, type BusEvent, type Delivery } from './index.ts';
 
 afterAll(dropTestKeys);
@@ -19,13 +19,7 @@ describe('consume observer options', () => {
   });
 });
 
-describe.each(impls)('$name bus', (impl) => {
-  if (!impl.available) {
-    it.skip('needs REDIS_URL', () => {});
-    return;
-  }
-  const make = harnessesOf(impl);
-
+describeEachBus((make) => {
   it('tells how far a group is behind: pending, undelivered, and the oldest of either', async () => {
     const { bus, backend } = make();
     const stream = uniq('lag');

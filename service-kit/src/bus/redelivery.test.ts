@@ -1,20 +1,13 @@
 /** Redelivery on both buses: failed, abandoned and lost deliveries come back, poison ends in the dead-letter stream. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { FAST, harnessesOf, PREFIX, WAIT, dropTestKeys, event, getAdmin, impls, publishAll, uniq } from './bus-harness.ts';
+import { afterAll, expect, it, vi } from 'vitest';
+import { FAST, describeEachBus, PREFIX, WAIT, dropTestKeys, event, getAdmin, publishAll, uniq } from './bus-harness.ts';
 import { encodeEvent } from './codec.ts';
 import type { Delivery } from './index.ts';
 
 afterAll(dropTestKeys);
 
-describe.each(impls)('$name bus', (impl) => {
-  if (!impl.available) {
-    it.skip('needs REDIS_URL', () => {});
-    return;
-  }
-
-  const make = harnessesOf(impl);
-
+describeEachBus((make, impl) => {
   it('redelivers an entry whose handler failed, then acknowledges it', async () => {
     const h = make();
     const stream = uniq('retry');
