@@ -83,4 +83,22 @@ export const silentLog: BusLog = { debug: noop, warn: noop, error: noop };
 /** Full "<ms>-<seq>" ids only, so both buses accept exactly the same input. */
 export const STREAM_ID = /^\d+-\d+$/;
 
+/** A sleep that `wake()` ends early (one sleeper at a time): loops that wait but must stop promptly. */
+export function createSleeper(): { sleep: (ms: number) => Promise<void>; wake: () => void } {
+  let release: (() => void) | undefined;
+  return {
+    sleep: (ms) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          release = undefined;
+          resolve();
+        }
+        release = done;
+      }),
+    wake: () => release?.(),
+  };
+}
+
 export const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));

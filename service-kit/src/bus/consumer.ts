@@ -1,4 +1,4 @@
-import { errorMessage, type BusLog, type RawEntry, type StreamBackend } from './backend.ts';
+import { createSleeper, errorMessage, type BusLog, type RawEntry, type StreamBackend } from './backend.ts';
 import { decodeEvent, encodeDeadLetter } from './codec.ts';
 import type { BusEvent, ConsumeObserver, Consumer, Handler } from './types.ts';
 
@@ -30,18 +30,7 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
   // Scan for idle entries twice per claimIdleMs: a stuck entry waits at most ~1.5x claimIdleMs.
   const reclaimEveryMs = Math.max(1, Math.floor(o.claimIdleMs / 2));
   let stopping = false;
-  let wake: (() => void) | undefined;
-
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
+  const { sleep, wake } = createSleeper();
 
   async function run(): Promise<void> {
     let groupReady = false;
@@ -188,7 +177,7 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
       stopped ??= (async () => {
         stopping = true;
         reader.interrupt();
-        wake?.();
+        wake();
         await loop;
         await reader.close();
       })();

@@ -2,7 +2,7 @@
  * Blocking reads for the SQL bus. An append made through this bus wakes its readers at once (as in
  * memory.ts); an append by another process on the same PostgreSQL schema is found by polling.
  */
-import type { RawEntry } from './backend.ts';
+import { createSleeper, type RawEntry } from './backend.ts';
 
 /** Wakes the readers of one stream; a wake that arrives while a reader is querying is kept for its next wait. */
 export interface Wakeups {
@@ -42,25 +42,16 @@ export interface BlockingRead {
 export function createBlockingRead(wakeups: Wakeups, stream: string, pollMs: number, isClosed: () => boolean): BlockingRead {
   let interrupted = false;
   let woken = false;
-  let release: (() => void) | undefined;
+  const sleeper = createSleeper();
   const onWake = () => {
     woken = true;
-    release?.();
+    sleeper.wake();
   };
   // A monotonic clock: tests fake Date, and a wall-clock step must not stretch or cut a wait.
   const now = () => performance.now();
 
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      if (woken || interrupted) return resolve();
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        release = undefined;
-        resolve();
-      }
-      release = done;
-    });
+  // A wake or interrupt that came while the reader was querying ends the pause before it starts.
+  const pause = (ms: number) => (woken || interrupted ? Promise.resolve() : sleeper.sleep(ms));
 
   return {
     async read(attempt, blockMs) {
@@ -83,7 +74,7 @@ export function createBlockingRead(wakeups: Wakeups, stream: string, pollMs: num
     },
     interrupt() {
       interrupted = true;
-      release?.();
+      sleeper.wake();
     },
   };
 }
