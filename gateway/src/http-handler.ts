@@ -5,17 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
-import {
-  REQUEST_ID_HEADER,
-  activeTraceId,
-  createGraphQLHandler,
-  extractTraceContext,
-  withRequestId,
-  withTraceId,
-  type Logger,
-  type Tracing,
-} from '@commerce/service-kit';
-import { SpanKind, context, trace, type Span } from '@opentelemetry/api';
+import { REQUEST_ID_HEADER, activeTraceId, createGraphQLHandler, startServerRequest, type Logger, type Tracing } from '@commerce/service-kit';
+import { context, type Span } from '@opentelemetry/api';
 import { getValidRequestId, type GatewayContext } from './context.ts';
 import type { IdeHandler } from './ide.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
@@ -44,14 +35,10 @@ export function createRequestHandler(server: ApolloServer<GatewayContext>, opts:
     if (opts.operations?.(req, res)) return;
     const requestId = getValidRequestId(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
     // The client's traceparent continues its trace; without tracing, a random trace id still ties the log lines together.
-    const parent = withTraceId(extractTraceContext(req.headers), opts.tracing);
-    const span = opts.tracing.tracer.startSpan(
-      `${req.method ?? 'GET'} ${GRAPHQL_PATH}`,
-      { kind: SpanKind.SERVER, attributes: { 'service.role': 'gateway' } },
-      parent,
-    );
+    const started = startServerRequest(req, GRAPHQL_PATH, requestId, opts.tracing, 'gateway');
+    const { span } = started;
     const record = newRequestRecord();
-    const ctx = withRequestRecord(withRequestId(trace.setSpan(parent, span), requestId), record);
+    const ctx = withRequestRecord(started.ctx, record);
     startRequest(req, res, { logger, requestId, traceId: activeTraceId(ctx), record, span, metrics: opts.metrics });
     context.with(ctx, () => {
       if (redirectRoot(req, res)) return;

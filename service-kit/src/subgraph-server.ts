@@ -12,12 +12,12 @@ import { createGraphQLHandler, listen, urlHost } from './http.ts';
 import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity, type Identity } from './identity.ts';
 import type { Logger } from './logger.ts';
 import type { BaseContext } from './shield.ts';
-import { SpanKind, context as otelContext, trace, type Context as OtelContext } from '@opentelemetry/api';
+import { context as otelContext, trace, type Context as OtelContext } from '@opentelemetry/api';
 import type { Health } from './observability/health.ts';
 import { activeRequestId, withRequestId } from './observability/request-context.ts';
 import { createOperationsRoutes } from './observability/routes.ts';
 import { errorCodeLabel, type SubgraphMetrics } from './observability/subgraph-metrics.ts';
-import { extractTraceContext, withTraceId, type Tracing } from './observability/tracing.ts';
+import { extractTraceContext, startServerRequest, withTraceId, type Tracing } from './observability/tracing.ts';
 
 /** What every service factory returns. */
 export interface ServiceApp {
@@ -102,18 +102,16 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
           return opts.createContext({ identity, requestId });
         },
       });
-      const { tracer } = opts.tracing;
       httpServer.on('request', (req, res) => {
         if (operations(req, res)) return;
         // The gateway's traceparent continues its trace; its request id names this request too.
-        const parent = withTraceId(extractTraceContext(req.headers), opts.tracing);
-        const span = tracer.startSpan(`${req.method ?? 'GET'} ${GRAPHQL_PATH}`, { kind: SpanKind.SERVER, attributes: { 'service.role': 'subgraph' } }, parent);
+        const requestId = headerValue(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
+        const { ctx, span } = startServerRequest(req, GRAPHQL_PATH, requestId, opts.tracing, 'subgraph');
         res.once('close', () => {
           span.setAttribute('http.response.status_code', res.statusCode);
           span.end();
         });
-        const requestId = headerValue(req.headers[REQUEST_ID_HEADER]) ?? randomUUID();
-        otelContext.with(withRequestId(trace.setSpan(parent, span), requestId), () => graphql(req, res));
+        otelContext.with(ctx, () => graphql(req, res));
       });
       wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
       const ws = useServer<Record<string, unknown>>(

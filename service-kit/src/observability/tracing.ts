@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import {
   ProxyTracerProvider,
   ROOT_CONTEXT,
+  SpanKind,
   SpanStatusCode,
   TraceFlags,
   context,
@@ -34,6 +35,7 @@ import {
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import { ConfigError, type Env } from '../config.ts';
+import { withRequestId } from './request-context.ts';
 
 /** The samplers of the `OTEL_TRACES_SAMPLER` specification. */
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
@@ -147,6 +149,23 @@ export function currentTraceparent(ctx: Context = context.active()): string | un
 export function withTraceId(ctx: Context, tracing: Tracing): Context {
   if (tracing.enabled || trace.getSpanContext(ctx)) return ctx;
   return trace.setSpanContext(ctx, { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), traceFlags: TraceFlags.NONE });
+}
+
+/**
+ * Where a server request runs: the caller's trace continued from its headers (with a random trace
+ * id when tracing is off, so log lines still correlate), a SERVER span `<METHOD> <path>`, and the
+ * request id. The caller ends the span.
+ */
+export function startServerRequest(
+  req: { method?: string | undefined; headers: Record<string, unknown> },
+  path: string,
+  requestId: string,
+  tracing: Tracing,
+  role: string,
+): { ctx: Context; span: Span } {
+  const parent = withTraceId(extractTraceContext(req.headers), tracing);
+  const span = tracing.tracer.startSpan(`${req.method ?? 'GET'} ${path}`, { kind: SpanKind.SERVER, attributes: { 'service.role': role } }, parent);
+  return { ctx: withRequestId(trace.setSpan(parent, span), requestId), span };
 }
 
 /** Runs `fn` in a span that ends when it settles; a throw marks the span as an error and is rethrown. */
