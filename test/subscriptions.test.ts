@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { STREAMS } from '@commerce/contracts';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { testDatabaseUrl } from './support/databases.ts';
 import { testRedisUrl } from './support/redis.ts';
@@ -183,16 +185,72 @@ describe('subscriptions through the gateway', () => {
     expect(got.some((u) => u.order.id === a)).toBe(false);
   });
 
-  it('accepts a retained cursor and refuses a malformed one', async () => {
-    // Retention keeps 10 000 entries here; nothing is trimmed, so a valid old cursor still works…
-    const ok = track(subscribe(sg.url, MY_UPDATES, { after: '1-0' }, customer));
+  it('accepts a retained cursor, refuses one the stream never gave out, and a malformed one', async () => {
+    // Retention keeps 10 000 entries here; nothing is trimmed, so the oldest cursor still works…
+    const { firstId, lastId } = await sg.bus.retention(STREAMS.orders);
+    const ok = track(subscribe(sg.url, MY_UPDATES, { after: firstId }, customer));
     await ok.waitForResults(1);
     expect(ok.results[0]!.errors).toBeUndefined();
+    // …one from before the stream began (a Redis without persistence, or the process, restarted since) or after its
+    // newest entry is a resume point that no longer exists: an error, never a silent gap…
+    const [ms, seq] = lastId.split('-').map(Number) as [number, number];
+    for (const after of ['1-0', `${ms}-${seq + 1}`]) {
+      const gone = track(subscribe(sg.url, MY_UPDATES, { after }, customer));
+      await vi.waitFor(() => expect(gone.isDone(), `the refusal of ${after}`).toBe(true), WAIT);
+      expect(gone.results[0]!.errors![0]!.extensions?.code).toBe('RESUME_POINT_EXPIRED');
+    }
     // …and a malformed one is a clear input error.
     const bad = track(subscribe(sg.url, MY_UPDATES, { after: 'yesterday' }, customer));
     await vi.waitFor(() => expect(bad.isDone(), 'the error').toBe(true), WAIT);
     expect(bad.results[0]!.errors![0]!.extensions?.code).toBe('BAD_USER_INPUT');
   });
+
+  it('refuses orderUpdated(after) with RESUME_POINT_EXPIRED when the stream no longer holds the changes after it', async () => {
+    const product = await createProduct(10);
+    const orderId = await place(product, 1);
+    const all = track(subscribe<{ orderUpdated: OrderUpdate }>(sg.url, ORDER_UPDATED, { id: orderId, after: 0 }, customer));
+    await all.waitForResults(2);
+    // Held: resuming after 1 replays the CONFIRMED change.
+    const resumed = track(subscribe<{ orderUpdated: OrderUpdate }>(sg.url, ORDER_UPDATED, { id: orderId, after: 1 }, customer));
+    const [next] = await resumed.waitForResults(1);
+    expect(next!.data!.orderUpdated).toMatchObject({ status: 'CONFIRMED', sequence: 2 });
+    // A seeded order's history predates this stream (as after a restart that emptied it): nothing to replay it from.
+    const seeded = sg.seed.orders.find((o) => o.userId === sg.seed.users.find((u) => u.email === DEMO_CREDENTIALS.customer.email)!.id);
+    expect(seeded, 'a seeded order of the customer').toBeDefined();
+    const gone = track(subscribe(sg.url, ORDER_UPDATED, { id: seeded!.id, after: 0 }, customer));
+    await vi.waitFor(() => expect(gone.isDone(), 'the refusal').toBe(true), WAIT);
+    expect(gone.results[0]!.errors![0]!.extensions?.code).toBe('RESUME_POINT_EXPIRED');
+  });
+
+  it.skipIf(!testRedisUrl())(
+    'ends a live subscriber with RESUME_POINT_EXPIRED when Redis loses the stream under it (a restart without persistence)',
+    async () => {
+      const product = await createProduct(10);
+      const sub = track(subscribe<{ myOrderUpdates: { status: string; order: { id: string } } }>(sg.url, MY_UPDATES, {}, customer));
+      await vi.waitFor(async () => {
+        const id = await place(product);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(
+          sub.results.some((r) => r.data?.myOrderUpdates.order.id === id),
+          'the live subscription',
+        ).toBe(true);
+      }, WAIT);
+      // What a restart does: the stream is gone and every connection drops (here only the orders feed's tail, and its keys).
+      const redis = new Redis(testRedisUrl()!);
+      try {
+        await redis.del(`${sg.busPrefix}${STREAMS.orders}`);
+        const clients = String(await redis.client('LIST'));
+        const tail = [...clients.matchAll(/id=(\d+) .*name=(\S+)/g)].find((m) => m[2] === `${sg.busPrefix}bus:tail:${STREAMS.orders}`);
+        expect(tail, 'the orders feed tail connection').toBeDefined();
+        await redis.client('KILL', 'ID', tail![1]!);
+      } finally {
+        redis.disconnect();
+      }
+      await place(product);
+      await vi.waitFor(() => expect(sub.isDone(), 'the subscription ended').toBe(true), WAIT);
+      expect(sub.results.at(-1)!.errors![0]!.extensions?.code).toBe('RESUME_POINT_EXPIRED');
+    },
+  );
 
   it("refuses anonymous myOrderUpdates and another user's orderUpdated", async () => {
     const anon = track(subscribe(sg.url, MY_UPDATES, {}));

@@ -55,6 +55,41 @@ describe('live feed', () => {
     await feed.close();
   });
 
+  it('refuses a position of a stream that began again (the process restarted with an in-process bus) with RESUME_POINT_EXPIRED', async () => {
+    const before = bus();
+    await before.publish('s', event('k', 1));
+    const cursor = await before.publish('s', event('k', 2));
+    await new Promise((r) => setTimeout(r, 5));
+    // The restarted process: a new, empty log; what it publishes gets later ids.
+    const after = bus();
+    const feed = createLiveFeed(after, 's', logger);
+    await expect(feed.subscribe({ filter: () => true, from: cursor })).rejects.toMatchObject({ extensions: { code: 'RESUME_POINT_EXPIRED' } });
+    await after.publish('s', event('k', 3));
+    await expect(feed.subscribe({ filter: () => true, from: cursor })).rejects.toMatchObject({ extensions: { code: 'RESUME_POINT_EXPIRED' } });
+    // A position this stream gave out still replays.
+    const { firstId } = await after.retention('s');
+    await after.publish('s', event('k', 4));
+    const ok = await feed.subscribe({ filter: () => true, from: firstId! });
+    expect((await take(ok, 1)).map((e) => (e.event.payload as { seq: number }).seq)).toEqual([4]);
+    await ok.return!();
+    await feed.close();
+  });
+
+  it('lets verifyReplay refuse a replay that lacks what the subscriber needs, and goes live otherwise', async () => {
+    const b = bus();
+    for (let i = 1; i <= 3; i++) await b.publish('s', event('k', i));
+    const feed = createLiveFeed(b, 's', logger);
+    const needs = (seq: number) => (replayed: readonly StreamEntry[]) => {
+      if (!replayed.some((e) => (e.event.payload as { seq: number }).seq === seq)) throw new Error(`no ${seq}`);
+    };
+    await expect(feed.subscribe({ filter: () => true, from: 'history', verifyReplay: needs(9) })).rejects.toThrow('no 9');
+    const it = await feed.subscribe({ filter: () => true, from: 'history', verifyReplay: needs(2) });
+    await b.publish('s', event('k', 4));
+    expect((await take(it, 4)).map((e) => (e.event.payload as { seq: number }).seq)).toEqual([1, 2, 3, 4]);
+    await it.return!();
+    await feed.close();
+  });
+
   it('ends a subscriber that falls too far behind with SUBSCRIPTION_OVERFLOW, leaving others alone', async () => {
     const b = bus();
     const feed = createLiveFeed(b, 's', logger);

@@ -1,6 +1,6 @@
 import { Channel } from './channel.ts';
 import { codedError, ErrorCode } from './errors.ts';
-import { compareStreamIds, type BusEvent, type Consumer, type EventBus, type StreamEntry } from './bus/types.ts';
+import { compareStreamIds, isResumable, type BusEvent, type Consumer, type EventBus, type StreamEntry } from './bus/types.ts';
 import type { Logger } from './logger.ts';
 
 /** A resume point older than the stream's retention: the events after it are gone. */
@@ -23,6 +23,11 @@ export interface LiveSubscribeOptions {
   from?: string;
   /** Events buffered for this subscriber before it is ended with SUBSCRIPTION_OVERFLOW. @default 10_000 */
   maxBuffer?: number;
+  /**
+   * Called with the replayed entries (those the filter passed), before the subscriber goes live; it
+   * may throw (RESUME_POINT_EXPIRED when the replay lacks what the subscriber needs) to refuse it.
+   */
+  verifyReplay?(replayed: readonly StreamEntry[]): void | Promise<void>;
 }
 
 export interface LiveFeed {
@@ -35,13 +40,21 @@ export interface LiveFeed {
   close(): Promise<void>;
 }
 
+interface Listener {
+  deliver(entry: StreamEntry): void;
+  /** The stream lost entries under this subscriber (see EventBus.tail's onLost). */
+  lost(): void;
+}
+
 /**
  * One live tail of a stream per process, fanned out to subscribers. Each
  * subscriber registers before the history is read, so an entry is either
- * replayed or delivered live (or both, and then dropped by stream id).
+ * replayed or delivered live (or both, and then dropped by stream id). If the
+ * stream loses entries under the tail (a Redis without persistence restarted),
+ * every subscriber then live ends with RESUME_POINT_EXPIRED: never a silent gap.
  */
 export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): LiveFeed {
-  const listeners = new Set<(entry: StreamEntry) => void>();
+  const listeners = new Set<Listener>();
   let tail: Consumer | undefined;
   let started: Promise<void> | undefined;
   const start = () =>
@@ -49,9 +62,15 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): L
       tail = bus.tail(
         stream,
         (entry) => {
-          for (const listener of listeners) listener(entry);
+          for (const listener of listeners) listener.deliver(entry);
         },
-        { onStart: () => resolve() },
+        {
+          onStart: () => resolve(),
+          onLost: () => {
+            logger.warn({ stream, subscribers: listeners.size }, 'live feed: the stream lost entries; its subscribers end with RESUME_POINT_EXPIRED');
+            for (const listener of [...listeners]) listener.lost();
+          },
+        },
       );
     }));
 
@@ -61,27 +80,33 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): L
       let replaying = true;
       let lastReplayed: string | undefined;
       const held: StreamEntry[] = [];
-      const listener = (entry: StreamEntry) => {
-        if (!opts.filter(entry.event)) return;
-        if (replaying) held.push(entry);
-        else queue.push(entry);
+      const listener: Listener = {
+        deliver(entry) {
+          if (!opts.filter(entry.event)) return;
+          if (replaying) held.push(entry);
+          else queue.push(entry);
+        },
+        lost: () => queue.fail(resumeExpired()),
       };
       listeners.add(listener);
       try {
         await start();
         if (opts.from !== undefined) {
           const after = opts.from === 'history' ? undefined : opts.from;
-          if (after !== undefined) {
-            const { firstId, trimmed } = await bus.retention(stream);
-            // Entries older than the first retained one were dropped: a cursor before it may have missed some.
-            if (trimmed && firstId && compareStreamIds(after, firstId) < 0) throw resumeExpired();
-          }
+          // Trimmed past it, or a position of a stream that began again (restart without persistence).
+          if (after !== undefined && !isResumable(after, await bus.retention(stream))) throw resumeExpired();
+          // Kept aside only when someone verifies them first; otherwise queued as read.
+          const replayed: StreamEntry[] | undefined = opts.verifyReplay ? [] : undefined;
           let cursor = after;
           for (;;) {
             const page = await bus.read(stream, { ...(cursor ? { after: cursor } : {}), count: 1_000 });
-            for (const entry of page) if (opts.filter(entry.event)) queue.push(entry);
+            for (const entry of page) if (opts.filter(entry.event)) (replayed ?? queue).push(entry);
             if (page.length < 1_000) break;
             cursor = page.at(-1)!.streamId;
+          }
+          if (replayed) {
+            await opts.verifyReplay!(replayed);
+            for (const entry of replayed) queue.push(entry);
           }
           lastReplayed = queue.lastId() ?? cursor;
         }
@@ -110,6 +135,7 @@ function createQueue(max: number, onEnd: () => void) {
   return {
     iterator: channel as AsyncIterableIterator<StreamEntry>,
     lastId: () => last,
+    fail: (reason: Error) => channel.fail(reason),
     push(entry: StreamEntry) {
       if (!channel.isOpen || (last && compareStreamIds(entry.streamId, last) <= 0)) return;
       last = entry.streamId;

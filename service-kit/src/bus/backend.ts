@@ -4,7 +4,7 @@
  * bus (core.ts) are written once on top of it, so both buses behave alike by
  * construction. Internal: services use `EventBus`.
  */
-import type { GroupLag } from './types.ts';
+import type { GroupLag, Retention } from './types.ts';
 
 /** A stored entry as flat field/value pairs; `fields` is null when the entry was deleted (trimmed) while still pending. */
 export interface RawEntry {
@@ -43,8 +43,8 @@ export interface StreamBackend {
   pendingCount(stream: string, group: string): Promise<number>;
   /** How far the group is behind (Redis: XINFO GROUPS, XPENDING, XRANGE); see EventBus.groupLag. */
   groupLag(stream: string, group: string): Promise<GroupLag>;
-  /** First retained entry and whether retention has dropped older ones (Redis: XINFO STREAM). */
-  retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
+  /** First retained entry, last generated id and whether retention has dropped older ones (Redis: XINFO STREAM). */
+  retention(stream: string): Promise<Retention>;
   /** A reader that follows a stream without a group (Redis: XREAD on its own connection). */
   openTail(stream: string): TailReader;
   ping(): Promise<void>;
@@ -56,6 +56,11 @@ export interface TailReader {
   readAfter(after: string, count: number, blockMs: number): Promise<RawEntry[]>;
   /** Id of the newest entry ("0-0" for an empty stream). */
   lastId(): Promise<string>;
+  /**
+   * True (once) if the reader lost its connection since the last call (Redis: its server may have
+   * restarted, and a server without persistence starts its streams again). Absent: never happens.
+   */
+  takeReset?(): boolean;
   interrupt(): void;
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { FAST, describeEachBus, WAIT, dropTestKeys, event, follow, publishAll, uniq } from './bus-harness.ts';
-import { createBus, createMemoryBus, type BusEvent, type Consumer, type Delivery } from './index.ts';
+import { createBus, createMemoryBus, isResumable, type BusEvent, type Consumer, type Delivery } from './index.ts';
 
 afterAll(dropTestKeys);
 
@@ -157,5 +157,48 @@ describeEachBus((make) => {
     expect(kept.length).toBeGreaterThanOrEqual(100);
     expect(kept.length).toBeLessThan(300);
     expect(kept.map((e) => e.event)).toEqual(events.slice(-kept.length));
+  });
+
+  it('reports what a stream holds of its history, and which resume positions are still in it', async () => {
+    const { bus } = make({ maxLen: 100 });
+    const stream = uniq('retention');
+    expect(await bus.retention(stream)).toEqual({ firstId: null, lastId: '0-0', trimmed: false });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await bus.publish(stream, event(i)));
+    const whole = await bus.retention(stream);
+    expect(whole).toEqual({ firstId: ids[0], lastId: ids[2], trimmed: false });
+    expect(ids.map((id) => isResumable(id, whole))).toEqual([true, true, true]);
+    expect(isResumable('0-0', whole)).toBe(true);
+    await publishAll(bus, stream, 500, 3);
+    const trimmed = await bus.retention(stream);
+    expect(trimmed.trimmed).toBe(true);
+    expect(isResumable(ids[0]!, trimmed)).toBe(false);
+    expect(isResumable('0-0', trimmed)).toBe(false);
+    expect(isResumable(trimmed.firstId!, trimmed)).toBe(true);
+    expect(isResumable(trimmed.lastId, trimmed)).toBe(true);
+  });
+});
+
+describe('isResumable', () => {
+  const r = (firstId: string | null, lastId: string, trimmed = false) => ({ firstId, lastId, trimmed });
+  it('holds a position from the first retained entry to the newest id ever generated', () => {
+    expect(isResumable('100-0', r('100-0', '200-3'))).toBe(true);
+    expect(isResumable('150-7', r('100-0', '200-3'))).toBe(true);
+    expect(isResumable('200-3', r('100-0', '200-3'))).toBe(true);
+  });
+  it('refuses a position the stream never gave out: before its first entry, after its newest id, or in an empty stream', () => {
+    // A Redis without persistence (or the in-process bus) restarted: the stream began again, later in time.
+    expect(isResumable('90-0', r('100-0', '200-3'))).toBe(false);
+    expect(isResumable('200-4', r('100-0', '200-3'))).toBe(false);
+    expect(isResumable('50-0', r(null, '0-0'))).toBe(false);
+  });
+  it('refuses a position before what retention kept, and takes "0-0" only while nothing was dropped', () => {
+    expect(isResumable('90-0', r('100-0', '200-3', true))).toBe(false);
+    expect(isResumable('0-0', r('100-0', '200-3', true))).toBe(false);
+    expect(isResumable('0-0', r('100-0', '200-3'))).toBe(true);
+    expect(isResumable('0-0', r(null, '0-0'))).toBe(true);
+    // Every entry trimmed: only the newest position leaves nothing behind.
+    expect(isResumable('200-3', r(null, '200-3', true))).toBe(true);
+    expect(isResumable('199-0', r(null, '200-3', true))).toBe(false);
   });
 });

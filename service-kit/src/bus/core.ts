@@ -1,7 +1,16 @@
 import { errorMessage, STREAM_ID, type BusLog, type StreamBackend } from './backend.ts';
 import { decodeDeadLetter, decodeEvent, encodeEvent, isBusEvent } from './codec.ts';
 import { startConsumer, type ResolvedConsumeOptions } from './consumer.ts';
-import { deadLetterStream, type ConsumeObserver, type ConsumeOptions, type Consumer, type EventBus, type Handler, type StreamEntry } from './types.ts';
+import {
+  deadLetterStream,
+  isResumable,
+  type ConsumeObserver,
+  type ConsumeOptions,
+  type Consumer,
+  type EventBus,
+  type Handler,
+  type StreamEntry,
+} from './types.ts';
 
 /** The whole EventBus on top of a backend; createRedisBus and createMemoryBus are thin wrappers. */
 export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBus {
@@ -64,6 +73,8 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
         let after = start;
         let failures = 0;
         let announced = false;
+        // Set by a reconnect: is the position still in the stream, or did the stream begin again?
+        let suspect = false;
         while (!stopped) {
           try {
             after ??= await reader.lastId();
@@ -73,6 +84,18 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
             }
             const entries = await reader.readAfter(after, 256, blockMs);
             failures = 0;
+            if (reader.takeReset?.()) suspect = true;
+            if (suspect) {
+              const retention = await backend.retention(stream);
+              suspect = false;
+              if (!isResumable(after, retention)) {
+                log.error(
+                  { stream, after, firstId: retention.firstId, lastId: retention.lastId },
+                  "bus: the stream lost the tail's position (restarted without persistence?); entries may be lost",
+                );
+                opts.onLost?.(after);
+              }
+            }
             for (const entry of entries) {
               after = entry.streamId;
               const decoded = decodeEvent(entry.fields ?? []);

@@ -1,9 +1,13 @@
 /**
  * A Redis that restarts without persistence forgets its streams and groups: the consumer notices
- * (NOGROUP), says so, counts it, creates the group again and goes on consuming.
+ * (NOGROUP), says so, counts it, creates the group again and goes on consuming; a live feed's
+ * subscribers, whose events in between are gone, end with RESUME_POINT_EXPIRED.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { createLiveFeed } from '../live.ts';
+import { createLogger } from '../logger.ts';
 import { FAST, PREFIX, REDIS_URL, WAIT, dropTestKeys, event, getAdmin, impls, uniq } from './bus-harness.ts';
+import type { StreamEntry } from './types.ts';
 
 afterAll(dropTestKeys);
 
@@ -30,6 +34,68 @@ describe.skipIf(!REDIS_URL)('redis bus, stream lost under a running consumer', (
       expect(consumer.running).toBe(true);
     } finally {
       await consumer.stop();
+      await bus.close();
+    }
+  });
+});
+
+describe.skipIf(!REDIS_URL)('redis bus, stream lost under a live feed', () => {
+  const logger = createLogger('lost-tail-test', 'silent');
+  /** What a restart does to the tail's connection: dropped; ioredis reconnects and resends the read. */
+  const dropTail = async (stream: string) => {
+    const clients = String(await getAdmin().client('LIST'));
+    const ids = [...clients.matchAll(/id=(\d+) .*name=(\S+)/g)].filter((m) => m[2] === `${PREFIX}bus:tail:${stream}`).map((m) => m[1]!);
+    expect(ids.length).toBe(1);
+    await getAdmin().client('KILL', 'ID', ids[0]!);
+  };
+  const collect = (it: AsyncIterableIterator<StreamEntry>) => {
+    const sub = { got: [] as string[], ended: undefined as string | undefined };
+    void (async () => {
+      for await (const e of it) sub.got.push(e.event.key);
+    })().then(
+      () => (sub.ended = 'completed'),
+      (err: Error & { extensions?: { code?: string } }) => (sub.ended = err.extensions?.code ?? err.message),
+    );
+    return sub;
+  };
+
+  it('ends the subscribers with RESUME_POINT_EXPIRED when the stream began again, and serves new ones', async () => {
+    const { bus } = redis.make();
+    const stream = uniq('lost-tail');
+    const feed = createLiveFeed(bus, stream, logger);
+    try {
+      const first = collect(await feed.subscribe({ filter: () => true }));
+      await bus.publish(stream, event(1));
+      await vi.waitFor(() => expect(first.got).toEqual(['k1']), WAIT);
+      await getAdmin().del(PREFIX + stream);
+      await dropTail(stream);
+      await bus.publish(stream, event(2));
+      await vi.waitFor(() => expect(first.ended).toBe('RESUME_POINT_EXPIRED'), WAIT);
+      expect(first.got).toEqual(['k1']);
+      const next = collect(await feed.subscribe({ filter: () => true }));
+      await bus.publish(stream, event(3));
+      await vi.waitFor(() => expect(next.got).toEqual(['k3']), WAIT);
+    } finally {
+      await feed.close();
+      await bus.close();
+    }
+  });
+
+  it('keeps the subscribers when only the connection dropped (the stream kept its entries)', async () => {
+    const { bus } = redis.make();
+    const stream = uniq('kept-tail');
+    const feed = createLiveFeed(bus, stream, logger);
+    try {
+      const sub = collect(await feed.subscribe({ filter: () => true }));
+      await bus.publish(stream, event(1));
+      await vi.waitFor(() => expect(sub.got).toEqual(['k1']), WAIT);
+      await dropTail(stream);
+      await bus.publish(stream, event(2));
+      await bus.publish(stream, event(3));
+      await vi.waitFor(() => expect(sub.got).toEqual(['k1', 'k2', 'k3']), WAIT);
+      expect(sub.ended).toBeUndefined();
+    } finally {
+      await feed.close();
       await bus.close();
     }
   });

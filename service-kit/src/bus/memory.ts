@@ -114,8 +114,8 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
 
     async retention(stream) {
       const log = logs.get(stream);
-      if (!log) return { firstId: null, trimmed: false };
-      return { firstId: log.entries[0]?.id ?? null, trimmed: log.added > log.entries.length };
+      if (!log) return { firstId: null, lastId: '0-0', trimmed: false };
+      return { firstId: log.entries[0]?.id ?? null, lastId: `${log.last[0]}-${log.last[1]}`, trimmed: log.added > log.entries.length };
     },
 
     openTail(stream): TailReader {

@@ -69,9 +69,13 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
         const info = (await cmd.xinfo('STREAM', key(stream))) as unknown[];
         const field = (name: string) => info[info.indexOf(name) + 1];
         const first = field('first-entry') as [string, unknown] | null;
-        return { firstId: first ? String(first[0]) : null, trimmed: Number(field('entries-added')) > Number(field('length')) };
+        return {
+          firstId: first ? String(first[0]) : null,
+          lastId: String(field('last-generated-id')),
+          trimmed: Number(field('entries-added')) > Number(field('length')),
+        };
       } catch (err) {
-        if (errorMessage(err).includes('no such key')) return { firstId: null, trimmed: false };
+        if (errorMessage(err).includes('no such key')) return { firstId: null, lastId: '0-0', trimmed: false };
         throw err;
       }
     },
@@ -80,13 +84,22 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       const conn = connect(`tail:${stream}`, { maxRetriesPerRequest: null });
       let clientId: number | undefined;
       let reading = false;
+      let reset = false;
       conn.on('ready', () => {
         conn.client('ID').then(
           (id) => (clientId = Number(id)),
           () => {},
         );
       });
+      conn.on('close', () => {
+        reset = true;
+      });
       return {
+        takeReset() {
+          const was = reset;
+          reset = false;
+          return was;
+        },
         async readAfter(after, count, blockMs) {
           reading = true;
           try {

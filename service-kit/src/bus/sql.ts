@@ -114,13 +114,13 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
     },
 
     async retention(stream) {
-      const [row] = await query<{ first_id: string | null; trimmed: boolean }>(
-        `SELECT s.added > s.length AS trimmed,
+      const [row] = await query<{ first_id: string | null; last_id: string; trimmed: boolean }>(
+        `SELECT s.added > s.length AS trimmed, s.last_ms::text || '-' || s.last_seq::text AS last_id,
            (SELECT e.ms::text || '-' || e.seq::text FROM ${t.entries} e WHERE e.stream = $1 ORDER BY e.ms, e.seq LIMIT 1) AS first_id
          FROM ${t.streams} s WHERE s.stream = $1`,
         [stream],
       );
-      return row ? { firstId: row.first_id, trimmed: row.trimmed } : { firstId: null, trimmed: false };
+      return row ? { firstId: row.first_id, lastId: row.last_id, trimmed: row.trimmed } : { firstId: null, lastId: '0-0', trimmed: false };
     },
 
     openTail(stream): TailReader {

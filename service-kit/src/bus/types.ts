@@ -118,10 +118,21 @@ export interface EventBus {
   tail(
     stream: string,
     onEntry: (entry: StreamEntry) => void,
-    opts?: { after?: string; blockMs?: number; /** Called once with the position the tail starts after. */ onStart?: (after: string) => void },
+    opts?: {
+      after?: string;
+      blockMs?: number;
+      /** Called once with the position the tail starts after. */
+      onStart?: (after: string) => void;
+      /**
+       * Called when the stream no longer holds the position the tail had reached (after a reconnect:
+       * a Redis without persistence restarted, and its streams began again): entries published
+       * before the restart that the tail had not read are gone. The tail goes on with what follows.
+       */
+      onLost?: (after: string) => void;
+    },
   ): Consumer;
-  /** The oldest retained entry, and whether retention has already dropped older ones (a resume point before it is lost). */
-  retention(stream: string): Promise<{ firstId: string | null; trimmed: boolean }>;
+  /** What the stream holds of its history: see `Retention` and `isResumable`. */
+  retention(stream: string): Promise<Retention>;
   /**
    * How far `group` is behind on `stream`. A group that does not exist yet (its consumer has not
    * started) is behind by the whole stream: that is where it will be created.
@@ -136,6 +147,32 @@ export interface EventBus {
   /** Stops all consumers and closes connections. */
   close(): Promise<void>;
 }
+
+/** What a stream holds of its history. */
+export interface Retention {
+  /** The oldest retained entry; null when the stream holds none. */
+  firstId: string | null;
+  /** The newest id the stream ever generated ("0-0" if none): a position after it was never this stream's. */
+  lastId: string;
+  /** Whether retention has dropped older entries (a position before `firstId` has missed some). */
+  trimmed: boolean;
+}
+
+/**
+ * Whether a resume position `after` (an id a subscriber was given) still lies within what the stream
+ * holds, so that replaying the entries after it leaves no gap. It does not when retention dropped
+ * entries after it, and it never does when the stream is not the one that gave it out: Redis without
+ * persistence, or the in-process bus, restarted empty and the stream began again, later in time. An
+ * id before the first entry of an untrimmed stream, or after the newest id it ever generated, is such
+ * a position. "0-0" (before everything) is always resumable.
+ */
+export function isResumable(after: string, r: Retention): boolean {
+  if (compareStreamIds(after, ZERO_ID) === 0) return !r.trimmed;
+  if (compareStreamIds(after, r.lastId) > 0) return false;
+  return r.firstId === null ? compareStreamIds(after, r.lastId) === 0 : compareStreamIds(after, r.firstId) >= 0;
+}
+
+const ZERO_ID = '0-0';
 
 /** Name of the dead-letter stream of `stream`. */
 export const deadLetterStream = (stream: string) => `${stream}:dead`;

@@ -6,6 +6,7 @@ import {
   isStreamCursor,
   isUuid,
   notFound,
+  qualifiedTable,
   resumeExpired,
   unauthenticated,
   type BusEvent,
@@ -28,6 +29,25 @@ const toPayload =
     return { orderId: p.orderId, status: p.status, sequence: p.seq, reason: p.reason, cursor: entry.streamId, occurredAt: new Date(entry.event.occurredAt) };
   };
 
+/**
+ * The stream no longer holds change `seq` (retention dropped it, or a Redis without persistence
+ * restarted and took it): replaying from there would leave a gap, so the resume point has expired.
+ */
+const requireSequence = (replayed: readonly StreamEntry[], seq: number) => {
+  if (!replayed.some((e) => isStatusChange(e.event) && e.event.payload.seq === seq)) throw resumeExpired();
+};
+
+/** Whether the order's status change `seq` is committed but not yet published (it will arrive live). */
+const isUnpublished = async (ctx: Context, orderId: string, seq: number): Promise<boolean> => {
+  const rows = await ctx.prisma.$queryRawUnsafe<unknown[]>(
+    `SELECT 1 FROM ${qualifiedTable(ctx.schema, 'outbox')}
+     WHERE key = $1 AND type = 'OrderStatusChanged' AND published_at IS NULL AND (payload->>'seq')::int = $2 LIMIT 1`,
+    orderId,
+    seq,
+  );
+  return rows.length > 0;
+};
+
 const feedOf = (ctx: Context) => {
   const feed = ctx.feeds[STREAMS.orders];
   if (!feed) throw new Error('orders live feed is not running');
@@ -45,14 +65,12 @@ export const Subscription: SubscriptionResolvers = {
       if (!order) throw notFound('Order not found');
       if (!isOwnerOrAdminOf(ctx.identity, order.userId)) throw forbidden();
       const resuming = after !== null && after !== undefined;
-      if (resuming && after < order.statusSeq) {
-        // Every change after `after` is older than the oldest retained event: they are gone.
-        const { firstId, trimmed } = await ctx.bus.retention(STREAMS.orders);
-        if (trimmed && firstId && order.updatedAt.getTime() < Number(firstId.split('-')[0])) throw resumeExpired();
-      }
+      // The order changed since `after`: its next change must be replayed, unless it is still on its way to the bus.
+      const mustReplay = resuming && after < order.statusSeq && !(await isUnpublished(ctx, order.id, after + 1));
       const source = await feedOf(ctx).subscribe({
         filter: (e) => isStatusChange(e) && e.key === order.id,
         ...(resuming ? { from: 'history' as const } : {}),
+        ...(mustReplay ? { verifyReplay: (replayed: readonly StreamEntry[]) => requireSequence(replayed, after + 1) } : {}),
       });
       const last = new Map(resuming ? [[order.id, after]] : []);
       return inSequence(source, sequenceOf, last, toPayload(ctx));
