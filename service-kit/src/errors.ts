@@ -142,6 +142,9 @@ export const conflict = (message: string, field?: string) => codedError(ErrorCod
 
 export const internalError = (message = 'Internal server error') => codedError(ErrorCode.InternalServerError, message);
 
+/** A dependency (database, event bus) cannot be reached: nothing is wrong with the request, retry later. */
+export const serviceUnavailable = (message: string) => codedError(ErrorCode.ServiceUnavailable, message);
+
 /** The error with `extensions.code` set, unless it has one already (graphql-js's parse and validation errors have none). */
 export function withCode(error: GraphQLError, code: ErrorCodeName): GraphQLError {
   if (error.extensions.code) return error;
@@ -204,9 +207,9 @@ const UNAVAILABLE_CODES: ReadonlySet<unknown> = new Set([
   '57P03',
 ]);
 const UNAVAILABLE_MESSAGE =
-  /Can't reach database server|Connection terminated|connection timeout|Server has closed the connection|timeout exceeded when trying to connect/i;
+  /Can't reach database server|Connection terminated|connection timeout|Server has closed the connection|timeout exceeded when trying to connect|max retries per request|Connection is closed|Stream isn't writeable/i;
 
-/** An error that means a dependency (the database) is unavailable, not that the request or the code is wrong. */
+/** An error that means a dependency (the database, Redis) is unavailable, not that the request or the code is wrong. */
 export function isDependencyUnavailable(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     const { code, message, cause } = e as { code?: unknown; message?: unknown; cause?: unknown };

@@ -1,5 +1,5 @@
 import { Channel } from './channel.ts';
-import { codedError, ErrorCode } from './errors.ts';
+import { codedError, ErrorCode, isDependencyUnavailable, serviceUnavailable } from './errors.ts';
 import { compareStreamIds, isResumable, type BusEvent, type Consumer, type EventBus, type StreamEntry } from './bus/types.ts';
 import type { Logger } from './logger.ts';
 
@@ -40,6 +40,27 @@ export interface LiveFeed {
   close(): Promise<void>;
 }
 
+export interface LiveFeedOptions {
+  /**
+   * How long a subscriber waits for the feed's first read of the stream (its tail starting) before
+   * it is refused with SERVICE_UNAVAILABLE: the bus is unreachable. @default 3000
+   */
+  startTimeoutMs?: number;
+}
+
+/** The bus cannot be reached: the subscriber is refused at once rather than left waiting. */
+const streamUnavailable = () => serviceUnavailable('The event stream cannot be reached; subscribe again shortly');
+
+/** Resolves with `promise`, or rejects with `error()` if it takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error()), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 interface Listener {
   deliver(entry: StreamEntry): void;
   /** The stream lost entries under this subscriber (see EventBus.tail's onLost). */
@@ -53,7 +74,8 @@ interface Listener {
  * stream loses entries under the tail (a Redis without persistence restarted),
  * every subscriber then live ends with RESUME_POINT_EXPIRED: never a silent gap.
  */
-export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): LiveFeed {
+export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, opts: LiveFeedOptions = {}): LiveFeed {
+  const startTimeoutMs = opts.startTimeoutMs ?? 3_000;
   const listeners = new Set<Listener>();
   let tail: Consumer | undefined;
   let started: Promise<void> | undefined;
@@ -90,7 +112,7 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): L
       };
       listeners.add(listener);
       try {
-        await start();
+        await within(start(), startTimeoutMs, streamUnavailable);
         if (opts.from !== undefined) {
           const after = opts.from === 'history' ? undefined : opts.from;
           // Trimmed past it, or a position of a stream that began again (restart without persistence).
@@ -112,7 +134,7 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger): L
         }
       } catch (err) {
         listeners.delete(listener);
-        throw err;
+        throw isDependencyUnavailable(err) ? streamUnavailable() : err;
       }
       for (const entry of held) if (!lastReplayed || compareStreamIds(entry.streamId, lastReplayed) > 0) queue.push(entry);
       replaying = false;

@@ -169,7 +169,7 @@ const headerValue = (v: string | string[] | undefined): string | undefined => (A
 function unavailableAsCode(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
   if (!isInternalError(formatted.extensions?.code) || !isDependencyUnavailable(error)) return formatted;
   return {
-    message: 'The service cannot reach its database; retry later',
+    message: 'The service cannot reach its database or event bus; retry later',
     extensions: { code: ErrorCode.ServiceUnavailable },
     ...(formatted.locations ? { locations: formatted.locations } : {}),
     ...(formatted.path ? { path: formatted.path } : {}),

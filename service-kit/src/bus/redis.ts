@@ -36,8 +36,10 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
     return conn;
   };
   // Commands resend after a reconnect (ioredis default); XACK is idempotent and a
-  // duplicated XADD is one more at-least-once delivery, deduplicated on event.id.
-  const cmd = connect('cmd');
+  // duplicated XADD is one more at-least-once delivery, deduplicated on event.id. While Redis is
+  // unreachable a command fails after one reconnect attempt (≤ 2 s) instead of waiting: a
+  // subscriber's replay answers SERVICE_UNAVAILABLE, and the relay and consumers retry later.
+  const cmd = connect('cmd', { maxRetriesPerRequest: 1 });
 
   return {
     system: 'redis',

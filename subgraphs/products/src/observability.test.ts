@@ -4,11 +4,11 @@
  * requests did, and its spans continue the caller's trace.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { IDENTITY_HEADER, createBus, signForwardedIdentity, type HealthReport } from '@commerce/service-kit';
 import { InMemorySpanExporter, scrapeMetrics } from '@commerce/service-kit/observability-testing';
 import { startTcpProxy, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
-import { errorCodes, startProductsApp, post, type ProductsApp } from './test-support.ts';
+import { admin, errorCodes, startProductsApp, post, type ProductsApp } from './test-support.ts';
 import { TEST_SIGNING_SECRET, type TestSubgraph } from '@commerce/service-kit/testing';
 
 const origin = (app: ProductsApp) => new URL(app.url).origin;
@@ -146,7 +146,7 @@ describe.skipIf(!pgUrl)('products subgraph readiness when PostgreSQL goes away',
 });
 
 describe.skipIf(!redisUrl)('products subgraph readiness when Redis goes away', () => {
-  it('turns 503 naming the bus while Redis is unreachable, and 200 when it returns', async () => {
+  it('turns 503 naming the bus while Redis is unreachable, serves requests meanwhile, and publishes their events when it returns', async () => {
     const target = new URL(redisUrl!);
     const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
     const viaProxy = new URL(redisUrl!);
@@ -158,8 +158,24 @@ describe.skipIf(!redisUrl)('products subgraph readiness when Redis goes away', (
       await proxy.cut();
       const down = await readinessBecomes(sg.app, 503);
       expect(down.body.checks.bus?.status).toBe('fail');
+      // Requests do not need Redis: a stock change commits with its event in the outbox…
+      const product = await sg.app.prisma.product.create({
+        data: { sku: `OUT-${randomUUID().slice(0, 8)}`, name: 'Outage', priceCents: 100, currency: 'USD', category: 'outage', stock: 5 },
+      });
+      const adjusted = await post(sg.app, 'mutation ($id: ID!) { adjustStock(id: $id, delta: 2) { stock } }', { id: product.id }, admin());
+      expect(adjusted.body.data).toEqual({ adjustStock: { stock: 7 } });
       await proxy.restore();
       expect((await readinessBecomes(sg.app, 200)).status).toBe(200);
+      // …and the relay publishes it once Redis is back.
+      await vi.waitFor(
+        async () => {
+          const events = await bus.read('products.events');
+          expect(events.filter((e) => e.event.type === 'InventoryChanged' && e.event.key === product.id).map((e) => e.event.payload)).toMatchObject([
+            { stock: 7, delta: 2 },
+          ]);
+        },
+        { timeout: 20_000, interval: 100 },
+      );
     } finally {
       await proxy.restore();
       await sg.dispose();
