@@ -10,7 +10,6 @@ import { createLogger } from '../logger.ts';
 import { startTcpProxy } from '../tcp-proxy.ts';
 import { FAST, PREFIX, REDIS_URL, WAIT, dropTestKeys, event, uniq } from './bus-harness.ts';
 import { createRedisBus } from './redis.ts';
-import type { StreamEntry } from './types.ts';
 
 afterAll(dropTestKeys);
 
@@ -34,7 +33,7 @@ describe.skipIf(!REDIS_URL)('redis bus while Redis is unreachable', () => {
     try {
       const subscriber = await feed.subscribe({ filter: () => true });
       void (async () => {
-        for await (const e of subscriber as AsyncIterableIterator<StreamEntry>) live.push(e.event.key);
+        for await (const e of subscriber) live.push(e.event.key);
       })().catch(() => {});
       const cursor = await bus.publish(stream, event(1));
       await vi.waitFor(() => expect([consumed, live]).toEqual([['k1'], ['k1']]), WAIT);
