@@ -7,7 +7,7 @@ import type { OutboxMessage } from '@commerce/service-kit';
 export const STREAMS = {
   /** OrderPlaced, OrderCancelled, OrderStatusChanged — keyed by order id. */
   orders: 'orders.events',
-  /** InventoryReserved, InventoryRejected, InventoryChanged — keyed by order or product id. */
+  /** InventoryReserved, InventoryRejected, InventoryReleased, InventoryChanged — keyed by order or product id. */
   products: 'products.events',
 } as const;
 
@@ -46,6 +46,15 @@ export interface InventoryRejected {
   reason: string;
 }
 
+/**
+ * Products has applied an order's cancellation: its stock was released, or there was nothing to
+ * release (not reserved yet, rejected, already released). Sent for every OrderCancelled handled,
+ * so a republished one is answered too.
+ */
+export interface InventoryReleased {
+  orderId: string;
+}
+
 export interface InventoryChanged {
   productId: string;
   stock: number;
@@ -63,6 +72,7 @@ export interface EventPayloads {
   OrderStatusChanged: OrderStatusChanged;
   InventoryReserved: InventoryReserved;
   InventoryRejected: InventoryRejected;
+  InventoryReleased: InventoryReleased;
   InventoryChanged: InventoryChanged;
 }
 export type EventType = keyof EventPayloads;

@@ -18,7 +18,7 @@ export type { OrderLimits } from './limits.ts';
 export interface OrdersAppOptions extends SubgraphAppOptions {
   /** Stock-hoarding limits per customer (admins are exempt). @default DEFAULT_ORDER_LIMITS: 20 units of one product, 20 open orders */
   orderLimits?: Partial<OrderLimits>;
-  /** An order still PENDING this long gets its OrderPlaced published again (see reconciler.ts). @default 30_000 */
+  /** An order still PENDING this long gets its OrderPlaced published again, a CANCELLED one not yet released its OrderCancelled (see reconciler.ts). @default 30_000 */
   reconcileAfterMs?: number;
 }
 
@@ -67,7 +67,7 @@ export function createOrdersApp(opts: OrdersAppOptions) {
           republished: runtime.metrics
             ? new Counter({
                 name: 'orders_reconciled_total',
-                help: 'Orders stalled in PENDING whose event the reconciler published again, by event',
+                help: 'Orders whose event the reconciler published again, by event: OrderPlaced (stalled in PENDING), OrderCancelled (release never confirmed)',
                 labelNames: ['event'],
                 registers: [runtime.metrics.registry],
               })

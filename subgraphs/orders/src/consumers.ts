@@ -1,4 +1,4 @@
-import { startEventConsumer, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
+import { qualifiedTable, startEventConsumer, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
 import { STREAMS, type EventPayloads, type InventoryReserved } from '@commerce/contracts';
 import type { Prisma, PrismaClient } from './generated/prisma/client.ts';
 import { changeStatus } from './orderFlow.ts';
@@ -9,7 +9,8 @@ export const ORDERS_GROUP = 'orders';
 /**
  * Applies the outcome of a reservation: CONFIRMED with prices and total, or
  * REJECTED with the reason. An order that is no longer PENDING (cancelled
- * meanwhile) is left alone; products releases the stock on OrderCancelled.
+ * meanwhile) is left alone; products releases the stock on OrderCancelled and
+ * answers InventoryReleased, which marks the cancellation settled (released_at).
  */
 export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
   const { prisma, db, bus, relay, events } = runtime;
@@ -39,6 +40,14 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
         InventoryRejected: async (tx, { payload }) => {
           if (typeof payload?.orderId !== 'string' || typeof payload.reason !== 'string') throw new TypeError('InventoryRejected: malformed payload');
           await changeStatus(asTx(tx), db.schema, payload.orderId, 'REJECTED', { rejectionReason: payload.reason.slice(0, 500) });
+        },
+        InventoryReleased: async (tx, { payload }) => {
+          if (typeof payload?.orderId !== 'string') throw new TypeError('InventoryReleased: malformed payload');
+          // The first answer counts; a repeat (to a republished OrderCancelled) keeps it. Not a status change: updated_at stays.
+          await tx.$executeRawUnsafe(
+            `UPDATE ${qualifiedTable(db.schema, 'orders')} SET released_at = now() WHERE id = $1::uuid AND released_at IS NULL`,
+            payload.orderId,
+          );
         },
       },
     }),

@@ -3,83 +3,83 @@
  * OrderPlaced died with an in-process bus, or with a Redis that kept nothing on restart, or the
  * reservation's answer did). It publishes OrderPlaced again under a new event id; products
  * reserves at most once per order and answers a repeat with the reservation it already made, so
- * the order settles. Each order is republished at most once per `afterMs`.
+ * the order settles. A cancellation products never confirmed (CANCELLED, no released_at) is
+ * settled the same way: OrderCancelled again, which products releases at most once and always
+ * answers with InventoryReleased. Each order is republished at most once per `afterMs`.
  */
-import { appendToOutbox, qualifiedTable, type Consumer, type Counter, type Logger, type OutboxRelay, type RawClient } from '@commerce/service-kit';
-import { message, STREAMS } from '@commerce/contracts';
+import { appendToOutbox, qualifiedTable, type Consumer, type Counter, type Logger, type OutboxRelay, type RawClient, type RawTx } from '@commerce/service-kit';
+import { message, STREAMS, type OrderStatusName } from '@commerce/contracts';
 
 export interface ReconcilerOptions {
   prisma: RawClient;
   schema: string;
   relay: OutboxRelay | undefined;
   logger: Logger;
-  /** An order PENDING this long (and not republished within this long) is republished. */
+  /** An order PENDING, or CANCELLED without InventoryReleased, this long (and not republished within this long) is republished. */
   afterMs: number;
   /** How often to look. @default afterMs / 2 */
   everyMs?: number;
-  /** Orders republished per round, at most. @default 100 */
+  /** Orders republished per round and kind, at most. @default 100 */
   batchSize?: number;
   /** Counts republished orders (metrics on). */
   republished?: Counter<'event'> | undefined;
 }
 
-export interface Reconciler extends Consumer {
-  /** One round now; resolves to the ids of the orders it republished. */
-  runOnce(): Promise<string[]>;
+/** The ids of the orders one round republished an event for, by kind. */
+export interface ReconcileRound {
+  /** Stalled in PENDING: OrderPlaced again. */
+  placed: string[];
+  /** CANCELLED, the release never confirmed: OrderCancelled again. */
+  cancelled: string[];
 }
 
-interface StalledRow {
+export interface Reconciler extends Consumer {
+  /** One round now. */
+  runOnce(): Promise<ReconcileRound>;
+}
+
+interface StalledPlacement {
   id: string;
   user_id: string;
   items: { productId: string; quantity: number }[];
 }
 
+interface StalledCancellation {
+  id: string;
+  user_id: string;
+  previous_status: OrderStatusName;
+}
+
 export function startReconciler(opts: ReconcilerOptions): Reconciler {
   const { prisma, logger } = opts;
-  const orders = qualifiedTable(opts.schema, 'orders');
-  const items = qualifiedTable(opts.schema, 'order_items');
-  const outbox = qualifiedTable(opts.schema, 'outbox');
   const batchSize = opts.batchSize ?? 100;
   const everyMs = opts.everyMs ?? Math.max(100, Math.floor(opts.afterMs / 2));
   let running = true;
-  let round: Promise<string[]> | undefined;
+  let round: Promise<ReconcileRound> | undefined;
 
-  const runOnce = (): Promise<string[]> =>
+  const runOnce = (): Promise<ReconcileRound> =>
     (round ??= prisma
-      .$transaction(async (tx) => {
-        // SKIP LOCKED: another orders instance reconciling at the same time takes other orders.
-        const rows = await tx.$queryRawUnsafe<StalledRow[]>(
-          `UPDATE ${orders} o SET reconciled_at = now()
-           WHERE o.id IN (
-             SELECT id FROM ${orders} AS orders
-             WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1::float8 / 1000)
-               AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $1::float8 / 1000))
-               -- Placed through the API (its OrderPlaced was written): seeded history is not a stalled placement.
-               AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = 'OrderPlaced')
-             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-           RETURNING o.id::text AS id, o.user_id::text AS user_id,
-             (SELECT json_agg(json_build_object('productId', i.product_id::text, 'quantity', i.quantity) ORDER BY i.product_id)
-                FROM ${items} i WHERE i.order_id = o.id) AS items`,
-          opts.afterMs,
-          batchSize,
-        );
-        await appendToOutbox(
-          tx,
-          opts.schema,
-          rows.map((r) => message(STREAMS.orders, 'OrderPlaced', r.id, { orderId: r.id, userId: r.user_id, items: r.items })),
-        );
-        return rows.map((r) => r.id);
-      })
-      .then((ids) => {
-        if (ids.length) {
-          opts.republished?.inc({ event: 'OrderPlaced' }, ids.length);
+      .$transaction(async (tx) => ({
+        placed: await republishPlacements(tx, opts.schema, opts.afterMs, batchSize),
+        cancelled: await republishCancellations(tx, opts.schema, opts.afterMs, batchSize),
+      }))
+      .then((done) => {
+        if (done.placed.length) {
+          opts.republished?.inc({ event: 'OrderPlaced' }, done.placed.length);
           logger.warn(
-            { orders: ids.length, orderIds: ids.slice(0, 20), afterMs: opts.afterMs },
+            { orders: done.placed.length, orderIds: done.placed.slice(0, 20), afterMs: opts.afterMs },
             'reconciler: republished OrderPlaced for orders stalled in PENDING',
           );
-          opts.relay?.wake();
         }
-        return ids;
+        if (done.cancelled.length) {
+          opts.republished?.inc({ event: 'OrderCancelled' }, done.cancelled.length);
+          logger.warn(
+            { orders: done.cancelled.length, orderIds: done.cancelled.slice(0, 20), afterMs: opts.afterMs },
+            'reconciler: republished OrderCancelled for cancelled orders whose stock release products never confirmed',
+          );
+        }
+        if (done.placed.length || done.cancelled.length) opts.relay?.wake();
+        return done;
       })
       .finally(() => (round = undefined)));
 
@@ -99,4 +99,65 @@ export function startReconciler(opts: ReconcilerOptions): Reconciler {
       await round?.catch(() => undefined);
     },
   };
+}
+
+/** Orders PENDING longer than `afterMs`: marks them reconciled and writes their OrderPlaced again. */
+async function republishPlacements(tx: RawTx, schema: string, afterMs: number, batchSize: number): Promise<string[]> {
+  const orders = qualifiedTable(schema, 'orders');
+  const items = qualifiedTable(schema, 'order_items');
+  const outbox = qualifiedTable(schema, 'outbox');
+  // SKIP LOCKED: another orders instance reconciling at the same time takes other orders.
+  const rows = await tx.$queryRawUnsafe<StalledPlacement[]>(
+    `UPDATE ${orders} o SET reconciled_at = now()
+     WHERE o.id IN (
+       SELECT id FROM ${orders} AS orders
+       WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+         AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $1::float8 / 1000))
+         -- Placed through the API (its OrderPlaced was written): seeded history is not a stalled placement.
+         AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = 'OrderPlaced')
+       ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING o.id::text AS id, o.user_id::text AS user_id,
+       (SELECT json_agg(json_build_object('productId', i.product_id::text, 'quantity', i.quantity) ORDER BY i.product_id)
+          FROM ${items} i WHERE i.order_id = o.id) AS items`,
+    afterMs,
+    batchSize,
+  );
+  await appendToOutbox(
+    tx,
+    schema,
+    rows.map((r) => message(STREAMS.orders, 'OrderPlaced', r.id, { orderId: r.id, userId: r.user_id, items: r.items })),
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Orders CANCELLED longer than `afterMs` (updated_at: a cancelled order changes no more) that
+ * products has not answered: marks them reconciled and writes their OrderCancelled again. The
+ * status before cancelling is not kept on the order; the first OrderCancelled carried it, and
+ * outbox rows are never deleted.
+ */
+async function republishCancellations(tx: RawTx, schema: string, afterMs: number, batchSize: number): Promise<string[]> {
+  const orders = qualifiedTable(schema, 'orders');
+  const outbox = qualifiedTable(schema, 'outbox');
+  const rows = await tx.$queryRawUnsafe<StalledCancellation[]>(
+    `UPDATE ${orders} o SET reconciled_at = now()
+     WHERE o.id IN (
+       SELECT id FROM ${orders} AS orders
+       WHERE status = 'CANCELLED' AND released_at IS NULL AND updated_at < now() - make_interval(secs => $1::float8 / 1000)
+         AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $1::float8 / 1000))
+         -- Cancelled through the API (its OrderCancelled was written): seeded history is left alone.
+         AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = 'OrderCancelled')
+       ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING o.id::text AS id, o.user_id::text AS user_id,
+       (SELECT e.payload->>'previousStatus' FROM ${outbox} e
+          WHERE e.key = o.id::text AND e.type = 'OrderCancelled' ORDER BY e.created_at LIMIT 1) AS previous_status`,
+    afterMs,
+    batchSize,
+  );
+  await appendToOutbox(
+    tx,
+    schema,
+    rows.map((r) => message(STREAMS.orders, 'OrderCancelled', r.id, { orderId: r.id, userId: r.user_id, previousStatus: r.previous_status })),
+  );
+  return rows.map((r) => r.id);
 }

@@ -54,6 +54,7 @@ export async function insertOrders(
       createdAt,
       updatedAt: createdAt,
       reconciledAt: null,
+      releasedAt: null,
       items,
     };
   });

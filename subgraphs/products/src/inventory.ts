@@ -126,7 +126,9 @@ function rejectionReason(lines: OrderPlaced['items'], byId: Map<string, LockedPr
  * Releases the stock of a cancelled order exactly once: only a RESERVED
  * reservation is released (and marked RELEASED in the same transaction). A
  * cancellation that arrives before the order was reserved leaves a CANCELLED
- * marker, so the late OrderPlaced reserves nothing.
+ * marker, so the late OrderPlaced reserves nothing. Every cancellation handled
+ * is answered with InventoryReleased, also when there was nothing (left) to
+ * release: the orders reconciler republishes an OrderCancelled until it hears back.
  */
 export async function releaseStock(tx: RawTx, schema: string, cancelled: OrderCancelled): Promise<void> {
   if (typeof cancelled?.orderId !== 'string') throw new TypeError('OrderCancelled: malformed payload');
@@ -140,9 +142,10 @@ export async function releaseStock(tx: RawTx, schema: string, cancelled: OrderCa
       `INSERT INTO ${t.reservations} (order_id, status, lines, reason, updated_at) VALUES ($1::uuid, 'CANCELLED', '[]'::jsonb, 'cancelled before reservation', now())`,
       cancelled.orderId,
     );
-    return;
+    return appendToOutbox(tx, schema, [released(cancelled.orderId)]);
   }
-  if (reservation.status !== 'RESERVED') return;
+  // REJECTED, RELEASED or CANCELLED: nothing is held (any more), but the cancellation is answered.
+  if (reservation.status !== 'RESERVED') return appendToOutbox(tx, schema, [released(cancelled.orderId)]);
   const events: OutboxMessage[] = [];
   const lines = [...reservation.lines].sort((a, b) => a.productId.localeCompare(b.productId));
   for (const line of lines) {
@@ -154,8 +157,10 @@ export async function releaseStock(tx: RawTx, schema: string, cancelled: OrderCa
     if (row) events.push(inventoryChanged({ id: line.productId, stock: row.stock, stockSeq: row.stock_seq }, line.quantity, 'RELEASED', cancelled.orderId));
   }
   await tx.$executeRawUnsafe(`UPDATE ${t.reservations} SET status = 'RELEASED', updated_at = now() WHERE order_id = $1::uuid`, cancelled.orderId);
-  await appendToOutbox(tx, schema, events);
+  await appendToOutbox(tx, schema, [...events, released(cancelled.orderId)]);
 }
+
+const released = (orderId: string) => message(STREAMS.products, 'InventoryReleased', orderId, { orderId });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
