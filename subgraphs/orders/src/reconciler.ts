@@ -101,24 +101,49 @@ export function startReconciler(opts: ReconcilerOptions): Reconciler {
   };
 }
 
-/** Orders PENDING longer than `afterMs`: marks them reconciled and writes their OrderPlaced again. */
-async function republishPlacements(tx: RawTx, schema: string, afterMs: number, batchSize: number): Promise<string[]> {
+/**
+ * Claims up to `batchSize` orders stalled in one state: in `status` for longer than `afterMs` (by
+ * `since`), not republished within that long, and written by the API (their `event` is in the
+ * outbox, so seeded history is left alone). Marks them reconciled and returns `returning` for each.
+ * SKIP LOCKED: another orders instance reconciling at the same time takes other orders.
+ */
+function claimStalled<Row>(
+  tx: RawTx,
+  schema: string,
+  stalled: { status: OrderStatusName; since: 'created_at' | 'updated_at'; also?: string; event: string; returning: string },
+  afterMs: number,
+  batchSize: number,
+): PromiseLike<Row[]> {
   const orders = qualifiedTable(schema, 'orders');
-  const items = qualifiedTable(schema, 'order_items');
   const outbox = qualifiedTable(schema, 'outbox');
-  // SKIP LOCKED: another orders instance reconciling at the same time takes other orders.
-  const rows = await tx.$queryRawUnsafe<StalledPlacement[]>(
+  const longAgo = 'now() - make_interval(secs => $1::float8 / 1000)';
+  return tx.$queryRawUnsafe<Row[]>(
     `UPDATE ${orders} o SET reconciled_at = now()
      WHERE o.id IN (
        SELECT id FROM ${orders} AS orders
-       WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1::float8 / 1000)
-         AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $1::float8 / 1000))
-         -- Placed through the API (its OrderPlaced was written): seeded history is not a stalled placement.
-         AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = 'OrderPlaced')
-       ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-     RETURNING o.id::text AS id, o.user_id::text AS user_id,
-       (SELECT json_agg(json_build_object('productId', i.product_id::text, 'quantity', i.quantity) ORDER BY i.product_id)
-          FROM ${items} i WHERE i.order_id = o.id) AS items`,
+       WHERE status = '${stalled.status}' AND ${stalled.since} < ${longAgo} ${stalled.also ? `AND ${stalled.also}` : ''}
+         AND (reconciled_at IS NULL OR reconciled_at < ${longAgo})
+         AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = '${stalled.event}')
+       ORDER BY ${stalled.since} LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING o.id::text AS id, o.user_id::text AS user_id, ${stalled.returning}`,
+    afterMs,
+    batchSize,
+  );
+}
+
+/** Orders PENDING longer than `afterMs`: their OrderPlaced again. */
+async function republishPlacements(tx: RawTx, schema: string, afterMs: number, batchSize: number): Promise<string[]> {
+  const items = qualifiedTable(schema, 'order_items');
+  const rows = await claimStalled<StalledPlacement>(
+    tx,
+    schema,
+    {
+      status: 'PENDING',
+      since: 'created_at',
+      event: 'OrderPlaced',
+      returning: `(SELECT json_agg(json_build_object('productId', i.product_id::text, 'quantity', i.quantity) ORDER BY i.product_id)
+                     FROM ${items} i WHERE i.order_id = o.id) AS items`,
+    },
     afterMs,
     batchSize,
   );
@@ -132,25 +157,22 @@ async function republishPlacements(tx: RawTx, schema: string, afterMs: number, b
 
 /**
  * Orders CANCELLED longer than `afterMs` (updated_at: a cancelled order changes no more) that
- * products has not answered: marks them reconciled and writes their OrderCancelled again. The
- * status before cancelling is not kept on the order; the first OrderCancelled carried it, and
- * outbox rows are never deleted.
+ * products has not answered: their OrderCancelled again. The status before cancelling is not kept
+ * on the order; the first OrderCancelled carried it, and outbox rows are never deleted.
  */
 async function republishCancellations(tx: RawTx, schema: string, afterMs: number, batchSize: number): Promise<string[]> {
-  const orders = qualifiedTable(schema, 'orders');
   const outbox = qualifiedTable(schema, 'outbox');
-  const rows = await tx.$queryRawUnsafe<StalledCancellation[]>(
-    `UPDATE ${orders} o SET reconciled_at = now()
-     WHERE o.id IN (
-       SELECT id FROM ${orders} AS orders
-       WHERE status = 'CANCELLED' AND released_at IS NULL AND updated_at < now() - make_interval(secs => $1::float8 / 1000)
-         AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $1::float8 / 1000))
-         -- Cancelled through the API (its OrderCancelled was written): seeded history is left alone.
-         AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = 'OrderCancelled')
-       ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-     RETURNING o.id::text AS id, o.user_id::text AS user_id,
-       (SELECT e.payload->>'previousStatus' FROM ${outbox} e
-          WHERE e.key = o.id::text AND e.type = 'OrderCancelled' ORDER BY e.created_at LIMIT 1) AS previous_status`,
+  const rows = await claimStalled<StalledCancellation>(
+    tx,
+    schema,
+    {
+      status: 'CANCELLED',
+      since: 'updated_at',
+      also: 'released_at IS NULL',
+      event: 'OrderCancelled',
+      returning: `(SELECT e.payload->>'previousStatus' FROM ${outbox} e
+                     WHERE e.key = o.id::text AND e.type = 'OrderCancelled' ORDER BY e.created_at LIMIT 1) AS previous_status`,
+    },
     afterMs,
     batchSize,
   );
