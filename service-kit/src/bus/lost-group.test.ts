@@ -4,10 +4,10 @@
  * subscribers, whose events in between are gone, end with RESUME_POINT_EXPIRED.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { createLiveFeed } from '../live.ts';
+import { createLiveFeed, type LiveFeed } from '../live.ts';
 import { createLogger } from '../logger.ts';
 import { FAST, PREFIX, REDIS_URL, WAIT, dropTestKeys, event, getAdmin, impls, uniq } from './bus-harness.ts';
-import type { StreamEntry } from './types.ts';
+import type { EventBus, StreamEntry } from './types.ts';
 
 afterAll(dropTestKeys);
 
@@ -48,8 +48,12 @@ describe.skipIf(!REDIS_URL)('redis bus, stream lost under a live feed', () => {
     expect(ids.length).toBe(1);
     await getAdmin().client('KILL', 'ID', ids[0]!);
   };
-  const collect = (it: AsyncIterableIterator<StreamEntry>) => {
-    const sub = { got: [] as string[], ended: undefined as string | undefined };
+  interface Collected {
+    got: string[];
+    ended: string | undefined;
+  }
+  const collect = (it: AsyncIterableIterator<StreamEntry>): Collected => {
+    const sub: Collected = { got: [], ended: undefined };
     void (async () => {
       for await (const e of it) sub.got.push(e.event.key);
     })().then(
@@ -59,44 +63,40 @@ describe.skipIf(!REDIS_URL)('redis bus, stream lost under a live feed', () => {
     return sub;
   };
 
-  it('ends the subscribers with RESUME_POINT_EXPIRED when the stream began again, and serves new ones', async () => {
+  /** A feed on a fresh stream, with one live subscriber that has received a first event. */
+  const withLiveSubscriber = async (name: string, body: (ctx: { stream: string; bus: EventBus; feed: LiveFeed; sub: Collected }) => Promise<void>) => {
     const { bus } = redis.make();
-    const stream = uniq('lost-tail');
-    const feed = createLiveFeed(bus, stream, logger);
-    try {
-      const first = collect(await feed.subscribe({ filter: () => true }));
-      await bus.publish(stream, event(1));
-      await vi.waitFor(() => expect(first.got).toEqual(['k1']), WAIT);
-      await getAdmin().del(PREFIX + stream);
-      await dropTail(stream);
-      await bus.publish(stream, event(2));
-      await vi.waitFor(() => expect(first.ended).toBe('RESUME_POINT_EXPIRED'), WAIT);
-      expect(first.got).toEqual(['k1']);
-      const next = collect(await feed.subscribe({ filter: () => true }));
-      await bus.publish(stream, event(3));
-      await vi.waitFor(() => expect(next.got).toEqual(['k3']), WAIT);
-    } finally {
-      await feed.close();
-      await bus.close();
-    }
-  });
-
-  it('keeps the subscribers when only the connection dropped (the stream kept its entries)', async () => {
-    const { bus } = redis.make();
-    const stream = uniq('kept-tail');
+    const stream = uniq(name);
     const feed = createLiveFeed(bus, stream, logger);
     try {
       const sub = collect(await feed.subscribe({ filter: () => true }));
       await bus.publish(stream, event(1));
       await vi.waitFor(() => expect(sub.got).toEqual(['k1']), WAIT);
+      await body({ stream, bus, feed, sub });
+    } finally {
+      await feed.close();
+      await bus.close();
+    }
+  };
+
+  it('ends the subscribers with RESUME_POINT_EXPIRED when the stream began again, and serves new ones', () =>
+    withLiveSubscriber('lost-tail', async ({ stream, bus, feed, sub }) => {
+      await getAdmin().del(PREFIX + stream);
+      await dropTail(stream);
+      await bus.publish(stream, event(2));
+      await vi.waitFor(() => expect(sub.ended).toBe('RESUME_POINT_EXPIRED'), WAIT);
+      expect(sub.got).toEqual(['k1']);
+      const next = collect(await feed.subscribe({ filter: () => true }));
+      await bus.publish(stream, event(3));
+      await vi.waitFor(() => expect(next.got).toEqual(['k3']), WAIT);
+    }));
+
+  it('keeps the subscribers when only the connection dropped (the stream kept its entries)', () =>
+    withLiveSubscriber('kept-tail', async ({ stream, bus, sub }) => {
       await dropTail(stream);
       await bus.publish(stream, event(2));
       await bus.publish(stream, event(3));
       await vi.waitFor(() => expect(sub.got).toEqual(['k1', 'k2', 'k3']), WAIT);
       expect(sub.ended).toBeUndefined();
-    } finally {
-      await feed.close();
-      await bus.close();
-    }
-  });
+    }));
 });
