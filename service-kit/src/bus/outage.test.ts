@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createLiveFeed } from '../live.ts';
 import { createLogger } from '../logger.ts';
-import { startTcpProxy } from '../tcp-proxy.ts';
+import { proxyUrl } from '../tcp-proxy.ts';
 import { FAST, PREFIX, REDIS_URL, WAIT, dropTestKeys, event, uniq } from './bus-harness.ts';
 import { createRedisBus } from './redis.ts';
 
@@ -18,11 +18,8 @@ const codeOf = (err: unknown) => (err as { extensions?: { code?: string } }).ext
 
 describe.skipIf(!REDIS_URL)('redis bus while Redis is unreachable', () => {
   it('refuses subscribers with SERVICE_UNAVAILABLE at once, fails publishes, and resumes consumers and the feed when Redis returns', async () => {
-    const target = new URL(REDIS_URL!);
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    const viaProxy = new URL(REDIS_URL!);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    const bus = createRedisBus({ url: viaProxy.toString(), prefix: PREFIX });
+    const { proxy, url } = await proxyUrl(REDIS_URL!, 6379);
+    const bus = createRedisBus({ url, prefix: PREFIX });
     const stream = uniq('outage');
     const consumed: string[] = [];
     const live: string[] = [];

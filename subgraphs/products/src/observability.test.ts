@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { IDENTITY_HEADER, createBus, signForwardedIdentity, type HealthReport } from '@commerce/service-kit';
 import { InMemorySpanExporter, scrapeMetrics } from '@commerce/service-kit/observability-testing';
-import { startTcpProxy, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
+import { proxyUrl, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
 import { admin, errorCodes, startProductsApp, post, type ProductsApp } from './test-support.ts';
 import { TEST_SIGNING_SECRET, type TestSubgraph } from '@commerce/service-kit/testing';
 
@@ -114,11 +114,9 @@ describe.skipIf(!pgUrl)('products subgraph readiness when PostgreSQL goes away',
   let sg: TestSubgraph<ProductsApp>;
   const schema = `products_health_${randomUUID().slice(0, 8)}`;
   beforeAll(async () => {
-    const target = new URL(pgUrl!);
-    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaProxy = new URL(pgUrl!);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    sg = await startProductsApp({ database: { kind: 'postgres', url: viaProxy.toString(), schema } });
+    let url: string;
+    ({ proxy, url } = await proxyUrl(pgUrl!, 5432));
+    sg = await startProductsApp({ database: { kind: 'postgres', url, schema } });
   });
   afterAll(async () => {
     await proxy.restore();
@@ -147,11 +145,8 @@ describe.skipIf(!pgUrl)('products subgraph readiness when PostgreSQL goes away',
 
 describe.skipIf(!redisUrl)('products subgraph readiness when Redis goes away', () => {
   it('turns 503 naming the bus while Redis is unreachable, serves requests meanwhile, and publishes their events when it returns', async () => {
-    const target = new URL(redisUrl!);
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    const viaProxy = new URL(redisUrl!);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    const bus = createBus({ redisUrl: viaProxy.toString(), prefix: `test:health:${randomUUID().slice(0, 8)}:` });
+    const { proxy, url } = await proxyUrl(redisUrl!, 6379);
+    const bus = createBus({ redisUrl: url, prefix: `test:health:${randomUUID().slice(0, 8)}:` });
     const sg = await startProductsApp({ bus });
     try {
       expect((await readiness(sg.app)).status).toBe(200);
