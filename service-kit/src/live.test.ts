@@ -90,6 +90,34 @@ describe('live feed', () => {
     await feed.close();
   });
 
+  it("offers a keyed subscriber only its keys' events (found by key, its filter never sees the others), each once", async () => {
+    const b = bus();
+    // Events are found under their key and, as the orders feed does for users, a second key.
+    const feed = createLiveFeed(b, 's', logger, { keysOf: (e) => [e.key, `group:${e.key.slice(0, 1)}`] });
+    const seen = { a: 0, both: 0, all: 0 };
+    const onlyA = await feed.subscribe({ keys: ['a1'], filter: () => (seen.a++, true) });
+    const aAndGroup = await feed.subscribe({ keys: ['a1', 'group:a'], filter: () => (seen.both++, true) });
+    const everything = await feed.subscribe({ filter: () => (seen.all++, true) });
+    for (const key of ['a1', 'b1', 'a2', 'b2', 'a1']) await b.publish('s', event(key, 1));
+    const keysOf = async (it: AsyncIterableIterator<StreamEntry>, n: number) => (await take(it, n)).map((e) => e.event.key);
+    expect(await keysOf(onlyA, 2)).toEqual(['a1', 'a1']);
+    expect(await keysOf(aAndGroup, 3)).toEqual(['a1', 'a2', 'a1']);
+    expect(await keysOf(everything, 5)).toEqual(['a1', 'b1', 'a2', 'b2', 'a1']);
+    expect(seen).toEqual({ a: 2, both: 3, all: 5 });
+    // Ended: out of the index, offered nothing more.
+    await onlyA.return!();
+    await b.publish('s', event('a1', 2));
+    expect(await keysOf(aAndGroup, 1)).toEqual(['a1']);
+    expect(seen.a).toBe(2);
+    // A keyed replay holds only its keys' events.
+    const replay = await feed.subscribe({ keys: ['b2'], filter: () => true, from: 'history' });
+    expect(await keysOf(replay, 1)).toEqual(['b2']);
+    await b.publish('s', event('b2', 2));
+    expect(await keysOf(replay, 1)).toEqual(['b2']);
+    await Promise.all([aAndGroup.return!(), everything.return!(), replay.return!()]);
+    await feed.close();
+  });
+
   it('ends a subscriber that falls too far behind with SUBSCRIPTION_OVERFLOW, leaving others alone', async () => {
     const b = bus();
     const feed = createLiveFeed(b, 's', logger);

@@ -14,7 +14,13 @@ export const resumeExpired = () =>
 export const subscriptionOverflow = () => codedError(ErrorCode.SubscriptionOverflow, 'Too many undelivered events for this subscription; resume with `after`');
 
 export interface LiveSubscribeOptions {
-  /** Which events this subscriber wants. */
+  /**
+   * The aggregates this subscriber follows (matched against the feed's `keysOf`): only events of
+   * these keys are offered to its filter, found by key rather than by testing every subscriber.
+   * Absent: every event is offered.
+   */
+  keys?: readonly string[];
+  /** Which events this subscriber wants (of those its keys select). */
   filter(event: BusEvent): boolean;
   /**
    * Where to start: a stream cursor (replay the retained entries after it),
@@ -46,6 +52,8 @@ export interface LiveFeedOptions {
    * it is refused with SERVICE_UNAVAILABLE: the bus is unreachable. @default 3000
    */
   startTimeoutMs?: number;
+  /** The keys an event is found under by subscribers' `keys`. @default the event's key (its aggregate id) */
+  keysOf?: (event: BusEvent) => readonly string[];
 }
 
 /** The bus cannot be reached: the subscriber is refused at once rather than left waiting. */
@@ -68,6 +76,59 @@ interface Listener {
 }
 
 /**
+ * Subscribers by the keys they follow, and those that follow everything: an event reaches the
+ * listeners of its keys without a test of every subscriber.
+ */
+function createListenerIndex() {
+  const everyone = new Set<Listener>();
+  const byKey = new Map<string, Set<Listener>>();
+  let size = 0;
+  return {
+    get size() {
+      return size;
+    },
+    add(listener: Listener, keys: readonly string[] | undefined) {
+      size++;
+      if (!keys) return void everyone.add(listener);
+      for (const key of keys) {
+        let set = byKey.get(key);
+        if (!set) byKey.set(key, (set = new Set()));
+        set.add(listener);
+      }
+    },
+    delete(listener: Listener, keys: readonly string[] | undefined) {
+      if (!keys) {
+        if (everyone.delete(listener)) size--;
+        return;
+      }
+      let found = false;
+      for (const key of keys) {
+        const set = byKey.get(key);
+        if (!set?.delete(listener)) continue;
+        found = true;
+        if (set.size === 0) byKey.delete(key);
+      }
+      if (found) size--;
+    },
+    /** The listeners an event under `keys` reaches (a listener of two of its keys once). */
+    of(keys: readonly string[]): Iterable<Listener> {
+      const keyed = keys.map((k) => byKey.get(k)).filter((set) => set !== undefined);
+      if (keyed.length === 0) return everyone;
+      if (keyed.length === 1 && everyone.size === 0) return keyed[0]!;
+      return new Set([...everyone, ...keyed.flatMap((set) => [...set])]);
+    },
+    all(): Listener[] {
+      return [...new Set([...everyone, ...[...byKey.values()].flatMap((set) => [...set])])];
+    },
+    clear() {
+      everyone.clear();
+      byKey.clear();
+      size = 0;
+    },
+  };
+}
+
+/**
  * One live tail of a stream per process, fanned out to subscribers. Each
  * subscriber registers before the history is read, so an entry is either
  * replayed or delivered live (or both, and then dropped by stream id). If the
@@ -76,7 +137,8 @@ interface Listener {
  */
 export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, opts: LiveFeedOptions = {}): LiveFeed {
   const startTimeoutMs = opts.startTimeoutMs ?? 3_000;
-  const listeners = new Set<Listener>();
+  const keysOf = opts.keysOf ?? ((event: BusEvent) => [event.key]);
+  const listeners = createListenerIndex();
   let tail: Consumer | undefined;
   let started: Promise<void> | undefined;
   const start = () =>
@@ -84,13 +146,13 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, op
       tail = bus.tail(
         stream,
         (entry) => {
-          for (const listener of listeners) listener.deliver(entry);
+          for (const listener of listeners.of(keysOf(entry.event))) listener.deliver(entry);
         },
         {
           onStart: () => resolve(),
           onLost: () => {
             logger.warn({ stream, subscribers: listeners.size }, 'live feed: the stream lost entries; its subscribers end with RESUME_POINT_EXPIRED');
-            for (const listener of [...listeners]) listener.lost();
+            for (const listener of listeners.all()) listener.lost();
           },
         },
       );
@@ -98,7 +160,8 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, op
 
   return {
     async subscribe(opts) {
-      const queue = createQueue(opts.maxBuffer ?? 10_000, () => listeners.delete(listener));
+      const keys = opts.keys;
+      const queue = createQueue(opts.maxBuffer ?? 10_000, () => listeners.delete(listener, keys));
       let replaying = true;
       let lastReplayed: string | undefined;
       const held: StreamEntry[] = [];
@@ -110,7 +173,7 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, op
         },
         lost: () => queue.fail(resumeExpired()),
       };
-      listeners.add(listener);
+      listeners.add(listener, keys);
       try {
         await within(start(), startTimeoutMs, streamUnavailable);
         if (opts.from !== undefined) {
@@ -120,9 +183,11 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, op
           // Kept aside only when someone verifies them first; otherwise queued as read.
           const replayed: StreamEntry[] | undefined = opts.verifyReplay ? [] : undefined;
           let cursor = after;
+          const wanted = keys ? new Set(keys) : undefined;
+          const matches = (event: BusEvent) => (!wanted || keysOf(event).some((k) => wanted.has(k))) && opts.filter(event);
           for (;;) {
             const page = await bus.read(stream, { ...(cursor ? { after: cursor } : {}), count: 1_000 });
-            for (const entry of page) if (opts.filter(entry.event)) (replayed ?? queue).push(entry);
+            for (const entry of page) if (matches(entry.event)) (replayed ?? queue).push(entry);
             if (page.length < 1_000) break;
             cursor = page.at(-1)!.streamId;
           }
@@ -133,7 +198,7 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, op
           lastReplayed = queue.lastId() ?? cursor;
         }
       } catch (err) {
-        listeners.delete(listener);
+        listeners.delete(listener, keys);
         throw isDependencyUnavailable(err) ? streamUnavailable() : err;
       }
       for (const entry of held) if (!lastReplayed || compareStreamIds(entry.streamId, lastReplayed) > 0) queue.push(entry);

@@ -7,7 +7,7 @@ import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
 import { openDatabase, type Database, type DatabaseConfig } from './db.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Consumer, EventBus } from './bus/types.ts';
+import type { BusEvent, Consumer, EventBus } from './bus/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLiveFeed, type LiveFeed } from './live.ts';
 import { createOutboxRelay, type OutboxRelay, type RawClient } from './outbox.ts';
@@ -110,8 +110,11 @@ export interface SubgraphDefinition<P extends PrismaLike, C extends BaseContext>
   createContext(base: BaseContext, runtime: ServiceRuntime<P>): C;
   /** The service writes domain events to its outbox: run a relay to the bus. */
   publishesEvents?: boolean;
-  /** Streams the service's subscriptions follow (fanned out from one tail each). */
-  liveStreams?: string[];
+  /**
+   * Streams the service's subscriptions follow (fanned out from one tail each); with `keysOf`, the
+   * keys their subscribers find an event under (default: the event's key).
+   */
+  liveStreams?: (string | { stream: string; keysOf: (event: BusEvent) => readonly string[] })[];
   /** Event consumers to run while the service runs. */
   startConsumers?(runtime: ServiceRuntime<P> & { bus: EventBus }): Consumer[];
 }
@@ -198,7 +201,12 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
           ...(opts.events?.relayPollMs !== undefined ? { pollMs: opts.events.relayPollMs } : {}),
         });
       }
-      feeds = Object.fromEntries((def.liveStreams ?? []).map((stream) => [stream, createLiveFeed(opts.bus!, stream, logger)]));
+      feeds = Object.fromEntries(
+        (def.liveStreams ?? []).map((live) => {
+          const { stream, keysOf } = typeof live === 'string' ? { stream: live, keysOf: undefined } : live;
+          return [stream, createLiveFeed(opts.bus!, stream, logger, keysOf ? { keysOf } : {})];
+        }),
+      );
       const runtime: ServiceRuntime<P> = {
         feeds,
         prisma: client,

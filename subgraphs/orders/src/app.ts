@@ -9,6 +9,7 @@ import { createLoaders } from './loaders.ts';
 import { permissions } from './permissions.ts';
 import { startReconciler } from './reconciler.ts';
 import { resolvers } from './resolvers/index.ts';
+import { userKey } from './resolvers/Subscription.ts';
 
 /** This service's Prisma Migrate folder, applied on start. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../prisma/orders/migrations', import.meta.url));
@@ -55,7 +56,8 @@ export function createOrdersApp(opts: OrdersAppOptions) {
         return ctx;
       },
       publishesEvents: true,
-      liveStreams: [STREAMS.orders],
+      // orderUpdated follows an order (the event's key), myOrderUpdates a user's orders.
+      liveStreams: [{ stream: STREAMS.orders, keysOf: (e) => [e.key, userKey((e.payload as { userId?: string } | null)?.userId ?? '')] }],
       startConsumers: (runtime) => [
         ...startOrderConsumers(runtime),
         startReconciler({

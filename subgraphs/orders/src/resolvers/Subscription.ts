@@ -17,6 +17,9 @@ import type { Context } from '../context.ts';
 import type { OrderUpdateResolvers, SubscriptionResolvers } from '../generated/graphql.ts';
 import type { OrderUpdatePayload } from '../types.ts';
 
+/** The key a user's order events are found under in the orders live feed (app.ts gives each event its user's). */
+export const userKey = (userId: string) => `user:${userId}`;
+
 const isStatusChange = (e: BusEvent): e is BusEvent<OrderStatusChanged> => e.type === 'OrderStatusChanged';
 const sequenceOf = (e: BusEvent) => ({ key: e.key, seq: (e.payload as OrderStatusChanged).seq });
 
@@ -68,6 +71,7 @@ export const Subscription: SubscriptionResolvers = {
       // The order changed since `after`: its next change must be replayed, unless it is still on its way to the bus.
       const mustReplay = resuming && after < order.statusSeq && !(await isUnpublished(ctx, order.id, after + 1));
       const source = await feedOf(ctx).subscribe({
+        keys: [order.id],
         filter: (e) => isStatusChange(e) && e.key === order.id,
         ...(resuming ? { from: 'history' as const } : {}),
         ...(mustReplay ? { verifyReplay: (replayed: readonly StreamEntry[]) => requireSequence(replayed, after + 1) } : {}),
@@ -84,6 +88,7 @@ export const Subscription: SubscriptionResolvers = {
       if (after !== null && after !== undefined && !isStreamCursor(after)) throw badUserInput('"after" is not a cursor from an OrderUpdate', 'after');
       const userId = ctx.identity.userId;
       const source = await feedOf(ctx).subscribe({
+        keys: [userKey(userId)],
         filter: (e) => isStatusChange(e) && e.payload.userId === userId,
         ...(after ? { from: after } : {}),
       });

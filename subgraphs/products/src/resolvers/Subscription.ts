@@ -20,6 +20,7 @@ export const Subscription: SubscriptionResolvers = {
       const feed = ctx.feeds[STREAMS.products];
       if (!feed) throw new Error('products live feed is not running');
       const source = await feed.subscribe({
+        keys: [...watched],
         filter: (e) => e.type === 'InventoryChanged' && watched.has(e.key),
         ...(after ? { from: after } : {}),
       });
