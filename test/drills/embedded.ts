@@ -24,6 +24,8 @@ export interface EmbeddedDrillOptions {
   /** ORDER_RECONCILE_AFTER_MS. @default 1500 */
   reconcileAfterMs?: number;
   seed?: number;
+  /** More environment for the process, over the drill's (e.g. `BUS_BACKEND=memory` to watch the drill catch a lost event). */
+  env?: Record<string, string>;
   /** Keep the data directory and logs (their path is in the report's drill name). */
   keep?: boolean;
   log?: (line: string) => void;
@@ -57,6 +59,7 @@ export async function runEmbeddedDrill(opts: EmbeddedDrillOptions = {}): Promise
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'warn',
     NODE_ENV: 'development',
+    ...opts.env,
   };
   const proc = serviceProcess('local', 'local/src/main.ts', env, dir, `http://127.0.0.1:${gateway}/health/ready`);
   try {

@@ -198,7 +198,7 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
           concurrency,
           random,
           faults: batchFaults,
-          window: { minMs: 100, maxMs: 1_000 },
+          window: { minMs: 100, maxMs: 1_500 },
         });
         placed.push(...batch.placed);
         faults.push(...batch.faults);
