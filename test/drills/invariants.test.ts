@@ -40,7 +40,6 @@ describe('the drill invariants', () => {
   const failing = async () =>
     (await checkInvariants(dbs(), placed, products, { differingRetries: [], pendingAfterSettle: [] })).invariants.filter((i) => !i.ok).map((i) => i.name);
   const orders = () => qualifiedTable(sg.apps.orders.db.schema, 'orders');
-  const ordersOutbox = () => qualifiedTable(sg.apps.orders.db.schema, 'outbox');
   const productsTable = () => qualifiedTable(sg.apps.products.db.schema, 'products');
   const productsOutbox = () => qualifiedTable(sg.apps.products.db.schema, 'outbox');
 
