@@ -199,6 +199,10 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
           random,
           faults: batchFaults,
           window: { minMs: 100, maxMs: 1_500 },
+        }).catch((error: unknown) => {
+          // A client without an answer usually means a process died on its own: name it, it is the finding.
+          const dead = stack.filter((p) => !p.running).map((p) => `${p.name} (see ${path.join(dir, `${p.name}.log`)})`);
+          throw dead.length ? new Error(`${drill}: process(es) died without being killed: ${dead.join(', ')}`, { cause: error }) : error;
         });
         placed.push(...batch.placed);
         faults.push(...batch.faults);
