@@ -230,7 +230,7 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
     return reports;
   } finally {
     for (const p of [...stack].reverse()) await p.stop();
-    if (created) await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch((e: unknown) => log(`could not drop ${dbName}: ${String(e)}`));
+    if (created && !keep) await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch((e: unknown) => log(`could not drop ${dbName}: ${String(e)}`));
     await postgres?.stop();
     await proxy?.close();
     if (!keep) rmSync(dir, { recursive: true, force: true });
