@@ -67,8 +67,12 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
   // An idle client can be cut off (server restart, DROP DATABASE … FORCE); pg drops it from
   // the pool and the next query reconnects. Without a listener the error would crash the process.
   pool.on('error', () => undefined);
-  // Every connection of this pool works inside the service's schema.
+  // Every connection of this pool works inside the service's schema. pg listens for errors only on
+  // idle clients: one cut off while checked out (a transaction between statements, a held
+  // connection) emits 'error' on the client itself, and unheard that kills the process (the
+  // PostgreSQL fault drill crashed orders so). The holder's next query fails instead (unavailable).
   pool.on('connect', (client) => {
+    client.on('error', () => undefined);
     client.query(`SET search_path TO "${config.schema}"`).catch(() => undefined);
   });
   await pool.query(`CREATE SCHEMA IF NOT EXISTS "${config.schema}"`);

@@ -206,8 +206,11 @@ const UNAVAILABLE_CODES: ReadonlySet<unknown> = new Set([
   '57P02',
   '57P03',
 ]);
+// A server that crashed or restarted under a live connection surfaces as Prisma's "Database error.
+// Code: `57P01`" (the SQLSTATE only in the text) and then as pg's "not queryable" on that connection;
+// an unreachable Redis as ioredis' retry limit or closed connection.
 const UNAVAILABLE_MESSAGE =
-  /Can't reach database server|Connection terminated|connection timeout|Server has closed the connection|timeout exceeded when trying to connect|max retries per request|Connection is closed|Stream isn't writeable/i;
+  /Can't reach database server|Connection terminated|connection timeout|Server has closed the connection|timeout exceeded when trying to connect|Code: `57P0[123]`|terminating connection due to|Client has encountered a connection error and is not queryable|max retries per request|Connection is closed|Stream isn't writeable/i;
 
 /** An error that means a dependency (the database, Redis) is unavailable, not that the request or the code is wrong. */
 export function isDependencyUnavailable(err: unknown): boolean {

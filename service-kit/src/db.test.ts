@@ -1,0 +1,52 @@
+/**
+ * A PostgreSQL connection cut off while a service holds it (the server crashed or restarted) must
+ * not take the process down: pg emits that error on the checked-out client, where no pool listens.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from './db.ts';
+
+const url = process.env.TEST_DATABASE_URL;
+
+describe.runIf(url)('openDatabase() on PostgreSQL', () => {
+  const dbName = `kit_db_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const admin = async (sql: string, params: unknown[] = []) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return await c.query(sql, params);
+    } finally {
+      await c.end();
+    }
+  };
+  let db: Database;
+  beforeAll(async () => {
+    await admin(`CREATE DATABASE "${dbName}"`);
+    const u = new URL(url!);
+    u.pathname = `/${dbName}`;
+    db = await openDatabase({ kind: 'postgres', url: u.toString(), schema: 'kit' });
+  });
+  afterAll(async () => {
+    await db?.close();
+    await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  });
+
+  it('survives the server terminating a connection that is checked out, and serves the next query on a new one', async () => {
+    const errors: unknown[] = [];
+    const onUncaught = (e: unknown) => errors.push(e);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await db.sql.withConnection(async (conn) => {
+        const [{ pid }] = (await conn.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
+        // What a crashing server does to a live connection: FATAL 57P01 while the client sits idle in our hands.
+        await admin('SELECT pg_terminate_backend($1)', [pid]);
+        await expect(conn.query('SELECT 1')).rejects.toThrow();
+      });
+      expect((await db.sql.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(errors).toEqual([]);
+  });
+});

@@ -1,0 +1,238 @@
+/**
+ * Drills 2-4, PostgreSQL + Redis with each service in its own process (what docker-compose runs):
+ * a fresh database (dropped at the end), a private redis-server without persistence, and
+ * PostgreSQL either as a private cluster (killed and restarted for real) or as the shared server
+ * behind a TCP proxy that is cut and restored (what a restart looks like from the services).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { openDatabase } from '@commerce/service-kit';
+import { startTcpProxy, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
+import { createProducts, logInAdmin, signUpCustomers, type DrillCustomer } from './client.ts';
+import { drillStocks, runBatch, settleAndCheck, type Fault } from './batch.ts';
+import { freePort, postgresProcess, redisProcess, REPO_ROOT, serviceProcess, sleep, type DrillProcess } from './processes.ts';
+import { seededRandom, type DrillReport } from './report.ts';
+
+/** Secrets of the drills' processes (development ones would do; these make the processes agree explicitly). */
+export const DRILL_SECRETS = {
+  JWT_SECRET: 'drill-client-jwt-secret-0123456789abcdefgh',
+  GATEWAY_SIGNING_SECRET: 'drill-gateway-signing-secret-0123456789abcd',
+};
+
+export type PostgresMode =
+  /** initdb a cluster of the drill's own, kill -9 and restart it (needs root, PostgreSQL 15 binaries). */
+  | { kind: 'private' }
+  /** `url`'s server (never restarted) behind a TCP proxy the drill cuts and restores. */
+  | { kind: 'proxy'; url: string };
+
+export type ServicesDrill = 'kills' | 'redis' | 'postgres';
+
+export interface ServicesDrillOptions {
+  postgres: PostgresMode;
+  /** Which drills, in order, on one stack. @default all three */
+  drills?: ServicesDrill[];
+  /** Clients placing orders at once, in one batch per fault. @default 60 */
+  concurrency?: number;
+  reconcileAfterMs?: number;
+  /** How long a PostgreSQL or Redis outage lasts. @default 1500 ms */
+  outageMs?: number;
+  seed?: number;
+  keep?: boolean;
+  log?: (line: string) => void;
+}
+
+const run = promisify(execFile);
+
+export async function runServicesDrills(opts: ServicesDrillOptions): Promise<DrillReport[]> {
+  const { reconcileAfterMs = 1_500, concurrency = 60, outageMs = 1_500, keep = false, log = () => undefined } = opts;
+  const drills = opts.drills ?? ['kills', 'redis', 'postgres'];
+  const random = seededRandom(opts.seed ?? Date.now());
+  const dir = mkdtempSync(path.join(tmpdir(), 'drill-services-'));
+  const stack: DrillProcess[] = [];
+  let postgres: DrillProcess | undefined;
+  let proxy: TcpProxy | undefined;
+  let serverUrl: string | undefined;
+  const dbName = `drill_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  let created = false;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: serverUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    const redisPort = await freePort();
+    const redis = redisProcess(redisPort, dir);
+    await redis.start();
+    stack.push(redis);
+    if (opts.postgres.kind === 'private') {
+      const port = await freePort();
+      postgres = postgresProcess(port, dir);
+      await postgres.start();
+      serverUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    } else {
+      const shared = new URL(opts.postgres.url);
+      proxy = await startTcpProxy({ host: shared.hostname, port: Number(shared.port || 5432) });
+      shared.host = `127.0.0.1:${proxy.port}`;
+      serverUrl = shared.toString();
+    }
+    await admin(`CREATE DATABASE "${dbName}"`);
+    created = true;
+    const dbUrl = new URL(serverUrl);
+    dbUrl.pathname = `/${dbName}`;
+    const ports = { users: await freePort(), products: await freePort(), orders: await freePort(), gateway: await freePort() };
+    const env: Record<string, string> = {
+      ...DRILL_SECRETS,
+      DATABASE_URL: dbUrl.toString(),
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      BUS_BACKEND: '',
+      BUS_PREFIX: 'drill:',
+      USERS_PORT: String(ports.users),
+      PRODUCTS_PORT: String(ports.products),
+      ORDERS_PORT: String(ports.orders),
+      GATEWAY_PORT: String(ports.gateway),
+      USERS_URL: `http://127.0.0.1:${ports.users}/graphql`,
+      PRODUCTS_URL: `http://127.0.0.1:${ports.products}/graphql`,
+      ORDERS_URL: `http://127.0.0.1:${ports.orders}/graphql`,
+      SEED_USERS: '3',
+      SEED_PRODUCTS: '1',
+      SEED_ORDERS: '0',
+      ORDER_MAX_UNITS_PER_PRODUCT: '1000000',
+      ORDER_MAX_OPEN_ORDERS: '1000000',
+      ORDER_RECONCILE_AFTER_MS: String(reconcileAfterMs),
+      RATE_LIMITS: 'off',
+      LOG_LEVEL: 'warn',
+      NODE_ENV: 'development',
+    };
+    // `pnpm db:seed`: migrates every service and seeds the admin account.
+    log(
+      `services: database ${dbName}, Redis :${redisPort}, PostgreSQL ${opts.postgres.kind === 'private' ? 'private cluster' : 'shared server behind a TCP proxy'}`,
+    );
+    await run(path.join(REPO_ROOT, 'node_modules/.bin/tsx'), ['local/src/cli/seed.ts'], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+    const health = (port: number) => `http://127.0.0.1:${port}/health/ready`;
+    const users = serviceProcess('users', 'subgraphs/users/src/index.ts', env, dir, health(ports.users));
+    const products = serviceProcess('products', 'subgraphs/products/src/index.ts', env, dir, health(ports.products));
+    const orders = serviceProcess('orders', 'subgraphs/orders/src/index.ts', env, dir, health(ports.orders));
+    const gateway = serviceProcess('gateway', 'gateway/src/index.ts', env, dir, health(ports.gateway));
+    stack.push(users, products, orders, gateway);
+    await Promise.all([users.start(), products.start(), orders.start()]);
+    await gateway.start();
+    const url = `http://127.0.0.1:${ports.gateway}/graphql`;
+    const adminToken = await logInAdmin(url);
+    const customers: DrillCustomer[] = await signUpCustomers(url, 4);
+
+    const killAndRestart = (p: DrillProcess, label: string): Fault => ({
+      action: `kill -9 ${p.name} (${label}), restart`,
+      async run() {
+        await p.kill9();
+        return p.start();
+      },
+    });
+    const outage = (action: string, down: () => Promise<void>, up: () => Promise<void>): Fault => ({
+      action,
+      async run() {
+        await down();
+        await sleep(outageMs);
+        const t = Date.now();
+        await up();
+        return Date.now() - t;
+      },
+    });
+    const faultsOf: Record<ServicesDrill, Fault[][]> = {
+      // One batch per process killed, so each kill lands in a burst of its own.
+      kills: [
+        [killAndRestart(products, 'while it reserves')],
+        [killAndRestart(orders, 'between commit and publish')],
+        [killAndRestart(gateway, 'mid-request')],
+      ],
+      redis: [
+        [
+          outage(
+            'kill -9 redis, start it again empty (no persistence)',
+            () => redis.kill9(),
+            () => redis.start().then(() => undefined),
+          ),
+        ],
+      ],
+      postgres: [
+        [
+          postgres
+            ? outage(
+                'kill -9 the PostgreSQL cluster, start it again (crash recovery)',
+                () => postgres!.kill9(),
+                () => postgres!.start().then(() => undefined),
+              )
+            : outage(
+                'cut the TCP proxy to PostgreSQL, restore it',
+                () => proxy!.cut(),
+                () => proxy!.restore(),
+              ),
+        ],
+      ],
+    };
+    const names: Record<ServicesDrill, string> = {
+      kills: 'PostgreSQL + Redis: kill -9 of products, orders and the gateway',
+      redis: 'PostgreSQL + Redis: Redis restarted without persistence',
+      postgres: `PostgreSQL + Redis: PostgreSQL restarted (${postgres ? 'private cluster' : 'TCP proxy cut'})`,
+    };
+    const reports: DrillReport[] = [];
+    for (const drill of drills) {
+      const began = Date.now();
+      const batches = faultsOf[drill];
+      const drillProducts = await createProducts(url, adminToken, drillStocks(concurrency * batches.length * 2));
+      const placed = [];
+      const faults = [];
+      for (const batchFaults of batches) {
+        const batch = await runBatch({
+          url,
+          customers,
+          products: drillProducts,
+          concurrency,
+          random,
+          faults: batchFaults,
+          window: { minMs: 100, maxMs: 1_500 },
+        }).catch((error: unknown) => {
+          // A client without an answer usually means a process died on its own: name it, it is the finding.
+          const dead = stack.filter((p) => !p.running).map((p) => `${p.name} (see ${path.join(dir, `${p.name}.log`)})`);
+          throw dead.length ? new Error(`${drill}: process(es) died without being killed: ${dead.join(', ')}`, { cause: error }) : error;
+        });
+        placed.push(...batch.placed);
+        faults.push(...batch.faults);
+        log(`services/${drill}: ${batch.placed.length} answered; ${batch.faults.map((f) => `${f.action} at +${f.atMs} ms`).join('; ')}`);
+      }
+      reports.push(
+        await settleAndCheck(names[drill], began, faults, {
+          url,
+          placed,
+          products: drillProducts,
+          settleTimeoutMs: reconcileAfterMs * 2 + 30_000,
+          async withDatabases(fn) {
+            const o = await openDatabase({ kind: 'postgres', url: dbUrl.toString(), schema: 'orders' });
+            const p = await openDatabase({ kind: 'postgres', url: dbUrl.toString(), schema: 'products' });
+            try {
+              return await fn({ orders: o, products: p });
+            } finally {
+              await o.close();
+              await p.close();
+            }
+          },
+        }),
+      );
+    }
+    return reports;
+  } finally {
+    for (const p of [...stack].reverse()) await p.stop();
+    if (created && !keep) await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch((e: unknown) => log(`could not drop ${dbName}: ${String(e)}`));
+    await postgres?.stop();
+    await proxy?.close();
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
