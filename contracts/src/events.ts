@@ -11,6 +11,14 @@ export const STREAMS = {
   products: 'products.events',
 } as const;
 
+/** The consumer group each service reads the other's stream in (the reconciler watches their backlogs). */
+export const CONSUMER_GROUPS = {
+  /** products on the orders stream: reservations and releases. */
+  products: 'products',
+  /** orders on the products stream: reservation answers. */
+  orders: 'orders',
+} as const;
+
 export type OrderStatusName = 'PENDING' | 'CONFIRMED' | 'REJECTED' | 'CANCELLED' | 'SHIPPED' | 'DELIVERED';
 
 export interface OrderPlaced {

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Counter, createSubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
-import { STREAMS } from '@commerce/contracts';
+import { CONSUMER_GROUPS, STREAMS } from '@commerce/contracts';
 import { PrismaClient } from './generated/prisma/client.ts';
 import type { Context } from './context.ts';
 import { startOrderConsumers } from './consumers.ts';
@@ -66,6 +66,13 @@ export function createOrdersApp(opts: OrdersAppOptions) {
           relay: runtime.relay,
           logger: runtime.logger,
           afterMs: reconcileAfterMs,
+          waitsIn: {
+            bus: runtime.bus,
+            groups: [
+              { stream: STREAMS.orders, group: CONSUMER_GROUPS.products },
+              { stream: STREAMS.products, group: CONSUMER_GROUPS.orders },
+            ],
+          },
           republished: runtime.metrics
             ? new Counter({
                 name: 'orders_reconciled_total',

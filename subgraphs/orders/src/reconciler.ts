@@ -7,7 +7,18 @@
  * settled the same way: OrderCancelled again, which products releases at most once and always
  * answers with InventoryReleased. Each order is republished at most once per `afterMs`.
  */
-import { appendToOutbox, qualifiedTable, type Consumer, type Counter, type Logger, type OutboxRelay, type RawClient, type RawTx } from '@commerce/service-kit';
+import {
+  appendToOutbox,
+  qualifiedTable,
+  streamIdTime,
+  type Consumer,
+  type EventBus,
+  type Counter,
+  type Logger,
+  type OutboxRelay,
+  type RawClient,
+  type RawTx,
+} from '@commerce/service-kit';
 import { message, STREAMS, type OrderStatusName } from '@commerce/contracts';
 
 export interface ReconcilerOptions {
@@ -23,6 +34,14 @@ export interface ReconcilerOptions {
   batchSize?: number;
   /** Counts republished orders (metrics on). */
   republished?: Counter<'event'> | undefined;
+  /**
+   * The consumer groups an order's events wait in (products on the orders stream, orders on the
+   * products stream). An order placed or cancelled after the oldest entry still waiting in one of
+   * them may simply be queued, not lost: it is left alone until the group has caught up past it.
+   * Without this a backlog longer than `afterMs` (a consumer restarting under load) makes the
+   * reconciler republish what is only late, and the repeats deepen the backlog they wait in.
+   */
+  waitsIn?: { bus: Pick<EventBus, 'groupLag'>; groups: { stream: string; group: string }[] };
 }
 
 /** The ids of the orders one round republished an event for, by kind. */
@@ -57,12 +76,24 @@ export function startReconciler(opts: ReconcilerOptions): Reconciler {
   let running = true;
   let round: Promise<ReconcileRound> | undefined;
 
+  /** Orders that changed before this may have stalled: older than afterMs, and than every entry still waiting. */
+  const cutoff = async (): Promise<Date> => {
+    let before = Date.now() - opts.afterMs;
+    for (const { stream, group } of opts.waitsIn?.groups ?? []) {
+      const { oldestId } = await opts.waitsIn!.bus.groupLag(stream, group);
+      if (oldestId) before = Math.min(before, streamIdTime(oldestId));
+    }
+    return new Date(before);
+  };
+
   const runOnce = (): Promise<ReconcileRound> =>
-    (round ??= prisma
-      .$transaction(async (tx) => ({
-        placed: await republishPlacements(tx, opts.schema, opts.afterMs, batchSize),
-        cancelled: await republishCancellations(tx, opts.schema, opts.afterMs, batchSize),
-      }))
+    (round ??= cutoff()
+      .then((before) =>
+        prisma.$transaction(async (tx) => ({
+          placed: await republishPlacements(tx, opts.schema, { before, afterMs: opts.afterMs, batchSize }),
+          cancelled: await republishCancellations(tx, opts.schema, { before, afterMs: opts.afterMs, batchSize }),
+        })),
+      )
       .then((done) => {
         if (done.placed.length) {
           opts.republished?.inc({ event: 'OrderPlaced' }, done.placed.length);
@@ -111,8 +142,7 @@ function claimStalled<Row>(
   tx: RawTx,
   schema: string,
   stalled: { status: OrderStatusName; since: 'created_at' | 'updated_at'; also?: string; event: string; returning: string },
-  afterMs: number,
-  batchSize: number,
+  round: Round,
 ): PromiseLike<Row[]> {
   const orders = qualifiedTable(schema, 'orders');
   const outbox = qualifiedTable(schema, 'outbox');
@@ -121,18 +151,26 @@ function claimStalled<Row>(
     `UPDATE ${orders} o SET reconciled_at = now()
      WHERE o.id IN (
        SELECT id FROM ${orders} AS orders
-       WHERE status = '${stalled.status}' AND ${stalled.since} < ${longAgo} ${stalled.also ? `AND ${stalled.also}` : ''}
+       WHERE status = '${stalled.status}' AND ${stalled.since} < $3::timestamptz ${stalled.also ? `AND ${stalled.also}` : ''}
          AND (reconciled_at IS NULL OR reconciled_at < ${longAgo})
          AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = '${stalled.event}')
        ORDER BY ${stalled.since} LIMIT $2 FOR UPDATE SKIP LOCKED)
      RETURNING o.id::text AS id, o.user_id::text AS user_id, ${stalled.returning}`,
-    afterMs,
-    batchSize,
+    round.afterMs,
+    round.batchSize,
+    round.before,
   );
 }
 
+/** One round's limits: orders changed before `before`, not republished within `afterMs`, at most `batchSize` of a kind. */
+interface Round {
+  before: Date;
+  afterMs: number;
+  batchSize: number;
+}
+
 /** Orders PENDING longer than `afterMs`: their OrderPlaced again. */
-async function republishPlacements(tx: RawTx, schema: string, afterMs: number, batchSize: number): Promise<string[]> {
+async function republishPlacements(tx: RawTx, schema: string, round: Round): Promise<string[]> {
   const items = qualifiedTable(schema, 'order_items');
   const rows = await claimStalled<StalledPlacement>(
     tx,
@@ -144,8 +182,7 @@ async function republishPlacements(tx: RawTx, schema: string, afterMs: number, b
       returning: `(SELECT json_agg(json_build_object('productId', i.product_id::text, 'quantity', i.quantity) ORDER BY i.product_id)
                      FROM ${items} i WHERE i.order_id = o.id) AS items`,
     },
-    afterMs,
-    batchSize,
+    round,
   );
   await appendToOutbox(
     tx,
@@ -160,7 +197,7 @@ async function republishPlacements(tx: RawTx, schema: string, afterMs: number, b
  * products has not answered: their OrderCancelled again. The status before cancelling is not kept
  * on the order; the first OrderCancelled carried it, and outbox rows are never deleted.
  */
-async function republishCancellations(tx: RawTx, schema: string, afterMs: number, batchSize: number): Promise<string[]> {
+async function republishCancellations(tx: RawTx, schema: string, round: Round): Promise<string[]> {
   const outbox = qualifiedTable(schema, 'outbox');
   const rows = await claimStalled<StalledCancellation>(
     tx,
@@ -173,8 +210,7 @@ async function republishCancellations(tx: RawTx, schema: string, afterMs: number
       returning: `(SELECT e.payload->>'previousStatus' FROM ${outbox} e
                      WHERE e.key = o.id::text AND e.type = 'OrderCancelled' ORDER BY e.created_at LIMIT 1) AS previous_status`,
     },
-    afterMs,
-    batchSize,
+    round,
   );
   await appendToOutbox(
     tx,
