@@ -134,8 +134,10 @@ export function startReconciler(opts: ReconcilerOptions): Reconciler {
 
 /**
  * Claims up to `batchSize` orders stalled in one state: in `status` for longer than `afterMs` (by
- * `since`), not republished within that long, and written by the API (their `event` is in the
- * outbox, so seeded history is left alone). Marks them reconciled and returns `returning` for each.
+ * `since`), not republished within that long, written by the API (their `event` is in the outbox,
+ * so seeded history is left alone), and with every copy of that event published before `before`:
+ * one still in the outbox, or published after the oldest entry a consumer has yet to take, is on
+ * its way, not lost. Marks them reconciled and returns `returning` for each.
  * SKIP LOCKED: another orders instance reconciling at the same time takes other orders.
  */
 function claimStalled<Row>(
@@ -151,9 +153,11 @@ function claimStalled<Row>(
     `UPDATE ${orders} o SET reconciled_at = now()
      WHERE o.id IN (
        SELECT id FROM ${orders} AS orders
-       WHERE status = '${stalled.status}' AND ${stalled.since} < $3::timestamptz ${stalled.also ? `AND ${stalled.also}` : ''}
+       WHERE status = '${stalled.status}' AND ${stalled.since} < ${longAgo} ${stalled.also ? `AND ${stalled.also}` : ''}
          AND (reconciled_at IS NULL OR reconciled_at < ${longAgo})
          AND EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = '${stalled.event}')
+         AND NOT EXISTS (SELECT 1 FROM ${outbox} e WHERE e.key = orders.id::text AND e.type = '${stalled.event}'
+                           AND (e.published_at IS NULL OR e.published_at >= $3::timestamptz))
        ORDER BY ${stalled.since} LIMIT $2 FOR UPDATE SKIP LOCKED)
      RETURNING o.id::text AS id, o.user_id::text AS user_id, ${stalled.returning}`,
     round.afterMs,
