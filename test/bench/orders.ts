@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
 import { CUSTOMER_PASSWORD } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
+import { orderStages } from './orders-stages.ts';
 import { summarize } from './stats.ts';
 
 export interface OrderBenchOptions {
@@ -37,6 +38,7 @@ export async function benchOrders(o: OrderBenchOptions) {
 
     const sentAt = new Map<string, number>();
     const latencies: number[] = [];
+    const placeMs: number[] = [];
     let lastConfirmedAt = 0;
     let done!: () => void;
     const allDone = new Promise<void>((r) => (done = r));
@@ -71,6 +73,7 @@ export async function benchOrders(o: OrderBenchOptions) {
         const id = res.data?.placeOrder.id;
         if (!id) throw new Error(`placeOrder failed: ${JSON.stringify(res.errors)}`);
         sentAt.set(id, t0);
+        placeMs.push(performance.now() - t0);
         const arrived = early.get(id);
         if (arrived !== undefined) {
           early.delete(id);
@@ -84,6 +87,11 @@ export async function benchOrders(o: OrderBenchOptions) {
     clearTimeout(timer);
     await consumer.stop();
     const seconds = (lastConfirmedAt - started) / 1000;
+    const stages = await orderStages(
+      { sql: sg.apps.orders.db.sql, schema: sg.apps.orders.db.schema, group: 'orders' },
+      { sql: sg.apps.products.db.sql, schema: sg.apps.products.db.schema, group: 'products' },
+      [...sentAt.keys()],
+    );
     return {
       scenario: 'orders',
       backend: o.label,
@@ -91,6 +99,8 @@ export async function benchOrders(o: OrderBenchOptions) {
       concurrency: o.concurrency,
       ordersPerSecond: Math.round((o.orders / seconds) * 10) / 10,
       placedToConfirmedMs: summarize(latencies),
+      placeOrderResponseMs: summarize(placeMs),
+      stagesMs: stages,
     };
   } finally {
     await sg.stop();
