@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { ROOT_CONTEXT, SpanKind, context, type Tracer } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type { BusEvent, EventBus } from './bus/types.ts';
 import { qualifiedTable } from './db.ts';
 import type { Logger } from './logger.ts';
+import { orderedUuid } from './ordered-id.ts';
 import type { BusMetrics, OutboxBacklog } from './observability/bus-metrics.ts';
 import { currentTraceparent, extractTraceContext, recordError } from './observability/tracing.ts';
 
@@ -36,12 +36,13 @@ export async function appendToOutbox(tx: RawTx, schema: string, messages: Outbox
   const traceParent = currentTraceparent() ?? null;
   const values: unknown[] = [];
   const rows = messages.map((m, i) => {
-    values.push(randomUUID(), m.stream, m.type, m.key, JSON.stringify(m.payload), traceParent);
+    values.push(orderedUuid(), m.stream, m.type, m.key, JSON.stringify(m.payload), traceParent);
     const o = i * 6;
     return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb, clock_timestamp(), $${o + 6})`;
   });
   // clock_timestamp(), not the transaction's start time: the row is written after the
-  // aggregate's row lock was taken, so for one aggregate, time order is commit order.
+  // aggregate's row lock was taken, so for one aggregate, time order is commit order. Ids made by
+  // this process sort in the order it wrote them: they order rows of one millisecond (created_at's precision).
   await tx.$executeRawUnsafe(
     `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at, trace_parent) VALUES ${rows.join(', ')}`,
     ...values,
