@@ -7,7 +7,7 @@ import { orderedUuid } from './ordered-id.ts';
 import type { BusMetrics, OutboxBacklog } from './observability/bus-metrics.ts';
 import { currentTraceparent, extractTraceContext, recordError } from './observability/tracing.ts';
 
-export { startEventConsumer, type EventConsumerOptions, type EventHandlers } from './event-consumer.ts';
+export { startEventConsumer, type BatchEventHandler, type EventConsumerOptions, type EventHandlers, type EventOf } from './event-consumer.ts';
 
 /** The raw-SQL surface every generated Prisma client (and its transaction client) has. */
 export interface RawTx {
@@ -24,6 +24,8 @@ export interface OutboxMessage {
   type: string;
   key: string;
   payload: unknown;
+  /** The trace context the event continues. @default the active span's (a batch writing the messages of many events sets it per message) */
+  traceparent?: string | undefined;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function appendToOutbox(tx: RawTx, schema: string, messages: Outbox
   const traceParent = currentTraceparent() ?? null;
   const values: unknown[] = [];
   const rows = messages.map((m, i) => {
-    values.push(orderedUuid(), m.stream, m.type, m.key, JSON.stringify(m.payload), traceParent);
+    values.push(orderedUuid(), m.stream, m.type, m.key, JSON.stringify(m.payload), m.traceparent ?? traceParent);
     const o = i * 6;
     return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb, clock_timestamp(), $${o + 6})`;
   });

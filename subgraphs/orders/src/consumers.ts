@@ -26,6 +26,9 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
       ...events,
       tracing: runtime.tracing,
       metrics: runtime.metrics?.bus,
+      logger: runtime.logger,
+      // Each read in one transaction, its events applied one after another (one commit per read).
+      batch: true,
       afterCommit: () => relay?.wake(),
       handlers: {
         InventoryReserved: async (tx, { payload }) => {
