@@ -182,9 +182,10 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         sqlStats.statements++;
       });
       prisma = client;
-      // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost.
+      // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost,
+      // on its own connections, so it never queues behind requests.
       const background = needsBus
-        ? createPrisma(def.prismaClient, instrumentAdapter(db.adapter, { ...observers, source: 'background' }), () => undefined)
+        ? createPrisma(def.prismaClient, instrumentAdapter(db.backgroundAdapter, { ...observers, source: 'background' }), () => undefined)
         : undefined;
       backgroundPrisma = background;
       if (def.publishesEvents && opts.bus) {
