@@ -4,6 +4,7 @@
  * OrderStatusChanged CONFIRMED event reaching a bus consumer) and throughput.
  */
 import { randomUUID } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
 import { CUSTOMER_PASSWORD } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
@@ -59,6 +60,7 @@ export async function benchOrders(o: OrderBenchOptions) {
     );
 
     const started = performance.now();
+    const [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
     let next = 0;
     const worker = async (_: unknown, w: number) => {
       const token = customers[w % customers.length];
@@ -87,6 +89,14 @@ export async function benchOrders(o: OrderBenchOptions) {
     clearTimeout(timer);
     await consumer.stop();
     const seconds = (lastConfirmedAt - started) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    // The conditions of the figures: how busy this process's event loop was, its CPU per second, and the machine's load.
+    const conditions = {
+      eventLoopUtilization: Math.round(performance.eventLoopUtilization(elu0).utilization * 100) / 100,
+      processCpuSecondsPerSecond: Math.round(((cpu.user + cpu.system) / 1e6 / seconds) * 100) / 100,
+      loadAverage1m: Math.round(loadavg()[0]! * 10) / 10,
+      cpus: availableParallelism(),
+    };
     const stages = await orderStages(
       { sql: sg.apps.orders.db.sql, schema: sg.apps.orders.db.schema, group: 'orders' },
       { sql: sg.apps.products.db.sql, schema: sg.apps.products.db.schema, group: 'products' },
@@ -100,6 +110,7 @@ export async function benchOrders(o: OrderBenchOptions) {
       ordersPerSecond: Math.round((o.orders / seconds) * 10) / 10,
       placedToConfirmedMs: summarize(latencies),
       placeOrderResponseMs: summarize(placeMs),
+      conditions,
       stagesMs: stages,
     };
   } finally {
