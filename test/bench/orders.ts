@@ -59,6 +59,7 @@ export async function benchOrders(o: OrderBenchOptions) {
       },
     );
 
+    const statementsBefore = statementCounts(sg);
     const started = performance.now();
     const [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
     let next = 0;
@@ -90,6 +91,7 @@ export async function benchOrders(o: OrderBenchOptions) {
     await consumer.stop();
     const seconds = (lastConfirmedAt - started) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const statementsAfter = statementCounts(sg);
     // The conditions of the figures: how busy this process's event loop was, its CPU per second, and the machine's load.
     const conditions = {
       eventLoopUtilization: Math.round(performance.eventLoopUtilization(elu0).utilization * 100) / 100,
@@ -111,9 +113,23 @@ export async function benchOrders(o: OrderBenchOptions) {
       placedToConfirmedMs: summarize(latencies),
       placeOrderResponseMs: summarize(placeMs),
       conditions,
+      // SQL statements per order, by service: what placing costs (requests) and what the event pipeline costs (background).
+      statementsPerOrder: Object.fromEntries(
+        Object.entries(statementsAfter).map(([k, v]) => [k, Math.round(((v - (statementsBefore[k] ?? 0)) / o.orders) * 10) / 10]),
+      ),
       stagesMs: stages,
     };
   } finally {
     await sg.stop();
   }
+}
+
+/** SQL statements each service has sent so far, of requests and of background work. */
+function statementCounts(sg: Awaited<ReturnType<typeof startSupergraph>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of ['orders', 'products'] as const) {
+    out[`${name} requests`] = sg.apps[name].sqlStats.statements;
+    out[`${name} background`] = sg.apps[name].sqlStats.backgroundStatements;
+  }
+  return out;
 }
