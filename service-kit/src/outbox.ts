@@ -126,7 +126,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
          WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
           batchSize,
         );
-        for (const row of rows) await publish(row);
+        await publishInOrder(rows);
         if (rows.length) {
           await tx.$executeRawUnsafe(
             `UPDATE ${outbox} SET published_at = now() WHERE id = ANY($1::uuid[])`,
@@ -137,34 +137,50 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       }),
     );
 
+  // Consecutive rows of one stream go in one publishMany (one Redis round trip, not one per row), so the stream keeps their order.
+  async function publishInOrder(rows: OutboxRow[]): Promise<void> {
+    for (let i = 0; i < rows.length;) {
+      let j = i + 1;
+      while (j < rows.length && rows[j]!.stream === rows[i]!.stream) j++;
+      await publishRun(rows.slice(i, j));
+      i = j;
+    }
+  }
+
   // The event carries the writer's trace context, not the producer span's: its consumers are children of what caused it.
-  async function publish(row: OutboxRow): Promise<void> {
-    const event: BusEvent = { id: row.id, type: row.type, key: row.key, payload: row.payload, occurredAt: new Date(row.created_at).toISOString() };
-    if (row.trace_parent) event.traceparent = row.trace_parent;
-    const span = row.trace_parent
-      ? opts.tracer?.startSpan(
-          `${row.stream} publish`,
-          {
-            kind: SpanKind.PRODUCER,
-            attributes: {
-              'messaging.system': bus.system,
-              'messaging.destination.name': row.stream,
-              'messaging.message.id': row.id,
-              'messaging.operation.type': 'send',
+  async function publishRun(run: OutboxRow[]): Promise<void> {
+    const stream = run[0]!.stream;
+    const events = run.map((row) => {
+      const event: BusEvent = { id: row.id, type: row.type, key: row.key, payload: row.payload, occurredAt: new Date(row.created_at).toISOString() };
+      if (row.trace_parent) event.traceparent = row.trace_parent;
+      return event;
+    });
+    const spans = run.map((row) =>
+      row.trace_parent
+        ? opts.tracer?.startSpan(
+            `${row.stream} publish`,
+            {
+              kind: SpanKind.PRODUCER,
+              attributes: {
+                'messaging.system': bus.system,
+                'messaging.destination.name': row.stream,
+                'messaging.message.id': row.id,
+                'messaging.operation.type': 'send',
+              },
             },
-          },
-          extractTraceContext({ traceparent: row.trace_parent }),
-        )
-      : undefined;
+            extractTraceContext({ traceparent: row.trace_parent }),
+          )
+        : undefined,
+    );
     try {
-      await bus.publish(row.stream, event);
+      await bus.publishMany(stream, events);
     } catch (err) {
-      if (span) recordError(span, err);
+      for (const span of spans) if (span) recordError(span, err);
       throw err;
     } finally {
-      span?.end();
+      for (const span of spans) span?.end();
     }
-    opts.metrics?.published.inc({ stream: row.stream });
+    opts.metrics?.published.inc({ stream }, run.length);
   }
 
   const backlog = async (): Promise<OutboxBacklog> => {

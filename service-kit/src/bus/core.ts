@@ -49,6 +49,19 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       return backend.xadd(stream, encodeEvent(event));
     },
 
+    async publishMany(stream, events) {
+      getValidName(stream, 'stream');
+      if (!Array.isArray(events)) throw new TypeError(`publishMany() expects an array of BusEvents but got: ${describe(events)}`);
+      const bad = events.find((e) => !isBusEvent(e));
+      if (bad !== undefined) throw new TypeError(`publishMany() expects BusEvents { id, type, key, payload, occurredAt } but got: ${describe(bad)}`);
+      if (events.length === 0) return [];
+      const entries = events.map(encodeEvent);
+      if (backend.xaddMany) return backend.xaddMany(stream, entries);
+      const ids: string[] = [];
+      for (const fields of entries) ids.push(await backend.xadd(stream, fields));
+      return ids;
+    },
+
     consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer {
       return start('consume', opts, handler, (o) => startConsumer(backend, o, { each: handler as Handler }, log));
     },

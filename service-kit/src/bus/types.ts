@@ -112,6 +112,11 @@ export interface Consumer {
 export interface EventBus {
   /** Appends an event; resolves to its stream entry id. */
   publish(stream: string, event: BusEvent): Promise<string>;
+  /**
+   * Appends events in this order (on Redis in one round trip); resolves to their entry ids. When it
+   * throws, some may have been appended: publishing them again is one more at-least-once delivery.
+   */
+  publishMany(stream: string, events: BusEvent[]): Promise<string[]>;
   /** Starts a consumer in a group (created at the start of the stream if missing). */
   consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer;
   /** Like consume(), but hands each read to `handler` whole (see BatchHandler); same groups, redelivery and dead letters. */
