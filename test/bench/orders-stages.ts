@@ -62,6 +62,7 @@ export async function orderStages(
     'InventoryReserved written → published (products relay)': [],
     'published → confirmation transaction begins (orders consumer)': [],
     'confirmation transaction (begin → CONFIRMED written)': [],
+    'CONFIRMED written → published (orders relay)': [],
     'OrderPlaced committed → CONFIRMED written': [],
   };
   const add = (stage: string, from: number | null | undefined, to: number | null | undefined) => {
@@ -78,6 +79,7 @@ export async function orderStages(
     add('InventoryReserved written → published (products relay)', r?.created, r?.published);
     add('published → confirmation transaction begins (orders consumer)', r?.published, r && confirmedAt.get(r.id));
     add('confirmation transaction (begin → CONFIRMED written)', r && confirmedAt.get(r.id), c?.created);
+    add('CONFIRMED written → published (orders relay)', c?.created, c?.published);
     add('OrderPlaced committed → CONFIRMED written', p.created, c?.created);
   }
   return Object.fromEntries(Object.entries(stages).map(([stage, ms]) => [stage, summarize(ms)]));
