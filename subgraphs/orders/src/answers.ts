@@ -1,5 +1,13 @@
 import { appendToOutbox, qualifiedTable, type EventOf, type OutboxMessage, type RawTx } from '@commerce/service-kit';
-import { message, STREAMS, type EventPayloads, type InventoryRejected, type InventoryReleased, type InventoryReserved, type OrderStatusName } from '@commerce/contracts';
+import {
+  message,
+  STREAMS,
+  type EventPayloads,
+  type InventoryRejected,
+  type InventoryReleased,
+  type InventoryReserved,
+  type OrderStatusName,
+} from '@commerce/contracts';
 
 interface ChangedRow {
   id: string;
@@ -47,7 +55,9 @@ export async function applyAnswers(tx: RawTx, schema: string, events: EventOf<Ev
     );
     changed.push(...rows);
     const confirmed = new Set(rows.map((r) => r.id));
-    const lines = reserved.filter((r) => confirmed.has(r.payload.orderId.toLowerCase())).flatMap((r) => r.payload.lines.map((l) => ({ orderId: r.payload.orderId, ...l })));
+    const lines = reserved
+      .filter((r) => confirmed.has(r.payload.orderId.toLowerCase()))
+      .flatMap((r) => r.payload.lines.map((l) => ({ orderId: r.payload.orderId, ...l })));
     if (lines.length) {
       await tx.$executeRawUnsafe(
         `UPDATE ${qualifiedTable(schema, 'order_items')} AS i SET unit_price_cents = v.price
@@ -79,7 +89,13 @@ export async function applyAnswers(tx: RawTx, schema: string, events: EventOf<Ev
     );
   }
   const messages: OutboxMessage[] = changed.map((o) => ({
-    ...message(STREAMS.orders, 'OrderStatusChanged', o.id, { orderId: o.id, userId: o.user_id, status: o.status, seq: o.status_seq, reason: o.rejection_reason }),
+    ...message(STREAMS.orders, 'OrderStatusChanged', o.id, {
+      orderId: o.id,
+      userId: o.user_id,
+      status: o.status,
+      seq: o.status_seq,
+      reason: o.rejection_reason,
+    }),
     traceparent: traceOf.get(o.id),
   }));
   await appendToOutbox(tx, schema, messages);
