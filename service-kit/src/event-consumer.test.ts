@@ -179,9 +179,12 @@ describe('events through the outbox and the bus', () => {
 describe('batched consumers: one transaction per read', () => {
   let store: OutboxDatabase;
   let bus: EventBus;
+  let relay: OutboxRelay | undefined;
   const consumers: Consumer[] = [];
   afterEach(async () => {
     await Promise.all(consumers.splice(0).map((c) => c.stop()));
+    await relay?.stop();
+    relay = undefined;
     await bus.close();
     await store.close();
   });
@@ -316,6 +319,61 @@ describe('batched consumers: one transaction per read', () => {
     // The first read was tried as a batch, then event by event; the poison's redeliveries come alone (a read of one).
     expect(batchCalls).toBe(1);
     expect(alone).toEqual(['a', 'b', 'poison', 'c', 'poison', 'poison']);
+  });
+
+  it('gives each batched event a consumer span in its own trace, and the messages it causes carry that span on', async () => {
+    store = await openOutboxDatabase();
+    bus = createTestBus();
+    const exporter = new InMemorySpanExporter();
+    const tracing = createTracing('svc', { exporter });
+    const { prisma, db } = store;
+    const [stream, out] = [uniq('traced-batch'), uniq('effects')];
+    // Two events written by two operations (two traces), published before the consumer starts: one read.
+    for (const key of ['a', 'b']) {
+      await inSpan(tracing.tracer, `write ${key}`, {}, () =>
+        prisma.$transaction((tx) => appendToOutbox(tx, db.schema, [{ stream, type: 'Happened', key, payload: { key } }])),
+      );
+    }
+    relay = createOutboxRelay({ prisma, schema: db.schema, bus, logger });
+    expect(await relay.flush()).toBe(2);
+    const batches: number[] = [];
+    consumers.push(
+      startEventConsumer<{ Happened: { key: string } }>({
+        prisma,
+        schema: db.schema,
+        bus,
+        stream,
+        group: 'g',
+        consumer: 'c1',
+        ...FAST,
+        tracing,
+        handlers: { Happened: async () => {} },
+        batch: async (tx, events) => {
+          batches.push(events.length);
+          await appendToOutbox(
+            tx,
+            db.schema,
+            events.map((e) => ({ stream: out, type: 'Done', key: e.key, payload: null, traceparent: e.traceparent })),
+          );
+        },
+      }),
+    );
+    await vi.waitFor(() => expect(exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.CONSUMER)).toHaveLength(2), WAIT);
+    expect(batches).toEqual([2]);
+    const spans = exporter.getFinishedSpans();
+    const rows = await prisma.$queryRawUnsafe<{ key: string; trace_parent: string }[]>(
+      `SELECT key, trace_parent FROM ${qualifiedTable(db.schema, 'outbox')} WHERE stream = $1`,
+      out,
+    );
+    for (const key of ['a', 'b']) {
+      const writer = spans.find((s) => s.name === `write ${key}`)!;
+      const consumer = spans.find((s) => s.kind === SpanKind.CONSUMER && s.parentSpanContext?.spanId === writer.spanContext().spanId);
+      expect(consumer, `the consumer span of ${key}`).toBeDefined();
+      expect(consumer!.name).toBe(`${stream} process Happened`);
+      expect(consumer!.spanContext().traceId).toBe(writer.spanContext().traceId);
+      expect(rows.find((r) => r.key === key)?.trace_parent).toBe(`00-${consumer!.spanContext().traceId}-${consumer!.spanContext().spanId}-01`);
+    }
+    await tracing.shutdown();
   });
 
   it('with batch: true runs the per-event handlers one after another in one transaction', async () => {
