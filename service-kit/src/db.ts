@@ -28,8 +28,17 @@ export interface Database {
   readonly schema: string;
   readonly sql: SqlClient;
   readonly adapter: SqlDriverAdapterFactory;
+  /**
+   * For background work (the outbox relay, event consumers): on PostgreSQL a small pool of its own,
+   * so the event pipeline never waits behind requests for a connection and placements cannot starve
+   * their own confirmations; on PGlite the same single connection as `adapter`.
+   */
+  readonly backgroundAdapter: SqlDriverAdapterFactory;
   close(): Promise<void>;
 }
+
+/** Connections of a service's request pool, and of its background pool (relay + one per consumer, and some to spare). */
+const POOL_SIZE = { requests: 10, background: 4 } as const;
 
 /** Opens the database a service owns. Creates the schema (PostgreSQL) or data directory (PGlite). */
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
@@ -51,11 +60,13 @@ async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): 
     // PGlite is a single connection already.
     withConnection: (fn) => fn(sql),
   };
+  const adapter = new PrismaPGlite(db) as unknown as SqlDriverAdapterFactory;
   return {
     config,
     schema: 'public',
     sql,
-    adapter: new PrismaPGlite(db) as unknown as SqlDriverAdapterFactory,
+    adapter,
+    backgroundAdapter: adapter,
     close: () => db.close(),
   };
 }
@@ -63,18 +74,23 @@ async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): 
 async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Promise<Database> {
   assertIdentifier(config.schema);
   // A database that does not answer fails requests within 3 s (SERVICE_UNAVAILABLE) instead of holding them.
-  const pool = new pg.Pool({ connectionString: config.url, max: 10, connectionTimeoutMillis: 3_000 });
-  // An idle client can be cut off (server restart, DROP DATABASE … FORCE); pg drops it from
-  // the pool and the next query reconnects. Without a listener the error would crash the process.
-  pool.on('error', () => undefined);
-  // Every connection of this pool works inside the service's schema. pg listens for errors only on
-  // idle clients: one cut off while checked out (a transaction between statements, a held
-  // connection) emits 'error' on the client itself, and unheard that kills the process (the
-  // PostgreSQL fault drill crashed orders so). The holder's next query fails instead (unavailable).
-  pool.on('connect', (client) => {
-    client.on('error', () => undefined);
-    client.query(`SET search_path TO "${config.schema}"`).catch(() => undefined);
-  });
+  const makePool = (max: number) => {
+    const pool = new pg.Pool({ connectionString: config.url, max, connectionTimeoutMillis: 3_000 });
+    // An idle client can be cut off (server restart, DROP DATABASE … FORCE); pg drops it from
+    // the pool and the next query reconnects. Without a listener the error would crash the process.
+    pool.on('error', () => undefined);
+    // Every connection of this pool works inside the service's schema. pg listens for errors only on
+    // idle clients: one cut off while checked out (a transaction between statements, a held
+    // connection) emits 'error' on the client itself, and unheard that kills the process (the
+    // PostgreSQL fault drill crashed orders so). The holder's next query fails instead (unavailable).
+    pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+      client.query(`SET search_path TO "${config.schema}"`).catch(() => undefined);
+    });
+    return pool;
+  };
+  const pool = makePool(POOL_SIZE.requests);
+  const background = makePool(POOL_SIZE.background);
   await pool.query(`CREATE SCHEMA IF NOT EXISTS "${config.schema}"`);
   const wrap = (q: { query: pg.Pool['query'] }): Omit<SqlClient, 'withConnection'> => ({
     async query(text, params) {
@@ -102,9 +118,12 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
     config,
     schema: config.schema,
     sql,
-    // Prisma shares the pool; it does not end a pool it was given, close() does.
+    // Prisma shares the pools; it does not end a pool it was given, close() does.
     adapter: new PrismaPg(pool, { schema: config.schema }),
-    close: () => pool.end(),
+    backgroundAdapter: new PrismaPg(background, { schema: config.schema }),
+    close: async () => {
+      await Promise.all([pool.end(), background.end()]);
+    },
   };
 }
 

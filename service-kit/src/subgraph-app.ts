@@ -45,6 +45,8 @@ export interface SubgraphAppOptions extends ObservabilityOptions {
 /** SQL statements a service has sent, counted at Prisma's query event (tests assert on it). */
 export interface SqlStats {
   statements: number;
+  /** Statements of the background work (outbox relay, event consumers), counted apart from what requests cost. */
+  backgroundStatements: number;
 }
 
 export interface SubgraphApp extends ServiceApp {
@@ -124,7 +126,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   opts: SubgraphAppOptions,
 ): SubgraphApp & { readonly prisma: P } {
   const logger = createLogger(def.name, opts.logLevel ?? 'info');
-  const sqlStats: SqlStats = { statements: 0 };
+  const sqlStats: SqlStats = { statements: 0, backgroundStatements: 0 };
   let db: Database | undefined;
   let prisma: P | undefined;
   let server: ReturnType<typeof createSubgraphServer<C>> | undefined;
@@ -185,9 +187,12 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         sqlStats.statements++;
       });
       prisma = client;
-      // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost.
+      // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost,
+      // on its own connections, so it never queues behind requests.
       const background = needsBus
-        ? createPrisma(def.prismaClient, instrumentAdapter(db.adapter, { ...observers, source: 'background' }), () => undefined)
+        ? createPrisma(def.prismaClient, instrumentAdapter(db.backgroundAdapter, { ...observers, source: 'background' }), () => {
+            sqlStats.backgroundStatements++;
+          })
         : undefined;
       backgroundPrisma = background;
       if (def.publishesEvents && opts.bus) {

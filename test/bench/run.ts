@@ -49,6 +49,7 @@ async function main() {
     for (const b of backends) {
       const r = await benchOrders({ ...b, orders: int('BENCH_ORDERS', 300), concurrency: int('BENCH_CONCURRENCY', 16) });
       console.log(JSON.stringify(r));
+      console.table(r.stagesMs);
       results.push(r);
     }
   }

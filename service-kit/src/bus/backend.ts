@@ -23,6 +23,8 @@ export interface StreamBackend {
   readonly system: string;
   /** XADD with approximate MAXLEN; resolves to the new entry id. */
   xadd(stream: string, fields: string[]): Promise<string>;
+  /** Several XADDs in this order, in one round trip where the store allows (Redis: a pipeline); omitted = one xadd after another. */
+  xaddMany?(stream: string, entries: string[][]): Promise<string[]>;
   /** XRANGE after `after` (exclusive; undefined = from the start), at most `count` (undefined = all). */
   range(stream: string, after: string | undefined, count: number | undefined): Promise<RawEntry[]>;
   /** XGROUP CREATE <stream> <group> 0 MKSTREAM; an existing group is fine (`created: false`). */

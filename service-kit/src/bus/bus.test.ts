@@ -159,6 +159,20 @@ describeEachBus((make) => {
     expect(kept.map((e) => e.event)).toEqual(events.slice(-kept.length));
   });
 
+  it('publishes many events in their order, with one id each, and refuses a list that holds something else', async () => {
+    const { bus } = make();
+    const stream = uniq('many');
+    await bus.publish(stream, event(0));
+    const events = Array.from({ length: 50 }, (_, i) => event(i + 1));
+    const ids = await bus.publishMany(stream, events);
+    const read = await bus.read(stream);
+    expect(read.map((e) => e.event)).toEqual([expect.objectContaining({ key: 'k0' }), ...events]);
+    expect(read.slice(1).map((e) => e.streamId)).toEqual(ids);
+    expect(await bus.publishMany(stream, [])).toEqual([]);
+    await expect(bus.publishMany(stream, [event(99), { id: 'x' } as unknown as BusEvent])).rejects.toThrow(/expects BusEvents/);
+    expect(await bus.read(stream)).toHaveLength(51);
+  });
+
   it('reports what a stream holds of its history, and which resume positions are still in it', async () => {
     const { bus } = make({ maxLen: 100 });
     const stream = uniq('retention');

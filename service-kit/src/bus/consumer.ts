@@ -1,6 +1,6 @@
 import { createSleeper, errorMessage, type BusLog, type RawEntry, type StreamBackend } from './backend.ts';
 import { decodeEvent, encodeDeadLetter } from './codec.ts';
-import type { BusEvent, ConsumeObserver, Consumer, Handler } from './types.ts';
+import type { BatchHandler, ConsumeObserver, Consumer, Delivery, Handler } from './types.ts';
 
 export interface ResolvedConsumeOptions {
   stream: string;
@@ -13,6 +13,9 @@ export interface ResolvedConsumeOptions {
   observer: ConsumeObserver | undefined;
 }
 
+/** A handler per delivery, or one for each read's deliveries together. */
+export type ConsumerHandler = { each: Handler; batch?: undefined } | { batch: BatchHandler; each?: undefined };
+
 const FIRST_ID = '0-0';
 const MAX_BACKOFF_MS = 2000;
 
@@ -22,9 +25,10 @@ const MAX_BACKOFF_MS = 2000;
  * error, since a lost connection may have swallowed a delivery), reclaim
  * entries idle longer than claimIdleMs (XAUTOCLAIM; failed ones and those of
  * dead consumers), or block for new entries. Everything runs on this one loop,
- * so handlers see one entry at a time, in stream order within each batch.
+ * so handlers see one entry at a time, in stream order within each batch
+ * (a batch handler sees each read's entries at once, in stream order).
  */
-export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptions, handler: Handler<P>, log: BusLog): Consumer {
+export function startConsumer(backend: StreamBackend, o: ResolvedConsumeOptions, handler: ConsumerHandler, log: BusLog): Consumer {
   const ctx = { stream: o.stream, group: o.group, consumer: o.consumer };
   const reader = backend.openReader(ctx);
   // Scan for idle entries twice per claimIdleMs: a stuck entry waits at most ~1.5x claimIdleMs.
@@ -104,6 +108,7 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
   }
 
   async function handleBatch(batch: { entry: RawEntry; deliveries: number }[]): Promise<void> {
+    if (handler.batch) return handleTogether(handler.batch, batch);
     for (const { entry, deliveries } of batch) {
       // Entries not started stay pending on this consumer; the group reclaims them after claimIdleMs.
       if (stopping) return;
@@ -128,19 +133,62 @@ export function startConsumer<P>(backend: StreamBackend, o: ResolvedConsumeOptio
     }
     notify('delivered', seen);
     try {
-      await handler({ streamId: entry.streamId, event: decoded.event as BusEvent<P>, deliveries });
+      await handler.each!({ streamId: entry.streamId, event: decoded.event, deliveries });
     } catch (err) {
-      const error = errorMessage(err);
-      if (deliveries >= o.maxDeliveries) {
-        log.error({ ...at, eventId: decoded.event.id, error }, 'bus: handler failed too often; entry moved to the dead-letter stream');
-        await deadLetter(entry.streamId, deliveries, error, decoded.raw);
-      } else {
-        log.warn({ ...at, eventId: decoded.event.id, error }, 'bus: handler failed; entry stays pending for redelivery');
-      }
+      await failed(entry.streamId, deliveries, decoded.event.id, err, decoded.raw);
       return;
     }
     await backend.ack(o.stream, o.group, [entry.streamId]);
     notify('acknowledged', seen);
+  }
+
+  /** One read, handed over whole: what cannot be handed over is settled first, then one acknowledgement for what succeeded. */
+  async function handleTogether(handle: BatchHandler, batch: { entry: RawEntry; deliveries: number }[]): Promise<void> {
+    // As in the per-entry loop, nothing is started once stopping: the entries stay pending on this consumer.
+    if (stopping || batch.length === 0) return;
+    const deliveries: (Delivery & { raw: string })[] = [];
+    for (const { entry, deliveries: n } of batch) {
+      if (entry.fields === null) {
+        log.warn({ ...ctx, streamId: entry.streamId, deliveries: n }, 'bus: pending entry no longer exists in the stream; acknowledging it');
+        await backend.ack(o.stream, o.group, [entry.streamId]);
+        continue;
+      }
+      const decoded = decodeEvent(entry.fields);
+      if (!decoded.ok) {
+        log.error({ ...ctx, streamId: entry.streamId, deliveries: n, error: decoded.error }, 'bus: unparseable entry moved to the dead-letter stream');
+        await deadLetter(entry.streamId, n, decoded.error, decoded.raw);
+        continue;
+      }
+      deliveries.push({ streamId: entry.streamId, event: decoded.event, deliveries: n, raw: decoded.raw });
+    }
+    if (deliveries.length === 0) return;
+    for (const d of deliveries) notify('delivered', { streamId: d.streamId, deliveries: d.deliveries });
+    let failures: ReadonlyMap<string, unknown>;
+    try {
+      failures = (await handle(deliveries.map(({ raw: _, ...d }) => d))) ?? new Map();
+    } catch (err) {
+      failures = new Map(deliveries.map((d) => [d.streamId, err]));
+    }
+    const ok = deliveries.filter((d) => !failures.has(d.streamId));
+    for (const d of deliveries) if (failures.has(d.streamId)) await failed(d.streamId, d.deliveries, d.event.id, failures.get(d.streamId), d.raw);
+    if (ok.length === 0) return;
+    await backend.ack(
+      o.stream,
+      o.group,
+      ok.map((d) => d.streamId),
+    );
+    for (const d of ok) notify('acknowledged', { streamId: d.streamId, deliveries: d.deliveries });
+  }
+
+  /** A handler failed on an entry: it stays pending for redelivery, or is dead-lettered once it failed maxDeliveries times. */
+  async function failed(streamId: string, deliveries: number, eventId: string, err: unknown, raw: string): Promise<void> {
+    const at = { ...ctx, streamId, deliveries, eventId, error: errorMessage(err) };
+    if (deliveries >= o.maxDeliveries) {
+      log.error(at, 'bus: handler failed too often; entry moved to the dead-letter stream');
+      await deadLetter(streamId, deliveries, at.error, raw);
+    } else {
+      log.warn(at, 'bus: handler failed; entry stays pending for redelivery');
+    }
   }
 
   const deadLetter = async (streamId: string, deliveries: number, error: string, raw: string) => {

@@ -4,6 +4,7 @@ import { startConsumer, type ResolvedConsumeOptions } from './consumer.ts';
 import {
   deadLetterStream,
   isResumable,
+  type BatchHandler,
   type ConsumeObserver,
   type ConsumeOptions,
   type Consumer,
@@ -18,6 +19,27 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
   const tails = new Set<Consumer>();
   let closing: Promise<void> | undefined;
 
+  function start(what: string, opts: ConsumeOptions, handler: unknown, run: (o: ResolvedConsumeOptions) => Consumer): Consumer {
+    if (closing) throw new Error(`${what}() called on a closed bus`);
+    const o = getValidConsumeOptions(opts, what);
+    if (typeof handler !== 'function') throw new TypeError(`${what}() expects a handler function but got: ${describe(handler)}`);
+    // Two loops under one consumer name would re-handle each other's pending entries.
+    const id = JSON.stringify([o.stream, o.group, o.consumer]);
+    if (consumers.has(id)) throw new Error(`consumer "${o.consumer}" of group "${o.group}" on "${o.stream}" is already running`);
+    const consumer = run(o);
+    const tracked: Consumer = {
+      stop: async () => {
+        await consumer.stop();
+        if (consumers.get(id) === tracked) consumers.delete(id);
+      },
+      get running() {
+        return consumer.running;
+      },
+    };
+    consumers.set(id, tracked);
+    return tracked;
+  }
+
   return {
     async publish(stream, event) {
       getValidName(stream, 'stream');
@@ -27,27 +49,26 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       return backend.xadd(stream, encodeEvent(event));
     },
 
-    consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer {
-      if (closing) throw new Error('consume() called on a closed bus');
-      const o = getValidConsumeOptions(opts);
-      if (typeof handler !== 'function') throw new TypeError(`consume() expects a handler function but got: ${describe(handler)}`);
-      // Two loops under one consumer name would re-handle each other's pending entries.
-      const id = JSON.stringify([o.stream, o.group, o.consumer]);
-      if (consumers.has(id)) throw new Error(`consumer "${o.consumer}" of group "${o.group}" on "${o.stream}" is already running`);
-      const consumer = startConsumer(backend, o, handler, log);
-      const tracked: Consumer = {
-        stop: async () => {
-          await consumer.stop();
-          if (consumers.get(id) === tracked) consumers.delete(id);
-        },
-        get running() {
-          return consumer.running;
-        },
-      };
-      consumers.set(id, tracked);
-      return tracked;
+    async publishMany(stream, events) {
+      getValidName(stream, 'stream');
+      if (!Array.isArray(events)) throw new TypeError(`publishMany() expects an array of BusEvents but got: ${describe(events)}`);
+      const bad = events.find((e) => !isBusEvent(e));
+      if (bad !== undefined) throw new TypeError(`publishMany() expects BusEvents { id, type, key, payload, occurredAt } but got: ${describe(bad)}`);
+      if (events.length === 0) return [];
+      const entries = events.map(encodeEvent);
+      if (backend.xaddMany) return backend.xaddMany(stream, entries);
+      const ids: string[] = [];
+      for (const fields of entries) ids.push(await backend.xadd(stream, fields));
+      return ids;
     },
 
+    consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer {
+      return start('consume', opts, handler, (o) => startConsumer(backend, o, { each: handler as Handler }, log));
+    },
+
+    consumeBatch<P = unknown>(opts: ConsumeOptions, handler: BatchHandler<P>): Consumer {
+      return start('consumeBatch', opts, handler, (o) => startConsumer(backend, o, { batch: handler as BatchHandler }, log));
+    },
     async read(stream, opts = {}) {
       getValidName(stream, 'stream');
       const after = getValidAfter(opts.after);
@@ -164,8 +185,8 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
 
 const DEFAULTS = { batchSize: 16, blockMs: 1000, claimIdleMs: 2000, maxDeliveries: 5 } as const;
 
-function getValidConsumeOptions(opts: ConsumeOptions): ResolvedConsumeOptions {
-  if (typeof opts !== 'object' || opts === null) throw new TypeError(`consume() expects options but got: ${describe(opts)}`);
+function getValidConsumeOptions(opts: ConsumeOptions, what: string): ResolvedConsumeOptions {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${what}() expects options but got: ${describe(opts)}`);
   return {
     stream: getValidName(opts.stream, 'stream'),
     group: getValidName(opts.group, 'group'),

@@ -50,6 +50,18 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       return id;
     },
 
+    // One connection runs commands in the order sent: the entries land in this order, in one round trip.
+    async xaddMany(stream, entries) {
+      const pipeline = cmd.pipeline();
+      for (const fields of entries) pipeline.xadd(key(stream), 'MAXLEN', '~', maxLen, '*', ...fields);
+      const results = (await pipeline.exec()) ?? [];
+      return results.map(([err, id]) => {
+        if (err) throw err;
+        if (typeof id !== 'string') throw new Error(`XADD to ${key(stream)} returned no id`);
+        return id;
+      });
+    },
+
     async range(stream, after, count) {
       const start = after === undefined ? '-' : `(${after}`;
       const reply = count === undefined ? await cmd.xrange(key(stream), start, '+') : await cmd.xrange(key(stream), start, '+', 'COUNT', count);

@@ -95,6 +95,13 @@ export interface GroupLag {
 /** Handles one delivery. Resolve to acknowledge; throw to have it redelivered later. */
 export type Handler<P = unknown> = (delivery: Delivery<P>) => Promise<void>;
 
+/**
+ * Handles what one read returned (up to `batchSize` deliveries, in stream order) at once. Resolve
+ * to the deliveries that failed (stream id → error): those stay pending for redelivery (or are
+ * dead-lettered after maxDeliveries), the others are acknowledged together. Throw to fail them all.
+ */
+export type BatchHandler<P = unknown> = (deliveries: Delivery<P>[]) => Promise<ReadonlyMap<string, unknown> | void>;
+
 export interface Consumer {
   /** Stops reading; waits for the handler in progress. Unacknowledged entries stay pending. */
   stop(): Promise<void>;
@@ -105,8 +112,15 @@ export interface Consumer {
 export interface EventBus {
   /** Appends an event; resolves to its stream entry id. */
   publish(stream: string, event: BusEvent): Promise<string>;
+  /**
+   * Appends events in this order (on Redis in one round trip); resolves to their entry ids. When it
+   * throws, some may have been appended: publishing them again is one more at-least-once delivery.
+   */
+  publishMany(stream: string, events: BusEvent[]): Promise<string[]>;
   /** Starts a consumer in a group (created at the start of the stream if missing). */
   consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer;
+  /** Like consume(), but hands each read to `handler` whole (see BatchHandler); same groups, redelivery and dead letters. */
+  consumeBatch<P = unknown>(opts: ConsumeOptions, handler: BatchHandler<P>): Consumer;
   /** Reads retained history after `after` (exclusive; omitted = from the start), oldest first. */
   read(stream: string, opts?: { after?: string; count?: number }): Promise<StreamEntry[]>;
   /**

@@ -1,7 +1,14 @@
 import { qualifiedTable, startEventConsumer, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
-import { STREAMS, type EventPayloads, type InventoryReserved } from '@commerce/contracts';
+import { STREAMS, type EventPayloads } from '@commerce/contracts';
+import { applyAnswers, assertRejected, assertReleased, assertReserved } from './answers.ts';
 import type { Prisma, PrismaClient } from './generated/prisma/client.ts';
 import { changeStatus } from './orderFlow.ts';
+
+/**
+ * Entries per read, so the most one transaction applies: a backlog is taken up in a few large
+ * transactions instead of many small ones (statements per order fall as the batch grows).
+ */
+export const CONSUMER_BATCH_SIZE = 64;
 
 /** Consumer group of the orders service on the products stream. */
 export const ORDERS_GROUP = 'orders';
@@ -26,6 +33,10 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
       ...events,
       tracing: runtime.tracing,
       metrics: runtime.metrics?.bus,
+      logger: runtime.logger,
+      batchSize: CONSUMER_BATCH_SIZE,
+      // Each read in one transaction, in a few statements (see applyAnswers).
+      batch: (tx, events) => applyAnswers(tx, db.schema, events),
       afterCommit: () => relay?.wake(),
       handlers: {
         InventoryReserved: async (tx, { payload }) => {
@@ -38,11 +49,11 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
           }
         },
         InventoryRejected: async (tx, { payload }) => {
-          if (typeof payload?.orderId !== 'string' || typeof payload.reason !== 'string') throw new TypeError('InventoryRejected: malformed payload');
+          assertRejected(payload);
           await changeStatus(asTx(tx), db.schema, payload.orderId, 'REJECTED', { rejectionReason: payload.reason.slice(0, 500) });
         },
         InventoryReleased: async (tx, { payload }) => {
-          if (typeof payload?.orderId !== 'string') throw new TypeError('InventoryReleased: malformed payload');
+          assertReleased(payload);
           // The first answer counts; a repeat (to a republished OrderCancelled) keeps it. Not a status change: updated_at stays.
           await tx.$executeRawUnsafe(
             `UPDATE ${qualifiedTable(db.schema, 'orders')} SET released_at = now() WHERE id = $1::uuid AND released_at IS NULL`,
@@ -52,14 +63,4 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
       },
     }),
   ];
-}
-
-/** A malformed event throws: it is redelivered and, if it keeps failing, dead-lettered. */
-function assertReserved(p: InventoryReserved): void {
-  const ok =
-    typeof p?.orderId === 'string' &&
-    typeof p.currency === 'string' &&
-    Array.isArray(p.lines) &&
-    p.lines.every((l) => typeof l.productId === 'string' && Number.isInteger(l.quantity) && Number.isInteger(l.unitPriceCents));
-  if (!ok) throw new TypeError('InventoryReserved: malformed payload');
 }

@@ -1,12 +1,22 @@
-import { startEventConsumer, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
+import { startEventConsumer, type BatchEventHandler, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
 import { STREAMS, type EventPayloads } from '@commerce/contracts';
 import type { PrismaClient } from './generated/prisma/client.ts';
-import { releaseStock, reserveStock } from './inventory.ts';
+import { releaseStock, reserveStock, reserveStockForOrders, type OrderToReserve } from './inventory.ts';
+
+/**
+ * Entries per read, so the most one transaction applies: a backlog is taken up in a few large
+ * transactions instead of many small ones (statements per order fall as the batch grows).
+ */
+export const CONSUMER_BATCH_SIZE = 64;
 
 /** Consumer group of the products service on the orders stream. */
 export const PRODUCTS_GROUP = 'products';
 
-/** Reserves stock for placed orders and releases it for cancelled ones. */
+/**
+ * Reserves stock for placed orders and releases it for cancelled ones. Each read of the orders
+ * stream is applied in one transaction (see applyInventoryBatch); when it fails, each event is
+ * applied alone, so an event that cannot be applied is redelivered and dead-lettered by itself.
+ */
 export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
   const { prisma, db, bus, relay, events } = runtime;
   return [
@@ -20,11 +30,39 @@ export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & 
       ...events,
       tracing: runtime.tracing,
       metrics: runtime.metrics?.bus,
+      logger: runtime.logger,
+      batchSize: CONSUMER_BATCH_SIZE,
       afterCommit: () => relay?.wake(),
       handlers: {
         OrderPlaced: (tx, { payload }) => reserveStock(tx, db.schema, payload),
         OrderCancelled: (tx, { payload }) => releaseStock(tx, db.schema, payload),
       },
+      batch: applyInventoryBatch(db.schema),
     }),
   ];
+}
+
+/**
+ * A read's events in stream order: each run of consecutive OrderPlaced is reserved together (a
+ * handful of statements however long the run), a cancellation between runs is released on its
+ * own, after the run before it and before the run after it, so every order sees the stock the
+ * events before it left.
+ */
+export function applyInventoryBatch(schema: string): BatchEventHandler<EventPayloads> {
+  return async (tx, events) => {
+    let run: OrderToReserve[] = [];
+    const flush = async () => {
+      if (run.length) await reserveStockForOrders(tx, schema, run);
+      run = [];
+    };
+    for (const event of events) {
+      if (event.type === 'OrderPlaced') {
+        run.push({ order: event.payload, traceparent: event.traceparent });
+      } else if (event.type === 'OrderCancelled') {
+        await flush();
+        await releaseStock(tx, schema, event.payload, event.traceparent);
+      }
+    }
+    await flush();
+  };
 }

@@ -24,67 +24,118 @@ interface LockedProduct {
 
 const tables = (schema: string) => ({ products: qualifiedTable(schema, 'products'), reservations: qualifiedTable(schema, 'reservations') });
 
+/** An order to reserve, and the trace context its answer and stock changes continue (see BatchEventHandler). */
+export interface OrderToReserve {
+  order: OrderPlaced;
+  traceparent?: string | undefined;
+}
+
+interface HeldProduct extends LockedProduct {
+  stock_seq: number;
+  changed: boolean;
+}
+
 /**
- * Reserves stock for every line of an order, or for none: the product rows are
- * locked in id order (no deadlock between concurrent reservations), checked,
- * then decremented with conditional updates (stock >= quantity) that cannot
- * take stock below zero; the CHECK constraint stays as a backstop. Writes the
- * reservation and the events in the same transaction. A reservation that
- * already exists (a republished OrderPlaced, or a cancellation that arrived
- * first) reserves nothing: its answer is sent again (see answerAgain).
+ * Reserves stock for every line of an order, or for none: see reserveStockForOrders.
  */
 export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced): Promise<void> {
-  assertOrderPlaced(order);
+  await reserveStockForOrders(tx, schema, [{ order }]);
+}
+
+/**
+ * Reserves stock for each of `orders`, in their order, within the caller's transaction: for every
+ * line of an order or for none (a rejected order rejects nothing else). The reservations and the
+ * product rows of the whole batch are locked up front, products in id order (no deadlock between
+ * concurrent reservations), then each order is checked against the stock the orders before it
+ * left and decided in memory: stock never goes below zero, and each product's changes get
+ * consecutive seqs in the batch's order. Then one statement each writes the products' new stock,
+ * the reservations and the events; the CHECK constraint stays as a backstop. An order that already
+ * has a reservation (a republished OrderPlaced, in this batch or before, or a cancellation that
+ * arrived first) reserves nothing: its answer is sent again (see answerAgain).
+ */
+export async function reserveStockForOrders(tx: RawTx, schema: string, orders: OrderToReserve[]): Promise<void> {
+  for (const { order } of orders) assertOrderPlaced(order);
   const t = tables(schema);
-  const [existing] = await tx.$queryRawUnsafe<ExistingReservation[]>(
-    `SELECT status, lines, reason FROM ${t.reservations} WHERE order_id = $1::uuid FOR UPDATE`,
-    order.orderId,
+  const existing = new Map(
+    (
+      await tx.$queryRawUnsafe<(ExistingReservation & { order_id: string })[]>(
+        `SELECT order_id::text AS order_id, status, lines, reason FROM ${t.reservations} WHERE order_id = ANY($1::uuid[]) FOR UPDATE`,
+        orders.map((o) => o.order.orderId),
+      )
+    ).map((r) => [r.order_id, r]),
   );
-  if (existing) return answerAgain(tx, schema, order.orderId, existing);
+  const toLock = new Set(orders.filter((o) => !existing.has(o.order.orderId)).flatMap((o) => o.order.items.map((i) => i.productId)));
+  const held = new Map<string, HeldProduct>();
+  if (toLock.size) {
+    const locked = await tx.$queryRawUnsafe<(LockedProduct & { stock_seq: number })[]>(
+      `SELECT id::text AS id, stock, stock_seq, active, price_cents, currency FROM ${t.products} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+      [...toLock].sort(),
+    );
+    for (const p of locked) held.set(p.id, { ...p, changed: false });
+  }
 
-  const lines = [...order.items].sort((a, b) => a.productId.localeCompare(b.productId));
-  const locked = await tx.$queryRawUnsafe<LockedProduct[]>(
-    `SELECT id::text AS id, stock, active, price_cents, currency FROM ${t.products} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
-    lines.map((l) => l.productId),
-  );
-  const byId = new Map(locked.map((p) => [p.id, p]));
-  const reason = rejectionReason(lines, byId);
-  if (reason) {
+  const messages: OutboxMessage[] = [];
+  const reservations: { orderId: string; status: 'RESERVED' | 'REJECTED'; lines: unknown; reason: string | null }[] = [];
+  const decided = new Map<string, ExistingReservation & { currency?: string }>();
+  for (const { order, traceparent } of orders) {
+    const { orderId } = order;
+    const before = decided.get(orderId) ?? existing.get(orderId);
+    if (before) {
+      messages.push(...(await answerAgain(tx, schema, orderId, before, held)).map((m) => ({ ...m, traceparent })));
+      continue;
+    }
+    const lines = [...order.items].sort((a, b) => a.productId.localeCompare(b.productId));
+    const reason = rejectionReason(lines, held);
+    if (reason) {
+      reservations.push({ orderId, status: 'REJECTED', lines, reason });
+      decided.set(orderId, { status: 'REJECTED', lines: [], reason });
+      messages.push({ ...message(STREAMS.products, 'InventoryRejected', orderId, { orderId, reason }), traceparent });
+      continue;
+    }
+    const reserved: ReservedLine[] = [];
+    const changes: OutboxMessage[] = [];
+    for (const line of lines) {
+      const product = held.get(line.productId)!;
+      product.stock -= line.quantity;
+      product.stock_seq += 1;
+      product.changed = true;
+      reserved.push({ productId: line.productId, quantity: line.quantity, unitPriceCents: product.price_cents });
+      changes.push({
+        ...inventoryChanged({ id: product.id, stock: product.stock, stockSeq: product.stock_seq }, -line.quantity, 'RESERVED', orderId),
+        traceparent,
+      });
+    }
+    const currency = held.get(lines[0]!.productId)!.currency;
+    reservations.push({ orderId, status: 'RESERVED', lines: reserved, reason: null });
+    decided.set(orderId, { status: 'RESERVED', lines: reserved, reason: null, currency });
+    messages.push({ ...message(STREAMS.products, 'InventoryReserved', orderId, { orderId, currency, lines: reserved }), traceparent }, ...changes);
+  }
+
+  const changed = [...held.values()].filter((p) => p.changed);
+  if (changed.length) {
+    // Conditional on the stock the lock saw: a miss means the invariant broke; roll back everything.
+    const updated = await tx.$executeRawUnsafe(
+      `UPDATE ${t.products} AS p SET stock = v.stock, stock_seq = v.stock_seq, updated_at = now()
+       FROM unnest($1::uuid[], $2::int4[], $3::int4[]) AS v(id, stock, stock_seq)
+       WHERE p.id = v.id AND v.stock >= 0`,
+      changed.map((p) => p.id),
+      changed.map((p) => p.stock),
+      changed.map((p) => p.stock_seq),
+    );
+    if (updated !== changed.length) throw new Error(`stock of ${changed.length - updated} product(s) changed under a lock`);
+  }
+  if (reservations.length) {
     await tx.$executeRawUnsafe(
-      `INSERT INTO ${t.reservations} (order_id, status, lines, reason, updated_at) VALUES ($1::uuid, 'REJECTED', $2::jsonb, $3, now())`,
-      order.orderId,
-      JSON.stringify(lines),
-      reason,
+      `INSERT INTO ${t.reservations} (order_id, status, lines, reason, updated_at)
+       SELECT r.order_id, r.status::"ReservationStatus", r.lines, r.reason, now()
+       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[]) AS r(order_id, status, lines, reason)`,
+      reservations.map((r) => r.orderId),
+      reservations.map((r) => r.status),
+      reservations.map((r) => JSON.stringify(r.lines)),
+      reservations.map((r) => r.reason),
     );
-    await appendToOutbox(tx, schema, [message(STREAMS.products, 'InventoryRejected', order.orderId, { orderId: order.orderId, reason })]);
-    return;
   }
-
-  const reserved: ReservedLine[] = [];
-  const events: OutboxMessage[] = [];
-  for (const line of lines) {
-    const [row] = await tx.$queryRawUnsafe<{ stock: number; stock_seq: number }[]>(
-      `UPDATE ${t.products} SET stock = stock - $2, stock_seq = stock_seq + 1, updated_at = now()
-       WHERE id = $1::uuid AND stock >= $2 RETURNING stock, stock_seq`,
-      line.productId,
-      line.quantity,
-    );
-    // The rows are locked and were checked: a miss here means the invariant broke; roll back everything.
-    if (!row) throw new Error(`stock of ${line.productId} changed under a lock`);
-    const product = byId.get(line.productId)!;
-    reserved.push({ productId: line.productId, quantity: line.quantity, unitPriceCents: product.price_cents });
-    events.push(inventoryChanged({ id: line.productId, stock: row.stock, stockSeq: row.stock_seq }, -line.quantity, 'RESERVED', order.orderId));
-  }
-  await tx.$executeRawUnsafe(
-    `INSERT INTO ${t.reservations} (order_id, status, lines, updated_at) VALUES ($1::uuid, 'RESERVED', $2::jsonb, now())`,
-    order.orderId,
-    JSON.stringify(reserved),
-  );
-  const currency = byId.get(lines[0]!.productId)!.currency;
-  await appendToOutbox(tx, schema, [
-    message(STREAMS.products, 'InventoryReserved', order.orderId, { orderId: order.orderId, currency, lines: reserved }),
-    ...events,
-  ]);
+  await appendToOutbox(tx, schema, messages);
 }
 
 interface ExistingReservation {
@@ -98,18 +149,23 @@ interface ExistingReservation {
  * the order stalled in PENDING, e.g. because the answer was lost with the bus): nothing is reserved
  * again, but the answer is sent again so the order can settle. A cancelled order gets none.
  */
-async function answerAgain(tx: RawTx, schema: string, orderId: string, existing: ExistingReservation): Promise<void> {
-  if (existing.status === 'REJECTED') {
-    await appendToOutbox(tx, schema, [message(STREAMS.products, 'InventoryRejected', orderId, { orderId, reason: existing.reason ?? 'rejected' })]);
-    return;
+async function answerAgain(
+  tx: RawTx,
+  schema: string,
+  orderId: string,
+  existing: ExistingReservation & { currency?: string },
+  held: Map<string, HeldProduct>,
+): Promise<OutboxMessage[]> {
+  if (existing.status === 'REJECTED') return [message(STREAMS.products, 'InventoryRejected', orderId, { orderId, reason: existing.reason ?? 'rejected' })];
+  if (existing.status !== 'RESERVED' || existing.lines.length === 0) return [];
+  const productId = existing.lines[0]!.productId;
+  let currency = existing.currency ?? held.get(productId)?.currency;
+  if (currency === undefined) {
+    const [first] = await tx.$queryRawUnsafe<{ currency: string }[]>(`SELECT currency FROM ${tables(schema).products} WHERE id = $1::uuid`, productId);
+    if (!first) return [];
+    currency = first.currency;
   }
-  if (existing.status !== 'RESERVED' || existing.lines.length === 0) return;
-  const [first] = await tx.$queryRawUnsafe<{ currency: string }[]>(
-    `SELECT currency FROM ${tables(schema).products} WHERE id = $1::uuid`,
-    existing.lines[0]!.productId,
-  );
-  if (!first) return;
-  await appendToOutbox(tx, schema, [message(STREAMS.products, 'InventoryReserved', orderId, { orderId, currency: first.currency, lines: existing.lines })]);
+  return [message(STREAMS.products, 'InventoryReserved', orderId, { orderId, currency, lines: existing.lines })];
 }
 
 function rejectionReason(lines: OrderPlaced['items'], byId: Map<string, LockedProduct>): string | null {
@@ -130,7 +186,8 @@ function rejectionReason(lines: OrderPlaced['items'], byId: Map<string, LockedPr
  * is answered with InventoryReleased, also when there was nothing (left) to
  * release: the orders reconciler republishes an OrderCancelled until it hears back.
  */
-export async function releaseStock(tx: RawTx, schema: string, cancelled: OrderCancelled): Promise<void> {
+export async function releaseStock(tx: RawTx, schema: string, cancelled: OrderCancelled, traceparent?: string): Promise<void> {
+  const append = (messages: OutboxMessage[]) => appendToOutbox(tx, schema, traceparent ? messages.map((m) => ({ ...m, traceparent })) : messages);
   if (typeof cancelled?.orderId !== 'string') throw new TypeError('OrderCancelled: malformed payload');
   const t = tables(schema);
   const [reservation] = await tx.$queryRawUnsafe<{ status: string; lines: ReservedLine[] }[]>(
@@ -142,10 +199,10 @@ export async function releaseStock(tx: RawTx, schema: string, cancelled: OrderCa
       `INSERT INTO ${t.reservations} (order_id, status, lines, reason, updated_at) VALUES ($1::uuid, 'CANCELLED', '[]'::jsonb, 'cancelled before reservation', now())`,
       cancelled.orderId,
     );
-    return appendToOutbox(tx, schema, [released(cancelled.orderId)]);
+    return append([released(cancelled.orderId)]);
   }
   // REJECTED, RELEASED or CANCELLED: nothing is held (any more), but the cancellation is answered.
-  if (reservation.status !== 'RESERVED') return appendToOutbox(tx, schema, [released(cancelled.orderId)]);
+  if (reservation.status !== 'RESERVED') return append([released(cancelled.orderId)]);
   const events: OutboxMessage[] = [];
   const lines = [...reservation.lines].sort((a, b) => a.productId.localeCompare(b.productId));
   for (const line of lines) {
@@ -157,7 +214,7 @@ export async function releaseStock(tx: RawTx, schema: string, cancelled: OrderCa
     if (row) events.push(inventoryChanged({ id: line.productId, stock: row.stock, stockSeq: row.stock_seq }, line.quantity, 'RELEASED', cancelled.orderId));
   }
   await tx.$executeRawUnsafe(`UPDATE ${t.reservations} SET status = 'RELEASED', updated_at = now() WHERE order_id = $1::uuid`, cancelled.orderId);
-  await appendToOutbox(tx, schema, [...events, released(cancelled.orderId)]);
+  await append([...events, released(cancelled.orderId)]);
 }
 
 const released = (orderId: string) => message(STREAMS.products, 'InventoryReleased', orderId, { orderId });
