@@ -6,7 +6,7 @@
  *   pnpm bench orders          one scenario
  *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
  *   pnpm bench observability   the three-subgraph query with metrics off / on / on + tracing (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ROUNDS)
- *   pnpm bench scale           100k users / 100k products / 1M orders on PostgreSQL (seeded once into bench_scale; BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_CUSTOMERS)
+ *   pnpm bench scale           100k users / 100k products / 1M orders on PostgreSQL (seeded once into bench_scale; BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_CUSTOMERS, BENCH_SCALE_QUERY)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
  */
 import pg from 'pg';
@@ -82,6 +82,7 @@ async function main() {
         seconds: int('BENCH_SECONDS', 10),
         connections: int('BENCH_CONNECTIONS', 32),
         customers: int('BENCH_CUSTOMERS', 200),
+        ...(env.BENCH_SCALE_QUERY ? { only: env.BENCH_SCALE_QUERY } : {}),
       });
       console.log(JSON.stringify(r));
       console.table(r.results);
