@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTableEmpty, migrate, openDatabase, truncateServiceTables, type Database } from '@commerce/service-kit';
 import { verifyPassword } from '@commerce/service-kit/password';
+import { generateOrderSeed, ORDERS_END } from '@commerce/orders/seed';
 import { CUSTOMER_PASSWORD, DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { makeDemoData, seedDemoData, type DemoData, type ServiceName } from './demo-data.ts';
 import { MIGRATIONS_DIRS } from './services.ts';
@@ -49,6 +51,11 @@ function checkInvariants(data: DemoData): void {
     expect(order.totalCents).toBe(order.items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0));
     expect(order.createdAt.getTime()).toBe(Date.UTC(2026, 0, 1) + i * 60_000);
   });
+  // Seeded data is history: nothing is dated in the future, and orders come after their customers.
+  const now = Date.now();
+  for (const row of [...users, ...products, ...orders]) expect(row.createdAt.getTime()).toBeLessThanOrEqual(now);
+  const newestAccount = Math.max(...users.map((u) => u.createdAt.getTime()));
+  expect(orders.every((o) => o.createdAt.getTime() > newestAccount)).toBe(true);
 }
 
 describe('makeDemoData()', () => {
@@ -87,6 +94,22 @@ describe('makeDemoData()', () => {
     const large = makeDemoData({ users: 40, products: 80, orders: 300 });
     expect(large.users.slice(0, 10)).toEqual(small.users);
     expect(large.products.slice(0, 20)).toEqual(small.products);
+  });
+
+  it('dates more orders than minutes in its window in the past, in order', () => {
+    const refs = { demoCustomerId: randomUUID(), otherCustomerIds: [randomUUID()], products: [{ id: randomUUID(), priceCents: 199 }] };
+    // Ten months of minutes is 437,760: this many only fit when the seed packs them closer.
+    const count = 500_000;
+    let previous = 0;
+    let n = 0;
+    for (const order of generateOrderSeed(count, refs)) {
+      const at = order.createdAt.getTime();
+      if (at < previous) throw new Error(`order ${n} is dated before order ${n - 1}`);
+      previous = at;
+      n++;
+    }
+    expect(n).toBe(count);
+    expect(previous).toBeLessThanOrEqual(Math.min(ORDERS_END, Date.now()));
   });
 
   it('rejects sizes it cannot honour', () => {
@@ -152,6 +175,15 @@ describe('seedDemoData() on PGlite', () => {
         WHERE o.total_cents <> (SELECT sum(quantity * unit_price_cents) FROM order_items i WHERE i.order_id = o.id)`,
     );
     expect(totals.rows[0]?.bad).toBe(0);
+
+    // Seeding analysed what it filled: the planner knows the tables' sizes.
+    const stats = await dbs.orders.sql.query<{ relname: string; reltuples: number }>(
+      `SELECT relname, reltuples::int AS reltuples FROM pg_class WHERE relname IN ('orders', 'order_items') ORDER BY relname`,
+    );
+    expect(stats.rows).toEqual([
+      { relname: 'order_items', reltuples: items },
+      { relname: 'orders', reltuples: 80 },
+    ]);
   });
 
   it('empties every service table but keeps the migration ledger', async () => {

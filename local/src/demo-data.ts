@@ -3,7 +3,7 @@
  * this is the one place that knows how they refer to each other (orders name users' customers
  * and products' ids and prices).
  */
-import { makeOrderSeed, seedOrders, type SeedOrder } from '@commerce/orders/seed';
+import { generateOrderSeed, makeOrderSeed, seedOrders, type SeedOrder } from '@commerce/orders/seed';
 import { makeProductSeed, seedProducts, type SeedProduct } from '@commerce/products/seed';
 import { makeUserSeed, seedUsers, type SeedUser } from '@commerce/users/seed';
 import type { Database, SeedResult } from '@commerce/service-kit';
@@ -17,10 +17,10 @@ export interface DemoDataSize {
   orders: number;
 }
 
-export interface DemoData {
+export interface DemoData<Orders extends Iterable<SeedOrder> = SeedOrder[]> {
   users: SeedUser[];
   products: SeedProduct[];
-  orders: SeedOrder[];
+  orders: Orders;
 }
 
 /** Deterministic: the same size and seed always give the same rows, ids included. */
@@ -32,8 +32,20 @@ export function makeDemoData(size: DemoDataSize, seed = 1): DemoData {
   return { users, products, orders };
 }
 
+/**
+ * makeDemoData's rows with the orders generated as they are seeded (read once), for data sets too
+ * large to hold in memory: `pnpm bench scale`'s million orders.
+ */
+export function streamDemoData(size: DemoDataSize, seed = 1): DemoData<Iterable<SeedOrder>> {
+  const users = makeUserSeed(size.users, seed);
+  const products = makeProductSeed(size.products, seed);
+  const [, demo, ...others] = users;
+  const orders = generateOrderSeed(size.orders, { demoCustomerId: demo!.id, otherCustomerIds: others.map((u) => u.id), products }, seed);
+  return { users, products, orders };
+}
+
 /** Seeds every service that has no data yet and leaves the others alone. */
-export async function seedDemoData(dbs: Record<ServiceName, Database>, data: DemoData): Promise<Record<ServiceName, SeedResult>> {
+export async function seedDemoData(dbs: Record<ServiceName, Database>, data: DemoData<Iterable<SeedOrder>>): Promise<Record<ServiceName, SeedResult>> {
   return {
     users: await seedUsers(dbs.users, data.users),
     products: await seedProducts(dbs.products, data.products),

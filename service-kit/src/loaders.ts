@@ -1,4 +1,3 @@
-import type { Histogram } from 'prom-client';
 import { isUuid } from './pagination.ts';
 
 /**
@@ -16,8 +15,11 @@ export function batchByUuid<R extends { id: string }>(fetch: (ids: string[]) => 
   };
 }
 
-/** Where loaders report their batch sizes (the service's `dataloader_batch_size` histogram; undefined with metrics off). */
-export type BatchSizes = Histogram<'loader'> | undefined;
+/**
+ * Where loaders report their batch sizes: the service's `dataloader_batch_size` histogram (a
+ * `Histogram<'loader'>` fits), a test's recorder, or undefined with metrics off.
+ */
+export type BatchSizes = { observe(labels: { loader: string }, size: number): void } | undefined;
 
 /** Wraps a batch function so each batch's key count is observed under `loader`. */
 export function observeBatches<K, V>(
@@ -30,4 +32,26 @@ export function observeBatches<K, V>(
     sizes.observe({ loader }, keys.length);
     return fn(keys);
   };
+}
+
+/**
+ * Keys per DataLoader batch by default. A page holds at most 100 orders of up to 4 lines (400
+ * products), so every page the API serves stays one statement per loader; a larger `_entities`
+ * call is split into several statements instead of one with an unbounded `IN` list and result.
+ */
+export const DEFAULT_MAX_BATCH_SIZE = 500;
+
+export interface LoaderOptions {
+  /**
+   * Most keys one batch function call receives.
+   * @default DEFAULT_MAX_BATCH_SIZE
+   */
+  maxBatchSize?: number;
+}
+
+/** DataLoader's own options for a service's loaders: the batch bound checked, and defaulted. */
+export function getValidBatchOptions(options: LoaderOptions = {}): { maxBatchSize: number } {
+  const n = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+  if (!Number.isInteger(n) || n < 1) throw new TypeError(`Expected maxBatchSize to be a positive integer, got ${String(n)}`);
+  return { maxBatchSize: n };
 }

@@ -1,7 +1,7 @@
 /**
- * Generic helpers for seeding a service's own tables: deterministic randomness, chunked
- * multi-row INSERTs in one transaction, and the checks `db:seed` needs. Each service owns its
- * data and its seeder; nothing here knows a table.
+ * Generic helpers for seeding a service's own tables: deterministic randomness, set-based INSERTs
+ * in chunks in one transaction (then VACUUM ANALYZE), and the checks `db:seed` needs. Each service
+ * owns its data and its seeder; nothing here knows a table.
  */
 import { qualifiedTable, type Database, type SqlClient } from './db.ts';
 
@@ -14,8 +14,8 @@ export interface SeedResult {
   rows: SeedCounts;
 }
 
-// Stay well under PostgreSQL's 65,535 bind parameters per statement.
-const MAX_PARAMS = 30_000;
+/** Rows per INSERT: one JSON parameter each, so large enough to keep round trips few, small enough to stream. */
+const ROWS_PER_STATEMENT = 10_000;
 
 /** True when `table` of the service's schema has no row. */
 export async function isTableEmpty(db: Database, table: string): Promise<boolean> {
@@ -23,18 +23,31 @@ export async function isTableEmpty(db: Database, table: string): Promise<boolean
   return rows[0]?.empty === true;
 }
 
+/** Inserts `rows` (arrays in `columns` order, any iterable: a generator streams) into a table; returns the count. */
+export type InsertRows = (table: string, columns: string[], rows: Iterable<unknown[]>) => Promise<number>;
+
 /**
  * Seeds the service when `mainTable` is empty, else leaves it alone: `insert` runs in one
- * transaction and gets an `insertRows(table, columns, rows)` bound to it.
+ * transaction and gets an `insertRows(table, columns, rows)` bound to it. Afterwards every table it
+ * filled is vacuumed and analysed: a freshly loaded table has no statistics (the planner guesses
+ * badly) and no visibility map (so even a covering index cannot count without reading the heap).
  */
-export async function seedIfEmpty(
-  db: Database,
-  mainTable: string,
-  insert: (insertRows: (table: string, columns: string[], rows: unknown[][]) => Promise<number>) => Promise<SeedCounts>,
-): Promise<SeedResult> {
+export async function seedIfEmpty(db: Database, mainTable: string, insert: (insertRows: InsertRows) => Promise<SeedCounts>): Promise<SeedResult> {
   if (!(await isTableEmpty(db, mainTable))) return { seeded: false, rows: {} };
-  const rows = await inTransaction(db, (conn) => insert((table, columns, values) => insertRows(conn, qualifiedTable(db.schema, table), columns, values)));
+  const filled = new Set<string>();
+  const rows = await inTransaction(db, (conn) =>
+    insert((table, columns, values) => {
+      filled.add(table);
+      return insertRows(conn, qualifiedTable(db.schema, table), columns, values);
+    }),
+  );
+  await analyzeTables(db, [...filled]);
   return { seeded: true, rows };
+}
+
+/** VACUUM (ANALYZE) of the service's `tables`, after a bulk load; outside any transaction, as VACUUM must be. */
+export async function analyzeTables(db: Database, tables: string[]): Promise<void> {
+  if (tables.length > 0) await db.sql.exec(`VACUUM (ANALYZE) ${tables.map((t) => qualifiedTable(db.schema, t)).join(', ')}`);
 }
 
 /** Empties every table of the service's schema except the migration ledger (for `db:seed --reset`). */
@@ -65,17 +78,38 @@ async function inTransaction<T>(db: Database, fn: (conn: SqlClient) => Promise<T
   });
 }
 
-/** Multi-row parameterised INSERTs in chunks; returns the number of rows inserted. */
-async function insertRows(conn: SqlClient, table: string, columns: string[], rows: unknown[][]): Promise<number> {
-  const perChunk = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+/**
+ * Set-based INSERTs of up to ROWS_PER_STATEMENT rows each: the rows travel as one JSON parameter that
+ * `json_populate_recordset` turns into the table's own row type (so each value is parsed by its
+ * column's type, enums included): no 65,535-parameter limit to chunk under, one parameter to
+ * bind per statement, and no column types to know here. Returns the number of rows inserted.
+ */
+async function insertRows(conn: SqlClient, table: string, columns: string[], rows: Iterable<unknown[]>): Promise<number> {
   const columnList = columns.map((c) => `"${c}"`).join(', ');
-  for (let start = 0; start < rows.length; start += perChunk) {
-    const chunk = rows.slice(start, start + perChunk);
-    const params: unknown[] = [];
-    const tuples = chunk.map((row) => `(${row.map((value) => `$${params.push(value)}`).join(', ')})`);
-    await conn.query(`INSERT INTO ${table} (${columnList}) VALUES ${tuples.join(', ')}`, params);
+  const sql = `INSERT INTO ${table} (${columnList}) SELECT ${columnList} FROM json_populate_recordset(NULL::${table}, $1::json)`;
+  let count = 0;
+  let chunk: Record<string, unknown>[] = [];
+  const flush = async () => {
+    if (chunk.length === 0) return;
+    await conn.query(sql, [JSON.stringify(chunk)]);
+    count += chunk.length;
+    chunk = [];
+  };
+  for (const row of rows) {
+    chunk.push(Object.fromEntries(columns.map((c, i) => [c, row[i]])));
+    if (chunk.length >= ROWS_PER_STATEMENT) await flush();
   }
-  return rows.length;
+  await flush();
+  return count;
+}
+
+/**
+ * The creation time of the `index`-th of `count` seeded rows: a minute apart from `start`, or closer
+ * when `count` minutes would pass `end`, so a data set of any size stays in its window (the past).
+ */
+export function seedTimestamp(start: number, end: number, index: number, count: number): Date {
+  const step = Math.min(60_000, (end - start) / Math.max(1, count));
+  return new Date(start + Math.floor(index * step));
 }
 
 export interface Random {

@@ -6,6 +6,7 @@
  *   pnpm bench orders          one scenario
  *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
  *   pnpm bench observability   the three-subgraph query with metrics off / on / on + tracing (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ROUNDS)
+ *   pnpm bench scale           100k users / 100k products / 1M orders on PostgreSQL (seeded once into bench_scale; BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_CUSTOMERS, BENCH_SCALE_QUERY)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
  */
 import pg from 'pg';
@@ -15,6 +16,7 @@ import { benchFanout } from './fanout.ts';
 import { benchObservability } from './observability.ts';
 import { benchOrders } from './orders.ts';
 import { benchRefusals } from './refusals.ts';
+import { benchScale, SCALE_SIZE } from './scale.ts';
 
 const env = process.env;
 const int = (name: string, fallback: number) => (env[name] ? Number.parseInt(env[name], 10) : fallback);
@@ -66,6 +68,26 @@ async function main() {
     const r = await benchObservability({ ...b, seconds: int('BENCH_SECONDS', 10), connections: int('BENCH_CONNECTIONS', 32), rounds: int('BENCH_ROUNDS', 2) });
     console.log(JSON.stringify(r));
     console.table(r.variants);
+  }
+  if (only.length === 0 || only.includes('scale')) {
+    // PostgreSQL only: the data set is the point, and PGlite serves one connection at a time.
+    if (backends.length < 2) console.log('scale: needs PostgreSQL (BENCH_DATABASE_URL); skipped');
+    else {
+      const r = await benchScale({
+        databaseUrl,
+        size: {
+          users: int('BENCH_SCALE_USERS', SCALE_SIZE.users),
+          products: int('BENCH_SCALE_PRODUCTS', SCALE_SIZE.products),
+          orders: int('BENCH_SCALE_ORDERS', SCALE_SIZE.orders),
+        },
+        seconds: int('BENCH_SECONDS', 10),
+        connections: int('BENCH_CONNECTIONS', 32),
+        customers: int('BENCH_CUSTOMERS', 200),
+        ...(env.BENCH_SCALE_QUERY ? { only: env.BENCH_SCALE_QUERY } : {}),
+      });
+      console.log(JSON.stringify(r));
+      console.table(r.results);
+    }
   }
   if (only.length === 0 || only.includes('refusals')) {
     // Refused before planning: no subgraph and no database is involved, so one backend is enough.

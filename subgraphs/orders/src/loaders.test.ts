@@ -138,3 +138,20 @@ describe('createLoaders', () => {
     expect(result).toEqual([4, 0, 12, 0]);
   });
 });
+
+describe('batch bound', () => {
+  it('splits every loader at maxBatchSize and keeps each key its own answer', async () => {
+    const batches: Record<string, number[]> = {};
+    const sizes = { observe: ({ loader }: { loader: string }, size: number) => void (batches[loader] ??= []).push(size) };
+    const l = createLoaders(app.prisma, app.db.schema, sizes, { maxBatchSize: 2 });
+    const users = [alice, bob, carol];
+    const { result, statements } = await counted(() =>
+      Promise.all([Promise.all(users.map((userId) => l.ordersByUser.load({ userId, take: 2, after: null }))), l.orderCountByUser.loadMany(users)]),
+    );
+    expect(batches).toEqual({ ordersByUser: [2, 1], orderCountByUser: [2, 1] });
+    expect(statements).toBe(4);
+    const [pages, counts] = result;
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 0]);
+    expect(counts).toEqual([12, 4, 0]);
+  });
+});

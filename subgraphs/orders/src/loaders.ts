@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { batchByUuid, isUuid, observeBatches, qualifiedTable, type BatchSizes } from '@commerce/service-kit';
+import { batchByUuid, getValidBatchOptions, isUuid, observeBatches, qualifiedTable, type BatchSizes, type LoaderOptions } from '@commerce/service-kit';
 import { Prisma, type PrismaClient } from './generated/prisma/client.ts';
 import type { OrderItemModel, OrderModel } from './generated/prisma/models.ts';
 
@@ -28,10 +28,11 @@ export interface Loaders {
 /**
  * A new set per request: DataLoader caches for the life of the request only.
  * `schema` is the PostgreSQL schema holding the tables; raw SQL must name it
- * because the PostgreSQL adapter does not set search_path.
+ * because the PostgreSQL adapter does not set search_path. `options.maxBatchSize` bounds each batch.
  */
-export function createLoaders(prisma: PrismaClient, schema: string, sizes?: BatchSizes): Loaders {
+export function createLoaders(prisma: PrismaClient, schema: string, sizes?: BatchSizes, options?: LoaderOptions): Loaders {
   const ordersTable = Prisma.raw(qualifiedTable(schema, 'orders'));
+  const batching = getValidBatchOptions(options);
 
   const orderById = new DataLoader<string, OrderModel | null>(
     observeBatches(
@@ -39,6 +40,7 @@ export function createLoaders(prisma: PrismaClient, schema: string, sizes?: Batc
       'orderById',
       batchByUuid((ids) => prisma.order.findMany({ where: { id: { in: ids } } })),
     ),
+    batching,
   );
 
   const itemsByOrderId = new DataLoader<string, OrderItemModel[]>(
@@ -48,6 +50,7 @@ export function createLoaders(prisma: PrismaClient, schema: string, sizes?: Batc
       const byOrder = groupBy(rows, (r) => r.orderId);
       return orderIds.map((id) => byOrder.get(id.toLowerCase()) ?? []);
     }),
+    batching,
   );
 
   const ordersByUser = new DataLoader<OrdersPageKey, OrderModel[], string>(
@@ -68,7 +71,7 @@ export function createLoaders(prisma: PrismaClient, schema: string, sizes?: Batc
       );
       return keys.map((key) => byKey.get(pageKey(key)) ?? []);
     }),
-    { cacheKeyFn: pageKey },
+    { cacheKeyFn: pageKey, ...batching },
   );
 
   /**
@@ -100,6 +103,7 @@ export function createLoaders(prisma: PrismaClient, schema: string, sizes?: Batc
       const byUser = new Map(rows.map((r) => [r.userId, r._count._all]));
       return userIds.map((id) => byUser.get(id.toLowerCase()) ?? 0);
     }),
+    batching,
   );
 
   return { orderById, itemsByOrderId, ordersByUser, orderCountByUser };

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PrismaClient } from './generated/prisma/client.ts';
+import { DEFAULT_MAX_BATCH_SIZE } from '@commerce/service-kit';
 import { createLoaders } from './loaders.ts';
 import { startProductsApp, type ProductsApp } from './test-support.ts';
 
@@ -72,5 +73,34 @@ describe('productById', () => {
     const loaders = createLoaders(prisma);
     expect(await loaders.productById.loadMany(['x', 'y'])).toEqual([null, null]);
     expect(statements()).toBe(0);
+  });
+});
+
+describe('batch bound', () => {
+  /** Records every batch's key count, as the service's histogram would. */
+  const recorder = () => {
+    const batches: number[] = [];
+    return { batches, sizes: { observe: (_labels: { loader: string }, size: number) => void batches.push(size) } };
+  };
+  const unknownIds = (n: number) => Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+
+  it(`splits a load of more than ${DEFAULT_MAX_BATCH_SIZE} keys into batches of at most ${DEFAULT_MAX_BATCH_SIZE}, one statement each`, async () => {
+    const { batches, sizes } = recorder();
+    const loaders = createLoaders(prisma, sizes);
+    const keys = [...ids, ...unknownIds(2 * DEFAULT_MAX_BATCH_SIZE + 1 - ids.length)];
+    const products = await loaders.productById.loadMany(keys);
+    expect(batches).toEqual([DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, 1]);
+    expect(statements()).toBe(3);
+    expect(products.filter((p) => p !== null).map((p) => (p instanceof Error ? p : p.id))).toEqual(ids);
+  });
+
+  it('takes a smaller bound, and refuses one that is not a positive integer', async () => {
+    const { batches, sizes } = recorder();
+    const loaders = createLoaders(prisma, sizes, { maxBatchSize: 2 });
+    await loaders.productById.loadMany(ids);
+    expect(batches).toEqual([2, 2, 1]);
+    expect(statements()).toBe(3);
+    expect(() => createLoaders(prisma, sizes, { maxBatchSize: 0 })).toThrow(TypeError);
+    expect(() => createLoaders(prisma, sizes, { maxBatchSize: 1.5 })).toThrow(/positive integer, got 1.5/);
   });
 });

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { batchByUuid, observeBatches, type BatchSizes } from '@commerce/service-kit';
+import { batchByUuid, getValidBatchOptions, observeBatches, type BatchSizes, type LoaderOptions } from '@commerce/service-kit';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { ProductModel } from './generated/prisma/models.ts';
 
@@ -8,8 +8,12 @@ export interface Loaders {
   productById: DataLoader<string, ProductModel | null>;
 }
 
-/** A new set per request: DataLoader caches for the life of the request only. `sizes` observes each batch (metrics). */
-export function createLoaders(prisma: PrismaClient, sizes?: BatchSizes): Loaders {
+/**
+ * A new set per request: DataLoader caches for the life of the request only. `sizes` observes each
+ * batch (metrics); `options.maxBatchSize` bounds it.
+ */
+export function createLoaders(prisma: PrismaClient, sizes?: BatchSizes, options?: LoaderOptions): Loaders {
+  const batching = getValidBatchOptions(options);
   return {
     productById: new DataLoader(
       observeBatches(
@@ -17,6 +21,7 @@ export function createLoaders(prisma: PrismaClient, sizes?: BatchSizes): Loaders
         'productById',
         batchByUuid((ids) => prisma.product.findMany({ where: { id: { in: ids } } })),
       ),
+      batching,
     ),
   };
 }

@@ -1,5 +1,5 @@
 /** The demo catalogue for `pnpm start`, `pnpm db:seed` and the tests: deterministic for a count and seed. */
-import { createRandom, getValidCount, seedIfEmpty, type Database, type Random, type SeedResult } from '@commerce/service-kit';
+import { createRandom, getValidCount, seedIfEmpty, seedTimestamp, type Database, type Random, type SeedResult } from '@commerce/service-kit';
 
 export const SEED_CATEGORIES = ['books', 'electronics', 'garden', 'kitchen', 'outdoors', 'toys'] as const;
 
@@ -16,8 +16,10 @@ export interface SeedProduct {
   createdAt: Date;
 }
 
+/** Products are a minute apart from here, closer when there are too many to end before PRODUCTS_END. */
 const PRODUCTS_START = Date.UTC(2025, 10, 1);
-const MINUTE = 60_000;
+/** The catalogue predates the seeded orders (ORDERS_START in the orders seed). */
+const PRODUCTS_END = Date.UTC(2026, 0, 1);
 /** This service's stream of the shared seed: other services draw from their own. */
 const RANDOM_STREAM = 2;
 
@@ -49,7 +51,7 @@ export function makeProductSeed(count: number, seed = 1): SeedProduct[] {
       stock: i % 20 === 3 ? 0 : rand.int(1, 500),
       category,
       active: i % 25 !== 11,
-      createdAt: new Date(PRODUCTS_START + i * MINUTE),
+      createdAt: seedTimestamp(PRODUCTS_START, PRODUCTS_END, i, count),
     });
   }
   return products;

@@ -1,5 +1,5 @@
 /** Demo accounts for `pnpm start`, `pnpm db:seed` and the tests: deterministic for a count and seed. */
-import { createRandom, getValidCount, seedIfEmpty, type Database, type SeedResult } from '@commerce/service-kit';
+import { createRandom, getValidCount, seedIfEmpty, seedTimestamp, type Database, type SeedResult } from '@commerce/service-kit';
 import { hashPassword } from '@commerce/service-kit/password';
 
 /** Development-only credentials; the seeded accounts exist only where demo data was seeded. */
@@ -21,8 +21,10 @@ export interface SeedUser {
   createdAt: Date;
 }
 
+/** Accounts are a minute apart from here, closer when there are too many to end before USERS_END. */
 const USERS_START = Date.UTC(2025, 9, 1);
-const MINUTE = 60_000;
+/** Every account predates the seeded orders (ORDERS_START in the orders seed). */
+const USERS_END = Date.UTC(2026, 0, 1);
 /** This service's stream of the shared seed: other services draw from their own. */
 const RANDOM_STREAM = 1;
 
@@ -77,7 +79,7 @@ export function makeUserSeed(count: number, seed = 1): SeedUser[] {
   const rand = createRandom(seed, RANDOM_STREAM);
   const users: SeedUser[] = [];
   for (let i = 0; i < count; i++) {
-    const createdAt = new Date(USERS_START + i * MINUTE);
+    const createdAt = seedTimestamp(USERS_START, USERS_END, i, count);
     const id = rand.uuid();
     if (i === 0) {
       users.push({ id, email: DEMO_CREDENTIALS.admin.email, name: 'Ada Admin', role: 'ADMIN', password: DEMO_CREDENTIALS.admin.password, createdAt });

@@ -1,0 +1,186 @@
+/**
+ * `pnpm bench scale`: the supergraph on PostgreSQL at 100k users, 100k products and 1M orders
+ * (about 2.5M lines). The data set is seeded once into a database of its own (`bench_scale` on
+ * BENCH_DATABASE_URL's server) and reused while the size recorded in the database's comment
+ * matches; then the services start as `pnpm start` starts them with DATABASE_URL (one process), and
+ * each query is measured at `connections` clients and at one, with the tokens of `customers`
+ * distinct customers signed with the development JWT secret.
+ */
+import { spawn } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
+import { loadLocalConfig } from '@commerce/local/config';
+import { SERVICE_NAMES, seedDemoData, streamDemoData, type DemoDataSize, type ServiceName } from '@commerce/local/demo-data';
+import { migrateAll } from '@commerce/local/services';
+import { DEV_JWT_SECRET, openDatabase, signClientToken, type Database } from '@commerce/service-kit';
+import { makeUserSeed } from '@commerce/users/seed';
+import type { LoadResult, LoadSpec } from './load.ts';
+import { THREE_SUBGRAPH_QUERY } from './observability.ts';
+
+export const SCALE_SIZE: DemoDataSize = { users: 100_000, products: 100_000, orders: 1_000_000 };
+export const SCALE_DATABASE = 'bench_scale';
+/** Bump when the seeded rows change for the same size (their dates did in version 2): the data set is seeded anew. */
+const SEED_VERSION = 2;
+
+export const SCALE_QUERIES: Record<string, string> = {
+  'three-subgraph (me → orders → lines → product)': THREE_SUBGRAPH_QUERY,
+  'catalogue (books, in stock, totalCount)':
+    'query Catalogue { products(first: 20, filter: { category: "books", inStock: true }) { totalCount edges { node { id name priceCents stock } } pageInfo { hasNextPage endCursor } } }',
+  'catalogue (everything, totalCount)':
+    'query AllProducts { products(first: 20) { totalCount edges { node { id name priceCents stock } } pageInfo { hasNextPage endCursor } } }',
+};
+
+export interface ScaleBenchOptions {
+  /** Any database on the server: bench_scale is created next to it. */
+  databaseUrl: string;
+  size: DemoDataSize;
+  seconds: number;
+  connections: number;
+  customers: number;
+  /** Only the queries whose name contains this (BENCH_SCALE_QUERY); all by default. */
+  only?: string;
+}
+
+export async function benchScale(o: ScaleBenchOptions) {
+  const { url: databaseUrl, seededSeconds } = await ensureScaleDatabase(o.databaseUrl, o.size);
+  const env = {
+    DATABASE_URL: databaseUrl,
+    HOST: '127.0.0.1',
+    GATEWAY_PORT: '0',
+    USERS_PORT: '0',
+    PRODUCTS_PORT: '0',
+    ORDERS_PORT: '0',
+    SEED_DEMO_DATA: 'false',
+    // One machine sends every request: per-IP budgets would measure the limiter, not the service.
+    RATE_LIMITS: 'off',
+    BUS_BACKEND: 'memory',
+    LOG_LEVEL: 'warn',
+    APOLLO_TELEMETRY_DISABLED: 'true',
+  };
+  const sg = await startLocalSupergraph(loadLocalConfig(env));
+  try {
+    const tokens = await customerTokens(o.size, o.customers);
+    const results: {
+      query: string;
+      clients: number;
+      load1m: number;
+      rps: number;
+      p50: number;
+      p95: number;
+      p99: number;
+      requests: number;
+      failures: number;
+    }[] = [];
+    for (const [name, query] of Object.entries(SCALE_QUERIES)) {
+      if (o.only && !name.includes(o.only)) continue;
+      await checkQuery(sg, query, tokens);
+      const body = JSON.stringify({ query });
+      // Warm-up (JIT, pools, PostgreSQL's cache) not counted.
+      await load({ url: sg.url, body, tokens, connections: o.connections, seconds: Math.max(2, Math.round(o.seconds / 3)) });
+      for (const clients of [o.connections, 1]) {
+        const r = await load({ url: sg.url, body, tokens, connections: clients, seconds: o.seconds });
+        // The machine is shared: the load average says what else ran meanwhile.
+        const row = {
+          query: name,
+          clients,
+          load1m: Math.round(loadavg()[0]! * 10) / 10,
+          rps: r.rps,
+          p50: r.ms.p50,
+          p95: r.ms.p95,
+          p99: r.ms.p99,
+          requests: r.requests,
+          failures: r.non2xx + r.errors,
+        };
+        console.log(JSON.stringify({ scenario: 'scale', ...row }));
+        results.push(row);
+      }
+    }
+    return { scenario: 'scale', size: o.size, seededSeconds, customers: o.customers, seconds: o.seconds, results };
+  } finally {
+    await sg.stop();
+  }
+}
+
+/**
+ * Creates and seeds bench_scale unless it already holds this size (its comment says which, written
+ * only once seeding finished); a database of another size or an unfinished seed is dropped first.
+ */
+async function ensureScaleDatabase(serverUrl: string, size: DemoDataSize): Promise<{ url: string; seededSeconds: number | null }> {
+  const marker = `commerce bench scale data ${JSON.stringify({ ...size, version: SEED_VERSION })}`;
+  const url = new URL(serverUrl);
+  url.pathname = `/${SCALE_DATABASE}`;
+  const current = await withAdmin(serverUrl, async (c) => {
+    const { rows } = await c.query<{ comment: string | null }>(`SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [
+      SCALE_DATABASE,
+    ]);
+    return rows[0];
+  });
+  if (current?.comment === marker) {
+    console.log(`scale: reusing ${SCALE_DATABASE} (${marker})`);
+    return { url: url.toString(), seededSeconds: null };
+  }
+  const started = performance.now();
+  await withAdmin(serverUrl, async (c) => {
+    if (current) await c.query(`DROP DATABASE "${SCALE_DATABASE}" WITH (FORCE)`);
+    await c.query(`CREATE DATABASE "${SCALE_DATABASE}"`);
+  });
+  console.log(`scale: seeding ${SCALE_DATABASE} with ${JSON.stringify(size)} …`);
+  const dbs: Partial<Record<ServiceName, Database>> = {};
+  try {
+    for (const service of SERVICE_NAMES) dbs[service] = await openDatabase({ kind: 'postgres', url: url.toString(), schema: service });
+    const all = dbs as Record<ServiceName, Database>;
+    await migrateAll(all);
+    const seeded = await seedDemoData(all, streamDemoData(size));
+    console.log(`scale: seeded ${JSON.stringify(Object.fromEntries(SERVICE_NAMES.map((s) => [s, seeded[s].rows])))}`);
+  } finally {
+    await Promise.all(Object.values(dbs).map((db) => db.close()));
+  }
+  await withAdmin(serverUrl, (c) => c.query(`COMMENT ON DATABASE "${SCALE_DATABASE}" IS '${marker.replace(/'/g, "''")}'`));
+  const seededSeconds = Math.round((performance.now() - started) / 100) / 10;
+  console.log(`scale: seeded in ${seededSeconds} s`);
+  return { url: url.toString(), seededSeconds };
+}
+
+/** Client tokens of `count` seeded customers (not the demo one, whose 60 orders are atypical). */
+async function customerTokens(size: DemoDataSize, count: number): Promise<string[]> {
+  const customers = makeUserSeed(size.users).slice(2, 2 + count);
+  return Promise.all(customers.map(async (u) => (await signClientToken({ userId: u.id, role: u.role }, DEV_JWT_SECRET, 24 * 3600)).token));
+}
+
+/** Every benchmark query must answer without errors before it is measured (a fast error is no result). */
+async function checkQuery(sg: LocalSupergraph, query: string, tokens: string[]): Promise<void> {
+  for (const token of tokens.slice(0, 3)) {
+    const res = await fetch(sg.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query }),
+    });
+    const json = (await res.json()) as { data?: unknown; errors?: unknown[] };
+    if (!res.ok || json.errors?.length || !json.data) throw new Error(`benchmark query failed (${res.status}): ${JSON.stringify(json.errors)}`);
+  }
+}
+
+/** Runs load.ts in its own process, so the load generator does not share the services' event loop. */
+function load(spec: LoadSpec): Promise<LoadResult> {
+  const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+  const script = fileURLToPath(new URL('./load.ts', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(tsx, [script, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`))));
+  });
+}
+
+async function withAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
