@@ -20,7 +20,7 @@ import {
   type Health,
   type ServiceApp,
   type Tracing,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import { GraphQLError, type FormattedExecutionResult } from 'graphql';
 import { createHttpContext, type GatewayContext } from './context.ts';
 import { SignedDataSource, createSubgraphAgent } from './data-source.ts';

@@ -14,7 +14,7 @@ import {
   recordError,
   signForwardedIdentity,
   type Logger,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import { SpanKind, type Tracer } from '@opentelemetry/api';
 import type { CircuitBreakerPolicy } from 'cockatiel';
 import { GraphQLError } from 'graphql';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
-import { REQUEST_ID_HEADER, activeTraceId, createGraphQLHandler, startServerRequest, type Logger, type Tracing } from '@commerce/service-kit';
+import { REQUEST_ID_HEADER, activeTraceId, createGraphQLHandler, startServerRequest, type Logger, type Tracing } from '@commerce/service-kit/core';
 import { context, type Span } from '@opentelemetry/api';
 import { getValidRequestId, type GatewayContext } from './context.ts';
 import type { IdeHandler } from './ide.ts';

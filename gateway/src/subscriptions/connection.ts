@@ -1,6 +1,6 @@
 /** One client WebSocket: who it is (verified once, at connection_init), its subscriptions, how it ends. */
 import { randomUUID } from 'node:crypto';
-import type { Channel, Identity } from '@commerce/service-kit';
+import type { Channel, Identity } from '@commerce/service-kit/core';
 import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
 import type { GatewayContext } from '../context.ts';
