@@ -66,6 +66,7 @@ interface Run {
   non2xx: number;
   errors: number;
   timeouts: number;
+  cpuMsPerRequest: number;
   peakRssMiB: number;
 }
 
@@ -126,6 +127,7 @@ export async function benchGateway(o: GatewayBenchOptions) {
         'p50 ms': mean(mine.map((r) => r.p50)),
         'p95 ms': mean(mine.map((r) => r.p95)),
         'p99 ms': mean(mine.map((r) => r.p99)),
+        'CPU ms/request': mean(mine.map((r) => r.cpuMsPerRequest)),
         'RSS idle MiB': idleRssMiB[name]!,
         'RSS peak MiB': Math.max(...mine.map((r) => r.peakRssMiB)),
         failures: mine.reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0),
@@ -178,15 +180,25 @@ async function postQuery(url: string): Promise<string> {
 /** One load run against `g`, sampling its RSS meanwhile. */
 async function load(g: Gateway, o: Pick<GatewayBenchOptions, 'seconds' | 'connections'>) {
   let peak = rssMiB(g.child.pid!);
+  const cpuBefore = cpuMs(g.child.pid!);
   const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(g.child.pid!))), 250);
   try {
     const args = JSON.stringify({ url: g.url, connections: o.connections, seconds: o.seconds, body: JSON.stringify({ query: NESTED_QUERY }) });
     const { url } = await startProcess(process.execPath, [path.join(here, 'load.mjs'), args], {}, (line) => line, { untilExit: true });
-    const result = JSON.parse(url) as Omit<Run, 'gateway' | 'round' | 'peakRssMiB'>;
-    return { ...result, peakRssMiB: peak };
+    const result = JSON.parse(url) as Omit<Run, 'gateway' | 'round' | 'peakRssMiB' | 'cpuMsPerRequest'>;
+    // CPU time per answered request: steadier than requests/s when neighbours compete for the cores.
+    const cpuMsPerRequest = Math.round(((cpuMs(g.child.pid!) - cpuBefore) / Math.max(1, result.responses)) * 100) / 100;
+    return { ...result, cpuMsPerRequest, peakRssMiB: peak };
   } finally {
     clearInterval(sampler);
   }
+}
+
+/** User + system CPU time of a process so far, ms (/proc/<pid>/stat, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** VmRSS of a process, MiB. */
