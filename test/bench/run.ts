@@ -7,7 +7,8 @@
  *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
  *   pnpm bench observability   the three-subgraph query with metrics off / on / on + tracing (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ROUNDS)
  *   pnpm bench gateway         this gateway against stock @apollo/gateway on the nested query (BENCH_SECONDS 20, BENCH_CONNECTIONS 50, BENCH_ROUNDS 2;
- *                              BENCH_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for our gateway's process)
+ *                              BENCH_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for our gateway's process;
+ *                              BENCH_GATEWAY_ENTRY=tsx runs its sources under tsx instead of gateway/dist/index.mjs)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
  */
 import pg from 'pg';
@@ -76,9 +77,12 @@ async function main() {
       connections: int('BENCH_CONNECTIONS', 50),
       rounds: int('BENCH_ROUNDS', 2),
       nodeFlags: (env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      entry: env.BENCH_GATEWAY_ENTRY === 'tsx' ? 'tsx' : 'dist',
     });
     console.log(JSON.stringify(r));
-    console.log(`responses identical: ${r.identicalResponses ? 'yes' : 'NO'}; our gateway's env: ${JSON.stringify(r.conditions.ourEnv)}`);
+    console.log(
+      `responses identical: ${r.identicalResponses ? 'yes' : 'NO'}; our gateway ran from ${r.conditions.ourEntry} with ${JSON.stringify(r.conditions.ourEnv)}`,
+    );
     console.table(r.summary);
     console.table(r.ratios);
   }
