@@ -3,7 +3,8 @@
  * four benchmark-shaped subgraphs (subgraphs.mjs, one process of their own) and the nested query of
  * graphql-gateways-benchmark. Each gateway runs as its own process; the load generator too
  * (load.mjs: autocannon, percentiles from every response). Rounds alternate stock and ours, and each
- * gateway's RSS is read from /proc/<pid>/status: idle (started, one query answered) and peak under load.
+ * gateway's RSS is read from /proc/<pid>/status: idle (started, a few sequential queries answered, then
+ * a pause) and peak under load.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -107,6 +108,9 @@ export async function benchGateway(o: GatewayBenchOptions) {
 
     const answers = await Promise.all(gateways.map((g) => postQuery(g.url)));
     const identical = answers[0] === answers[1];
+    // Idle: settled after a few sequential queries and a pause, not the transient of the very first one.
+    for (let i = 0; i < 10; i++) await Promise.all(gateways.map((g) => postQuery(g.url)));
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
     const idleRssMiB = Object.fromEntries(gateways.map((g) => [g.name, rssMiB(g.child.pid!)]));
     if (!identical) console.log(`responses differ:\n  stock: ${answers[0]!.slice(0, 300)}\n  ours:  ${answers[1]!.slice(0, 300)}`);
     if ((JSON.parse(answers[0]!) as { errors?: unknown }).errors) throw new Error(`stock @apollo/gateway answered errors: ${answers[0]!.slice(0, 500)}`);
