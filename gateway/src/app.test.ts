@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { REQUEST_ID_HEADER, signClientToken, verifyForwardedIdentity } from '@commerce/service-kit';
+import { REQUEST_ID_HEADER, signClientToken, verifyForwardedIdentity } from '@commerce/service-kit/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_SIGNING_SECRET, composeSupergraph, signToken, startGateway, type Harness, type TestGateway } from './test-support/harness.ts';
 

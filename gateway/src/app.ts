@@ -20,10 +20,10 @@ import {
   type Health,
   type ServiceApp,
   type Tracing,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import { GraphQLError, type FormattedExecutionResult } from 'graphql';
 import { createHttpContext, type GatewayContext } from './context.ts';
-import { SignedDataSource, createSubgraphAgent, makeFetcher } from './data-source.ts';
+import { SignedDataSource, createSubgraphAgent } from './data-source.ts';
 import { Disposers } from './disposers.ts';
 import { GRAPHQL_PATH, createRequestHandler } from './http-handler.ts';
 import { createIdeHandler } from './ide.ts';
@@ -96,7 +96,6 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
     disposers.add(() => rateLimits.close());
     const agent = createSubgraphAgent();
     disposers.add(() => agent.close());
-    const fetcher = makeFetcher(agent, timeoutMs);
     const readiness = createSubgraphReadiness(health, agent);
     // Kept for subscriptions: they open the primary over graphql-ws and send `rest` fetches through these.
     const subgraphs = new Map<string, SubgraphEndpoint>();
@@ -109,7 +108,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         if (!subgraphUrl) throw new TypeError(`subgraph "${name}" has no URL in the supergraph and no override in subgraphUrls`);
         const dataSource = new SignedDataSource({
           url: subgraphUrl,
-          fetcher,
+          agent,
           name,
           signingSecret: opts.signingSecret,
           timeoutMs,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, DEV_JWT_SECRET, DEV_SIGNING_SECRET } from '@commerce/service-kit';
+import { ConfigError, DEV_JWT_SECRET, DEV_SIGNING_SECRET } from '@commerce/service-kit/core';
 import { describe, expect, it } from 'vitest';
 import { loadGatewayConfig, readOperationLimits, setApolloTelemetryDefault, subgraphUrlVariable } from './config.ts';
 import { DEFAULT_OPERATION_LIMITS } from './limits.ts';

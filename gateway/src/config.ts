@@ -15,7 +15,7 @@ import {
   readProcessConfig,
   readUrl,
   type Env,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits.ts';
 import type { GatewayOptions } from './options.ts';
 import { makeTrustedProxies } from './rate-limits/client-address.ts';

@@ -2,7 +2,7 @@
  * Who is calling: the bearer token verified once, by one implementation for HTTP requests (the
  * Authorization header) and WebSocket connections (connection_init's `authorization`).
  */
-import { unauthenticated, verifyClientToken, type Identity, type Logger } from '@commerce/service-kit';
+import { unauthenticated, verifyClientToken, type Identity, type Logger } from '@commerce/service-kit/core';
 import { decodeJwt } from 'jose';
 import type { RequestRecord } from './observability/requests.ts';
 

@@ -1,9 +1,10 @@
 /**
- * How the gateway calls a subgraph: one keep-alive pool, a timeout budget per fetch, the caller's
- * identity signed for that subgraph, and a circuit breaker per subgraph (subgraph-breaker.ts).
+ * How the gateway calls a subgraph: one keep-alive pool (undici's pooled `request` API), a timeout
+ * budget per call, the caller's identity signed for that subgraph, and a circuit breaker per
+ * subgraph (subgraph-breaker.ts).
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { STATUS_CODES } from 'node:http';
+import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import {
   ErrorCode,
   IDENTITY_HEADER,
@@ -13,11 +14,11 @@ import {
   recordError,
   signForwardedIdentity,
   type Logger,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import { SpanKind, type Tracer } from '@opentelemetry/api';
 import type { CircuitBreakerPolicy } from 'cockatiel';
 import { GraphQLError } from 'graphql';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { GatewayContext } from './context.ts';
 import type { BreakerStateValue, GatewayMetrics, SubgraphOutcome } from './observability/metrics.ts';
 import {
@@ -32,14 +33,7 @@ import {
   type SubgraphRetryOptions,
 } from './subgraph-breaker.ts';
 
-type Fetcher = RemoteGraphQLDataSource['fetcher'];
-type SubgraphResponse = Awaited<ReturnType<RemoteGraphQLDataSource['process']>>;
-
-/**
- * Carries a call's deadline (epoch ms) from the data source to the fetcher, which removes it: it
- * never leaves the gateway. RemoteGraphQLDataSource gives the fetcher only the URL and RequestInit.
- */
-const DEADLINE_HEADER = 'x-gateway-internal-deadline';
+type SubgraphResponse = Awaited<ReturnType<GraphQLDataSource['process']>>;
 
 /**
  * One keep-alive pool for all subgraph calls. Idle sockets are dropped after 4 s, before Node's
@@ -47,52 +41,13 @@ const DEADLINE_HEADER = 'x-gateway-internal-deadline';
  */
 export const createSubgraphAgent = (): Agent => new Agent({ keepAliveTimeout: 4_000 });
 
-/**
- * The caller's signal (GatewayContext.signal) while a data source processes its fetch: the fetcher
- * RemoteGraphQLDataSource calls is given no context, and its private sendRequest builds the init.
- */
-const callerSignal = new AsyncLocalStorage<AbortSignal | undefined>();
-
-/**
- * RemoteGraphQLDataSource sets no timeout, so every fetch gets its own AbortSignal; it covers the
- * response body too, because parseBody reads the body while the signal is still armed. A retried
- * call's attempts share one budget: the data source's deadline, else `timeoutMs` from now. It also
- * aborts when the caller hangs up, so a gone client's work stops at the subgraphs.
- */
-export function makeFetcher(agent: Agent, timeoutMs: number): Fetcher {
-  return (url, init) => {
-    const headers = { ...init?.headers };
-    const deadline = Number(headers[DEADLINE_HEADER]);
-    delete headers[DEADLINE_HEADER];
-    const timeout = AbortSignal.timeout(Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : timeoutMs);
-    const caller = callerSignal.getStore();
-    if (!caller) return undiciFetch(url, { ...init, headers, dispatcher: agent, signal: timeout });
-    return fetchUntilCallerLeaves(url, { ...init, headers }, agent, timeout, caller);
-  };
-}
-
-/**
- * Not AbortSignal.any: on Node 20 a long-lived source (a WebSocket connection's signal) keeps every
- * signal combined with it (nodejs/node#55351). The caller's listener goes once the response has
- * arrived; the timeout alone still covers reading the body.
- */
-async function fetchUntilCallerLeaves(url: string, init: Parameters<Fetcher>[1], agent: Agent, timeout: AbortSignal, caller: AbortSignal) {
-  const controller = new AbortController();
-  const onTimeout = () => controller.abort(timeout.reason);
-  const onCallerGone = () => controller.abort(caller.reason);
-  if (caller.aborted) onCallerGone();
-  timeout.addEventListener('abort', onTimeout, { once: true });
-  caller.addEventListener('abort', onCallerGone, { once: true });
-  try {
-    return await undiciFetch(url, { ...init, dispatcher: agent, signal: controller.signal });
-  } finally {
-    caller.removeEventListener('abort', onCallerGone);
-  }
-}
+/** undici's codes for a call that ran out of its headersTimeout / bodyTimeout. */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 export interface SignedDataSourceConfig {
   url: string;
-  fetcher: Fetcher;
+  /** The pool every subgraph call goes through (createSubgraphAgent). */
+  agent: Dispatcher;
   name: string;
   signingSecret: string;
   timeoutMs: number;
@@ -110,19 +65,33 @@ export interface SignedDataSourceConfig {
  * id; a timeout is SUBGRAPH_TIMEOUT. Behind a circuit breaker: once it is open the call fails fast
  * with SUBGRAPH_UNAVAILABLE, without reaching the subgraph. Failures answer as errors at the
  * paths of this fetch's fields, so the rest of the response still comes back.
+ *
+ * It speaks to the subgraph itself rather than through RemoteGraphQLDataSource, whose every call
+ * builds node-fetch Headers and a Request, a WHATWG fetch with web streams, and (for a timeout) an
+ * AbortSignal: under load that garbage was a fifth of the gateway's CPU. What it did that we rely
+ * on is kept: the same JSON body, `<status>: <text>` errors carrying `extensions.response`
+ * (UNAUTHENTICATED / FORBIDDEN for 401 / 403), and a subgraph's Cache-Control restricting the
+ * response's cache policy.
  */
-export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
+  readonly url: string;
+  readonly #origin: string;
+  readonly #path: string;
+  readonly #agent: Dispatcher;
   readonly #name: string;
   readonly #signingSecret: string;
   readonly #timeoutMs: number;
   readonly #breaker: CircuitBreakerPolicy;
   readonly #retry: Required<SubgraphRetryOptions>;
-  readonly #deadlines = new WeakMap<object, number>();
   readonly #tracer: Tracer;
   readonly #metrics: GatewayMetrics | undefined;
 
-  constructor({ name, signingSecret, timeoutMs, url, fetcher, logger, breaker, retry, tracer, metrics }: SignedDataSourceConfig) {
-    super({ url, fetcher });
+  constructor({ name, signingSecret, timeoutMs, url, agent, logger, breaker, retry, tracer, metrics }: SignedDataSourceConfig) {
+    this.url = url;
+    const parsed = new URL(url);
+    this.#origin = parsed.origin;
+    this.#path = `${parsed.pathname}${parsed.search}`;
+    this.#agent = agent;
     this.#name = name;
     this.#signingSecret = signingSecret;
     this.#timeoutMs = timeoutMs;
@@ -137,17 +106,13 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     return breakerStateValue(this.#breaker.state);
   }
 
-  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+  async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+    // A retried call's attempts share one budget.
     const deadline = Date.now() + this.#timeoutMs;
-    // The fetcher learns the caller's signal from here: it gets no context of its own.
-    const signal = 'incomingRequestContext' in options ? options.context.signal : undefined;
     const attempts = this.#retry.retryQueries && isRetryableOperation(options) ? 2 : 1;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#breaker.execute(() => {
-          this.#deadlines.set(options, deadline);
-          return callerSignal.run(signal, () => this.#observedProcess(options));
-        });
+        return await this.#breaker.execute(() => this.#observedProcess(options, deadline));
       } catch (error) {
         if (isBreakerOpen(error)) {
           this.#metrics?.countSubgraphError(this.#name, 'circuit_open');
@@ -166,17 +131,17 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   }
 
   /**
-   * One HTTP fetch: a CLIENT span (a child of @apollo/gateway's gateway.fetch), whose context
-   * willSendRequest forwards in `traceparent`, timed by outcome.
+   * One HTTP call: a CLIENT span (a child of @apollo/gateway's gateway.fetch), whose context is
+   * forwarded in `traceparent`, timed by outcome.
    */
-  #observedProcess(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+  #observedProcess(options: GraphQLDataSourceProcessOptions<GatewayContext>, deadline: number): Promise<SubgraphResponse> {
     const attributes = { 'graphql.subgraph.name': this.#name, 'http.request.method': 'POST', 'url.full': this.url };
     return this.#tracer.startActiveSpan(`${this.#name} POST`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
       const started = performance.now();
       const observe = (outcome: SubgraphOutcome, reason?: string) =>
         this.#metrics?.observeSubgraphFetch(this.#name, outcome, (performance.now() - started) / 1000, reason);
       try {
-        const response = await super.process(options);
+        const response = await this.#send(options, deadline);
         if (response.errors?.length) observe('error', 'graphql_errors');
         else observe('success');
         return response;
@@ -193,36 +158,74 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     });
   }
 
-  override async willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<void> {
-    const headers = options.request.http!.headers;
+  /**
+   * POSTs the fetch. The time left in the budget bounds both the wait for the response's headers
+   * and each wait for its body (undici's headersTimeout / bodyTimeout: no timer or signal of our
+   * own); the caller's signal aborts it when the client hangs up, so a gone client's work stops at
+   * the subgraphs.
+   */
+  async #send(options: GraphQLDataSourceProcessOptions<GatewayContext>, deadline: number): Promise<SubgraphResponse> {
+    const { http, ...request } = options.request;
+    if (!request.query) throw new Error('Missing query');
     // Health checks and schema loads have no incoming request: they go out as signed anonymous calls.
     const context = 'incomingRequestContext' in options ? options.context : undefined;
-    headers.set(IDENTITY_HEADER, await signForwardedIdentity(context?.identity ?? null, this.#signingSecret, this.#name));
-    if (context?.requestId) headers.set(REQUEST_ID_HEADER, context.requestId);
+    const headers: Record<string, string> = {};
+    // What @apollo/gateway asks for itself (the ftv1 trace header when usage reporting is on).
+    if (http?.headers) for (const [key, value] of http.headers) headers[key] = value;
+    headers['content-type'] = 'application/json';
+    headers[IDENTITY_HEADER] = await signForwardedIdentity(context?.identity ?? null, this.#signingSecret, this.#name);
+    if (context?.requestId) headers[REQUEST_ID_HEADER] = context.requestId;
     // The active span is this fetch's (#observedProcess): the subgraph's server span becomes its child.
-    const carrier: Record<string, string> = {};
-    injectTraceContext(carrier);
-    for (const [key, value] of Object.entries(carrier)) headers.set(key, value);
-    const deadline = this.#deadlines.get(options);
-    if (deadline !== undefined) headers.set(DEADLINE_HEADER, String(deadline));
+    injectTraceContext(headers);
+    const budget = Math.max(1, deadline - Date.now());
+    try {
+      const response = await this.#agent.request({
+        origin: this.#origin,
+        path: this.#path,
+        method: 'POST',
+        headers,
+        body: JSON.stringify(request),
+        headersTimeout: budget,
+        bodyTimeout: budget,
+        signal: context?.signal,
+      });
+      const body = await readBody(response);
+      if (response.statusCode < 200 || response.statusCode > 299) throw this.#errorFromResponse(response.statusCode, body);
+      if (typeof body !== 'object' || body === null) throw new Error(`Expected JSON response body, but received: ${String(body)}`);
+      if ('incomingRequestContext' in options) restrictCachePolicy(options.incomingRequestContext, response.headers['cache-control']);
+      return body;
+    } catch (error) {
+      throw this.#codedFailure(error);
+    }
   }
 
-  override didEncounterError(error: Error): void {
-    if (error.name === 'TimeoutError') {
-      throw codedError(ErrorCode.SubgraphTimeout, `Subgraph "${this.#name}" did not respond within ${this.#timeoutMs} ms`, {
+  /** What RemoteGraphQLDataSource's errorFromResponse builds for a non-2xx answer. */
+  #errorFromResponse(status: number, body: unknown): GraphQLError {
+    const statusText = STATUS_CODES[status] ?? '';
+    const code = status === 401 ? 'UNAUTHENTICATED' : status === 403 ? 'FORBIDDEN' : undefined;
+    return new GraphQLError(`${status}: ${statusText}`, {
+      extensions: { response: { url: this.url, status, statusText, body }, ...(code ? { code } : {}) },
+    });
+  }
+
+  /** A timeout is SUBGRAPH_TIMEOUT; no answer or an HTTP 5xx is SUBGRAPH_UNAVAILABLE; the rest as it came. */
+  #codedFailure(error: unknown): unknown {
+    if (isTimeout(error)) {
+      return codedError(ErrorCode.SubgraphTimeout, `Subgraph "${this.#name}" did not respond within ${this.#timeoutMs} ms`, {
         extensions: { serviceName: this.#name },
       });
     }
+    if (!(error instanceof Error)) return error;
     const status = error instanceof GraphQLError ? (error.extensions.response as { status?: unknown } | undefined)?.status : undefined;
     // Connection refused or reset, or an HTTP 5xx: the subgraph failed, not the request (a 4xx is the caller's).
     if ((!(error instanceof GraphQLError) && error.name !== 'AbortError') || (typeof status === 'number' && status >= 500)) {
       const why = typeof status === 'number' ? `answered HTTP ${status}` : 'is not answering';
-      throw codedError(ErrorCode.SubgraphUnavailable, `Subgraph "${this.#name}" ${why}`, {
+      return codedError(ErrorCode.SubgraphUnavailable, `Subgraph "${this.#name}" ${why}`, {
         extensions: { serviceName: this.#name },
         originalError: error,
       });
     }
-    throw error;
+    return error;
   }
 
   #unavailable(): GraphQLError {
@@ -230,6 +233,43 @@ export class SignedDataSource extends RemoteGraphQLDataSource<GatewayContext> {
       extensions: { serviceName: this.#name },
     });
   }
+}
+
+const isTimeout = (error: unknown): boolean =>
+  error instanceof Error && (error.name === 'TimeoutError' || TIMEOUT_CODES.has((error as { code?: unknown }).code as string));
+
+/** JSON when the subgraph says so (as RemoteGraphQLDataSource's parseBody), else text; always read to the end. */
+function readBody(response: Dispatcher.ResponseData): Promise<unknown> {
+  const type = response.headers['content-type'];
+  const contentType = Array.isArray(type) ? type[0] : type;
+  if (contentType?.startsWith('application/json') || contentType?.startsWith('application/graphql-response+json')) return response.body.json();
+  return response.body.text();
+}
+
+interface CachePolicyRestrict {
+  restrict(hint: { maxAge?: number; scope?: 'PUBLIC' | 'PRIVATE' }): void;
+}
+
+type IncomingRequestContext = Extract<GraphQLDataSourceProcessOptions<GatewayContext>, { incomingRequestContext: unknown }>['incomingRequestContext'];
+
+/**
+ * A subgraph's Cache-Control restricts the response's cache policy (max-age, private, public), as
+ * RemoteGraphQLDataSource does with honorSubgraphCacheControlHeader (its default).
+ */
+function restrictCachePolicy(requestContext: IncomingRequestContext, header: string | string[] | undefined): void {
+  // Typed `any` by @apollo/server-gateway-interface: Apollo Server's CachePolicy.
+  const policy = requestContext.overallCachePolicy as Partial<CachePolicyRestrict> | null | undefined;
+  if (typeof policy?.restrict !== 'function') return;
+  const directives = new Map<string, string | true>();
+  for (const part of (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',')) {
+    const [name, value] = part.trim().split('=', 2);
+    if (name) directives.set(name.toLowerCase(), value?.replace(/^"|"$/g, '') ?? true);
+  }
+  const maxAge = directives.get('max-age');
+  policy.restrict({
+    maxAge: typeof maxAge === 'string' && /^[0-9]+$/.test(maxAge) ? Number(maxAge) : 0,
+    ...(directives.get('private') === true ? { scope: 'PRIVATE' as const } : directives.get('public') === true ? { scope: 'PUBLIC' as const } : {}),
+  });
 }
 
 /** Outcome and error reason of a fetch that threw, as didEncounterError coded it. */

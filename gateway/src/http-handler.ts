@@ -3,9 +3,10 @@
  * id and a SERVER span, `GET /` redirecting to GraphQL, the browser IDE, the kit's GraphQL handler.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
-import { REQUEST_ID_HEADER, activeTraceId, createGraphQLHandler, startServerRequest, type Logger, type Tracing } from '@commerce/service-kit';
+import { REQUEST_ID_HEADER, activeTraceId, createGraphQLHandler, startServerRequest, type Logger, type Tracing } from '@commerce/service-kit/core';
 import { context, type Span } from '@opentelemetry/api';
 import { getValidRequestId, type GatewayContext } from './context.ts';
 import type { IdeHandler } from './ide.ts';
@@ -100,6 +101,8 @@ function startRequest(req: IncomingMessage, res: ServerResponse, { logger, reque
 /** A signal aborted when the connection closes before the response ended: the client hung up. */
 function abortOnHangUp(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
+  // Each subgraph call of the request listens until it completes: a wide plan has more than 10 at once.
+  setMaxListeners(0, controller.signal);
   res.once('close', () => {
     if (!res.writableEnded)
       // An AbortError: the subgraph did not fail, so no circuit breaker counts it.

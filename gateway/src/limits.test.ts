@@ -3,7 +3,7 @@
  * operation at a limit runs, one past it is refused with its code and HTTP 400, and no subgraph
  * sees it. Then the issue's attacks, and aborting a gone client's subgraph calls.
  */
-import { ErrorCode } from '@commerce/service-kit';
+import { ErrorCode } from '@commerce/service-kit/core';
 import { buildSchema, getIntrospectionQuery, parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_OPERATION_LIMITS, getValidOperationLimits, measureOperation, type OperationLimits } from './limits.ts';

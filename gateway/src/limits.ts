@@ -10,7 +10,7 @@
  * on every request, with the variables, and refuses with its own code.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import { ErrorCode, codedError, type ErrorCodeName } from '@commerce/service-kit';
+import { ErrorCode, codedError, type ErrorCodeName } from '@commerce/service-kit/core';
 import { visit, type DocumentNode, type GraphQLError, type GraphQLSchema } from 'graphql';
 import { CostWalker, countTokens, pickOperation } from './limits-walk.ts';
 

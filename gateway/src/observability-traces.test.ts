@@ -4,7 +4,7 @@
  * subgraphs (unsampled, with a random trace id, when tracing is off), and a `request` log line
  * carrying the operation, the trace and the caller.
  */
-import { REQUEST_ID_HEADER } from '@commerce/service-kit';
+import { REQUEST_ID_HEADER } from '@commerce/service-kit/core';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';

@@ -6,7 +6,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parse, type FormattedExecutionResult } from 'graphql';
-import { renderMetrics } from '@commerce/service-kit';
+import { renderMetrics } from '@commerce/service-kit/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OPERATION_NAME_LABELS } from './observability/metrics.ts';
 import { createManifest, createManifestOperation } from './trusted-documents/manifest.ts';

@@ -1,6 +1,6 @@
 /** What createGatewayApp takes, and the checks it runs on it before anything starts. */
 import { readFile } from 'node:fs/promises';
-import type { LogDestination, MetricsServing, ObservabilityOptions } from '@commerce/service-kit';
+import type { LogDestination, MetricsServing, ObservabilityOptions } from '@commerce/service-kit/core';
 import type { SubgraphBreakerOptions, SubgraphRetryOptions } from './subgraph-breaker.ts';
 import type { RateLimitOptions } from './rate-limits/index.ts';
 import type { OperationLimits } from './limits.ts';

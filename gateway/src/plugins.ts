@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ErrorCode, codedError, isInternalError, maskInternalError, type Logger } from '@commerce/service-kit';
+import { ErrorCode, codedError, isInternalError, maskInternalError, type Logger } from '@commerce/service-kit/core';
 import { OperationTypeNode, type GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from './context.ts';
 

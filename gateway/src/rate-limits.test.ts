@@ -4,7 +4,7 @@
  * every refusal is checked to have reached no subgraph (the stand-in counts its calls).
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode } from '@commerce/service-kit';
+import { ErrorCode } from '@commerce/service-kit/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RateLimitOptions } from './rate-limits/index.ts';

@@ -57,7 +57,10 @@ async function startFront(target: string): Promise<{ url: string; calls: () => n
         res.writeHead(500, { 'content-type': 'text/plain' }).end('upstream broke');
         return;
       }
-      const headers = Object.fromEntries(Object.entries(req.headers).filter((e): e is [string, string] => typeof e[1] === 'string' && e[0] !== 'host'));
+      // fetch sets host and content-length itself; undici refuses a content-length given twice.
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).filter((e): e is [string, string] => typeof e[1] === 'string' && e[0] !== 'host' && e[0] !== 'content-length'),
+      );
       void fetch(target, { method: 'POST', headers, body: Buffer.concat(chunks) }).then(async (answer) => {
         res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' }).end(await answer.text());
       });

@@ -3,7 +3,7 @@
  * fetch leaves at the paths of that subgraph's fields, so the other subgraphs' fields still come back.
  */
 import type { GraphQLDataSourceProcessOptions, RemoteGraphQLDataSource } from '@apollo/gateway';
-import { ErrorCode, type Logger } from '@commerce/service-kit';
+import { ErrorCode, type Logger } from '@commerce/service-kit/core';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import { GraphQLError, Kind, OperationTypeNode, parse, type DocumentNode, type SelectionSetNode } from 'graphql';
 

@@ -4,7 +4,7 @@
  * signature. "reviews" owns the subscriptions; "catalog" resolves the products they reference.
  * The protocol mechanics (graphql-ws's close codes, keep-alive, token expiry) are tested here only.
  */
-import { codedError, signClientToken, verifyForwardedIdentity, type Identity } from '@commerce/service-kit';
+import { codedError, signClientToken, verifyForwardedIdentity, type Identity } from '@commerce/service-kit/core';
 import type { FormattedExecutionResult, GraphQLFormattedError } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatewayCloseCode } from './app.ts';

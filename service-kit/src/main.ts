@@ -1,47 +1,10 @@
-import { ConfigError, readBusConfig, readProcessConfig, type BusConfig, type Env } from './config.ts';
+import { readBusConfig, readProcessConfig, type BusConfig, type Env } from './config.ts';
 import { createBus, type EventBus } from './bus/index.ts';
 import { isPglite } from './db.ts';
 import { createLogger } from './logger.ts';
+import type { Runnable } from './run-main.ts';
 
-export const SHUTDOWN_TIMEOUT_MS = 15_000;
-
-interface Runnable {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/**
- * Runs a service as a process: `create` reads the process's own configuration from `env` and
- * builds the service; runMain starts it and stops it gracefully on SIGINT/SIGTERM. Repeated
- * signals are ignored (Ctrl-C under tsx or pnpm delivers the same signal twice); a drain that
- * hangs is cut off after `SHUTDOWN_TIMEOUT_MS`. A ConfigError is printed as one line.
- */
-export function runMain(name: string, create: (env: Env) => Runnable, env: Env = process.env): void {
-  const main = async () => {
-    const logger = createLogger(name, readProcessConfig(env).logLevel);
-    const app = create(env);
-    let stopping = false;
-    const shutdown = async (signal: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      setTimeout(() => {
-        logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful shutdown timed out');
-        process.exit(1);
-      }, SHUTDOWN_TIMEOUT_MS).unref();
-      await app.stop();
-      logger.info('stopped');
-      process.exit(0);
-    };
-    process.on('SIGINT', (s) => void shutdown(s));
-    process.on('SIGTERM', (s) => void shutdown(s));
-    await app.start();
-  };
-  main().catch((err: unknown) => {
-    console.error(err instanceof ConfigError ? `Configuration error: ${err.message}` : err);
-    process.exit(1);
-  });
-}
+export { SHUTDOWN_TIMEOUT_MS, runMain } from './run-main.ts';
 
 /** The event bus a configuration asks for: Redis Streams, the durable SQL log, or the in-process one. */
 export function createBusFromConfig(config: BusConfig, name: string, logLevel: string): EventBus {

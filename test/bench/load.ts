@@ -11,8 +11,8 @@ export interface LoadSpec {
   url: string;
   /** The request body (a GraphQL POST). */
   body: string;
-  /** Bearer tokens, used in turn, one per request. */
-  tokens: string[];
+  /** Bearer tokens, used in turn, one per request (none: anonymous requests). */
+  tokens?: string[];
   connections: number;
   seconds: number;
 }
@@ -23,6 +23,7 @@ export interface LoadResult {
   ms: ReturnType<typeof summarize>;
   non2xx: number;
   errors: number;
+  timeouts: number;
 }
 
 function run(spec: LoadSpec): Promise<LoadResult> {
@@ -40,13 +41,23 @@ function run(spec: LoadSpec): Promise<LoadResult> {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
             body: spec.body,
-            setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${spec.tokens[next++ % spec.tokens.length]}` } }),
+            setupRequest: (req) => {
+              const tokens = spec.tokens ?? [];
+              return tokens.length ? { ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` } } : req;
+            },
           },
         ],
       },
       (err, result) => {
         if (err) return reject(err);
-        resolve({ requests: latencies.length, rps: Math.round(latencies.length / spec.seconds), ms: summarize(latencies), non2xx, errors: result.errors });
+        resolve({
+          requests: latencies.length,
+          rps: Math.round((latencies.length / spec.seconds) * 10) / 10,
+          ms: summarize(latencies),
+          non2xx,
+          errors: result.errors,
+          timeouts: result.timeouts,
+        });
       },
     );
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {

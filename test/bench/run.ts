@@ -7,12 +7,16 @@
  *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
  *   pnpm bench observability   the three-subgraph query with metrics off / on / on + tracing (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ROUNDS)
  *   pnpm bench scale           100k users / 100k products / 1M orders on PostgreSQL (seeded once into bench_scale; BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_CUSTOMERS, BENCH_SCALE_QUERY)
+ *   pnpm bench gateway         this gateway against stock @apollo/gateway on the nested query (BENCH_SECONDS 20, BENCH_CONNECTIONS 50, BENCH_ROUNDS 2;
+ *                              BENCH_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for our gateway's process;
+ *                              BENCH_GATEWAY_ENTRY=tsx runs its sources under tsx instead of gateway/dist/index.mjs)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
  */
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { setApolloTelemetryDefault } from '@commerce/gateway';
 import { benchFanout } from './fanout.ts';
+import { benchGateway } from './gateway.ts';
 import { benchObservability } from './observability.ts';
 import { benchOrders } from './orders.ts';
 import { benchRefusals } from './refusals.ts';
@@ -88,6 +92,22 @@ async function main() {
       console.log(JSON.stringify(r));
       console.table(r.results);
     }
+  }
+  if (only.length === 0 || only.includes('gateway')) {
+    // No database: the benchmark subgraphs hold their data in memory.
+    const r = await benchGateway({
+      seconds: int('BENCH_SECONDS', 20),
+      connections: int('BENCH_CONNECTIONS', 50),
+      rounds: int('BENCH_ROUNDS', 2),
+      nodeFlags: (env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      entry: env.BENCH_GATEWAY_ENTRY === 'tsx' ? 'tsx' : 'dist',
+    });
+    console.log(JSON.stringify(r));
+    console.log(
+      `responses identical: ${r.identicalResponses ? 'yes' : 'NO'}; our gateway ran from ${r.conditions.ourEntry} with ${JSON.stringify(r.conditions.ourEnv)}`,
+    );
+    console.table(r.summary);
+    console.table(r.ratios);
   }
   if (only.length === 0 || only.includes('refusals')) {
     // Refused before planning: no subgraph and no database is involved, so one backend is enough.

@@ -6,9 +6,7 @@
  * each query is measured at `connections` clients and at one, with the tokens of `customers`
  * distinct customers signed with the development JWT secret.
  */
-import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import { loadLocalConfig } from '@commerce/local/config';
@@ -16,7 +14,7 @@ import { SERVICE_NAMES, seedDemoData, streamDemoData, type DemoDataSize, type Se
 import { migrateAll } from '@commerce/local/services';
 import { DEV_JWT_SECRET, openDatabase, signClientToken, type Database } from '@commerce/service-kit';
 import { makeUserSeed } from '@commerce/users/seed';
-import type { LoadResult, LoadSpec } from './load.ts';
+import { runLoad } from './load-process.ts';
 import { THREE_SUBGRAPH_QUERY } from './observability.ts';
 
 export const SCALE_SIZE: DemoDataSize = { users: 100_000, products: 100_000, orders: 1_000_000 };
@@ -78,9 +76,9 @@ export async function benchScale(o: ScaleBenchOptions) {
       await checkQuery(sg, query, tokens);
       const body = JSON.stringify({ query });
       // Warm-up (JIT, pools, PostgreSQL's cache) not counted.
-      await load({ url: sg.url, body, tokens, connections: o.connections, seconds: Math.max(2, Math.round(o.seconds / 3)) });
+      await runLoad({ url: sg.url, body, tokens, connections: o.connections, seconds: Math.max(2, Math.round(o.seconds / 3)) });
       for (const clients of [o.connections, 1]) {
-        const r = await load({ url: sg.url, body, tokens, connections: clients, seconds: o.seconds });
+        const r = await runLoad({ url: sg.url, body, tokens, connections: clients, seconds: o.seconds });
         // The machine is shared: the load average says what else ran meanwhile.
         const row = {
           query: name,
@@ -160,19 +158,6 @@ async function checkQuery(sg: LocalSupergraph, query: string, tokens: string[]):
     const json = (await res.json()) as { data?: unknown; errors?: unknown[] };
     if (!res.ok || json.errors?.length || !json.data) throw new Error(`benchmark query failed (${res.status}): ${JSON.stringify(json.errors)}`);
   }
-}
-
-/** Runs load.ts in its own process, so the load generator does not share the services' event loop. */
-function load(spec: LoadSpec): Promise<LoadResult> {
-  const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
-  const script = fileURLToPath(new URL('./load.ts', import.meta.url));
-  return new Promise((resolve, reject) => {
-    const child = spawn(tsx, [script, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}`))));
-  });
 }
 
 async function withAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {

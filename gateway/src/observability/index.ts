@@ -14,7 +14,7 @@ import {
   type MetricsServing,
   type TracingOptions,
   type Tracing,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import type { Disposers } from '../disposers.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { addSupergraphCheck } from './readiness.ts';

@@ -3,7 +3,16 @@
  * outcome, errors by code, refusals, subgraph fetches, WebSockets and subscriptions, circuit breakers.
  * Every label takes a bounded set of values: operation names are bucketed, codes are the catalogue's.
  */
-import { Counter, DURATION_BUCKETS, Gauge, Histogram, createLabelBucket, createServiceRegistry, errorCodeLabel, type Registry } from '@commerce/service-kit';
+import {
+  Counter,
+  DURATION_BUCKETS,
+  Gauge,
+  Histogram,
+  createLabelBucket,
+  createServiceRegistry,
+  errorCodeLabel,
+  type Registry,
+} from '@commerce/service-kit/core';
 
 /** How a GraphQL request ended: no errors, data with errors, errors without data, or refused before execution. */
 export type RequestOutcome = 'success' | 'partial' | 'error' | 'refused';

@@ -3,7 +3,7 @@
  * readiness check. The gateway is generic and may front foreign subgraphs: one that answers 404
  * (no health endpoint) is up, which is all the gateway can know of it.
  */
-import { HEALTH_READY_PATH, type Health } from '@commerce/service-kit';
+import { HEALTH_READY_PATH, type Health } from '@commerce/service-kit/core';
 import type { Dispatcher } from 'undici';
 
 /** Short: a probe should learn quickly that a subgraph hangs. */

@@ -5,7 +5,7 @@
  * service.name=gateway, in the same traces.
  */
 import { createRequire } from 'node:module';
-import type { Logger, Tracing } from '@commerce/service-kit';
+import type { Logger, Tracing } from '@commerce/service-kit/core';
 
 /**
  * The OpenTelemetry API as @apollo/gateway loads it: its CommonJS build. Our modules import the

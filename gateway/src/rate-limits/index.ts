@@ -6,7 +6,7 @@
  * `subscribe` message (subscriptions/server.ts). Counters live in Redis or in memory (store.ts).
  */
 import { createHash } from 'node:crypto';
-import { ErrorCode, codedError, type Identity, type Logger } from '@commerce/service-kit';
+import { ErrorCode, codedError, type Identity, type Logger } from '@commerce/service-kit/core';
 import type { DocumentNode, GraphQLError, OperationDefinitionNode } from 'graphql';
 import { findCredentialAttempts } from './credentials.ts';
 import { createMemoryRateLimitStore, createRedisRateLimitStore, getValidBudget, type Budget, type RateLimiter, type RateLimitStore } from './store.ts';

@@ -1,6 +1,7 @@
 /** One client WebSocket: who it is (verified once, at connection_init), its subscriptions, how it ends. */
 import { randomUUID } from 'node:crypto';
-import type { Channel, Identity } from '@commerce/service-kit';
+import { setMaxListeners } from 'node:events';
+import type { Channel, Identity } from '@commerce/service-kit/core';
 import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
 import type { GatewayContext } from '../context.ts';
@@ -59,7 +60,10 @@ export class Connection {
     readonly requestId: string,
     /** The client's address, for its rate limits. */
     readonly ip: string,
-  ) {}
+  ) {
+    // Every subgraph call of every operation on the socket listens until it completes.
+    setMaxListeners(0, this.#closed.signal);
+  }
 
   /** Subscriptions held, and admitted but not started yet. */
   subscriptionCount(): number {

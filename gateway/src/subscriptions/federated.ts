@@ -16,7 +16,7 @@ import {
   signForwardedIdentity,
   type Logger,
   type Tracing,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import { context as otelContext } from '@opentelemetry/api';
 import type { ExecutionResult } from 'graphql';
 import type { GatewayMetrics } from '../observability/metrics.ts';

@@ -1,5 +1,5 @@
 /** Traces and metrics of the operations on a client WebSocket (server.ts, federated.ts). */
-import { extractTraceContext, withRequestId, withTraceId, type Tracing } from '@commerce/service-kit';
+import { extractTraceContext, withRequestId, withTraceId, type Tracing } from '@commerce/service-kit/core';
 import { SpanKind, trace, type Context, type Span } from '@opentelemetry/api';
 import { Kind, type GraphQLError } from 'graphql';
 import { refusalReason, type GatewayMetrics } from '../observability/metrics.ts';

@@ -11,7 +11,7 @@
 import { Supergraph, operationFromDocument, type Schema } from '@apollo/federation-internals';
 import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
 import { QueryPlanner, type FetchNode, type QueryPlan } from '@apollo/query-planner';
-import { ErrorCode, codedError, withCode, type Logger } from '@commerce/service-kit';
+import { ErrorCode, codedError, withCode, type Logger } from '@commerce/service-kit/core';
 import type { DocumentNode, ExecutionResult, GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { GatewayContext } from '../context.ts';
 import { GraphQLError, getVariableValues, validate } from 'graphql';

@@ -1,5 +1,5 @@
 /** What the transport-free subscription server (server.ts) takes and gives. */
-import type { Logger, Tracing } from '@commerce/service-kit';
+import type { Logger, Tracing } from '@commerce/service-kit/core';
 import type { DocumentNode, FormattedExecutionResult, GraphQLError, GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
 import type { GatewayContext } from '../context.ts';

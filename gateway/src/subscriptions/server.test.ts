@@ -14,7 +14,7 @@ import {
   signClientToken,
   verifyForwardedIdentity,
   type Identity,
-} from '@commerce/service-kit';
+} from '@commerce/service-kit/core';
 import { parse } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';

@@ -8,7 +8,7 @@
  * Queries and mutations sent over the socket run through Apollo Server like HTTP ones.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, REQUEST_ID_HEADER, codedError, createTracing, internalError, isInternalError, withCode } from '@commerce/service-kit';
+import { ErrorCode, REQUEST_ID_HEADER, codedError, createTracing, internalError, isInternalError, withCode } from '@commerce/service-kit/core';
 import { context as otelContext } from '@opentelemetry/api';
 import {
   GraphQLError,

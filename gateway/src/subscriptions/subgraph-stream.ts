@@ -6,7 +6,7 @@
  * subscription is closing the socket, so nothing can leak or be shared by mistake. The price is a
  * socket per subscription between gateway and subgraph.
  */
-import { ErrorCode, codedError } from '@commerce/service-kit';
+import { ErrorCode, codedError } from '@commerce/service-kit/core';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';

@@ -5,7 +5,7 @@
  * gateway, socket and stand-in it started.
  */
 import { composeServices } from '@apollo/composition';
-import { Channel, signClientToken, type Identity } from '@commerce/service-kit';
+import { Channel, signClientToken, type Identity } from '@commerce/service-kit/core';
 import type { FormattedExecutionResult } from 'graphql';
 import { parse } from 'graphql';
 import { createGatewayApp, type GatewayApp, type ServeOptions } from '../app.ts';

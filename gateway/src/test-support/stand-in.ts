@@ -9,7 +9,7 @@ import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
-import { IDENTITY_HEADER, REQUEST_ID_HEADER, verifyForwardedIdentity, type Identity } from '@commerce/service-kit';
+import { IDENTITY_HEADER, REQUEST_ID_HEADER, verifyForwardedIdentity, type Identity } from '@commerce/service-kit/core';
 import { parse } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';

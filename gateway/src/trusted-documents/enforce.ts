@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode } from '@commerce/service-kit';
+import { ErrorCode } from '@commerce/service-kit/core';
 import { parse, print } from 'graphql';
 import { getValidManifest, isRecord, sha256Hex, type Manifest, type ManifestOperation } from './manifest.ts';
 

@@ -1,6 +1,6 @@
 /** Trusted documents at the gateway's two doors: HTTP (before Apollo Server) and graphql-ws (before parsing). */
 import { ApolloServer, HeaderMap, type ApolloServerOptions, type BaseContext, type HTTPGraphQLRequest, type HTTPGraphQLResponse } from '@apollo/server';
-import { ErrorCode, codedError, httpStatusOf } from '@commerce/service-kit';
+import { ErrorCode, codedError, httpStatusOf } from '@commerce/service-kit/core';
 import type { GraphQLError } from 'graphql';
 import { isRecord } from './manifest.ts';
 import { refuse, withoutPersistedQuery, type Refusal, type RefusalCode, type TrustedDocuments } from './enforce.ts';
