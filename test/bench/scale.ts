@@ -7,13 +7,13 @@
  * distinct customers signed with the development JWT secret.
  */
 import { loadavg } from 'node:os';
-import pg from 'pg';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import { loadLocalConfig } from '@commerce/local/config';
 import { SERVICE_NAMES, seedDemoData, streamDemoData, type DemoDataSize, type ServiceName } from '@commerce/local/demo-data';
 import { migrateAll } from '@commerce/local/services';
 import { DEV_JWT_SECRET, openDatabase, signClientToken, type Database } from '@commerce/service-kit';
 import { makeUserSeed } from '@commerce/users/seed';
+import { withAdmin } from '../support/databases.ts';
 import { runLoad } from './load-process.ts';
 import { THREE_SUBGRAPH_QUERY } from './observability.ts';
 
@@ -157,15 +157,5 @@ async function checkQuery(sg: LocalSupergraph, query: string, tokens: string[]):
     });
     const json = (await res.json()) as { data?: unknown; errors?: unknown[] };
     if (!res.ok || json.errors?.length || !json.data) throw new Error(`benchmark query failed (${res.status}): ${JSON.stringify(json.errors)}`);
-  }
-}
-
-async function withAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
   }
 }

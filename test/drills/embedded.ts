@@ -12,7 +12,7 @@ import { createProducts, logInAdmin, signUpCustomers, type PlacedOrder } from '.
 import { drillStocks, runBatch, settleAndCheck } from './batch.ts';
 import { freePort, serviceProcess } from './processes.ts';
 import { seededRandom, type DrillReport, type FaultRecord } from './report.ts';
-import { DRILL_SECRETS } from './services.ts';
+import { DRILL_SECRETS, drillServiceEnv } from './services.ts';
 
 export interface EmbeddedDrillOptions {
   /** Clients placing orders at once (each one after another, for as long as the faults last). @default 60 */
@@ -50,15 +50,7 @@ export async function runEmbeddedDrill(opts: EmbeddedDrillOptions = {}): Promise
     USERS_PORT: String(users),
     PRODUCTS_PORT: String(products),
     ORDERS_PORT: String(orders),
-    SEED_USERS: '3',
-    SEED_PRODUCTS: '1',
-    SEED_ORDERS: '0',
-    ORDER_MAX_UNITS_PER_PRODUCT: '1000000',
-    ORDER_MAX_OPEN_ORDERS: '1000000',
-    ORDER_RECONCILE_AFTER_MS: String(reconcileAfterMs),
-    RATE_LIMITS: 'off',
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'development',
+    ...drillServiceEnv(reconcileAfterMs),
     ...opts.env,
   };
   const proc = serviceProcess('local', 'local/src/main.ts', env, dir, `http://127.0.0.1:${gateway}/health/ready`);

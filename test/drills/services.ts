@@ -24,6 +24,22 @@ export const DRILL_SECRETS = {
   GATEWAY_SIGNING_SECRET: 'drill-gateway-signing-secret-0123456789abcd',
 };
 
+/**
+ * What every drill's services run with: the demo admin and a small seed, order limits and rate
+ * limits out of the way of 60 clients, the reconciler's bound, quiet logs.
+ */
+export const drillServiceEnv = (reconcileAfterMs: number) => ({
+  SEED_USERS: '3',
+  SEED_PRODUCTS: '1',
+  SEED_ORDERS: '0',
+  ORDER_MAX_UNITS_PER_PRODUCT: '1000000',
+  ORDER_MAX_OPEN_ORDERS: '1000000',
+  ORDER_RECONCILE_AFTER_MS: String(reconcileAfterMs),
+  RATE_LIMITS: 'off',
+  LOG_LEVEL: 'warn',
+  NODE_ENV: 'development',
+});
+
 export type PostgresMode =
   /** initdb a cluster of the drill's own, kill -9 and restart it (needs root, PostgreSQL 15 binaries). */
   | { kind: 'private' }
@@ -102,15 +118,7 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
       USERS_URL: `http://127.0.0.1:${ports.users}/graphql`,
       PRODUCTS_URL: `http://127.0.0.1:${ports.products}/graphql`,
       ORDERS_URL: `http://127.0.0.1:${ports.orders}/graphql`,
-      SEED_USERS: '3',
-      SEED_PRODUCTS: '1',
-      SEED_ORDERS: '0',
-      ORDER_MAX_UNITS_PER_PRODUCT: '1000000',
-      ORDER_MAX_OPEN_ORDERS: '1000000',
-      ORDER_RECONCILE_AFTER_MS: String(reconcileAfterMs),
-      RATE_LIMITS: 'off',
-      LOG_LEVEL: 'warn',
-      NODE_ENV: 'development',
+      ...drillServiceEnv(reconcileAfterMs),
     };
     // `pnpm db:seed`: migrates every service and seeds the admin account.
     log(

@@ -40,7 +40,8 @@ export async function createTestDatabases(url = testDatabaseUrl()): Promise<Test
   };
 }
 
-async function withAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` on a client of `url` (a maintenance connection: CREATE/DROP DATABASE), closed after. */
+export async function withAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
