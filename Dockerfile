@@ -14,7 +14,9 @@ COPY . .
 # Offline from the store filled above; postinstall generates the Prisma clients and resolver types.
 # NODE_ENV stays unset here: devDependencies (tsx) are needed at runtime.
 RUN pnpm install --frozen-lockfile --offline
+# The gateway compiled for plain node (gateway/build.mjs): no tsx loader in the serving process, ~50 MiB less.
+RUN node gateway/build.mjs
 
 USER node
 EXPOSE 4000 4001 4002 4003
-CMD ["pnpm", "exec", "tsx", "gateway/src/index.ts"]
+CMD ["node", "gateway/dist/index.mjs"]
