@@ -39,6 +39,8 @@ export async function buildGateway({ outfile = path.join(here, 'dist', 'index.mj
       },
     ],
   });
+  // The esbuild service process would otherwise live as long as the caller (a test worker, the bench).
+  await esbuild.stop();
   return outfile;
 }
 
