@@ -3,6 +3,7 @@
  * database of its own, and requests sent the way the gateway sends them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { EventBus } from './bus/types.ts';
 import { createMemoryBus } from './bus/index.ts';
 import { openDatabase, type DatabaseConfig } from './db.ts';
@@ -85,3 +86,19 @@ export async function postAsGateway<T = Record<string, unknown>>(
 
 /** The error codes of a response, in order. */
 export const errorCodes = (res: GraphQLResponse): unknown[] => (res.body.errors ?? []).map((e) => e.extensions?.code);
+
+/** Deletes every Redis key a test created under its prefix (streams, groups and all). */
+export async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  await redis.connect();
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

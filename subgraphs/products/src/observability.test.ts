@@ -9,7 +9,7 @@ import { IDENTITY_HEADER, createBus, signForwardedIdentity, type HealthReport } 
 import { InMemorySpanExporter, scrapeMetrics } from '@commerce/service-kit/observability-testing';
 import { proxyUrl, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
 import { admin, errorCodes, startProductsApp, post, type ProductsApp } from './test-support.ts';
-import { TEST_SIGNING_SECRET, type TestSubgraph } from '@commerce/service-kit/testing';
+import { TEST_SIGNING_SECRET, deleteRedisKeys, type TestSubgraph } from '@commerce/service-kit/testing';
 
 const origin = (app: ProductsApp) => new URL(app.url).origin;
 
@@ -146,7 +146,8 @@ describe.skipIf(!pgUrl)('products subgraph readiness when PostgreSQL goes away',
 describe.skipIf(!redisUrl)('products subgraph readiness when Redis goes away', () => {
   it('turns 503 naming the bus while Redis is unreachable, serves requests meanwhile, and publishes their events when it returns', async () => {
     const { proxy, url } = await proxyUrl(redisUrl!, 6379);
-    const bus = createBus({ redisUrl: url, prefix: `test:health:${randomUUID().slice(0, 8)}:` });
+    const prefix = `test:health:${randomUUID().slice(0, 8)}:`;
+    const bus = createBus({ redisUrl: url, prefix });
     const sg = await startProductsApp({ bus });
     try {
       expect((await readiness(sg.app)).status).toBe(200);
@@ -176,6 +177,7 @@ describe.skipIf(!redisUrl)('products subgraph readiness when Redis goes away', (
       await sg.dispose();
       await bus.close();
       await proxy.close();
+      await deleteRedisKeys(redisUrl!, prefix);
     }
   });
 });
