@@ -17,7 +17,7 @@ import { createBusOnBackend } from './core.ts';
 import { silentLog } from './backend.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const tsx = path.join(here, '../../../node_modules/.bin/tsx');
+const repoRoot = path.join(here, '../../..');
 const COUNT = 12;
 const ACK = 5;
 
@@ -29,7 +29,12 @@ interface ChildReport {
 
 /** Runs the child until it reports (one JSON line on stdout), then SIGKILLs it and waits for it to die. */
 async function runAndKill(dataDir: string): Promise<ChildReport> {
-  const child = spawn(tsx, [path.join(here, 'sql-crash-child.ts'), dataDir, String(COUNT), String(ACK)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // One process (node with tsx's loader), not the tsx CLI: that runs the script in a second node
+  // process, which a SIGKILL of the CLI would leave running, so nothing would really have crashed.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sql-crash-child.ts'), dataDir, String(COUNT), String(ACK)], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => void (stderr += chunk.toString()));
@@ -44,6 +49,8 @@ async function runAndKill(dataDir: string): Promise<ChildReport> {
   });
   child.kill('SIGKILL');
   expect(await exited).toBe('SIGKILL');
+  // Nothing of it runs on: the process that held the bus is the one that died.
+  expect(() => process.kill(child.pid!, 0)).toThrow();
   return report;
 }
 
