@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { createOrdersApp, type OrderLimits } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp } from '@commerce/users';
-import { createGatewayApp } from '@commerce/gateway';
+import { createGatewayApp, type GatewayApp } from '@commerce/gateway';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
@@ -35,6 +35,9 @@ export interface Supergraph {
   busPrefix: string;
   seed: DemoData;
   apps: Record<ServiceName, SubgraphApp>;
+  gateway: GatewayApp;
+  /** A metric of the gateway or a subgraph, summed over its labels (gauges and counters). */
+  metricValue(app: { metrics: { registry: MetricsRegistry } }, name: string): Promise<number>;
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
   /** Logs in through the gateway and returns the bearer token. */
   logIn(email: string, password: string): Promise<string>;
@@ -55,6 +58,11 @@ export interface Supergraph {
   /** SQL statements each service has sent so far. */
   sqlStatements(): Record<ServiceName, number>;
   stop(): Promise<void>;
+}
+
+/** What metricValue reads of a prom-client registry. */
+interface MetricsRegistry {
+  getSingleMetric(name: string): { get(): Promise<{ values: { value: number }[] }> } | undefined;
 }
 
 export interface SupergraphOptions {
@@ -157,6 +165,12 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     busPrefix,
     seed: local.demoData!,
     apps,
+    gateway: local.gateway,
+    async metricValue(app, name) {
+      const metric = await app.metrics.registry.getSingleMetric(name)?.get();
+      if (!metric) throw new Error(`no metric ${name}`);
+      return metric.values.reduce((sum, v) => sum + v.value, 0);
+    },
     query,
     logIn,
     async logInDemo() {

@@ -161,7 +161,7 @@ describe('makeSubscriptionServer', () => {
     client.subscribe('r', ON_REVIEW, { productId: 'p1' });
     const stream = await vi.waitFor(() => t.streams[0] ?? Promise.reject(new Error('no stream yet')));
     expect(stream.opts).toMatchObject({ serviceName: 'reviews', url: 'http://reviews.invalid/graphql', variables: { productId: 'p1' } });
-    const params = await stream.opts.connectionParams();
+    const params = await stream.opts.extensions();
     await expect(verifyForwardedIdentity(params[IDENTITY_HEADER] as string, SIGNING_SECRET, 'reviews')).resolves.toEqual(customer);
     await expect(verifyForwardedIdentity(params[IDENTITY_HEADER] as string, SIGNING_SECRET, 'catalog')).rejects.toThrow(/aud/);
 
