@@ -50,8 +50,6 @@ export interface SubgraphSocketsOptions {
 
 export interface SubgraphSockets {
   readonly open: SubgraphStreamOpener;
-  /** Sockets that carry at least one subscription or are connecting, per subgraph URL. */
-  socketCount(url?: string): number;
   /** Closes every socket (each subscription on them ends with SUBGRAPH_UNAVAILABLE). */
   close(): Promise<void>;
 }
@@ -144,11 +142,6 @@ export function createSubgraphSockets(opts: SubgraphSocketsOptions): SubgraphSoc
 
   return {
     open,
-    socketCount(url) {
-      let count = 0;
-      for (const [key, pool] of pools) if (url === undefined || key === toWebSocketUrl(url)) count += pool.filter((s) => s.active > 0).length;
-      return count;
-    },
     async close() {
       const all = [...pools.values()].flat();
       pools.clear();
