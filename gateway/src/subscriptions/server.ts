@@ -26,6 +26,7 @@ import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address
 import { createRateLimits } from '../rate-limits/index.ts';
 import { CloseReason, Connection, GatewayCloseCode, type ClientSocket } from './connection.ts';
 import stableStringify from 'fast-json-stable-stringify';
+import { LRUCache } from 'lru-cache';
 import { createSubscriptionGroups, identityKey, type FederatedSubscription } from './federated.ts';
 import { liveForm } from './resume.ts';
 import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
@@ -39,6 +40,7 @@ export type { OperationRequest, SocketExtra, SubscriptionServer, SubscriptionSer
 
 export const DEFAULT_KEEP_ALIVE_MS = 12_000;
 let nextPlannerId = 1;
+const PARSED_DOCUMENTS = 500;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_USER = 50;
 const notServing = () => codedError(ErrorCode.ServiceUnavailable, 'The gateway is not serving this connection');
@@ -71,6 +73,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     tracing,
     metrics,
   });
+  /** Parsed operations by their text (documents are never modified). */
+  const documents = new LRUCache<string, DocumentNode>({ max: PARSED_DOCUMENTS });
   /** Each planner (a schema update brings a new one) by number: groups never span two. */
   const plannerIds = new WeakMap<SubscriptionPlanner, number>();
 
@@ -200,7 +204,10 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     const { query, operationName, variables } = request;
     let document: DocumentNode;
     try {
-      document = parse(query);
+      // Held for as long as the subscription runs: identical ones hold the same document.
+      const cached = documents.get(query);
+      document = cached ?? parse(query);
+      if (!cached) documents.set(query, document);
     } catch (e) {
       if (e instanceof GraphQLError) return [withCode(e, ErrorCode.GraphQLParseFailed)];
       throw e;
