@@ -90,6 +90,8 @@ interface Resolved {
 
 /** Group events a resuming member waits for before it gives up on joining and stays on its own stream. */
 const MAX_HELD = 1_000;
+/** Members a flush writes to before it lets the event loop turn. */
+const WRITE_CHUNK = 500;
 // WebSocket readyState, as in the WHATWG spec and ws.
 const OPEN = 1;
 
@@ -113,6 +115,13 @@ interface Member {
 
 interface Group {
   readonly key: string;
+  readonly rootField: string;
+  /** Resolved events not yet written to the members. */
+  readonly pending: Resolved[];
+  /** A flush is writing (flush). */
+  flushing: boolean;
+  /** The upstream ended (with this error, or none): the members end once the queue is written. */
+  ending: { result: ExecutionResult | undefined } | undefined;
   /** Members receiving its events. */
   readonly members: Set<Member>;
   /** Resuming members not yet on its events. */
@@ -131,11 +140,11 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
   const { logger, metrics } = deps;
   const groups = new Map<string, Group>();
 
+  /** Writes the event's frame to the member's socket; the caller checks its backlog (deps.onQueued). */
   function write(member: Member, resolved: Resolved): boolean {
     const { socket } = member.sub.connection;
     if (!member.channel.isOpen || socket.readyState !== OPEN) return false;
     socket.send(`${member.prefix}${resolved.payload}}`);
-    deps.onQueued(member.sub.connection);
     return true;
   }
 
@@ -164,7 +173,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
     group.members.delete(member);
     group.holding.delete(member);
     if (group.members.size === 0 && group.holding.size === 0) {
-      groups.delete(group.key);
+      if (groups.get(group.key) === group) groups.delete(group.key);
       group.stop();
     }
   }
@@ -172,6 +181,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
   /** An event of the member's own stream: written; while it resumes, a chance to join its group. */
   function ownEvent(member: Member, resolved: Resolved) {
     if (write(member, resolved)) count(member.sub.rootField, 1, resolved);
+    deps.onQueued(member.sub.connection);
     if (!member.held) return;
     if (resolved.cursor === undefined) return leave(member);
     const seen = member.seen!;
@@ -202,18 +212,69 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
     // The group's next events may still include some its own stream delivered last.
     member.skip = seen;
     for (const resolved of held.slice(last + 1)) if (!seen.has(resolved.cursor!) && write(member, resolved)) count(member.sub.rootField, 1, resolved);
+    deps.onQueued(member.sub.connection);
   }
 
-  function groupEvent(group: Group, rootField: string, resolved: Resolved) {
-    let delivered = 0;
-    for (const member of group.members) {
-      if (member.skip) {
-        if (resolved.cursor !== undefined && member.skip.has(resolved.cursor)) continue;
-        member.skip = undefined;
+  /** Queues the event for the group's members; one flush at a time writes what has queued, in order. */
+  function groupEvent(group: Group, resolved: Resolved) {
+    group.pending.push(resolved);
+    if (!group.flushing) void flush(group);
+  }
+
+  /**
+   * Writes the queued events to every member, WRITE_CHUNK members per turn of the event loop (a
+   * large group does not hold it), each member's events at once: when events queue up faster
+   * than the group is written to, each client gets them in one write rather than one each.
+   */
+  async function flush(group: Group) {
+    group.flushing = true;
+    try {
+      while (group.pending.length > 0) {
+        const batch = group.pending.splice(0);
+        // Who is a member now; a resuming member that joins below gets these from what it held.
+        const members = [...group.members];
+        for (const resolved of batch) offerToHolding(group, resolved);
+        const delivered = new Array<number>(batch.length).fill(0);
+        for (let i = 0; i < members.length; i += WRITE_CHUNK) {
+          if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+          for (let m = i; m < Math.min(i + WRITE_CHUNK, members.length); m++) writeBatch(members[m]!, batch, delivered);
+        }
+        for (const [i, resolved] of batch.entries()) count(group.rootField, delivered[i]!, resolved);
       }
-      if (write(member, resolved)) delivered++;
+    } finally {
+      group.flushing = false;
     }
-    count(rootField, delivered, resolved);
+    if (group.ending) finish(group);
+  }
+
+  /** The upstream ended: every member ends, with its error when it failed; a resuming one still on its own stream goes on there. */
+  function finish(group: Group) {
+    const { result } = group.ending!;
+    for (const member of [...group.members, ...group.holding]) {
+      if (member.stopOwn) leave(member);
+      else end(member, result);
+    }
+    group.stop();
+  }
+
+  function writeBatch(member: Member, batch: readonly Resolved[], delivered: number[]) {
+    const { transport } = member.sub.connection;
+    transport?.cork?.();
+    try {
+      for (const [i, resolved] of batch.entries()) {
+        if (member.skip) {
+          if (resolved.cursor !== undefined && member.skip.has(resolved.cursor)) continue;
+          member.skip = undefined;
+        }
+        if (write(member, resolved)) delivered[i]!++;
+      }
+    } finally {
+      transport?.uncork?.();
+    }
+    deps.onQueued(member.sub.connection);
+  }
+
+  function offerToHolding(group: Group, resolved: Resolved) {
     for (const member of group.holding) {
       if (resolved.cursor === undefined || member.held!.length >= MAX_HELD) {
         leave(member);
@@ -232,6 +293,10 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
     let stopped = false;
     const group: Group = {
       key,
+      rootField: sub.rootField,
+      pending: [],
+      flushing: false,
+      ending: undefined,
       members,
       holding,
       stop: () => {
@@ -244,15 +309,12 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
     };
     metrics?.subscriptionStreams.inc({ root_field: sub.rootField });
     const stopUpstream = upstream(sub, prepared, context, traceContext, {
-      event: (resolved) => groupEvent(group, sub.rootField, resolved),
+      event: (resolved) => groupEvent(group, resolved),
       end: (result) => {
         if (groups.get(key) === group) groups.delete(key);
-        for (const member of [...members, ...holding]) {
-          // A resuming member still on its own stream goes on there.
-          if (member.stopOwn) leave(member);
-          else end(member, result);
-        }
-        group.stop();
+        // After what is queued has been written.
+        group.ending = { result };
+        if (!group.flushing) finish(group);
       },
     });
     groups.set(key, group);

@@ -179,6 +179,31 @@ describe('makeSubscriptionServer', () => {
     expect(t.catalogCalls.map((c) => c.context.identity)).toEqual([customer, customer]);
   });
 
+  it('shares one stream among identical subscriptions of one caller, resolving each event once for all of them', async () => {
+    const t = setUp();
+    stopAll = t.stopAll;
+    const token = await bearer(customer);
+    const clients = [await t.connect(token), await t.connect(token), await t.connect()];
+    for (const client of clients) client.subscribe('r', ON_REVIEW, { productId: 'p1' });
+    // The anonymous client is another caller: a stream of its own.
+    const streams = await vi.waitFor(() => (t.streams.length === 2 ? t.streams : Promise.reject(new Error(`${t.streams.length} streams`))));
+    const [shared, own] = streams;
+    await expect(verifyForwardedIdentity((await shared!.opts.extensions())[IDENTITY_HEADER] as string, SIGNING_SECRET, 'reviews')).resolves.toEqual(customer);
+    await expect(verifyForwardedIdentity((await own!.opts.extensions())[IDENTITY_HEADER] as string, SIGNING_SECRET, 'reviews')).resolves.toBeNull();
+
+    shared!.sink.next({ data: { reviewAdded: { id: 'r1', product: { __typename: 'Product', id: 'p1' } } } });
+    shared!.sink.complete();
+
+    const expected = [
+      { id: 'r', type: 'next', payload: { data: { reviewAdded: { id: 'r1', product: { id: 'p1', name: 'Product p1' } } } } },
+      { id: 'r', type: 'complete' },
+    ];
+    for (const client of clients.slice(0, 2)) await vi.waitFor(() => expect(client.socket.sent.slice(1)).toEqual(expected));
+    expect(t.catalogCalls).toHaveLength(1);
+    expect(clients[2]!.socket.sent.slice(1)).toEqual([]);
+    expect(own!.ended).toBe(false);
+  });
+
   it('ends the client subscription with the stream error, and the client unsubscribing ends the stream', async () => {
     const t = setUp();
     stopAll = t.stopAll;
