@@ -319,6 +319,24 @@ describe('gateway subscriptions', () => {
       await subscribersOn('who:expiring', 0);
     });
 
+    it("ends only the expired connection's subscriptions when it shares a stream with the same user's other connection", async () => {
+      const expiring = await h.ws();
+      await expiring.init(await bearer(customer, 2));
+      const lasting = await h.ws();
+      await lasting.init(await bearer(customer));
+      expiring.subscribe('x', 'subscription { whoAmI(topic: "shared-expiry") }');
+      lasting.subscribe('x', 'subscription { whoAmI(topic: "shared-expiry") }');
+      await subscribersOn('who:shared-expiry', 1);
+
+      expect(await expiring.waitForClose()).toEqual({ code: GatewayCloseCode.TokenExpired, reason: 'token expired' });
+      topics.publish('who:shared-expiry', {});
+
+      expect(await lasting.nextResult('x')).toEqual({ data: { whoAmI: 'user-7:CUSTOMER' } });
+      expect(topics.count('who:shared-expiry')).toBe(1);
+      lasting.close();
+      await subscribersOn('who:shared-expiry', 0);
+    });
+
     it('closes with 4408 when connection_init does not arrive within connectionInitWaitTimeout', async () => {
       const client = await (await h.startAnother({ connectionInitWaitTimeout: 200 })).ws();
 
