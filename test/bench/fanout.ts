@@ -14,7 +14,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -64,6 +64,8 @@ export interface FanoutResult {
   changeToSubscriberMs: ReturnType<typeof summarize>;
   /** Established TCP connections into the source subgraph's port, counted at its side. */
   subgraphSockets: { subgraph: string; beforeSubscribing: number; subscribersLive: number };
+  /** This process's open descriptors with every subscriber live (or when it failed); `ulimit -n` bounds them. */
+  openFiles: number;
   /** This process (gateway and subgraphs together): an upper bound for the gateway's share. */
   memory: { heapPerSubscriberKiB: number; heapDeltaMiB: number; rssDeltaMiB: number };
   /** CPU seconds per second of this process and of the subscriber processes while measuring. */
@@ -228,12 +230,13 @@ async function withSession(
   const failed = (error: string, partial: Partial<FanoutResult> = {}): FanoutResult[] =>
     phases.map((p) => ({ ...emptyResult(o, p, subscribers, source), ...partial, error }));
   let sg: Supergraph | undefined;
+  let port: number | undefined;
   const pool = new SubscriberPool(Math.max(1, Math.min(o.children, subscribers)));
   try {
     sg = await startSupergraph(size, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {}, keepAliveMs: GATEWAY_KEEP_ALIVE_MS });
     const admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
     const work = await prepare(sg, admin);
-    const port = Number(new URL(sg.apps[source].url).port);
+    port = Number(new URL(sg.apps[source].url).port);
     const before: Baseline = { ...measureMemory(), sockets: establishedInto(port) };
     const opened = await pool.open({
       url: sg.url.replace(/^http/, 'ws'),
@@ -249,6 +252,7 @@ async function withSession(
     // createSubgraphAgent): the sockets left are the subscriptions' own.
     await sleep(IDLE_MS);
     const liveSockets = establishedInto(port);
+    const files = openFiles();
     const idle = measureMemory();
     const memory = {
       heapPerSubscriberKiB: round1((idle.heapUsed - before.heapUsed) / 1024 / Math.max(1, opened.subscribed)),
@@ -267,7 +271,7 @@ async function withSession(
         each = await work.run(phase);
         await waitForDeliveries(pool, each * subscribers);
       } catch (e) {
-        error = e instanceof Error ? e.message : String(e);
+        error = describe(e);
       }
       const report = await pool.report();
       const cpu = process.cpuUsage(cpu0);
@@ -283,6 +287,7 @@ async function withSession(
         eventsPerSecond: round1(phase.events / seconds),
         changeToSubscriberMs: summarize(Array.from(report.latenciesMs)),
         subgraphSockets: { subgraph: source, beforeSubscribing: before.sockets, subscribersLive: liveSockets },
+        openFiles: files,
         memory,
         cpu: { supergraph: round1((cpu.user + cpu.system) / 1e6 / seconds), subscribers: round1(report.cpuMs / 1000 / seconds) },
         ...(Object.keys(problems).length > 0 ? { problems } : {}),
@@ -291,11 +296,14 @@ async function withSession(
     }
     return results;
   } catch (e) {
+    // What the clients saw and what this process held when it failed.
     const status = await pool.status().catch(() => undefined);
     const problems = status ? { ...status.failures, ...status.errors } : undefined;
-    return failed(e instanceof Error ? e.message : String(e), {
+    return failed(describe(e), {
       ...(status ? { live: status.live } : {}),
       ...(problems && Object.keys(problems).length > 0 ? { problems } : {}),
+      ...(port ? { subgraphSockets: { subgraph: source, beforeSubscribing: NaN, subscribersLive: establishedInto(port) } } : {}),
+      openFiles: openFiles(),
     });
   } finally {
     await pool.close();
@@ -319,10 +327,29 @@ function emptyResult(o: FanoutBenchOptions, phase: Phase, subscribers: number, s
     eventsPerSecond: 0,
     changeToSubscriberMs: summarize([]),
     subgraphSockets: { subgraph: source, beforeSubscribing: NaN, subscribersLive: NaN },
+    openFiles: NaN,
     memory: { heapPerSubscriberKiB: NaN, heapDeltaMiB: NaN, rssDeltaMiB: NaN },
     cpu: { supergraph: NaN, subscribers: NaN },
     loadAverage: loadavg().map(round1),
   };
+}
+
+/** An error's message with its causes (fetch's "fetch failed" hides the socket error). */
+function describe(e: unknown): string {
+  const parts: string[] = [];
+  let c: unknown = e;
+  for (; c instanceof Error && parts.length < 4; c = c.cause) parts.push(c.message);
+  if (parts.length === 0) parts.push(JSON.stringify(e));
+  return parts.join(': ');
+}
+
+/** NaN when even that fails: out of descriptors (EMFILE), which is then the answer. */
+function openFiles(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return NaN;
+  }
 }
 
 async function mutate(sg: Supergraph, query: string, variables: Record<string, unknown>, token: string) {
@@ -386,10 +413,12 @@ async function settledSockets(port: number) {
 export function establishedInto(port: number): number {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   let n = 0;
+  let read = 0;
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
+      read++;
     } catch {
       continue;
     }
@@ -398,7 +427,8 @@ export function establishedInto(port: number): number {
       if (state === '01' && local?.endsWith(hex)) n++;
     }
   }
-  return n;
+  // Unreadable (out of descriptors, say): unknown, not zero.
+  return read > 0 ? n : NaN;
 }
 
 /** The subscriber processes, driven together; each request goes to all and the answers are summed. */

@@ -98,6 +98,7 @@ async function main() {
         'p99 ms': r.changeToSubscriberMs.p99,
         'delivered/expected': `${r.delivered}/${r.expected}`,
         [`sockets before → live`]: `${r.subgraphSockets.subgraph} ${r.subgraphSockets.beforeSubscribing} → ${r.subgraphSockets.subscribersLive}`,
+        fds: r.openFiles,
         'heap KiB/sub': r.memory.heapPerSubscriberKiB,
         'RSS Δ MiB': r.memory.rssDeltaMiB,
         'CPU s/s sg, subs': `${r.cpu.supergraph}, ${r.cpu.subscribers}`,
