@@ -84,7 +84,8 @@ async function main() {
     console.log(
       'fanout: memory is this process after a forced GC, idle with every subscriber live, less before subscribing; the gateway and the ' +
         'subgraphs share this process, so per subscriber it is an upper bound for the gateway alone. Sockets: established TCP ' +
-        "connections into the source subgraph's port (its side), the gateway's pooled HTTP connections included (see 'before').",
+        "connections into the source subgraph's port (its side), counted after 5 s idle, once the gateway's pooled HTTP connections " +
+        "(closed after 4 s idle) are gone; fds: this process's open descriptors then (ulimit -n bounds them).",
     );
     console.table(
       fanout.map((r) => ({
@@ -179,7 +180,7 @@ async function main() {
             'p99 ms': r.placedToConfirmedMs.p99,
           }
         : {
-            scenario: r.scenario,
+            scenario: `${r.scenario} ${r.case}`,
             backend: r.backend,
             rate: `${r.eventsPerSecond} events/s, ${r.deliveriesPerSecond} deliveries/s to ${r.subscribers}`,
             'p50 ms': r.changeToSubscriberMs.p50,
