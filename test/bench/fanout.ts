@@ -130,7 +130,7 @@ interface Phase {
   spacingMs: number;
 }
 
-/** What every session measures before its changes: baseline, then with all subscribers live and idle. */
+/** Taken before subscribing, to compare with all subscribers live and idle. */
 interface Baseline {
   heapUsed: number;
   rss: number;
