@@ -269,10 +269,11 @@ async function withSession(
       let error: string | undefined;
       try {
         each = await work.run(phase);
-        await waitForDeliveries(pool, each * subscribers);
       } catch (e) {
         error = describe(e);
       }
+      // Also after a failed change: what the others delivered is still measured.
+      await waitForDeliveries(pool, each * subscribers);
       const report = await pool.report();
       const cpu = process.cpuUsage(cpu0);
       const seconds = Math.max(0.001, ((report.lastAt || Date.now()) - started) / 1000);
@@ -365,11 +366,14 @@ async function sendChanges(events: number, spacingMs: number, change: () => Prom
   }
   const start = Date.now();
   const sent: Promise<void>[] = [];
+  // Caught at once, not at the end: a change failing while the next ones are still scheduled.
+  let failure: Error | undefined;
   for (let e = 0; e < events; e++) {
     await sleep(start + e * spacingMs - Date.now());
-    sent.push(change());
+    sent.push(change().catch((err: unknown) => void (failure ??= err instanceof Error ? err : new Error(String(err)))));
   }
   await Promise.all(sent);
+  if (failure) throw failure;
 }
 
 async function inParallel<T>(items: T[], concurrency: number, each: (item: T) => Promise<void>) {
