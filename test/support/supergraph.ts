@@ -83,6 +83,11 @@ export interface SupergraphOptions {
   metricsPort?: number;
   /** The orders reconciler's bound; default its own (30 s), so ordinary tests never see it act. */
   reconcileAfterMs?: number;
+  /**
+   * The gateway's keep-alive for client sockets and subgraph streams; default 500 ms, so a dead one is
+   * noticed within a test. Benchmarks holding thousands of sockets pass the gateway's own default.
+   */
+  keepAliveMs?: number;
 }
 
 export const TEST_ORDER_LIMITS: OrderLimits = { maxUnitsPerProduct: 1_000_000, maxOpenOrders: 1_000_000 };
@@ -123,7 +128,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
         jwtSecret: TEST_JWT_SECRET,
         subgraphTimeoutMs: 10_000,
         // Short: gateway → subgraph streams and client sockets are pinged, and a dead one noticed, within a test.
-        keepAliveMs: 500,
+        keepAliveMs: options.keepAliveMs ?? 500,
         // Every test and benchmark client comes from 127.0.0.1, many of them at once; the limits
         // have their own tests (gateway/src/rate-limits.test.ts).
         rateLimits: false,
