@@ -67,7 +67,11 @@ export interface FanoutResult {
   /** This process's open descriptors with every subscriber live (or when it failed); `ulimit -n` bounds them. */
   openFiles: number;
   /** This process (gateway and subgraphs together): an upper bound for the gateway's share. */
-  memory: { heapPerSubscriberKiB: number; heapDeltaMiB: number; rssDeltaMiB: number };
+  /**
+   * heapPerSubscriberKiB: heap with every subscriber live and idle, less before subscribing (warm-up
+   * code and caches included); heapFreedPerSubscriberKiB: what closing them all frees.
+   */
+  memory: { heapPerSubscriberKiB: number; heapDeltaMiB: number; rssDeltaMiB: number; heapFreedPerSubscriberKiB: number };
   /** CPU seconds per second of this process and of the subscriber processes while measuring. */
   cpu: { supergraph: number; subscribers: number };
   loadAverage: number[];
@@ -136,6 +140,9 @@ interface Baseline {
   rss: number;
   sockets: number;
 }
+
+/** How long the gateway and subgraphs get to let go of closed subscribers before the heap is measured. */
+const CLOSE_SETTLE_MS = 3_000;
 
 function measureMemory(): { heapUsed: number; rss: number } {
   gc();
@@ -258,6 +265,7 @@ async function withSession(
       heapPerSubscriberKiB: round1((idle.heapUsed - before.heapUsed) / 1024 / Math.max(1, opened.subscribed)),
       heapDeltaMiB: round1((idle.heapUsed - before.heapUsed) / 1024 / 1024),
       rssDeltaMiB: round1((idle.rss - before.rss) / 1024 / 1024),
+      heapFreedPerSubscriberKiB: NaN,
     };
     const results: FanoutResult[] = [];
     for (const phase of phases) {
@@ -295,6 +303,12 @@ async function withSession(
         ...(error ? { error } : {}),
       });
     }
+    // What closing every subscriber frees: what the subscriptions held, without the code and
+    // caches the first changes left behind (heapPerSubscriberKiB counts those too).
+    const held = measureMemory();
+    await pool.close();
+    await sleep(CLOSE_SETTLE_MS);
+    memory.heapFreedPerSubscriberKiB = round1((held.heapUsed - measureMemory().heapUsed) / 1024 / Math.max(1, opened.subscribed));
     return results;
   } catch (e) {
     // What the clients saw and what this process held when it failed.
@@ -329,7 +343,7 @@ function emptyResult(o: FanoutBenchOptions, phase: Phase, subscribers: number, s
     changeToSubscriberMs: summarize([]),
     subgraphSockets: { subgraph: source, beforeSubscribing: NaN, subscribersLive: NaN },
     openFiles: NaN,
-    memory: { heapPerSubscriberKiB: NaN, heapDeltaMiB: NaN, rssDeltaMiB: NaN },
+    memory: { heapPerSubscriberKiB: NaN, heapDeltaMiB: NaN, rssDeltaMiB: NaN, heapFreedPerSubscriberKiB: NaN },
     cpu: { supergraph: NaN, subscribers: NaN },
     loadAverage: loadavg().map(round1),
   };

@@ -82,7 +82,8 @@ async function main() {
       fanout.push(...rs);
     }
     console.log(
-      'fanout: memory is this process after a forced GC, idle with every subscriber live, less before subscribing; the gateway and the ' +
+      'fanout: memory is this process after a forced GC, idle with every subscriber live, less before subscribing (heap KiB/sub, ' +
+        'warm-up code and caches included), and what closing them all frees (freed KiB/sub); the gateway and the ' +
         'subgraphs share this process, so per subscriber it is an upper bound for the gateway alone. Sockets: established TCP ' +
         "connections into the source subgraph's port (its side), counted after 5 s idle, once the gateway's pooled HTTP connections " +
         "(closed after 4 s idle) are gone; fds: this process's open descriptors then (ulimit -n bounds them).",
@@ -101,6 +102,7 @@ async function main() {
         [`sockets before → live`]: `${r.subgraphSockets.subgraph} ${r.subgraphSockets.beforeSubscribing} → ${r.subgraphSockets.subscribersLive}`,
         fds: r.openFiles,
         'heap KiB/sub': r.memory.heapPerSubscriberKiB,
+        'freed KiB/sub': r.memory.heapFreedPerSubscriberKiB,
         'RSS Δ MiB': r.memory.rssDeltaMiB,
         'CPU s/s sg, subs': `${r.cpu.supergraph}, ${r.cpu.subscribers}`,
         load: r.loadAverage.join(' '),
