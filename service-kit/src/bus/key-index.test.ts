@@ -1,8 +1,12 @@
 /** The key index on every backend: a read of some aggregates' entries that reads no other entry, bounded by retention. */
-import { randomUUID } from 'node:crypto';
-import { afterAll, expect, it } from 'vitest';
-import { describeEachBus, dropTestKeys, getAdmin, PREFIX, uniq } from './bus-harness.ts';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Database, type DatabaseConfig } from '../db.ts';
+import { silentLog } from './backend.ts';
+import { DATABASE_URL, describeEachBus, dropTestKeys, getAdmin, PREFIX, uniq } from './bus-harness.ts';
+import { createBusOnBackend } from './core.ts';
 import type { BusEvent, EventBus } from './index.ts';
+import { createSqlBackend } from './sql.ts';
 
 afterAll(dropTestKeys);
 
@@ -46,6 +50,41 @@ describeEachBus((make, impl) => {
     // What the backend handed over: the 4 + 3 + 3 + 2 entries asked for, and not one entry of a scan.
     expect(h.fetched).toEqual({ range: 0, byKeys: 12 });
   }, 60_000);
+
+  if (impl.redis) {
+    it("touches only the keys' index sets and entries on Redis (the commands it runs, as MONITOR sees them)", async () => {
+      const h = make();
+      const stream = uniq('monitor');
+      const events = Array.from({ length: 10_000 }, (_, i) => keyed(i % 2_500 === 7 ? 'a' : `other-${i % 97}`, i));
+      await publishInBatches(h.bus, stream, events);
+      const monitor = await getAdmin().duplicate().monitor();
+      const seen: string[][] = [];
+      const token = randomUUID();
+      const done = new Promise<void>((resolve) =>
+        monitor.on('monitor', (_time: string, args: string[]) => {
+          if (args[1] === PREFIX + stream || args[1]?.startsWith(`${PREFIX}${stream}:`)) seen.push(args);
+          if (args[0]?.toLowerCase() === 'echo' && args[1] === token) resolve();
+        }),
+      );
+      try {
+        // MONITOR reports a command once it ran: an ECHO sent after the read marks the end of what the read ran.
+        await new Promise((r) => setTimeout(r, 100));
+        const read = await h.bus.read(stream, { keys: ['a'] });
+        await getAdmin().echo(token);
+        await done;
+        expect(read.map((e) => e.event)).toEqual(events.filter((e) => e.key === 'a'));
+      } finally {
+        monitor.disconnect();
+      }
+      const byCommand = (name: string) => seen.filter((args) => args[0]?.toLowerCase() === name);
+      // One index set read, then each of its 4 entries by its own id: no range of the stream.
+      expect(byCommand('zrangebylex').map((args) => args[1])).toEqual([`${PREFIX}${stream}:key:a`]);
+      const xranges = byCommand('xrange');
+      expect(xranges).toHaveLength(4);
+      expect(xranges.every((args) => args[2] === args[3])).toBe(true);
+      expect(seen.filter((args) => !['evalsha', 'eval', 'zrangebylex', 'xrange'].includes(args[0]!.toLowerCase()))).toEqual([]);
+    }, 60_000);
+  }
 
   it('indexes what publish and publishMany append, not entries appended without a key', async () => {
     const h = make();
@@ -94,4 +133,69 @@ describeEachBus((make, impl) => {
       expect(sizes.reduce((a, b) => a + b, 0)).toBe(retained.length);
     }
   }, 60_000);
+});
+
+/** A plan node of EXPLAIN (FORMAT JSON), the fields read here. */
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  'Rows Removed by Filter'?: number;
+  Plans?: PlanNode[];
+}
+const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
+
+describe.each([
+  { name: 'PGlite', available: true, config: (): DatabaseConfig => ({ kind: 'pglite' }) },
+  {
+    name: 'PostgreSQL',
+    available: Boolean(DATABASE_URL),
+    config: (): DatabaseConfig => ({ kind: 'postgres', url: DATABASE_URL ?? '', schema: `bus_test_${randomBytes(6).toString('hex')}` }),
+  },
+])('sql bus key index on $name', ({ available, config }) => {
+  it.skipIf(!available)(
+    "reads the keys' rows from the index: the statement's plan visits no other row",
+    async () => {
+      const database = config();
+      const db = await openDatabase(database);
+      // The bus's statements, as it sends them, so that the keyed read can be explained as it ran.
+      const statements: { text: string; params: unknown[] }[] = [];
+      const recorded: Database = {
+        ...db,
+        sql: {
+          ...db.sql,
+          query: (text, params) => (statements.push({ text, params: params ?? [] }), db.sql.query(text, params)),
+        },
+      };
+      const bus = createBusOnBackend(createSqlBackend({ shared: recorded }), silentLog);
+      try {
+        const stream = uniq('plan');
+        const events = Array.from({ length: 4 }, (_, i) => keyed('a', i));
+        await publishInBatches(bus, stream, events);
+        // 10,000 older entries of other aggregates, written in one statement (appending them one by one takes half a minute).
+        await db.sql.query(
+          `INSERT INTO bus_entries (stream, ms, seq, fields, key)
+         SELECT $1, i, 0, jsonb_build_array('event', '{}'), 'other-' || (i % 97) FROM generate_series(1, 10000) AS i`,
+          [stream],
+        );
+        await db.sql.exec('ANALYZE bus_entries');
+        statements.length = 0;
+        const read = await bus.read(stream, { keys: ['a'] });
+        expect(read.map((e) => e.event)).toEqual(events.filter((e) => e.key === 'a'));
+        const [statement, ...others] = statements;
+        expect(others).toEqual([]);
+        const { rows } = await db.sql.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement!.text}`, statement!.params);
+        const scans = nodesOf(rows[0]!['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'bus_entries');
+        expect(scans.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+        expect(scans.reduce((sum, n) => sum + n['Actual Rows'] * n['Actual Loops'], 0)).toBe(4);
+        expect(scans.map((n) => n['Rows Removed by Filter'] ?? 0)).toEqual(scans.map(() => 0));
+      } finally {
+        await bus.close();
+        if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
+        await db.close();
+      }
+    },
+    120_000,
+  );
 });
