@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import { errorMessage, silentLog, type BusLog, type RawEntry, type StreamBackend, type StreamReader } from './backend.ts';
+import { decodeEvent } from './codec.ts';
 import { createBusOnBackend, getValidPositiveInt } from './core.ts';
 import { compareStreamIds, deadLetterStream, type EventBus } from './types.ts';
 
@@ -55,6 +56,22 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
     ...fields,
   ];
 
+  /** History from before the index (streams written by an older version): read page by page, kept by the events' keys. */
+  async function scanForKeys(stream: string, keys: ReadonlySet<string>, after: string | undefined, count: number | undefined): Promise<RawEntry[]> {
+    const out: RawEntry[] = [];
+    let cursor = after === undefined ? '-' : `(${after}`;
+    for (;;) {
+      const page = toEntries(await cmd.xrange(key(stream), cursor, '+', 'COUNT', 1_000));
+      for (const entry of page) {
+        const decoded = decodeEvent(entry.fields ?? []);
+        if (decoded.ok && keys.has(decoded.event.key)) out.push(entry);
+        if (out.length === count) return out;
+      }
+      if (page.length < 1_000) return out;
+      cursor = `(${page.at(-1)!.streamId}`;
+    }
+  }
+
   return {
     system: 'redis',
 
@@ -84,7 +101,8 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
 
     async rangeByKeys(stream, keys, after, count) {
       const start = after === undefined ? '-' : `(${indexMember(after)}`;
-      return toEntries(await cmd.busRangeByKeys(key(stream), indexOf(stream), start, count ?? -1, ...keys));
+      const reply = await cmd.busRangeByKeys(key(stream), indexOf(stream), start, count ?? -1, ...keys);
+      return reply === 'UNINDEXED' ? scanForKeys(stream, new Set(keys), after, count) : toEntries(reply);
     },
 
     async ensureGroup(stream, group) {
@@ -309,7 +327,9 @@ end
 `;
 
 /**
- * XADD, indexed and trimmed in one atomic step. KEYS[1] the stream; ARGV: maxLen, slack, index key
+ * XADD, indexed and trimmed in one atomic step. The first one on a stream notes in
+ * <stream>:keys-since the entry the index starts after: older ones (written before the index
+ * existed) are not in it. KEYS[1] the stream; ARGV: maxLen, slack, index key
  * prefix, '1' when indexed, the aggregate key, then the entry's fields. The key index is a sorted
  * set per aggregate (<stream>:key:<aggregate>) of the entries' ids; past maxLen + slack entries the
  * oldest are trimmed from the stream and from their aggregates' sets (whose key goes with its last
@@ -317,6 +337,10 @@ end
  */
 const APPEND_LUA = `${MEMBER_LUA}
 local stream, maxLen, slack, index = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if redis.call('EXISTS', stream .. ':keys-since') == 0 then
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  redis.call('SET', stream .. ':keys-since', last and last[1] or '0-0')
+end
 local id = redis.call('XADD', stream, '*', unpack(ARGV, 6))
 if ARGV[4] == '1' then redis.call('ZADD', index .. ARGV[5], 0, member(id)) end
 local length = redis.call('XLEN', stream)
@@ -341,10 +365,25 @@ return id
  * The entries of some aggregates after a position, through their sorted sets: the stream's other
  * entries are never touched. KEYS[1] the stream; ARGV: index key prefix, the ZRANGEBYLEX start, the
  * count (-1: all), then the aggregate keys. A member whose entry is gone (the stream trimmed by
- * another writer) is dropped from its set on the way.
+ * another writer) is dropped from its set on the way. UNINDEXED when entries after the start may
+ * predate the index: the caller scans instead.
  */
 const RANGE_BY_KEYS_LUA = `${MEMBER_LUA}
 local stream, index, start, limit = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local since = redis.call('GET', stream .. ':keys-since')
+if since == false then
+  if redis.call('EXISTS', stream) == 1 then return redis.status_reply('UNINDEXED') end
+  return {}
+end
+if since ~= '0-0' then
+  -- Once retention dropped every entry older than the index, the whole stream is indexed.
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if first == nil or member(first[1]) > member(since) then
+    since = '0-0'
+    redis.call('SET', stream .. ':keys-since', since)
+  end
+end
+if since ~= '0-0' and (start == '-' or '(' .. member(since) > start) then return redis.status_reply('UNINDEXED') end
 local found = {}
 for i = 4, #ARGV do
   for _, m in ipairs(redis.call('ZRANGEBYLEX', index .. ARGV[i], start, '+', 'LIMIT', 0, limit)) do
