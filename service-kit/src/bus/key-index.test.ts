@@ -1,12 +1,17 @@
 /** The key index on every backend: a read of some aggregates' entries that reads no other entry, bounded by retention. */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database, type DatabaseConfig } from '../db.ts';
+import { migrate } from '../migrate.ts';
 import { silentLog } from './backend.ts';
 import { DATABASE_URL, describeEachBus, dropTestKeys, getAdmin, PREFIX, uniq } from './bus-harness.ts';
 import { createBusOnBackend } from './core.ts';
 import type { BusEvent, EventBus } from './index.ts';
 import { createSqlBackend } from './sql.ts';
+import { BUS_MIGRATIONS_DIR } from './sql-store.ts';
 
 afterAll(dropTestKeys);
 
@@ -218,6 +223,46 @@ describe.each([
         expect(scans.map((n) => n['Rows Removed by Filter'] ?? 0)).toEqual(scans.map(() => 0));
       } finally {
         await bus.close();
+        if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
+        await db.close();
+      }
+    },
+    120_000,
+  );
+
+  it.skipIf(!available)(
+    'indexes, when migrated, the entries written before the index existed',
+    async () => {
+      const database = config();
+      const db = await openDatabase(database);
+      // The bus's schema as it was before the index: its first migration only.
+      const before = mkdtempSync(path.join(tmpdir(), 'bus-migrations-'));
+      cpSync(path.join(BUS_MIGRATIONS_DIR, '20261201000000_init'), path.join(before, '20261201000000_init'), { recursive: true });
+      try {
+        await migrate(db, { migrationsDir: before });
+        const old = [keyed('a', 1), keyed('b', 2)];
+        await db.sql.query(
+          `INSERT INTO bus_entries (stream, ms, seq, fields) VALUES
+           ('s', 1, 0, jsonb_build_array('event', $1::text)), ('s', 2, 0, jsonb_build_array('event', $2::text)),
+           ('s', 3, 0, '["event", "{not json"]'), ('s', 4, 0, '["foo", "bar"]')`,
+          old.map((e) => JSON.stringify(e)),
+        );
+        await db.sql.query(`INSERT INTO bus_streams (stream, last_ms, last_seq, added, length) VALUES ('s', 4, 0, 4, 4)`);
+        await migrate(db, { migrationsDir: BUS_MIGRATIONS_DIR });
+        const { rows } = await db.sql.query<{ ms: string; key: string | null }>('SELECT ms::text, key FROM bus_entries ORDER BY ms');
+        expect(rows).toEqual([
+          { ms: '1', key: 'a' },
+          { ms: '2', key: 'b' },
+          { ms: '3', key: null },
+          { ms: '4', key: null },
+        ]);
+        const bus = createBusOnBackend(createSqlBackend({ shared: db }), silentLog);
+        const fresh = keyed('a', 3);
+        await bus.publish('s', fresh);
+        expect((await bus.read('s', { keys: ['a'] })).map((e) => e.event)).toEqual([old[0], fresh]);
+        await bus.close();
+      } finally {
+        rmSync(before, { recursive: true, force: true });
         if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
         await db.close();
       }
