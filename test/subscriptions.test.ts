@@ -222,6 +222,39 @@ describe('subscriptions through the gateway', () => {
     expect(gone.results[0]!.errors![0]!.extensions?.code).toBe('RESUME_POINT_EXPIRED');
   });
 
+  it("replays orderUpdated(after) from that order's events alone, not the whole stream, and inventoryChanged from its products'", async () => {
+    const product = await createProduct(10);
+    const other = await createProduct(10);
+    const orderId = await place(product, 1);
+    await place(other, 1);
+    const live = track(subscribe<{ orderUpdated: OrderUpdate }>(sg.url, ORDER_UPDATED, { id: orderId, after: 0 }, customer));
+    await live.waitForResults(2);
+    // Every read the subgraphs make of the bus from here on (the spy calls through), and what each returned.
+    const spy = vi.spyOn(sg.bus, 'read');
+    let calls: { stream: string; keys?: readonly string[]; returned: ReturnType<Supergraph['bus']['read']> }[];
+    try {
+      const resumed = track(subscribe<{ orderUpdated: OrderUpdate }>(sg.url, ORDER_UPDATED, { id: orderId, after: 1 }, customer));
+      const [next] = await resumed.waitForResults(1);
+      expect(next!.data!.orderUpdated).toMatchObject({ status: 'CONFIRMED', sequence: 2 });
+      const stock = track(subscribe(sg.url, INVENTORY, { ids: [product], after: (await sg.bus.retention(STREAMS.products)).firstId }, admin));
+      await stock.waitForResults(1);
+    } finally {
+      calls = spy.mock.calls.map(([stream, opts], i) => ({
+        stream,
+        keys: opts?.keys,
+        returned: spy.mock.results[i]!.value as ReturnType<Supergraph['bus']['read']>,
+      }));
+      spy.mockRestore();
+    }
+    const reads = await Promise.all(calls.map(async (c) => ({ ...c, keysRead: (await c.returned).map((e) => e.event.key) })));
+    expect(reads.map((r) => [r.stream, r.keys])).toEqual([
+      [STREAMS.orders, [orderId]],
+      [STREAMS.products, [product]],
+    ]);
+    expect(reads[0]!.keysRead.length).toBeGreaterThanOrEqual(2);
+    expect(reads.every((r) => r.keysRead.every((k) => k === r.keys![0]))).toBe(true);
+  });
+
   it.skipIf(!testRedisUrl())(
     'ends a live subscriber with RESUME_POINT_EXPIRED when Redis loses the stream under it (a restart without persistence)',
     async () => {
