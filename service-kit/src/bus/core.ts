@@ -75,12 +75,20 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       const count = getValidCount(opts.count);
       const keys = getValidKeys(opts.keys);
       if (keys?.length === 0) return [];
-      const entries = keys ? await backend.rangeByKeys(stream, keys, after, count) : await backend.range(stream, after, count);
       const out: StreamEntry[] = [];
-      for (const entry of entries) {
-        const decoded = decodeEvent(entry.fields ?? []);
-        if (decoded.ok) out.push({ streamId: entry.streamId, event: decoded.event });
-        else log.debug({ stream, streamId: entry.streamId, error: decoded.error }, 'bus: read() skips an unparseable entry');
+      let from = after;
+      // Unparseable entries are skipped, and what they leave short is read on: a page shorter than
+      // `count` always means the end of the stream (the live feed's replay stops on one).
+      for (;;) {
+        const want = count === undefined ? undefined : count - out.length;
+        const entries = keys ? await backend.rangeByKeys(stream, keys, from, want) : await backend.range(stream, from, want);
+        for (const entry of entries) {
+          const decoded = decodeEvent(entry.fields ?? []);
+          if (decoded.ok) out.push({ streamId: entry.streamId, event: decoded.event });
+          else log.debug({ stream, streamId: entry.streamId, error: decoded.error }, 'bus: read() skips an unparseable entry');
+        }
+        if (want === undefined || entries.length < want || out.length >= count!) break;
+        from = entries.at(-1)!.streamId;
       }
       return out;
     },

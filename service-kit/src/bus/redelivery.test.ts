@@ -81,6 +81,19 @@ describeEachBus((make, impl) => {
     expect(await h.pending(stream, 'g')).toBe(0);
   });
 
+  it('reads past unparseable entries to fill a page, so a short page still means the end of the stream', async () => {
+    const h = make();
+    const stream = uniq('holes');
+    const first = await publishAll(h.bus, stream, 2);
+    await h.rawAdd(stream, ['event', '{not json']);
+    const rest = await publishAll(h.bus, stream, 3, 2);
+
+    const page = await h.bus.read(stream, { count: 3 });
+    expect(page.map((e) => e.event.id)).toEqual([...first, rest[0]!].map((e) => e.id));
+    const next = await h.bus.read(stream, { after: page.at(-1)!.streamId, count: 3 });
+    expect(next.map((e) => e.event.id)).toEqual(rest.slice(1).map((e) => e.id));
+  });
+
   it("hands a stopped consumer's unacknowledged entries to another consumer after claimIdleMs", async () => {
     const h = make();
     const stream = uniq('handover');
