@@ -15,7 +15,7 @@ import { migrate } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
 import { readDatabaseConfig, readPort, readProcessConfig, readSigningSecret, type Env } from './config.ts';
 import { createSubgraphServer, type ServiceApp } from './subgraph-server.ts';
-import { instrumentAdapter } from './observability/db.ts';
+import { instrumentAdapter, observe } from './observability/db.ts';
 import { createHealth, type Health } from './observability/health.ts';
 import { getProcessRegistry, renderMetrics } from './observability/metrics.ts';
 import { isMetricsOn, readObservabilityConfig, sleep, type ObservabilityOptions } from './observability/options.ts';
@@ -66,6 +66,11 @@ export interface SubgraphApp extends ServiceApp {
 /** What a running service hands to its contexts and workers. */
 export interface ServiceRuntime<P> {
   prisma: P;
+  /**
+   * Raw SQL for requests' hot paths: on PostgreSQL straight on the request pool (no Prisma runtime),
+   * on PGlite the Prisma client; counted in sqlStats.statements either way.
+   */
+  raw: RawClient;
   db: Database;
   logger: Logger;
   /** Present when the service was given a bus. */
@@ -187,6 +192,13 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         sqlStats.statements++;
       });
       prisma = client;
+      const requestObservers = { ...observers, source: 'request' as const };
+      const raw: RawClient = db.rawClient
+        ? db.rawClient((sql, run) => {
+            sqlStats.statements++;
+            return observe(requestObservers, sql, run);
+          })
+        : (client as unknown as RawClient);
       // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost,
       // on its own connections, so it never queues behind requests.
       const background = needsBus
@@ -215,6 +227,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       const runtime: ServiceRuntime<P> = {
         feeds,
         prisma: client,
+        raw,
         db,
         logger,
         bus: opts.bus,

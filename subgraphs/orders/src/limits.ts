@@ -5,8 +5,7 @@
  * Admins are exempt.
  */
 import type { GraphQLError } from 'graphql';
-import { codedError, ErrorCode } from '@commerce/service-kit';
-import type { Prisma } from './generated/prisma/client.ts';
+import { codedError, ErrorCode, type RawTx } from '@commerce/service-kit';
 import type { OrderLine } from './orderFlow.ts';
 
 export interface OrderLimits {
@@ -66,8 +65,8 @@ export function createKeyedLimiter(concurrency: number): <T>(key: string, fn: ()
  * concurrent calls cannot both pass the checks (two-key form: its own key space, apart from the
  * migration lock).
  */
-export async function lockUserOrders(tx: Prisma.TransactionClient, userId: string): Promise<void> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext(${userId}))`;
+export async function lockUserOrders(tx: RawTx, userId: string): Promise<void> {
+  await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, userId);
 }
 
 /** A customer's holdings before the order being placed: open orders, and units held by product id (lower case). */

@@ -33,9 +33,9 @@ export const Mutation: MutationResolvers = {
       return order;
     };
     const exempt = isAdminIdentity(identity);
-    // BEGIN, the per-user lock, one statement that writes and counts, COMMIT: see placement.ts.
+    // BEGIN, the per-user lock, one statement that writes and counts, COMMIT (see placement.ts); raw SQL only, so without Prisma on PostgreSQL.
     const placeNew = () =>
-      ctx.prisma.$transaction(async (tx) => {
+      ctx.raw.$transaction(async (tx) => {
         if (!exempt) await lockUserOrders(tx, userId);
         const result = await insertPlacement(tx, ctx.schema, { userId, idempotencyKey: key, requestHash: hash, lines, countHoldings: !exempt });
         if (result.kind !== 'placed') return result;
