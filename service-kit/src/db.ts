@@ -37,10 +37,11 @@ export interface Database {
    */
   readonly backgroundAdapter: SqlDriverAdapterFactory;
   /**
-   * On PostgreSQL, raw SQL on the request pool without Prisma's runtime (see pg-raw.ts), each
-   * statement run through `observe`; undefined on PGlite, whose one connection Prisma holds.
+   * On PostgreSQL, raw SQL on the request pool (or the background one) without Prisma's runtime
+   * (see pg-raw.ts), each statement run through `observe`; undefined on PGlite, whose one
+   * connection Prisma holds.
    */
-  readonly rawClient: ((observe?: StatementObserver) => RawClient) | undefined;
+  readonly rawClient: ((observe?: StatementObserver, pool?: 'requests' | 'background') => RawClient) | undefined;
   close(): Promise<void>;
 }
 
@@ -129,7 +130,7 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
     // Prisma shares the pools; it does not end a pool it was given, close() does.
     adapter: new PrismaPg(pool, { schema: config.schema }),
     backgroundAdapter: new PrismaPg(background, { schema: config.schema }),
-    rawClient: (observe) => createPgRawClient(pool, observe),
+    rawClient: (observe, which = 'requests') => createPgRawClient(which === 'background' ? background : pool, observe),
     close: async () => {
       await Promise.all([pool.end(), background.end()]);
     },

@@ -67,8 +67,9 @@ export interface SubgraphApp extends ServiceApp {
 export interface ServiceRuntime<P> {
   prisma: P;
   /**
-   * Raw SQL for requests' hot paths: on PostgreSQL straight on the request pool (no Prisma runtime),
-   * on PGlite the Prisma client; counted in sqlStats.statements either way.
+   * Raw SQL without Prisma's runtime on PostgreSQL, on the request pool (counted in
+   * sqlStats.statements); in startConsumers on the background pool (backgroundStatements). On
+   * PGlite the Prisma client.
    */
   raw: RawClient;
   db: Database;
@@ -207,9 +208,19 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
           })
         : undefined;
       backgroundPrisma = background;
+      // The relay and consumers send raw SQL only: on PostgreSQL straight on the background pool.
+      const backgroundObservers = { ...observers, source: 'background' as const };
+      const backgroundRaw: RawClient | undefined = !background
+        ? undefined
+        : db.rawClient
+          ? db.rawClient((sql, run) => {
+              sqlStats.backgroundStatements++;
+              return observe(backgroundObservers, sql, run);
+            }, 'background')
+          : (background as unknown as RawClient);
       if (def.publishesEvents && opts.bus) {
         relay = createOutboxRelay({
-          prisma: background as unknown as RawClient,
+          prisma: backgroundRaw!,
           schema: db.schema,
           bus: opts.bus,
           logger,
@@ -256,7 +267,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       });
       await server.start();
       relay?.start();
-      if (def.startConsumers && opts.bus && background) consumers = def.startConsumers({ ...runtime, prisma: background, bus: opts.bus });
+      if (def.startConsumers && opts.bus && background) consumers = def.startConsumers({ ...runtime, prisma: background, raw: backgroundRaw!, bus: opts.bus });
     },
     stop() {
       stopping ??= (async () => {
