@@ -222,6 +222,39 @@ describe('subscriptions through the gateway', () => {
     expect(gone.results[0]!.errors![0]!.extensions?.code).toBe('RESUME_POINT_EXPIRED');
   });
 
+  it("replays orderUpdated(after) from that order's events alone, not the whole stream, and inventoryChanged from its products'", async () => {
+    const product = await createProduct(10);
+    const other = await createProduct(10);
+    const orderId = await place(product, 1);
+    await place(other, 1);
+    const live = track(subscribe<{ orderUpdated: OrderUpdate }>(sg.url, ORDER_UPDATED, { id: orderId, after: 0 }, customer));
+    await live.waitForResults(2);
+    // Every read the subgraphs make of the bus from here on (the spy calls through), and what each returned.
+    const spy = vi.spyOn(sg.bus, 'read');
+    let calls: { stream: string; keys?: readonly string[]; returned: ReturnType<Supergraph['bus']['read']> }[];
+    try {
+      const resumed = track(subscribe<{ orderUpdated: OrderUpdate }>(sg.url, ORDER_UPDATED, { id: orderId, after: 1 }, customer));
+      const [next] = await resumed.waitForResults(1);
+      expect(next!.data!.orderUpdated).toMatchObject({ status: 'CONFIRMED', sequence: 2 });
+      const stock = track(subscribe(sg.url, INVENTORY, { ids: [product], after: (await sg.bus.retention(STREAMS.products)).firstId }, admin));
+      await stock.waitForResults(1);
+    } finally {
+      calls = spy.mock.calls.map(([stream, opts], i) => ({
+        stream,
+        keys: opts?.keys,
+        returned: spy.mock.results[i]!.value as ReturnType<Supergraph['bus']['read']>,
+      }));
+      spy.mockRestore();
+    }
+    const reads = await Promise.all(calls.map(async (c) => ({ ...c, keysRead: (await c.returned).map((e) => e.event.key) })));
+    expect(reads.map((r) => [r.stream, r.keys])).toEqual([
+      [STREAMS.orders, [orderId]],
+      [STREAMS.products, [product]],
+    ]);
+    expect(reads[0]!.keysRead.length).toBeGreaterThanOrEqual(2);
+    expect(reads.every((r) => r.keysRead.every((k) => k === r.keys![0]))).toBe(true);
+  });
+
   it.skipIf(!testRedisUrl())(
     'ends a live subscriber with RESUME_POINT_EXPIRED when Redis loses the stream under it (a restart without persistence)',
     async () => {
@@ -285,5 +318,99 @@ describe('subscriptions through the gateway', () => {
         ).toBe(true),
       WAIT,
     );
+  });
+  describe('shared streams', () => {
+    const STOCK = /* GraphQL */ `
+      subscription Stock($ids: [ID!]!, $after: String) {
+        inventoryChanged(productIds: $ids, after: $after) { stock sequence cursor product { name stock } }
+      }
+    `;
+    type Change = { inventoryChanged: { stock: number; sequence: number; cursor: string; product: { name: string; stock: number } } };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const adjust = (id: string) => sg.query('mutation($id: ID!) { adjustStock(id: $id, delta: -1) { stock } }', { id }, admin);
+    /** Changes the product until each of `subs` has seen a change since this was called: they are all live then. */
+    const untilLive = async (product: string, subs: TestSubscription<Change>[]) => {
+      const seen = subs.map((s) => s.results.length);
+      await vi.waitFor(async () => {
+        await adjust(product);
+        await sleep(150);
+        expect(subs.every((s, i) => s.results.length > seen[i]!)).toBe(true);
+      }, WAIT);
+    };
+    const streams = () => sg.metricValue(sg.gateway, 'gateway_subscription_streams');
+
+    it('carries subscriptions of many callers over at most two sockets into products (counted there), one stream per caller and product', async () => {
+      const products = [await createProduct(1_000), await createProduct(1_000), await createProduct(1_000)];
+      const tokens = [undefined, customer, admin];
+      const before = await streams();
+      // 12 subscriptions: 3 callers (anonymous, a customer, an admin) × products, 9 distinct pairs.
+      const subs = Array.from({ length: 12 }, (_, i) => track(subscribe<Change>(sg.url, STOCK, { ids: [products[i % 3]] }, tokens[Math.floor(i / 4)])));
+      for (const [p, product] of products.entries())
+        await untilLive(
+          product,
+          subs.filter((_, i) => i % 3 === p),
+        );
+
+      const sockets = await sg.metricValue(sg.apps.products, 'graphql_ws_connections');
+      expect(sockets).toBeGreaterThanOrEqual(1);
+      expect(sockets).toBeLessThanOrEqual(2);
+      expect((await streams()) - before).toBe(9);
+      // Each caller sees the product it asked for, resolved for it.
+      for (const sub of subs) expect(sub.results.at(-1)!.data!.inventoryChanged.product.name).toMatch(/^Live product/);
+    });
+
+    it('resolves each event once for identical subscriptions: products runs the same statements for six subscribers as for one', async () => {
+      const product = await createProduct(1_000);
+      const statementsForOneChange = async (subs: TestSubscription<Change>[]) => {
+        await untilLive(product, subs);
+        await sleep(200);
+        const before = sg.sqlStatements().products;
+        const seen = subs.map((s) => s.results.length);
+        await adjust(product);
+        await vi.waitFor(() => expect(subs.every((s, i) => s.results.length > seen[i]!)).toBe(true), WAIT);
+        await sleep(200);
+        return sg.sqlStatements().products - before;
+      };
+      const first = track(subscribe<Change>(sg.url, STOCK, { ids: [product] }));
+      const alone = await statementsForOneChange([first]);
+      const six = [first, ...Array.from({ length: 5 }, () => track(subscribe<Change>(sg.url, STOCK, { ids: [product] })))];
+      const together = await statementsForOneChange(six);
+
+      expect(together).toBe(alone);
+      const last = six.map((s) => s.results.at(-1)!.data!.inventoryChanged);
+      expect(new Set(last.map((c) => c.cursor)).size).toBe(1);
+    });
+
+    it('a subscriber resuming with after on a live shared stream gets every change after its cursor once, in order, then shares the stream', async () => {
+      const product = await createProduct(1_000);
+      const live = track(subscribe<Change>(sg.url, STOCK, { ids: [product] }));
+      await untilLive(product, [live]);
+      for (let i = 0; i < 3; i++) await adjust(product);
+      await vi.waitFor(() => expect(live.results.length).toBeGreaterThanOrEqual(4), WAIT);
+      const from = live.results[1]!.data!.inventoryChanged;
+      const before = await streams();
+
+      // Changes keep landing while it replays and joins the live stream.
+      const changes = (async () => {
+        for (let i = 0; i < 15; i++) {
+          await adjust(product);
+          await sleep(15);
+        }
+      })();
+      const resumed = track(subscribe<Change>(sg.url, STOCK, { ids: [product], after: from.cursor }));
+      await changes;
+      // Until it has left its own stream for the shared one (a change after its replay moves it).
+      await vi.waitFor(async () => {
+        await adjust(product);
+        await sleep(150);
+        expect(await streams()).toBe(before);
+      }, WAIT);
+      const lastLive = () => live.results.at(-1)!.data!.inventoryChanged.sequence;
+      await vi.waitFor(() => expect(resumed.results.at(-1)?.data?.inventoryChanged.sequence).toBe(lastLive()), WAIT);
+
+      const seqs = resumed.results.map((r) => r.data!.inventoryChanged.sequence);
+      expect(seqs).toEqual(Array.from({ length: lastLive() - from.sequence }, (_, i) => from.sequence + 1 + i));
+      expect(resumed.results.every((r) => r.errors === undefined)).toBe(true);
+    });
   });
 });

@@ -190,6 +190,31 @@ describe('gateway', () => {
     }
   });
 
+  it('times out a subgraph whose body trickles in, each chunk well within the timeout, past subgraphTimeoutMs', async () => {
+    const trickling = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // A complete answer, one space every 50 ms for 3 s before it: never a pause of TIMEOUT_MS.
+      let left = 60;
+      const tick = setInterval(() => {
+        if (res.destroyed) return clearInterval(tick);
+        if (left-- > 0) return void res.write(' ');
+        clearInterval(tick);
+        res.end('{"data":{"slow":"finally"}}');
+      }, 50);
+    });
+    await new Promise<void>((resolve) => trickling.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (trickling.address() as AddressInfo).port;
+      const gw = await h.startAnother({ subgraphUrls: { slow: `http://127.0.0.1:${port}/graphql` } });
+      const res = await gw.query('{ slow }');
+      expect(res.body.data).toEqual({ slow: null });
+      expect(res.body.errors?.[0]?.extensions?.code).toBe('SUBGRAPH_TIMEOUT');
+    } finally {
+      trickling.closeAllConnections();
+      trickling.close();
+    }
+  });
+
   describe('routing', () => {
     it('calls the URLs written in the supergraph when no override is set', async () => {
       const calls = standIn('accounts').requests.length;

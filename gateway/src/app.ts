@@ -212,6 +212,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
       maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection,
       maxSubscriptionsPerUser: opts.maxSubscriptionsPerUser,
       maxConnectionsPerIp: opts.maxConnectionsPerIp,
+      socketsPerSubgraph: opts.subscriptionSocketsPerSubgraph,
       subgraphTimeoutMs: timeoutMs,
       connectionInitWaitTimeout: opts.connectionInitWaitTimeout,
       maxSubscriberBufferBytes: opts.maxSubscriberBufferBytes,

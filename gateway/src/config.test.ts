@@ -110,8 +110,10 @@ describe('loadGatewayConfig', () => {
         RATE_LIMIT_CREDENTIAL_FIELDS: 'login, register',
         TRUSTED_PROXIES: '10.0.0.0/8, ::1',
         WS_MAX_CONNECTIONS_PER_IP: '5',
+        SUBGRAPH_SUBSCRIPTION_SOCKETS: '4',
       }),
     ).toMatchObject({
+      subscriptionSocketsPerSubgraph: 4,
       rateLimits: { redisUrl: 'redis://cache:6379', requests: { points: 100, durationSec: 10 }, credentialFields: ['login', 'register'] },
       trustedProxies: ['10.0.0.0/8', '::1'],
       maxConnectionsPerIp: 5,
@@ -125,6 +127,7 @@ describe('loadGatewayConfig', () => {
     [{ REDIS_URL: 'http://cache' }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
     [{ TRUSTED_DOCUMENTS: 'strict' }, /TRUSTED_DOCUMENTS must be one of "off", "enforce", got "strict"/],
     [{ SUBGRAPH_TIMEOUT_MS: '5' }, /SUBGRAPH_TIMEOUT_MS must be an integer between 100 and 300000/],
+    [{ SUBGRAPH_SUBSCRIPTION_SOCKETS: '0' }, /SUBGRAPH_SUBSCRIPTION_SOCKETS must be an integer between 1 and 64/],
     [{ APOLLO_TELEMETRY_DISABLED: 'yes' }, /APOLLO_TELEMETRY_DISABLED must be true or false/],
     [{ NODE_ENV: 'production' }, /JWT_SECRET must be set when NODE_ENV=production/],
     [{ JWT_SECRET: 'a'.repeat(32) }, /JWT_SECRET is repeated text/],

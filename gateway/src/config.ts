@@ -21,6 +21,7 @@ import type { GatewayOptions } from './options.ts';
 import { makeTrustedProxies } from './rate-limits/client-address.ts';
 import { DEFAULT_RATE_LIMITS, type Budget, type RateLimitOptions } from './rate-limits/index.ts';
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_USER } from './subscriptions/server.ts';
+import { DEFAULT_SOCKETS_PER_SUBGRAPH } from './subscriptions/subgraph-stream.ts';
 import { DEFAULT_MAX_CONNECTIONS_PER_IP } from './subscriptions/ws.ts';
 import { DEFAULT_BREAKER_THRESHOLD, DEFAULT_HALF_OPEN_AFTER_MS, DEFAULT_RETRY_BACKOFF_MS } from './subgraph-breaker.ts';
 import { DEFAULT_MANIFEST_PATH, TRUSTED_DOCUMENTS_MODES } from './trusted-documents/enforce.ts';
@@ -71,6 +72,7 @@ export function loadGatewayConfig(env: Env): GatewayOptions & { supergraphPath: 
     maxSubscriptionsPerConnection: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, 1, 100_000),
     maxSubscriptionsPerUser: readInt(env, 'WS_MAX_SUBSCRIPTIONS_PER_USER', DEFAULT_MAX_SUBSCRIPTIONS_PER_USER, 1, 1_000_000),
     maxConnectionsPerIp: readInt(env, 'WS_MAX_CONNECTIONS_PER_IP', DEFAULT_MAX_CONNECTIONS_PER_IP, 1, 1_000_000),
+    subscriptionSocketsPerSubgraph: readInt(env, 'SUBGRAPH_SUBSCRIPTION_SOCKETS', DEFAULT_SOCKETS_PER_SUBGRAPH, 1, 64),
     ...readObservabilityConfig(env),
   };
 }

@@ -161,8 +161,8 @@ export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
   /**
    * POSTs the fetch. The time left in the budget bounds both the wait for the response's headers
    * and each wait for its body (undici's headersTimeout / bodyTimeout: no timer or signal of our
-   * own); the caller's signal aborts it when the client hangs up, so a gone client's work stops at
-   * the subgraphs.
+   * own), and readBody stops a body still arriving past the deadline; the caller's signal aborts
+   * it when the client hangs up, so a gone client's work stops at the subgraphs.
    */
   async #send(options: GraphQLDataSourceProcessOptions<GatewayContext>, deadline: number): Promise<SubgraphResponse> {
     const { http, ...request } = options.request;
@@ -189,7 +189,7 @@ export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
         bodyTimeout: budget,
         signal: context?.signal,
       });
-      const body = await readBody(response);
+      const body = await readBody(response, deadline);
       if (response.statusCode < 200 || response.statusCode > 299) throw this.#errorFromResponse(response.statusCode, body);
       if (typeof body !== 'object' || body === null) throw new Error(`Expected JSON response body, but received: ${String(body)}`);
       if ('incomingRequestContext' in options) restrictCachePolicy(options.incomingRequestContext, response.headers['cache-control']);
@@ -238,12 +238,25 @@ export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
 const isTimeout = (error: unknown): boolean =>
   error instanceof Error && (error.name === 'TimeoutError' || TIMEOUT_CODES.has((error as { code?: unknown }).code as string));
 
-/** JSON when the subgraph says so (as RemoteGraphQLDataSource's parseBody), else text; always read to the end. */
-function readBody(response: Dispatcher.ResponseData): Promise<unknown> {
+/**
+ * JSON when the subgraph says so (as RemoteGraphQLDataSource's parseBody), else text; always read to
+ * the end, and never past the deadline: undici's bodyTimeout bounds each wait for a chunk, so a body
+ * trickling in slower than the budget would otherwise hold the call for as long as it trickles.
+ */
+async function readBody(response: Dispatcher.ResponseData, deadline: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    if (Date.now() > deadline) {
+      response.body.destroy();
+      throw Object.assign(new Error('the response body outlasted the timeout'), { name: 'TimeoutError' });
+    }
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
   const type = response.headers['content-type'];
   const contentType = Array.isArray(type) ? type[0] : type;
-  if (contentType?.startsWith('application/json') || contentType?.startsWith('application/graphql-response+json')) return response.body.json();
-  return response.body.text();
+  if (contentType?.startsWith('application/json') || contentType?.startsWith('application/graphql-response+json')) return JSON.parse(text) as unknown;
+  return text;
 }
 
 interface CachePolicyRestrict {

@@ -74,6 +74,8 @@ export interface ServeOptions extends ObservabilityOptions {
   maxSubscriptionsPerUser?: number;
   /** WebSocket: open connections per client IP on this instance; beyond, the upgrade gets 429. @default 50 */
   maxConnectionsPerIp?: number;
+  /** WebSockets to each subgraph carrying this instance's subscriptions (multiplexed). @default 2 */
+  subscriptionSocketsPerSubgraph?: number;
   /**
    * Depth, aliases, root fields, tokens, directives and cost per operation, checked before planning
    * (HTTP and WebSocket alike); what is not given keeps its default.

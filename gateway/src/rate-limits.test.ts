@@ -209,23 +209,25 @@ describe('WebSocket limits', () => {
     const socket = await gw.ws();
     await socket.init();
     const before = upstream();
-    socket.subscribe('1', 'subscription { ticks(topic: "cap") }');
-    socket.subscribe('2', 'subscription { ticks(topic: "cap") }');
-    await vi.waitFor(() => expect(topics.count('ticks:cap')).toBe(2));
+    // Distinct subscriptions: identical ones would share one upstream stream.
+    const capped = () => ['1', '2', '3', '4'].reduce((n, id) => n + topics.count(`ticks:cap-${id}`), 0);
+    socket.subscribe('1', 'subscription { ticks(topic: "cap-1") }');
+    socket.subscribe('2', 'subscription { ticks(topic: "cap-2") }');
+    await vi.waitFor(() => expect(capped()).toBe(2));
 
-    socket.subscribe('3', 'subscription { ticks(topic: "cap") }');
+    socket.subscribe('3', 'subscription { ticks(topic: "cap-3") }');
     const refused = await socket.next('3');
 
     expect(refused).toMatchObject({ type: 'error', payload: [{ extensions: { code: ErrorCode.TooManySubscriptions, limit: 2, scope: 'connection' } }] });
     expect(upstream()).toBe(before + 2);
     // Completing one makes room for another.
     socket.send({ id: '1', type: 'complete' });
-    await vi.waitFor(() => expect(topics.count('ticks:cap')).toBe(1));
-    socket.subscribe('4', 'subscription { ticks(topic: "cap") }');
-    await vi.waitFor(() => expect(topics.count('ticks:cap')).toBe(2));
+    await vi.waitFor(() => expect(capped()).toBe(1));
+    socket.subscribe('4', 'subscription { ticks(topic: "cap-4") }');
+    await vi.waitFor(() => expect(capped()).toBe(2));
     expect(upstream()).toBe(before + 3);
     socket.close();
-    await vi.waitFor(() => expect(topics.count('ticks:cap')).toBe(0));
+    await vi.waitFor(() => expect(capped()).toBe(0));
   });
 
   it('caps subscriptions per user across connections', async () => {
@@ -234,18 +236,19 @@ describe('WebSocket limits', () => {
     const [one, two] = [await gw.ws(), await gw.ws()];
     await one.init(token);
     await two.init(token);
-    one.subscribe('1', 'subscription { ticks(topic: "user") }');
-    two.subscribe('1', 'subscription { ticks(topic: "user") }');
-    await vi.waitFor(() => expect(topics.count('ticks:user')).toBe(2));
+    // Distinct subscriptions: identical ones of one user would share one upstream stream.
+    one.subscribe('1', 'subscription { ticks(topic: "user-1") }');
+    two.subscribe('1', 'subscription { ticks(topic: "user-2") }');
+    await vi.waitFor(() => expect(topics.count('ticks:user-1') + topics.count('ticks:user-2')).toBe(2));
     const before = upstream();
 
-    one.subscribe('2', 'subscription { ticks(topic: "user") }');
+    one.subscribe('2', 'subscription { ticks(topic: "user-3") }');
 
     expect(await one.next('2')).toMatchObject({ type: 'error', payload: [{ extensions: { code: ErrorCode.TooManySubscriptions, scope: 'user' } }] });
     expect(upstream()).toBe(before);
     one.close();
     two.close();
-    await vi.waitFor(() => expect(topics.count('ticks:user')).toBe(0));
+    await vi.waitFor(() => expect(topics.count('ticks:user-1') + topics.count('ticks:user-2')).toBe(0));
   });
 
   it('refuses the WebSocket upgrade beyond maxConnectionsPerIp with HTTP 429, and takes one again once a socket closes', async () => {

@@ -94,6 +94,12 @@ const SUBGRAPHS = {
 const subscribersOn = (topic: string, count: number) =>
   vi.waitFor(() => expect(topics.count(topic), `subscribers on ${topic}`).toBe(count), { timeout: 10_000, interval: 10 });
 
+/** A gauge of the gateway's metrics, summed over its labels. */
+const gaugeValue = async (gateway: TestGateway, name: string): Promise<number> => {
+  const metric = await gateway.app.metrics.registry.getSingleMetric(name)?.get();
+  return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
+};
+
 const bearer = async (identity: Identity, ttlSeconds?: number) => `Bearer ${await signToken(identity, ttlSeconds)}`;
 const errorsOf = (result: FormattedExecutionResult): readonly GraphQLFormattedError[] => result.errors ?? [];
 
@@ -140,22 +146,28 @@ describe('gateway subscriptions', () => {
     ];
     expect(restFetches).toHaveLength(6);
     for (const { identity, to } of restFetches) await expect(verifyForwardedIdentity(identity, TEST_SIGNING_SECRET, to)).resolves.toEqual(customer);
-    expect(reviews().wsConnects.at(-1)).toEqual(customer);
+    expect(reviews().wsSubscribers.at(-1)).toEqual(customer);
   });
 
-  it('opens the subgraph stream as the subscriber: anonymous or authenticated', async () => {
-    const anonymous = await h.ws();
-    await anonymous.init();
-    const signedIn = await h.ws();
-    await signedIn.init(await bearer(admin));
-    anonymous.subscribe('w', 'subscription { whoAmI(topic: "who") }');
-    signedIn.subscribe('w', 'subscription { whoAmI(topic: "who") }');
-    await subscribersOn('who:who', 2);
+  it('opens the subgraph stream as the subscriber, and shares it only among the same caller: anonymous, or the same user and role', async () => {
+    const gateway = await h.startAnother();
+    const callers = [undefined, undefined, admin, customer, customer, { userId: 'user-8', role: 'CUSTOMER' } as const, { ...customer, role: 'ADMIN' } as const];
+    const clients = [];
+    for (const caller of callers) {
+      const client = await gateway.ws();
+      await client.init(caller ? await bearer(caller) : undefined);
+      client.subscribe('w', 'subscription { whoAmI(topic: "who") }');
+      clients.push(client);
+    }
+    // Two anonymous clients share a stream, as do the two of user-7 as a customer: 5 streams for 7.
+    await subscribersOn('who:who', 5);
 
     topics.publish('who:who', {});
 
-    expect(await anonymous.nextResult('w')).toEqual({ data: { whoAmI: 'anonymous' } });
-    expect(await signedIn.nextResult('w')).toEqual({ data: { whoAmI: 'admin-1:ADMIN' } });
+    const answers = await Promise.all(clients.map(async (c) => (await c.nextResult('w')).data?.whoAmI));
+    expect(answers).toEqual(['anonymous', 'anonymous', 'admin-1:ADMIN', 'user-7:CUSTOMER', 'user-7:CUSTOMER', 'user-8:CUSTOMER', 'user-7:ADMIN']);
+    for (const c of clients) c.close();
+    await subscribersOn('who:who', 0);
   });
 
   it.each([
@@ -198,13 +210,13 @@ describe('gateway subscriptions', () => {
   it('refuses an invalid subscription with GRAPHQL_VALIDATION_FAILED before reaching a subgraph', async () => {
     const client = await h.ws();
     await client.init();
-    const connects = reviews().wsConnects.length;
+    const subscribes = reviews().wsOperations.length;
     client.subscribe('v', 'subscription { reviewAdded(productId: "p") { nope } }');
 
     const message = await client.next('v');
     expect(message.type).toBe('error');
     expect((message.payload as GraphQLFormattedError[])[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
-    expect(reviews().wsConnects.length).toBe(connects);
+    expect(reviews().wsOperations.length).toBe(subscribes);
   });
 
   it('completes the client subscription when the subgraph completes the stream', async () => {
@@ -220,8 +232,9 @@ describe('gateway subscriptions', () => {
     expect((await client.next('c')).type).toBe('complete');
   });
 
-  it('ends the subgraph subscription and its socket when the client unsubscribes or disconnects', async () => {
-    const client = await h.ws();
+  it('ends the subgraph subscription, and its socket once that carries none, when the client unsubscribes or disconnects', async () => {
+    // A gateway of its own: the sockets it opens to the subgraph carry this test's subscriptions only.
+    const client = await (await h.startAnother()).ws();
     await client.init();
     const before = reviews().sockets();
     client.subscribe('u', 'subscription { whoAmI(topic: "unsub") }');
@@ -237,6 +250,27 @@ describe('gateway subscriptions', () => {
     client.terminate();
     await subscribersOn('who:unsub', 0);
     await vi.waitFor(() => expect(reviews().sockets()).toBe(before));
+  });
+
+  it('ends every subscription a dropped subgraph socket carried with SUBGRAPH_UNAVAILABLE, and connects again for the next', async () => {
+    const gateway = await h.startAnother();
+    const client = await gateway.ws();
+    await client.init();
+    client.subscribe('a', 'subscription { whoAmI(topic: "drop-a") }');
+    client.subscribe('b', 'subscription { whoAmI(topic: "drop-b") }');
+    await subscribersOn('who:drop-a', 1);
+    await subscribersOn('who:drop-b', 1);
+
+    reviews().dropSockets();
+
+    for (const id of ['a', 'b']) {
+      expect(errorsOf(await client.nextResult(id))[0]?.extensions).toMatchObject({ code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'reviews' });
+      expect((await client.next(id)).type).toBe('complete');
+    }
+    client.subscribe('c', 'subscription { whoAmI(topic: "drop-c") }');
+    await subscribersOn('who:drop-c', 1);
+    topics.publish('who:drop-c', {});
+    expect(await client.nextResult('c')).toEqual({ data: { whoAmI: 'anonymous' } });
   });
 
   it('accepts WebSockets on the HTTP port and path only', async () => {
@@ -285,6 +319,24 @@ describe('gateway subscriptions', () => {
       await subscribersOn('who:expiring', 0);
     });
 
+    it("ends only the expired connection's subscriptions when it shares a stream with the same user's other connection", async () => {
+      const expiring = await h.ws();
+      await expiring.init(await bearer(customer, 2));
+      const lasting = await h.ws();
+      await lasting.init(await bearer(customer));
+      expiring.subscribe('x', 'subscription { whoAmI(topic: "shared-expiry") }');
+      lasting.subscribe('x', 'subscription { whoAmI(topic: "shared-expiry") }');
+      await subscribersOn('who:shared-expiry', 1);
+
+      expect(await expiring.waitForClose()).toEqual({ code: GatewayCloseCode.TokenExpired, reason: 'token expired' });
+      topics.publish('who:shared-expiry', {});
+
+      expect(await lasting.nextResult('x')).toEqual({ data: { whoAmI: 'user-7:CUSTOMER' } });
+      expect(topics.count('who:shared-expiry')).toBe(1);
+      lasting.close();
+      await subscribersOn('who:shared-expiry', 0);
+    });
+
     it('closes with 4408 when connection_init does not arrive within connectionInitWaitTimeout', async () => {
       const client = await (await h.startAnother({ connectionInitWaitTimeout: 200 })).ws();
 
@@ -329,26 +381,30 @@ describe('gateway subscriptions', () => {
     expect(client.closeEvent).toBeUndefined();
   });
 
-  it('closes a client that stops reading with 4413 (not fatal for graphql-ws clients), while another keeps receiving', async () => {
-    const healthy = await h.ws();
+  it('closes a client that stops reading with 4413 (not fatal for graphql-ws clients), while another on the same stream keeps receiving', async () => {
+    const gateway = await h.startAnother();
+    const healthy = await gateway.ws();
     await healthy.init();
-    const stalled = await h.ws();
+    const stalled = await gateway.ws();
     await stalled.init();
     const query = 'subscription { chunks(topic: "flood") { seq data } }';
     healthy.subscribe('h', query);
     stalled.subscribe('s', query);
-    await subscribersOn('chunks:flood', 2);
+    // Identical subscriptions of anonymous clients: one stream from the subgraph serves both.
+    await vi.waitFor(async () => expect(await gaugeValue(gateway, 'gateway_subscriptions')).toBe(2));
+    await subscribersOn('chunks:flood', 1);
     stalled.pause();
 
     const data = 'x'.repeat(128 * 1024);
     let seq = 0;
-    // Until the gateway gives up on the stalled client (its subgraph stream ends), then a few more.
+    // Until the gateway gives up on the stalled client, then a few more.
     for (let extra = 5; extra > 0 && seq < 400; seq++) {
-      if (topics.count('chunks:flood') === 1) extra--;
+      if ((await gaugeValue(gateway, 'gateway_subscriptions')) === 1) extra--;
       topics.publish('chunks:flood', { seq, data });
       const result = await healthy.nextResult('h');
       expect((result.data?.chunks as { seq: number }).seq).toBe(seq);
     }
+    expect(await gaugeValue(gateway, 'gateway_subscriptions')).toBe(1);
     expect(topics.count('chunks:flood')).toBe(1);
 
     stalled.resume();

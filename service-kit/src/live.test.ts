@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describeEachBus, dropTestKeys, uniq } from './bus/bus-harness.ts';
 import { createMemoryBus } from './bus/index.ts';
 import type { BusEvent, EventBus, StreamEntry } from './bus/types.ts';
 import { createLiveFeed, inSequence } from './live.ts';
 import { createLogger } from './logger.ts';
 
 const logger = createLogger('live-test', 'silent');
+afterAll(dropTestKeys);
 const event = (key: string, seq: number): BusEvent => ({ id: randomUUID(), type: 'Changed', key, payload: { seq }, occurredAt: new Date().toISOString() });
+const seqs = (entries: StreamEntry[]) => entries.map((e) => (e.event.payload as { seq: number }).seq);
 const take = async (it: AsyncIterableIterator<StreamEntry>, n: number) => {
   const out: StreamEntry[] = [];
   while (out.length < n) {
@@ -118,6 +121,33 @@ describe('live feed', () => {
     await feed.close();
   });
 
+  it("replays a keyed subscriber's events by key, page after page, and none of the others", async () => {
+    const b = bus();
+    const ids: string[] = [];
+    for (let i = 1; i <= 2_500; i++) {
+      ids.push(await b.publish('s', event('a', i)));
+      await b.publish('s', event('b', i));
+    }
+    let scanned = 0;
+    const read = b.read.bind(b);
+    b.read = async (stream, opts) => {
+      const page = await read(stream, opts);
+      if (!opts?.keys) scanned += page.length;
+      return page;
+    };
+    const feed = createLiveFeed(b, 's', logger);
+    const it = await feed.subscribe({ keys: ['a'], filter: () => true, from: ids[99]! });
+    await b.publish('s', event('a', 2_501));
+    expect(seqs(await take(it, 2_401))).toEqual(Array.from({ length: 2_401 }, (_, i) => 101 + i));
+    expect(scanned).toBe(0);
+    // A subscriber that says its keys are not event keys scans, and still gets only what its keys select.
+    const scanning = await feed.subscribe({ keys: ['a'], replayByKey: false, filter: () => true, from: ids[2_498]! });
+    expect(seqs(await take(scanning, 2))).toEqual([2_500, 2_501]);
+    expect(scanned).toBeGreaterThan(0);
+    await Promise.all([it.return!(), scanning.return!()]);
+    await feed.close();
+  });
+
   it('ends a subscriber that falls too far behind with SUBSCRIPTION_OVERFLOW, leaving others alone', async () => {
     const b = bus();
     const feed = createLiveFeed(b, 's', logger);
@@ -164,4 +194,59 @@ describe('live feed', () => {
     expect(await pending).toEqual({ value: undefined, done: true });
     await feed.close();
   });
+});
+
+describeEachBus((make) => {
+  it('hands a keyed replay over to live with no gap and no duplicate, reading only its key', async () => {
+    const h = make();
+    const stream = uniq('live-keyed');
+    const ids: string[] = [];
+    for (let i = 1; i <= 20; i++) {
+      ids.push(await h.bus.publish(stream, event('a', i)));
+      await h.bus.publish(stream, event(`other-${i}`, i));
+    }
+    const feed = createLiveFeed(h.bus, stream, logger);
+    // Published while the replay is being read: each arrives once, either replayed or live.
+    const subscribing = feed.subscribe({ keys: ['a'], filter: () => true, from: ids[4]! });
+    const racing = (async () => {
+      for (let i = 21; i <= 40; i++) {
+        await h.bus.publish(stream, event('a', i));
+        await h.bus.publish(stream, event(`other-${i}`, i));
+      }
+    })();
+    const it = await subscribing;
+    await racing;
+    expect(seqs(await take(it, 35))).toEqual(Array.from({ length: 35 }, (_, i) => 6 + i));
+    await h.bus.publish(stream, event('a', 41));
+    expect(seqs(await take(it, 1))).toEqual([41]);
+    // The replay went through the key index: no scan of the stream, and at most a's 35 entries.
+    expect(h.fetched.range).toBe(0);
+    expect(h.fetched.byKeys).toBeGreaterThanOrEqual(15);
+    expect(h.fetched.byKeys).toBeLessThanOrEqual(35);
+    await it.return!();
+    await feed.close();
+  }, 60_000);
+
+  it("lets verifyReplay see the key's retained events only: one trimmed away is missing, the resume refused", async () => {
+    const h = make({ maxLen: 100 });
+    const stream = uniq('live-keyed-trim');
+    await h.bus.publish(stream, event('a', 1));
+    for (let i = 0; i < 300; i += 50)
+      await h.bus.publishMany(
+        stream,
+        Array.from({ length: 50 }, (_, j) => event('b', i + j)),
+      );
+    await h.bus.publish(stream, event('a', 2));
+    const feed = createLiveFeed(h.bus, stream, logger);
+    const needs = (seq: number) => (replayed: readonly StreamEntry[]) => {
+      if (!replayed.some((e) => (e.event.payload as { seq: number }).seq === seq)) throw new Error(`no ${seq}`);
+    };
+    await expect(feed.subscribe({ keys: ['a'], filter: () => true, from: 'history', verifyReplay: needs(1) })).rejects.toThrow('no 1');
+    const it = await feed.subscribe({ keys: ['a'], filter: () => true, from: 'history', verifyReplay: needs(2) });
+    expect(seqs(await take(it, 1))).toEqual([2]);
+    // A cursor retention dropped is refused before any replay.
+    await expect(feed.subscribe({ keys: ['a'], filter: () => true, from: '1-0' })).rejects.toMatchObject({ extensions: { code: 'RESUME_POINT_EXPIRED' } });
+    await it.return!();
+    await feed.close();
+  }, 60_000);
 });

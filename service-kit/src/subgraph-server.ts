@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { subscribe, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { parse, validate, type DocumentNode, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import { ErrorCode, isDependencyUnavailable, isInternalError, unauthenticated } from './errors.ts';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -12,6 +13,7 @@ import { createGraphQLHandler, listen, urlHost } from './http.ts';
 import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity, type Identity } from './identity.ts';
 import type { Logger } from './logger.ts';
 import type { BaseContext } from './shield.ts';
+import { subscribeWithCursors } from './subscription-results.ts';
 import { context as otelContext, trace, type Context as OtelContext } from '@opentelemetry/api';
 import type { Health } from './observability/health.ts';
 import { activeRequestId, withRequestId } from './observability/request-context.ts';
@@ -114,10 +116,36 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
         otelContext.with(ctx, () => graphql(req, res));
       });
       wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+      const sockets = opts.metrics?.webSockets;
+      wsServer.on('connection', (socket) => {
+        sockets?.inc();
+        socket.once('close', () => sockets?.dec());
+      });
+      // The gateway sends the same few operations for many callers: each is parsed and validated
+      // once, and the subscriptions running it hold one document between them.
+      const documents = new LRUCache<string, DocumentNode>({ max: 500 });
+      const validated = new WeakMap<DocumentNode, readonly GraphQLError[]>();
+      /** Each subscription's own identity, verified from its subscribe message (keyed by that message's payload). */
+      const subscribers = new WeakMap<object, Identity | null>();
       const ws = useServer<Record<string, unknown>>(
         {
           schema: opts.schema,
-          // The gateway signs the subscriber's identity into connectionParams; no signature, no connection (4403).
+          parse: (source) => {
+            const text = typeof source === 'string' ? source : source.body;
+            const cached = documents.get(text);
+            if (cached) return cached;
+            const document = parse(source);
+            documents.set(text, document);
+            return document;
+          },
+          validate: (schema, document) => {
+            const cached = validated.get(document);
+            if (cached) return cached;
+            const errors = validate(schema, document);
+            validated.set(document, errors);
+            return errors;
+          },
+          // The gateway signs into connectionParams who opens the socket; no signature, no connection (4403).
           onConnect: async (ctx) => {
             try {
               identities.set(ctx.extra.socket, await verify(ctx.connectionParams?.[IDENTITY_HEADER], 'ws'));
@@ -126,18 +154,34 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
               return false;
             }
           },
-          // The gateway puts its request id and traceparent in the connection params: the subscription's
-          // resolvers (and their log lines and statements) run in that request and trace.
-          context: async (ctx) => {
+          // The gateway multiplexes subscriptions of many callers over one socket: each subscribe
+          // carries its caller's signed identity in its extensions, and runs as that caller. One
+          // without falls back to the socket's identity (the gateway opens its sockets anonymously).
+          onSubscribe: async (_ctx, _id, payload) => {
+            const signed = payload.extensions?.[IDENTITY_HEADER];
+            if (signed === undefined) return undefined;
+            try {
+              subscribers.set(payload, await verify(signed, stringParam(payload.extensions, REQUEST_ID_HEADER) ?? 'ws'));
+              return undefined;
+            } catch (err) {
+              return [err as GraphQLError];
+            }
+          },
+          // The request id and traceparent (the subscribe's extensions, else the connection params):
+          // the subscription's resolvers (their log lines and statements) run in that request and trace.
+          context: async (ctx, _id, payload) => {
+            const extensions = payload.extensions ?? {};
             const params = ctx.connectionParams ?? {};
-            const requestId = typeof params[REQUEST_ID_HEADER] === 'string' ? params[REQUEST_ID_HEADER] : randomUUID();
-            const value = await opts.createContext({ identity: identities.get(ctx.extra.socket) ?? null, requestId });
-            wsContexts.set(value, withRequestId(withTraceId(extractTraceContext(params), opts.tracing), requestId));
+            const requestId = stringParam(extensions, REQUEST_ID_HEADER) ?? stringParam(params, REQUEST_ID_HEADER) ?? randomUUID();
+            const identity = subscribers.has(payload) ? subscribers.get(payload)! : (identities.get(ctx.extra.socket) ?? null);
+            const value = await opts.createContext({ identity, requestId });
+            const trace = 'traceparent' in extensions ? extensions : params;
+            wsContexts.set(value, withRequestId(withTraceId(extractTraceContext(trace), opts.tracing), requestId));
             return value;
           },
           subscribe: (args) => {
             const ctx = wsContexts.get(args.contextValue as object);
-            return ctx ? otelContext.with(ctx, () => subscribe(args)) : subscribe(args);
+            return ctx ? otelContext.with(ctx, () => subscribeWithCursors(args)) : subscribeWithCursors(args);
           },
           onError: (_ctx, _id, _payload, errors) => {
             for (const err of errors) if (!err.extensions?.code) logger.error({ err }, 'subscription error');
@@ -159,6 +203,9 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     },
   };
 }
+
+const stringParam = (params: Readonly<Record<string, unknown>> | null | undefined, name: string): string | undefined =>
+  typeof params?.[name] === 'string' ? params[name] : undefined;
 
 const headerValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 

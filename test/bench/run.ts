@@ -10,13 +10,16 @@
  *   pnpm bench gateway         this gateway against stock @apollo/gateway on the nested query (BENCH_SECONDS 20, BENCH_CONNECTIONS 50, BENCH_ROUNDS 2;
  *                              BENCH_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for our gateway's process;
  *                              BENCH_GATEWAY_ENTRY=tsx runs its sources under tsx instead of gateway/dist/index.mjs)
+ *   pnpm bench fanout          issue 13's scenarios a–d (BENCH_FANOUT_SCENARIOS=a,b to pick; BENCH_SUBSCRIBERS replaces every count;
+ *                              BENCH_EVENTS 20 back to back, BENCH_SPACED_EVENTS 30 BENCH_SPACING_MS 100 apart;
+ *                              BENCH_FANOUT_CHILDREN 2 subscriber processes, BENCH_FANOUT_BATCH 200 sockets opening at a time)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders   (on PostgreSQL + Redis once in one process, once with a process per service;
  *                              BENCH_SERVICE_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for the service processes)
  */
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { setApolloTelemetryDefault } from '@commerce/gateway';
-import { benchFanout } from './fanout.ts';
+import { benchFanout, FANOUT_SCENARIOS, type FanoutResult, type FanoutScenario } from './fanout.ts';
 import { benchGateway } from './gateway.ts';
 import { benchObservability } from './observability.ts';
 import { benchOrders } from './orders.ts';
@@ -51,7 +54,7 @@ async function main() {
   if (await reachable(databaseUrl, redisUrl)) backends.push({ label: 'PostgreSQL + Redis', databaseUrl, redisUrl });
   else console.log(`PostgreSQL/Redis not reachable at ${databaseUrl} / ${redisUrl}: embedded only`);
 
-  const results: (Awaited<ReturnType<typeof benchOrders>> | Awaited<ReturnType<typeof benchFanout>>)[] = [];
+  const results: (Awaited<ReturnType<typeof benchOrders>> | FanoutResult)[] = [];
   if (only.length === 0 || only.includes('orders')) {
     // On PostgreSQL + Redis twice: all services in this process, then each in its own (as docker-compose runs them).
     const runs = backends.flatMap((b) => (b.databaseUrl && b.redisUrl ? [b, { ...b, processes: true }] : [b]));
@@ -68,11 +71,53 @@ async function main() {
     }
   }
   if (only.length === 0 || only.includes('fanout')) {
+    const scenarios = (env.BENCH_FANOUT_SCENARIOS ?? FANOUT_SCENARIOS.join(',')).split(',').map((x) => x.trim());
+    const unknown = scenarios.filter((x) => !(FANOUT_SCENARIOS as readonly string[]).includes(x));
+    if (unknown.length > 0) throw new Error(`BENCH_FANOUT_SCENARIOS: unknown ${unknown.join(', ')} (known: ${FANOUT_SCENARIOS.join(', ')})`);
+    const fanout: FanoutResult[] = [];
     for (const b of backends) {
-      const r = await benchFanout({ ...b, subscribers: int('BENCH_SUBSCRIBERS', 1000), events: int('BENCH_EVENTS', 20) });
-      console.log(JSON.stringify(r));
-      results.push(r);
+      const rs = await benchFanout({
+        ...b,
+        scenarios: scenarios as FanoutScenario[],
+        subscribers: env.BENCH_SUBSCRIBERS ? int('BENCH_SUBSCRIBERS', 0) : undefined,
+        events: int('BENCH_EVENTS', 20),
+        spacedEvents: int('BENCH_SPACED_EVENTS', 30),
+        spacingMs: int('BENCH_SPACING_MS', 100),
+        children: int('BENCH_FANOUT_CHILDREN', 2),
+        batch: int('BENCH_FANOUT_BATCH', 200),
+      });
+      for (const r of rs) console.log(JSON.stringify(r));
+      fanout.push(...rs);
     }
+    console.log(
+      'fanout: memory is this process after a forced GC, idle with every subscriber live, less before subscribing (heap KiB/sub, ' +
+        'warm-up code and caches included), and what closing them all frees (freed KiB/sub); the gateway and the ' +
+        'subgraphs share this process, so per subscriber it is an upper bound for the gateway alone. Sockets: established TCP ' +
+        "connections into the source subgraph's port (its side), counted after 5 s idle, once the gateway's pooled HTTP connections " +
+        "(closed after 4 s idle) are gone; fds: this process's open descriptors then (ulimit -n bounds them).",
+    );
+    console.table(
+      fanout.map((r) => ({
+        case: r.case,
+        backend: r.backend,
+        subscribers: r.subscribers,
+        live: r.live,
+        'deliveries/s': r.deliveriesPerSecond,
+        'p50 ms': r.changeToSubscriberMs.p50,
+        'p95 ms': r.changeToSubscriberMs.p95,
+        'p99 ms': r.changeToSubscriberMs.p99,
+        'delivered/expected': `${r.delivered}/${r.expected}`,
+        [`sockets before → live`]: `${r.subgraphSockets.subgraph} ${r.subgraphSockets.beforeSubscribing} → ${r.subgraphSockets.subscribersLive}`,
+        fds: r.openFiles,
+        'heap KiB/sub': r.memory.heapPerSubscriberKiB,
+        'freed KiB/sub': r.memory.heapFreedPerSubscriberKiB,
+        'RSS Δ MiB': r.memory.rssDeltaMiB,
+        'CPU s/s sg, subs': `${r.cpu.supergraph}, ${r.cpu.subscribers}`,
+        load: r.loadAverage.join(' '),
+        ...(r.error ? { error: r.error.slice(0, 60) } : {}),
+      })),
+    );
+    results.push(...fanout);
   }
   if (only.length === 0 || only.includes('observability')) {
     // One backend: the most production-like one reachable (PostgreSQL + Redis when up).
@@ -145,7 +190,7 @@ async function main() {
             'p99 ms': r.placedToConfirmedMs.p99,
           }
         : {
-            scenario: r.scenario,
+            scenario: `${r.scenario} ${r.case}`,
             backend: r.backend,
             rate: `${r.eventsPerSecond} events/s, ${r.deliveriesPerSecond} deliveries/s to ${r.subscribers}`,
             'p50 ms': r.changeToSubscriberMs.p50,

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { createOrdersApp, type OrderLimits } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp } from '@commerce/users';
-import { createGatewayApp } from '@commerce/gateway';
+import { createGatewayApp, type GatewayApp } from '@commerce/gateway';
 import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
@@ -35,6 +35,9 @@ export interface Supergraph {
   busPrefix: string;
   seed: DemoData;
   apps: Record<ServiceName, SubgraphApp>;
+  gateway: GatewayApp;
+  /** A metric of the gateway or a subgraph, summed over its labels (gauges and counters). */
+  metricValue(app: { metrics: { registry: MetricsRegistry } }, name: string): Promise<number>;
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
   /** Logs in through the gateway and returns the bearer token. */
   logIn(email: string, password: string): Promise<string>;
@@ -57,6 +60,11 @@ export interface Supergraph {
   stop(): Promise<void>;
 }
 
+/** What metricValue reads of a prom-client registry. */
+interface MetricsRegistry {
+  getSingleMetric(name: string): { get(): Promise<{ values: { value: number }[] }> } | undefined;
+}
+
 export interface SupergraphOptions {
   /** PostgreSQL server to create the run's database on; default TEST_DATABASE_URL, else PGlite. */
   databaseUrl?: string | null;
@@ -75,6 +83,11 @@ export interface SupergraphOptions {
   metricsPort?: number;
   /** The orders reconciler's bound; default its own (30 s), so ordinary tests never see it act. */
   reconcileAfterMs?: number;
+  /**
+   * The gateway's keep-alive for client sockets and subgraph streams; default 500 ms, so a dead one is
+   * noticed within a test. Benchmarks holding thousands of sockets pass the gateway's own default.
+   */
+  keepAliveMs?: number;
 }
 
 export const TEST_ORDER_LIMITS: OrderLimits = { maxUnitsPerProduct: 1_000_000, maxOpenOrders: 1_000_000 };
@@ -115,7 +128,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
         jwtSecret: TEST_JWT_SECRET,
         subgraphTimeoutMs: 10_000,
         // Short: gateway → subgraph streams and client sockets are pinged, and a dead one noticed, within a test.
-        keepAliveMs: 500,
+        keepAliveMs: options.keepAliveMs ?? 500,
         // Every test and benchmark client comes from 127.0.0.1, many of them at once; the limits
         // have their own tests (gateway/src/rate-limits.test.ts).
         rateLimits: false,
@@ -157,6 +170,12 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     busPrefix,
     seed: local.demoData!,
     apps,
+    gateway: local.gateway,
+    async metricValue(app, name) {
+      const metric = await app.metrics.registry.getSingleMetric(name)?.get();
+      if (!metric) throw new Error(`no metric ${name}`);
+      return metric.values.reduce((sum, v) => sum + v.value, 0);
+    },
     query,
     logIn,
     async logInDemo() {

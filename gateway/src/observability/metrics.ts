@@ -49,6 +49,8 @@ export interface GatewayMetrics {
   readonly websocketConnections: Gauge;
   readonly subscriptions: Gauge<'root_field'>;
   readonly subscriptionEvents: Counter<'root_field'>;
+  /** Upstream subgraph subscriptions: one per group of identical client subscriptions, plus resuming clients' replays. */
+  readonly subscriptionStreams: Gauge<'root_field'>;
   /** Reads a subgraph's breaker state at each scrape. */
   watchBreaker(subgraph: string, state: () => BreakerStateValue): void;
   /** With trusted documents enforced: the manifest's operation names are the only ones labelled. */
@@ -150,6 +152,12 @@ export function createGatewayMetrics(): GatewayMetrics {
     subscriptionEvents: new Counter({
       name: 'gateway_subscription_events_total',
       help: 'Subscription results (next messages) written to clients, by root field',
+      labelNames: ['root_field'],
+      registers,
+    }),
+    subscriptionStreams: new Gauge({
+      name: 'gateway_subscription_streams',
+      help: 'Subgraph subscriptions the gateway holds, by root field: one per group of identical client subscriptions (same document, variables and identity), plus replays of clients resuming with after',
       labelNames: ['root_field'],
       registers,
     }),

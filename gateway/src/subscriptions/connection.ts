@@ -60,6 +60,8 @@ export class Connection {
     readonly requestId: string,
     /** The client's address, for its rate limits. */
     readonly ip: string,
+    /** The TCP connection under the socket, when the adapter gives it: writes between cork and uncork go out together. */
+    readonly transport: { cork?(): void; uncork?(): void } | undefined = undefined,
   ) {
     // Every subgraph call of every operation on the socket listens until it completes.
     setMaxListeners(0, this.#closed.signal);

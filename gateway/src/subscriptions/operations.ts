@@ -21,6 +21,8 @@ export class PlannedSubscription implements FederatedSubscription {
     readonly connection: Connection,
     readonly id: string,
     readonly prepared: PreparedSubscription,
+    readonly shared: FederatedSubscription['shared'],
+    readonly resumes: boolean,
     readonly planner: SubscriptionPlanner,
     readonly extensions: Record<string, unknown> | undefined,
   ) {

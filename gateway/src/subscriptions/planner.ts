@@ -50,6 +50,8 @@ export interface SubscriptionRequest {
 export interface SubgraphEvent {
   data?: Record<string, unknown> | null;
   errors?: readonly GraphQLFormattedError[];
+  /** `cursor`: the event's stream position, as our subgraphs send it (see service-kit's subscription-results.ts). */
+  extensions?: Record<string, unknown>;
 }
 
 export interface ResolveEventOptions {

@@ -23,8 +23,12 @@ export interface SocketExtra {
   /** The upgrade request: its request id header names the connection in logs. */
   readonly request: {
     readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-    /** The TCP peer; with X-Forwarded-For from a trusted proxy, the client's address. */
-    readonly socket?: { readonly remoteAddress?: string | undefined };
+    /**
+     * The TCP connection the WebSocket runs on: its peer (with X-Forwarded-For from a trusted
+     * proxy, the client's address), and cork/uncork, so that several events for one client go out
+     * in one write.
+     */
+    readonly socket?: { readonly remoteAddress?: string | undefined; cork?(): void; uncork?(): void };
   };
 }
 

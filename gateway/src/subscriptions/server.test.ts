@@ -161,7 +161,7 @@ describe('makeSubscriptionServer', () => {
     client.subscribe('r', ON_REVIEW, { productId: 'p1' });
     const stream = await vi.waitFor(() => t.streams[0] ?? Promise.reject(new Error('no stream yet')));
     expect(stream.opts).toMatchObject({ serviceName: 'reviews', url: 'http://reviews.invalid/graphql', variables: { productId: 'p1' } });
-    const params = await stream.opts.connectionParams();
+    const params = await stream.opts.extensions();
     await expect(verifyForwardedIdentity(params[IDENTITY_HEADER] as string, SIGNING_SECRET, 'reviews')).resolves.toEqual(customer);
     await expect(verifyForwardedIdentity(params[IDENTITY_HEADER] as string, SIGNING_SECRET, 'catalog')).rejects.toThrow(/aud/);
 
@@ -177,6 +177,31 @@ describe('makeSubscriptionServer', () => {
     ]);
     // One `rest` fetch per event, with the subscriber's identity in its context.
     expect(t.catalogCalls.map((c) => c.context.identity)).toEqual([customer, customer]);
+  });
+
+  it('shares one stream among identical subscriptions of one caller, resolving each event once for all of them', async () => {
+    const t = setUp();
+    stopAll = t.stopAll;
+    const token = await bearer(customer);
+    const clients = [await t.connect(token), await t.connect(token), await t.connect()];
+    for (const client of clients) client.subscribe('r', ON_REVIEW, { productId: 'p1' });
+    // The anonymous client is another caller: a stream of its own.
+    const streams = await vi.waitFor(() => (t.streams.length === 2 ? t.streams : Promise.reject(new Error(`${t.streams.length} streams`))));
+    const [shared, own] = streams;
+    await expect(verifyForwardedIdentity((await shared!.opts.extensions())[IDENTITY_HEADER] as string, SIGNING_SECRET, 'reviews')).resolves.toEqual(customer);
+    await expect(verifyForwardedIdentity((await own!.opts.extensions())[IDENTITY_HEADER] as string, SIGNING_SECRET, 'reviews')).resolves.toBeNull();
+
+    shared!.sink.next({ data: { reviewAdded: { id: 'r1', product: { __typename: 'Product', id: 'p1' } } } });
+    shared!.sink.complete();
+
+    const expected = [
+      { id: 'r', type: 'next', payload: { data: { reviewAdded: { id: 'r1', product: { id: 'p1', name: 'Product p1' } } } } },
+      { id: 'r', type: 'complete' },
+    ];
+    for (const client of clients.slice(0, 2)) await vi.waitFor(() => expect(client.socket.sent.slice(1)).toEqual(expected));
+    expect(t.catalogCalls).toHaveLength(1);
+    expect(clients[2]!.socket.sent.slice(1)).toEqual([]);
+    expect(own!.ended).toBe(false);
   });
 
   it('ends the client subscription with the stream error, and the client unsubscribing ends the stream', async () => {

@@ -25,8 +25,11 @@ import { getValidPositive } from '../options.ts';
 import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address.ts';
 import { createRateLimits } from '../rate-limits/index.ts';
 import { CloseReason, Connection, GatewayCloseCode, type ClientSocket } from './connection.ts';
-import { startFederatedSubscription, type FederatedSubscriptionDeps } from './federated.ts';
-import type { PreparedSubscription } from './planner.ts';
+import stableStringify from 'fast-json-stable-stringify';
+import { LRUCache } from 'lru-cache';
+import { createSubscriptionGroups, identityKey, type FederatedSubscription } from './federated.ts';
+import { liveForm } from './resume.ts';
+import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
 import type { OperationRequest, SubscriptionServer, SubscriptionServerOptions } from './server-options.ts';
 import { observeSocketRefusal, startSocketSpan } from './observe.ts';
 import { FormattedError, PlannedSubscription, SocketOperation } from './operations.ts';
@@ -36,6 +39,8 @@ export type { SubgraphEndpoint, SubgraphStreamOpener } from './federated.ts';
 export type { OperationRequest, SocketExtra, SubscriptionServer, SubscriptionServerOptions } from './server-options.ts';
 
 export const DEFAULT_KEEP_ALIVE_MS = 12_000;
+let nextPlannerId = 1;
+const PARSED_DOCUMENTS = 500;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_USER = 50;
 const notServing = () => codedError(ErrorCode.ServiceUnavailable, 'The gateway is not serving this connection');
@@ -47,7 +52,6 @@ const OPEN = 1;
 
 export function makeSubscriptionServer(opts: SubscriptionServerOptions): SubscriptionServer {
   const maxBacklog = getValidPositive('maxSubscriberBufferBytes', opts.maxSubscriberBufferBytes ?? MiB);
-  const keepAliveMs = getValidPositive('keepAliveMs', opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
   const connectionInitWaitTimeout = getValidPositive('connectionInitWaitTimeout', opts.connectionInitWaitTimeout ?? 3_000);
   const maxPerConnection = getValidPositive('maxSubscriptionsPerConnection', opts.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION);
   const maxPerUser = getValidPositive('maxSubscriptionsPerUser', opts.maxSubscriptionsPerUser ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_USER);
@@ -59,17 +63,20 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
   /** Each signed-in user's connections, for the per-user subscription cap. */
   const byUser = new Map<string, Set<Connection>>();
   let stopping = false;
-  const federation: FederatedSubscriptionDeps = {
+  const groups = createSubscriptionGroups({
     subgraphs: opts.subgraphs,
     openSubgraphStream: opts.openSubgraphStream,
     signingSecret: opts.signingSecret,
-    subgraphTimeoutMs: opts.subgraphTimeoutMs,
-    keepAliveMs,
     logger,
     onQueued: checkBacklog,
+    formatResult,
     tracing,
     metrics,
-  };
+  });
+  /** Parsed operations by their text (documents are never modified). */
+  const documents = new LRUCache<string, DocumentNode>({ max: PARSED_DOCUMENTS });
+  /** Each planner (a schema update brings a new one) by number: groups never span two. */
+  const plannerIds = new WeakMap<SubscriptionPlanner, number>();
 
   const options: SubscriptionServer['options'] = {
     connectionInitWaitTimeout,
@@ -91,7 +98,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
         return false;
       }
       const ip = clientAddress(request.socket?.remoteAddress, request.headers['x-forwarded-for'], trustedProxies);
-      const connection = new Connection(socket, auth.identity, requestId, ip);
+      const connection = new Connection(socket, auth.identity, requestId, ip, request.socket);
       if (auth.expiresAt !== undefined) connection.expireAt(auth.expiresAt, () => logger.info({ requestId }, 'closing WebSocket: token expired'));
       connections.set(socket, connection);
       metrics?.websocketConnections.inc();
@@ -135,7 +142,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
       const op = args.contextValue;
       if (!(op instanceof PlannedSubscription)) return { errors: [codedError(ErrorCode.BadRequest, 'Unexpected operation')] };
       op.connection.admitting.delete(op.id);
-      return startFederatedSubscription(op, federation);
+      return groups.start(op);
     },
 
     onComplete(ctx, id) {
@@ -197,7 +204,10 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     const { query, operationName, variables } = request;
     let document: DocumentNode;
     try {
-      document = parse(query);
+      // Held for as long as the subscription runs: identical ones hold the same document.
+      const cached = documents.get(query);
+      document = cached ?? parse(query);
+      if (!cached) documents.set(query, document);
     } catch (e) {
       if (e instanceof GraphQLError) return [withCode(e, ErrorCode.GraphQLParseFailed)];
       throw e;
@@ -222,9 +232,31 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     if (tooMany) return [tooMany];
     const prepared = planner.prepare({ query, document, operationName, variables });
     if (!isPrepared(prepared)) return prepared;
+    const { shared, resumes } = shareable(planner, prepared, connection, document, operationName, variables ?? {});
     // Counted from now on: concurrent subscribe messages cannot all pass the caps before one starts.
     connection.admitting.add(id);
-    return { ...args, contextValue: new PlannedSubscription(connection, id, prepared, planner, request.extensions) };
+    return { ...args, contextValue: new PlannedSubscription(connection, id, prepared, shared, resumes, planner, request.extensions) };
+  }
+
+  /** What the subscription shares a stream with: identical live forms of the same caller, on the same planner. */
+  function shareable(
+    planner: SubscriptionPlanner,
+    prepared: PreparedSubscription,
+    connection: Connection,
+    document: DocumentNode,
+    operationName: string | undefined,
+    variables: Record<string, unknown>,
+  ): Pick<FederatedSubscription, 'shared' | 'resumes'> {
+    const live = liveForm(document, operationName, variables);
+    if (!live) return { shared: undefined, resumes: false };
+    const livePrepared =
+      live.document === document ? prepared : planner.prepare({ query: live.query, document: live.document, operationName, variables: live.variables });
+    // A live form that does not plan (a required `after`): the subscription runs on its own stream.
+    if (!isPrepared(livePrepared)) return { shared: undefined, resumes: live.resumes };
+    let plannerId = plannerIds.get(planner);
+    if (plannerId === undefined) plannerIds.set(planner, (plannerId = nextPlannerId++));
+    const key = [plannerId, identityKey(connection.identity), operationName ?? '', live.query, stableStringify(live.variables)].join('\u0000');
+    return { shared: { prepared: livePrepared, key }, resumes: live.resumes };
   }
 
   /** TOO_MANY_SUBSCRIPTIONS when the connection, or its user across connections, holds its maximum. */

@@ -1,10 +1,13 @@
 /**
- * Opens one subscription on a subgraph over graphql-ws (`graphql-transport-ws`).
+ * Subscriptions on subgraphs over graphql-ws (`graphql-transport-ws`), multiplexed: a few
+ * WebSockets per subgraph (per gateway instance), each carrying many subscriptions.
  *
- * One graphql-ws client, so one WebSocket, per client subscription: the signed identity the
- * subgraph checks at connect then always belongs to exactly one subscriber, and ending the
- * subscription is closing the socket, so nothing can leak or be shared by mistake. The price is a
- * socket per subscription between gateway and subgraph.
+ * A socket is opened as the gateway (connectionParams signed for no one); each subscribe message
+ * carries its own caller's signed identity in its extensions and the subgraph runs it as that
+ * caller, so a shared socket never shares authority. Ending a subscription sends `complete` on its
+ * socket; a socket closes once it carries none. Nothing here reconnects: when a socket drops, each
+ * of its subscriptions ends with SUBGRAPH_UNAVAILABLE and its client resumes with `after` (a silent
+ * reconnect would lose the events in between without telling it).
  */
 import { ErrorCode, codedError } from '@commerce/service-kit/core';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
@@ -19,12 +22,8 @@ export interface SubgraphStreamOptions {
   query: string;
   operationName?: string | undefined;
   variables: Record<string, unknown>;
-  /** The connection_init payload, built when the socket opens (it carries a short-lived signature). */
-  connectionParams(): Promise<Record<string, unknown>>;
-  /** Upper bound for connect + connection_ack. */
-  ackTimeoutMs: number;
-  /** Ping interval; a subgraph that does not pong within the same time is dropped. */
-  keepAliveMs: number;
+  /** The subscribe message's extensions, built when it is sent: the caller's signed identity, request id, trace context. */
+  extensions(): Promise<Record<string, unknown>>;
 }
 
 export interface SubgraphStreamSink {
@@ -35,52 +34,120 @@ export interface SubgraphStreamSink {
   complete(): void;
 }
 
-/** Starts the subscription; the returned function ends it (idempotent) and closes the socket. */
-export function subscribeToSubgraph(opts: SubgraphStreamOptions, sink: SubgraphStreamSink): () => void {
-  let open = true;
-  let pongTimer: NodeJS.Timeout | undefined;
-  let unsubscribe = () => {};
-  const finish = (signal: () => void) => {
-    if (!open) return;
-    open = false;
-    clearTimeout(pongTimer);
-    unsubscribe();
-    // dispose() awaits a pending connect; when that failed there is nothing left to close.
-    Promise.resolve(client.dispose()).catch(() => {});
-    signal();
+/** Opens a subscription on a subgraph; the returned function ends it (idempotent). */
+export type SubgraphStreamOpener = (opts: SubgraphStreamOptions, sink: SubgraphStreamSink) => () => void;
+
+export interface SubgraphSocketsOptions {
+  /** WebSockets per subgraph; subscriptions go to the one carrying the fewest. @default 2 */
+  socketsPerSubgraph?: number;
+  /** The connection_init payload for a subgraph's socket: the gateway's own signature (for no caller). */
+  connectionParams(serviceName: string): Promise<Record<string, unknown>>;
+  /** Upper bound for connect + connection_ack. */
+  ackTimeoutMs: number;
+  /** Ping interval; a subgraph that does not pong within the same time is dropped. */
+  keepAliveMs: number;
+}
+
+export interface SubgraphSockets {
+  readonly open: SubgraphStreamOpener;
+  /** Closes every socket (each subscription on them ends with SUBGRAPH_UNAVAILABLE). */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_SOCKETS_PER_SUBGRAPH = 2;
+
+interface Socket {
+  readonly client: Client;
+  /** Subscriptions it carries now. */
+  active: number;
+}
+
+export function createSubgraphSockets(opts: SubgraphSocketsOptions): SubgraphSockets {
+  const perSubgraph = opts.socketsPerSubgraph ?? DEFAULT_SOCKETS_PER_SUBGRAPH;
+  if (!Number.isInteger(perSubgraph) || perSubgraph < 1) throw new Error(`socketsPerSubgraph must be a positive integer, got ${perSubgraph}`);
+  const pools = new Map<string, Socket[]>();
+
+  function connect(serviceName: string, url: string): Socket {
+    let pongTimer: NodeJS.Timeout | undefined;
+    const client: Client = createClient({
+      url,
+      webSocketImpl: WebSocket,
+      connectionParams: () => opts.connectionParams(serviceName),
+      // Connects on the first subscribe, closes when the last one ends, connects again on the next.
+      lazy: true,
+      retryAttempts: 0,
+      connectionAckWaitTimeout: opts.ackTimeoutMs,
+      keepAlive: opts.keepAliveMs,
+      on: {
+        ping: (received) => {
+          if (!received) pongTimer = setTimeout(() => client.terminate(), opts.keepAliveMs);
+        },
+        pong: (received) => {
+          if (received) clearTimeout(pongTimer);
+        },
+        closed: () => clearTimeout(pongTimer),
+      },
+    });
+    return { client, active: 0 };
+  }
+
+  /** The socket carrying the fewest subscriptions; a new one while the subgraph has fewer than perSubgraph and each carries some. */
+  function pick(serviceName: string, url: string): Socket {
+    let pool = pools.get(url);
+    if (!pool) pools.set(url, (pool = []));
+    let best: Socket | undefined;
+    for (const s of pool) if (!best || s.active < best.active) best = s;
+    if (best && (best.active === 0 || pool.length >= perSubgraph)) return best;
+    const socket = connect(serviceName, url);
+    pool.push(socket);
+    return socket;
+  }
+
+  const open: SubgraphStreamOpener = (stream, sink) => {
+    const url = toWebSocketUrl(stream.url);
+    const socket = pick(stream.serviceName, url);
+    socket.active++;
+    let live = true;
+    let unsubscribe = () => {};
+    const finish = (signal: () => void) => {
+      if (!live) return;
+      live = false;
+      socket.active--;
+      unsubscribe();
+      signal();
+    };
+    stream
+      .extensions()
+      .then((extensions) => {
+        if (!live) return;
+        unsubscribe = socket.client.subscribe(
+          {
+            query: stream.query,
+            variables: stream.variables,
+            ...(stream.operationName ? { operationName: stream.operationName } : {}),
+            extensions,
+          },
+          {
+            next: (event) => {
+              if (live) sink.next(event as SubgraphEvent);
+            },
+            error: (err) => finish(() => sink.error(toGraphQLErrors(stream.serviceName, err))),
+            complete: () => finish(() => sink.complete()),
+          },
+        );
+      })
+      .catch((err: unknown) => finish(() => sink.error([streamEnded(stream.serviceName, err instanceof Error ? err.message : String(err))])));
+    return () => finish(() => {});
   };
-  const client: Client = createClient({
-    url: toWebSocketUrl(opts.url),
-    webSocketImpl: WebSocket,
-    connectionParams: () => opts.connectionParams(),
-    // Connect on subscribe; nothing here retries: the client resumes with `after`, and a silent
-    // reconnect would lose the events in between without telling it.
-    lazy: true,
-    retryAttempts: 0,
-    connectionAckWaitTimeout: opts.ackTimeoutMs,
-    keepAlive: opts.keepAliveMs,
-    on: {
-      ping: (received) => {
-        if (!received) pongTimer = setTimeout(() => client.terminate(), opts.keepAliveMs);
-      },
-      pong: (received) => {
-        if (received) clearTimeout(pongTimer);
-      },
-      // graphql-ws would resubscribe after a 1000 close; any close we did not ask for ends the stream.
-      closed: (event) => finish(() => sink.error([streamEnded(opts.serviceName, describeClose(event))])),
+
+  return {
+    open,
+    async close() {
+      const all = [...pools.values()].flat();
+      pools.clear();
+      await Promise.all(all.map((s) => Promise.resolve(s.client.dispose()).catch(() => {})));
     },
-  });
-  unsubscribe = client.subscribe(
-    { query: opts.query, variables: opts.variables, ...(opts.operationName ? { operationName: opts.operationName } : {}) },
-    {
-      next: (event) => {
-        if (open) sink.next(event);
-      },
-      error: (err) => finish(() => sink.error(toGraphQLErrors(opts.serviceName, err))),
-      complete: () => finish(() => sink.complete()),
-    },
-  );
-  return () => finish(() => {});
+  };
 }
 
 export function toWebSocketUrl(httpUrl: string): string {

@@ -10,7 +10,8 @@ import { WebSocketServer } from 'ws';
 import { getValidPositive } from '../options.ts';
 import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address.ts';
 import { DEFAULT_KEEP_ALIVE_MS, makeSubscriptionServer, type SubscriptionServerOptions } from './server.ts';
-import { subscribeToSubgraph } from './subgraph-stream.ts';
+import { IDENTITY_HEADER, signForwardedIdentity } from '@commerce/service-kit/core';
+import { createSubgraphSockets } from './subgraph-stream.ts';
 
 export interface WebSocketAdapterOptions extends Omit<SubscriptionServerOptions, 'openSubgraphStream'> {
   httpServer: Server;
@@ -22,6 +23,8 @@ export interface WebSocketAdapterOptions extends Omit<SubscriptionServerOptions,
   maxConnectionsPerIp?: number | undefined;
   /** How long dispose() waits for clients to answer the close frame before cutting them off. @default 2_000 */
   closeGraceMs?: number;
+  /** WebSockets to each subgraph, multiplexing every subscription on it. @default 2 */
+  socketsPerSubgraph?: number | undefined;
 }
 
 export interface Disposable {
@@ -33,7 +36,15 @@ export const DEFAULT_MAX_CONNECTIONS_PER_IP = 50;
 
 /** Serves graphql-ws on `httpServer` at `path`; call dispose() before draining the HTTP server. */
 export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable {
-  const server = makeSubscriptionServer({ ...opts, openSubgraphStream: subscribeToSubgraph });
+  const keepAliveMs = getValidPositive('keepAliveMs', opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
+  const subgraphSockets = createSubgraphSockets({
+    ...(opts.socketsPerSubgraph !== undefined ? { socketsPerSubgraph: opts.socketsPerSubgraph } : {}),
+    // The socket is the gateway's, signed for no caller: each subscription carries its own.
+    connectionParams: async (serviceName) => ({ [IDENTITY_HEADER]: await signForwardedIdentity(null, opts.signingSecret, serviceName) }),
+    ackTimeoutMs: opts.subgraphTimeoutMs,
+    keepAliveMs,
+  });
+  const server = makeSubscriptionServer({ ...opts, openSubgraphStream: subgraphSockets.open });
   const closeGraceMs = opts.closeGraceMs ?? 2_000;
   const maxPerIp = getValidPositive('maxConnectionsPerIp', opts.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP);
   const trustedProxies = opts.trustedProxies ?? NO_TRUSTED_PROXIES;
@@ -73,7 +84,7 @@ export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable
     });
   };
   opts.httpServer.on('upgrade', onUpgrade);
-  useServer(server.options, wss, opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
+  useServer(server.options, wss, keepAliveMs);
 
   return {
     dispose() {
@@ -87,6 +98,7 @@ export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable
         }, closeGraceMs);
         await closed;
         clearTimeout(cutOff);
+        await subgraphSockets.close();
       })();
       return stopping;
     },

@@ -1,7 +1,9 @@
 /**
  * A stand-in subgraph: a small foreign service (Apollo Server over HTTP and graphql-ws on one
  * node:http server, at /graphql) that, like our subgraphs, only lets the gateway in: it verifies
- * the signed identity on every request and at every graphql-ws connect. It records what reached it.
+ * the signed identity on every request, at every graphql-ws connect and on every subscribe (the
+ * gateway multiplexes callers over its sockets: each subscription runs as its own). It records
+ * what reached it.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +12,7 @@ import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/dis
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import { IDENTITY_HEADER, REQUEST_ID_HEADER, verifyForwardedIdentity, type Identity } from '@commerce/service-kit/core';
-import { parse } from 'graphql';
+import { GraphQLError, parse } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 
@@ -42,11 +44,13 @@ export interface StandIn {
   readonly url: string;
   /** HTTP requests, in order. */
   readonly requests: SeenRequest[];
-  /** Identity verified at each graphql-ws connect. */
+  /** Identity verified at each graphql-ws connect (the gateway's sockets: anonymous). */
   readonly wsConnects: (Identity | null)[];
+  /** Identity verified on each graphql-ws subscribe: the subscriber's. */
+  readonly wsSubscribers: (Identity | null)[];
   /** Operation text of each graphql-ws subscribe. */
   readonly wsOperations: string[];
-  /** `traceparent` in each graphql-ws connect's connectionParams. */
+  /** `traceparent` in each graphql-ws subscribe's extensions. */
   readonly wsTraceparents: (string | undefined)[];
   /** What `GET /health/ready` answers from now on: 200 (the default), 503, or 404 as a subgraph without health endpoint. */
   setReadiness(status: number): void;
@@ -56,6 +60,8 @@ export interface StandIn {
   abortedRequests(): number;
   /** WebSockets open now. */
   sockets(): number;
+  /** Cuts every WebSocket off (as a crash would). */
+  dropSockets(): void;
   stop(): Promise<void>;
 }
 
@@ -66,6 +72,8 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
   await apollo.start();
   const requests: SeenRequest[] = [];
   const wsConnects: (Identity | null)[] = [];
+  const wsSubscribers: (Identity | null)[] = [];
+  const subscribers = new WeakMap<object, Identity | null>();
   const wsOperations: string[] = [];
   const wsTraceparents: (string | undefined)[] = [];
   let readiness = 200;
@@ -111,12 +119,24 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
           return false;
         }
         wsConnects.push(ctx.extra.identity);
-        const traceparent = ctx.connectionParams?.traceparent;
-        wsTraceparents.push(typeof traceparent === 'string' ? traceparent : undefined);
         return true;
       },
-      onSubscribe: (_ctx, _id, payload) => void wsOperations.push(payload.query),
-      context: (ctx): StandInContext => ({ identity: ctx.extra.identity ?? null }),
+      onSubscribe: async (_ctx, _id, payload) => {
+        wsOperations.push(payload.query);
+        const traceparent = payload.extensions?.traceparent;
+        wsTraceparents.push(typeof traceparent === 'string' ? traceparent : undefined);
+        const signed = payload.extensions?.[IDENTITY_HEADER];
+        if (signed === undefined) return undefined;
+        try {
+          const identity = await verifyForwardedIdentity(typeof signed === 'string' ? signed : undefined, signingSecret, name);
+          subscribers.set(payload, identity);
+          wsSubscribers.push(identity);
+          return undefined;
+        } catch {
+          return [new GraphQLError('Not signed by the gateway', { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
+      },
+      context: (ctx, _id, payload): StandInContext => ({ identity: subscribers.has(payload) ? subscribers.get(payload)! : (ctx.extra.identity ?? null) }),
     },
     wss,
   );
@@ -126,12 +146,16 @@ export async function startStandIn(name: string, { typeDefs, resolvers }: StandI
     url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/graphql`,
     requests,
     wsConnects,
+    wsSubscribers,
     wsOperations,
     wsTraceparents,
     setReadiness: (status) => void (readiness = status),
     connections: () => connections,
     abortedRequests: () => aborted,
     sockets: () => wss.clients.size,
+    dropSockets: () => {
+      for (const socket of wss.clients) socket.terminate();
+    },
     async stop() {
       await ws.dispose();
       http.closeAllConnections();

@@ -12,6 +12,12 @@ export interface RawEntry {
   fields: string[] | null;
 }
 
+/** An entry to append, and the key it is indexed under (none: not indexed). */
+export interface IndexedFields {
+  fields: string[];
+  key?: string;
+}
+
 export interface ClaimResult {
   /** Cursor for the next call; "0-0" when the scan of the pending list is complete. */
   next: string;
@@ -21,12 +27,21 @@ export interface ClaimResult {
 export interface StreamBackend {
   /** The bus's `messaging.system` in spans. */
   readonly system: string;
-  /** XADD with approximate MAXLEN; resolves to the new entry id. */
-  xadd(stream: string, fields: string[]): Promise<string>;
+  /**
+   * XADD with approximate MAXLEN; resolves to the new entry id. With `key` (the event's aggregate),
+   * the entry is also indexed under it, in the same atomic step, for rangeByKeys.
+   */
+  xadd(stream: string, fields: string[], key?: string): Promise<string>;
   /** Several XADDs in this order, in one round trip where the store allows (Redis: a pipeline); omitted = one xadd after another. */
-  xaddMany?(stream: string, entries: string[][]): Promise<string[]>;
+  xaddMany?(stream: string, entries: IndexedFields[]): Promise<string[]>;
   /** XRANGE after `after` (exclusive; undefined = from the start), at most `count` (undefined = all). */
   range(stream: string, after: string | undefined, count: number | undefined): Promise<RawEntry[]>;
+  /**
+   * Like range, but only the entries indexed under one of `keys`, read through the key index (the
+   * stream's other entries are not read). The index holds retained entries only: trimming drops
+   * an entry from both.
+   */
+  rangeByKeys(stream: string, keys: readonly string[], after: string | undefined, count: number | undefined): Promise<RawEntry[]>;
   /** XGROUP CREATE <stream> <group> 0 MKSTREAM; an existing group is fine (`created: false`). */
   ensureGroup(stream: string, group: string): Promise<{ created: boolean }>;
   /** A reader for one consumer's blocking reads (Redis: its own connection). */

@@ -29,20 +29,33 @@ export interface Harness {
   rawAdd(stream: string, fields: string[]): Promise<void>;
   /** Every XAUTOCLAIM the bus's consumers made: by whom, with which idle threshold, how many entries it took. */
   claims: { consumer: string; minIdleMs: number; taken: number }[];
+  /** Entries the backend handed the bus's reads: through a range (a scan of the stream), or through the key index. */
+  fetched: { range: number; byKeys: number };
 }
 
 /** The bus on `backend` (as createMemoryBus and createRedisBus build it), recording its claims. */
 export function onBackend(backend: StreamBackend, rest: Pick<Harness, 'pending' | 'rawAdd'>): Harness {
   const claims: Harness['claims'] = [];
+  const fetched: Harness['fetched'] = { range: 0, byKeys: 0 };
   const recording: StreamBackend = {
     ...backend,
+    async range(stream, after, count) {
+      const entries = await backend.range(stream, after, count);
+      fetched.range += entries.length;
+      return entries;
+    },
+    async rangeByKeys(stream, keys, after, count) {
+      const entries = await backend.rangeByKeys(stream, keys, after, count);
+      fetched.byKeys += entries.length;
+      return entries;
+    },
     async autoclaim(stream, group, consumer, minIdleMs, start, count) {
       const result = await backend.autoclaim(stream, group, consumer, minIdleMs, start, count);
       claims.push({ consumer, minIdleMs, taken: result.entries.length });
       return result;
     },
   };
-  return { bus: createBusOnBackend(recording, silentLog), backend, claims, ...rest };
+  return { bus: createBusOnBackend(recording, silentLog), backend, claims, fetched, ...rest };
 }
 
 export interface Impl {

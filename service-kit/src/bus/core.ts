@@ -46,7 +46,7 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       if (!isBusEvent(event)) {
         throw new TypeError(`publish() expects a BusEvent { id, type, key, payload, occurredAt } but got: ${describe(event)}`);
       }
-      return backend.xadd(stream, encodeEvent(event));
+      return backend.xadd(stream, encodeEvent(event), event.key);
     },
 
     async publishMany(stream, events) {
@@ -55,10 +55,10 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       const bad = events.find((e) => !isBusEvent(e));
       if (bad !== undefined) throw new TypeError(`publishMany() expects BusEvents { id, type, key, payload, occurredAt } but got: ${describe(bad)}`);
       if (events.length === 0) return [];
-      const entries = events.map(encodeEvent);
+      const entries = events.map((event) => ({ fields: encodeEvent(event), key: event.key }));
       if (backend.xaddMany) return backend.xaddMany(stream, entries);
       const ids: string[] = [];
-      for (const fields of entries) ids.push(await backend.xadd(stream, fields));
+      for (const { fields, key } of entries) ids.push(await backend.xadd(stream, fields, key));
       return ids;
     },
 
@@ -73,7 +73,9 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       getValidName(stream, 'stream');
       const after = getValidAfter(opts.after);
       const count = getValidCount(opts.count);
-      const entries = await backend.range(stream, after, count);
+      const keys = getValidKeys(opts.keys);
+      if (keys?.length === 0) return [];
+      const entries = keys ? await backend.rangeByKeys(stream, keys, after, count) : await backend.range(stream, after, count);
       const out: StreamEntry[] = [];
       for (const entry of entries) {
         const decoded = decodeEvent(entry.fields ?? []);
@@ -231,6 +233,15 @@ function getValidAfter(value: unknown): string | undefined {
     throw new TypeError(`after must be a stream id "<ms>-<seq>" but got: ${describe(value)}`);
   }
   return value;
+}
+
+function getValidKeys(value: unknown): readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.some((k) => typeof k !== 'string' || k.length === 0)) {
+    throw new TypeError(`keys must be an array of non-empty strings but got: ${describe(value)}`);
+  }
+  // A key asked twice would return its entries twice on a backend that reads key by key.
+  return [...new Set(value as string[])];
 }
 
 function getValidCount(value: unknown): number | undefined {

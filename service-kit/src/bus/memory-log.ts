@@ -6,6 +6,8 @@ export interface Entry {
   id: string;
   pos: Pos;
   fields: string[];
+  /** The key the entry is indexed under (its event's aggregate), if any. */
+  key?: string;
 }
 
 export function parseId(id: string): Pos {

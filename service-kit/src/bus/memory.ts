@@ -36,6 +36,8 @@ interface Log {
   waiters: Set<() => void>;
   /** Entries ever appended (retention drops some of them). */
   added: number;
+  /** The retained entries of each key, in id order: what rangeByKeys reads. */
+  byKey: Map<string, Entry[]>;
 }
 
 const ZERO: Pos = [0, 0];
@@ -52,7 +54,7 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
   const getLog = (stream: string): Log => {
     let log = logs.get(stream);
     if (!log) {
-      log = { entries: [], last: ZERO, groups: new Map(), waiters: new Set(), added: 0 };
+      log = { entries: [], last: ZERO, groups: new Map(), waiters: new Set(), added: 0, byKey: new Map() };
       logs.set(stream, log);
     }
     return log;
@@ -67,17 +69,34 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
 
   const toRaw = (entry: Entry): RawEntry => ({ streamId: entry.id, fields: [...entry.fields] });
 
-  function append(stream: string, fields: string[]): string {
+  function append(stream: string, fields: string[], key?: string): string {
     const log = getLog(stream);
     const now = Date.now();
     const pos: Pos = now > log.last[0] ? [now, 0] : [log.last[0], log.last[1] + 1];
     const id = `${pos[0]}-${pos[1]}`;
-    log.entries.push({ id, pos, fields: [...fields] });
+    const entry: Entry = key === undefined ? { id, pos, fields: [...fields] } : { id, pos, fields: [...fields], key };
+    log.entries.push(entry);
+    if (key !== undefined) {
+      const keyed = log.byKey.get(key);
+      if (keyed) keyed.push(entry);
+      else log.byKey.set(key, [entry]);
+    }
     log.added++;
     log.last = pos;
-    if (log.entries.length > maxLen + slack) log.entries.splice(0, log.entries.length - maxLen);
+    if (log.entries.length > maxLen + slack) trim(log, log.entries.splice(0, log.entries.length - maxLen));
     for (const wake of [...log.waiters]) wake();
     return id;
+  }
+
+  /** Drops trimmed entries from their keys' lists too: each is the oldest of its key, so they go from the front. */
+  function trim(log: Log, dropped: Entry[]): void {
+    const perKey = new Map<string, number>();
+    for (const { key } of dropped) if (key !== undefined) perKey.set(key, (perKey.get(key) ?? 0) + 1);
+    for (const [key, n] of perKey) {
+      const keyed = log.byKey.get(key)!;
+      if (keyed.length <= n) log.byKey.delete(key);
+      else keyed.splice(0, n);
+    }
   }
 
   function takeNew(stream: string, group: string, consumer: string, count: number): RawEntry[] {
@@ -95,14 +114,28 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
   return {
     system: 'in-process',
 
-    async xadd(stream, fields) {
-      return append(stream, fields);
+    async xadd(stream, fields, key) {
+      return append(stream, fields, key);
     },
 
     async range(stream, after, count) {
       const entries = logs.get(stream)?.entries ?? [];
       const start = after === undefined ? 0 : firstAfter(entries, parseId(after));
       return entries.slice(start, count === undefined ? undefined : start + count).map(toRaw);
+    },
+
+    async rangeByKeys(stream, keys, after, count) {
+      const log = logs.get(stream);
+      if (!log) return [];
+      const from = after === undefined ? undefined : parseId(after);
+      const picked: Entry[] = [];
+      for (const key of keys) {
+        const keyed = log.byKey.get(key) ?? [];
+        const start = from === undefined ? 0 : firstAfter(keyed, from);
+        picked.push(...keyed.slice(start, count === undefined ? undefined : start + count));
+      }
+      picked.sort((a, b) => compare(a.pos, b.pos));
+      return picked.slice(0, count).map(toRaw);
     },
 
     async ensureGroup(stream, group) {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import { errorMessage, silentLog, type BusLog, type RawEntry, type StreamBackend, type StreamReader } from './backend.ts';
+import { decodeEvent } from './codec.ts';
 import { createBusOnBackend, getValidPositiveInt } from './core.ts';
 import { compareStreamIds, deadLetterStream, type EventBus } from './types.ts';
 
@@ -39,21 +40,51 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
   // duplicated XADD is one more at-least-once delivery, deduplicated on event.id. While Redis is
   // unreachable a command fails after one reconnect attempt (≤ 2 s) instead of waiting: a
   // subscriber's replay answers SERVICE_UNAVAILABLE, and the relay and consumers retry later.
-  const cmd = connect('cmd', { maxRetriesPerRequest: 1 });
+  const cmd = connect('cmd', { maxRetriesPerRequest: 1 }) as ScriptedRedis;
+  cmd.defineCommand('busAppend', { numberOfKeys: 1, lua: APPEND_LUA });
+  cmd.defineCommand('busRangeByKeys', { numberOfKeys: 1, lua: RANGE_BY_KEYS_LUA });
+  // Trim in chunks (like memory.ts and sql.ts), small enough that one script never blocks Redis for long.
+  const slack = Math.min(100, Math.max(1, Math.ceil(maxLen / 10)));
+  const indexOf = (stream: string) => `${key(stream)}:key:`;
+  const appendArgs = (stream: string, fields: string[], aggregate: string | undefined) => [
+    key(stream),
+    maxLen,
+    slack,
+    indexOf(stream),
+    aggregate === undefined ? '0' : '1',
+    aggregate ?? '',
+    ...fields,
+  ];
+
+  /** History from before the index (streams written by an older version): read page by page, kept by the events' keys. */
+  async function scanForKeys(stream: string, keys: ReadonlySet<string>, after: string | undefined, count: number | undefined): Promise<RawEntry[]> {
+    const out: RawEntry[] = [];
+    let cursor = after === undefined ? '-' : `(${after}`;
+    for (;;) {
+      const page = toEntries(await cmd.xrange(key(stream), cursor, '+', 'COUNT', 1_000));
+      for (const entry of page) {
+        const decoded = decodeEvent(entry.fields ?? []);
+        if (decoded.ok && keys.has(decoded.event.key)) out.push(entry);
+        if (out.length === count) return out;
+      }
+      if (page.length < 1_000) return out;
+      cursor = `(${page.at(-1)!.streamId}`;
+    }
+  }
 
   return {
     system: 'redis',
 
-    async xadd(stream, fields) {
-      const id = await cmd.xadd(key(stream), 'MAXLEN', '~', maxLen, '*', ...fields);
-      if (id === null) throw new Error(`XADD to ${key(stream)} returned no id`);
+    async xadd(stream, fields, aggregate) {
+      const id = await cmd.busAppend(...appendArgs(stream, fields, aggregate));
+      if (typeof id !== 'string') throw new Error(`XADD to ${key(stream)} returned no id`);
       return id;
     },
 
     // One connection runs commands in the order sent: the entries land in this order, in one round trip.
     async xaddMany(stream, entries) {
-      const pipeline = cmd.pipeline();
-      for (const fields of entries) pipeline.xadd(key(stream), 'MAXLEN', '~', maxLen, '*', ...fields);
+      const pipeline = cmd.pipeline() as ScriptedPipeline;
+      for (const { fields, key: aggregate } of entries) pipeline.busAppend(...appendArgs(stream, fields, aggregate));
       const results = (await pipeline.exec()) ?? [];
       return results.map(([err, id]) => {
         if (err) throw err;
@@ -66,6 +97,12 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
       const start = after === undefined ? '-' : `(${after}`;
       const reply = count === undefined ? await cmd.xrange(key(stream), start, '+') : await cmd.xrange(key(stream), start, '+', 'COUNT', count);
       return toEntries(reply);
+    },
+
+    async rangeByKeys(stream, keys, after, count) {
+      const start = after === undefined ? '-' : `(${indexMember(after)}`;
+      const reply = await cmd.busRangeByKeys(key(stream), indexOf(stream), start, count ?? -1, ...keys);
+      return reply === 'UNINDEXED' ? scanForKeys(stream, new Set(keys), after, count) : toEntries(reply);
     },
 
     async ensureGroup(stream, group) {
@@ -260,6 +297,109 @@ function openRedisReader(conn: Redis, cmd: Redis, streamKey: string, c: { group:
     },
   };
 }
+
+/** A stream id as a key index member: fixed-width parts, so that the members' lexical order is the ids' order. */
+const indexMember = (id: string) => {
+  const [ms = '0', seq = '0'] = id.split('-');
+  return `${ms.padStart(20, '0')}-${seq.padStart(20, '0')}`;
+};
+
+/** The bus's scripts, as ioredis's defineCommand adds them (EVALSHA, loading the script when Redis lacks it). */
+type ScriptedRedis = Redis & {
+  busAppend(...args: (string | number)[]): Promise<unknown>;
+  busRangeByKeys(...args: (string | number)[]): Promise<unknown>;
+};
+type ScriptedPipeline = ReturnType<Redis['pipeline']> & { busAppend(...args: (string | number)[]): unknown };
+
+/** Lua: a stream id as an index member (see indexMember), and back. */
+const MEMBER_LUA = `
+local function member(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return string.rep('0', 20 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
+end
+local function unpad(part)
+  return (string.gsub(part, '^0+(%d)', '%1'))
+end
+local function idOf(m)
+  local ms, seq = string.match(m, '^(%d+)-(%d+)$')
+  return unpad(ms) .. '-' .. unpad(seq)
+end
+`;
+
+/**
+ * XADD, indexed and trimmed in one atomic step. The first one on a stream notes in
+ * <stream>:keys-since the entry the index starts after: older ones (written before the index
+ * existed) are not in it. KEYS[1] the stream; ARGV: maxLen, slack, index key
+ * prefix, '1' when indexed, the aggregate key, then the entry's fields. The key index is a sorted
+ * set per aggregate (<stream>:key:<aggregate>) of the entries' ids; past maxLen + slack entries the
+ * oldest are trimmed from the stream and from their aggregates' sets (whose key goes with its last
+ * member), so the index holds exactly the retained entries.
+ */
+const APPEND_LUA = `${MEMBER_LUA}
+local stream, maxLen, slack, index = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if redis.call('EXISTS', stream .. ':keys-since') == 0 then
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  redis.call('SET', stream .. ':keys-since', last and last[1] or '0-0')
+end
+local id = redis.call('XADD', stream, '*', unpack(ARGV, 6))
+if ARGV[4] == '1' then redis.call('ZADD', index .. ARGV[5], 0, member(id)) end
+local length = redis.call('XLEN', stream)
+if length > maxLen + slack then
+  for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+', 'COUNT', length - maxLen)) do
+    local fields = entry[2]
+    for i = 1, #fields - 1, 2 do
+      if fields[i] == 'event' then
+        local ok, event = pcall(cjson.decode, fields[i + 1])
+        if ok and type(event) == 'table' and type(event.key) == 'string' then
+          redis.call('ZREM', index .. event.key, member(entry[1]))
+        end
+      end
+    end
+  end
+  redis.call('XTRIM', stream, 'MAXLEN', maxLen)
+end
+return id
+`;
+
+/**
+ * The entries of some aggregates after a position, through their sorted sets: the stream's other
+ * entries are never touched. KEYS[1] the stream; ARGV: index key prefix, the ZRANGEBYLEX start, the
+ * count (-1: all), then the aggregate keys. A member whose entry is gone (the stream trimmed by
+ * another writer) is dropped from its set on the way. UNINDEXED when entries after the start may
+ * predate the index: the caller scans instead.
+ */
+const RANGE_BY_KEYS_LUA = `${MEMBER_LUA}
+local stream, index, start, limit = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local since = redis.call('GET', stream .. ':keys-since')
+if since == false then
+  if redis.call('EXISTS', stream) == 1 then return redis.status_reply('UNINDEXED') end
+  return {}
+end
+if since ~= '0-0' then
+  -- Once retention dropped every entry older than the index, the whole stream is indexed.
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if first == nil or member(first[1]) > member(since) then
+    since = '0-0'
+    redis.call('SET', stream .. ':keys-since', since)
+  end
+end
+if since ~= '0-0' and (start == '-' or '(' .. member(since) > start) then return redis.status_reply('UNINDEXED') end
+local found = {}
+for i = 4, #ARGV do
+  for _, m in ipairs(redis.call('ZRANGEBYLEX', index .. ARGV[i], start, '+', 'LIMIT', 0, limit)) do
+    found[#found + 1] = { m, index .. ARGV[i] }
+  end
+end
+table.sort(found, function(a, b) return a[1] < b[1] end)
+local out = {}
+for _, f in ipairs(found) do
+  if limit >= 0 and #out >= limit then break end
+  local id = idOf(f[1])
+  local entry = redis.call('XRANGE', stream, id, id)[1]
+  if entry then out[#out + 1] = entry else redis.call('ZREM', f[2], f[1]) end
+end
+return out
+`;
 
 const olderOf = (a: string | null, b: string | null) => (a && b ? (compareStreamIds(a, b) <= 0 ? a : b) : (a ?? b));
 

@@ -45,7 +45,7 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
   let closed = false;
 
   /** XADD: the stream's row hands out the next id under its row lock, so ids are monotonic and commit in id order. */
-  async function append(q: Query, stream: string, fields: string[]): Promise<{ id: string; length: number }> {
+  async function append(q: Query, stream: string, fields: string[], key?: string): Promise<{ id: string; length: number }> {
     const [row] = await q<{ id: string; length: number }>(
       `WITH s AS (
          INSERT INTO ${t.streams} AS s (stream, last_ms, last_seq, added, length) VALUES ($1, $2, 0, 1, 1)
@@ -56,10 +56,10 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
            length = s.length + 1
          RETURNING last_ms, last_seq, length
        ), e AS (
-         INSERT INTO ${t.entries} (stream, ms, seq, fields) SELECT $1, last_ms, last_seq, $3::jsonb FROM s RETURNING ms, seq
+         INSERT INTO ${t.entries} (stream, ms, seq, fields, key) SELECT $1, last_ms, last_seq, $3::jsonb, $4 FROM s RETURNING ms, seq
        )
        SELECT e.ms::text || '-' || e.seq::text AS id, s.length::int AS length FROM e, s`,
-      [stream, Date.now(), JSON.stringify(fields)],
+      [stream, Date.now(), JSON.stringify(fields), key ?? null],
     );
     if (!row) throw new Error(`append to ${stream} returned no id`);
     return row;
@@ -93,16 +93,28 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
     return rows.map(toRaw);
   };
 
+  /** On the index (stream, key, ms, seq): the rows of these keys after the position, and no others. */
+  const rangeByKeys = async (stream: string, keys: readonly string[], after: string | undefined, count: number | undefined): Promise<RawEntry[]> => {
+    const [ms, seq] = after === undefined ? [-1, -1] : parseId(after);
+    const rows = await query<Row>(
+      `SELECT ${ID('e')}, e.fields FROM ${t.entries} e
+       WHERE e.stream = $1 AND e.key = ANY($2::text[]) AND (e.ms, e.seq) > ($3, $4) ORDER BY e.ms, e.seq LIMIT $5`,
+      [stream, keys, ms, seq, count ?? null],
+    );
+    return rows.map(toRaw);
+  };
+
   return {
     system: 'sql',
 
-    async xadd(stream, fields) {
-      const { id, length } = await append(query, stream, fields);
+    async xadd(stream, fields, key) {
+      const { id, length } = await append(query, stream, fields, key);
       await appended(stream, length);
       return id;
     },
 
     range,
+    rangeByKeys,
 
     async ensureGroup(stream, group) {
       const created = await query(

@@ -121,8 +121,12 @@ export interface EventBus {
   consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer;
   /** Like consume(), but hands each read to `handler` whole (see BatchHandler); same groups, redelivery and dead letters. */
   consumeBatch<P = unknown>(opts: ConsumeOptions, handler: BatchHandler<P>): Consumer;
-  /** Reads retained history after `after` (exclusive; omitted = from the start), oldest first. */
-  read(stream: string, opts?: { after?: string; count?: number }): Promise<StreamEntry[]>;
+  /**
+   * Reads retained history after `after` (exclusive; omitted = from the start), oldest first. With
+   * `keys`, only the entries of events under those keys (their aggregates), found through the
+   * stream's key index without reading the others.
+   */
+  read(stream: string, opts?: { after?: string; count?: number; keys?: readonly string[] }): Promise<StreamEntry[]>;
   /**
    * Follows a stream live, without a consumer group: calls `onEntry` for each
    * entry after `after` (omitted = entries added from now on), in order. Every

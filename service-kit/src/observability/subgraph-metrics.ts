@@ -2,7 +2,7 @@
 import type { Registry } from 'prom-client';
 import { ERROR_CODES } from '../errors.ts';
 import { createBusMetrics, type BusMetrics, type MetricsLog } from './bus-metrics.ts';
-import { Counter, DURATION_BUCKETS, Histogram, createServiceRegistry } from './metrics.ts';
+import { Counter, DURATION_BUCKETS, Gauge, Histogram, createServiceRegistry } from './metrics.ts';
 
 export const BATCH_SIZE_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
 
@@ -11,6 +11,8 @@ export interface SubgraphMetrics {
   readonly resolverErrors: Counter<'code'>;
   readonly statementDuration: Histogram<'statement' | 'source'>;
   readonly loaderBatchSize: Histogram<'loader'>;
+  /** graphql-ws connections open now: the gateway's few multiplexed sockets, whatever the number of subscriptions. */
+  readonly webSockets: Gauge;
   /** Events through the outbox and the bus (counters, consumer lag, outbox backlog). */
   readonly bus: BusMetrics;
 }
@@ -32,6 +34,11 @@ export function createSubgraphMetrics(service: string, log: MetricsLog = { warn:
       help: 'Time of each SQL statement the service sent through Prisma, by statement kind and source (request, or background: relay and consumers)',
       labelNames: ['statement', 'source'],
       buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    webSockets: new Gauge({
+      name: 'graphql_ws_connections',
+      help: 'graphql-ws connections open on this subgraph (the gateway multiplexes its subscriptions over a few per instance)',
       registers: [registry],
     }),
     loaderBatchSize: new Histogram({

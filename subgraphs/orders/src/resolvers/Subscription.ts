@@ -71,7 +71,9 @@ export const Subscription: SubscriptionResolvers = {
       // The order changed since `after`: its next change must be replayed, unless it is still on its way to the bus.
       const mustReplay = resuming && after < order.statusSeq && !(await isUnpublished(ctx, order.id, after + 1));
       const source = await feedOf(ctx).subscribe({
+        // The order's own events (its key index), not the whole retained stream; retention still bounds them.
         keys: [order.id],
+        replayByKey: true,
         filter: (e) => isStatusChange(e) && e.key === order.id,
         ...(resuming ? { from: 'history' as const } : {}),
         ...(mustReplay ? { verifyReplay: (replayed: readonly StreamEntry[]) => requireSequence(replayed, after + 1) } : {}),
@@ -88,7 +90,9 @@ export const Subscription: SubscriptionResolvers = {
       if (after !== null && after !== undefined && !isStreamCursor(after)) throw badUserInput('"after" is not a cursor from an OrderUpdate', 'after');
       const userId = ctx.identity.userId;
       const source = await feedOf(ctx).subscribe({
+        // The bus indexes events by their order only: a user's replay scans the retained stream (see the README).
         keys: [userKey(userId)],
+        replayByKey: false,
         filter: (e) => isStatusChange(e) && e.payload.userId === userId,
         ...(after ? { from: after } : {}),
       });

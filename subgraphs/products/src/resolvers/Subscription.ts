@@ -20,7 +20,9 @@ export const Subscription: SubscriptionResolvers = {
       const feed = ctx.feeds[STREAMS.products];
       if (!feed) throw new Error('products live feed is not running');
       const source = await feed.subscribe({
+        // Product ids are the events' keys: a replay reads only these products' entries.
         keys: [...watched],
+        replayByKey: true,
         filter: (e) => e.type === 'InventoryChanged' && watched.has(e.key),
         ...(after ? { from: after } : {}),
       });
