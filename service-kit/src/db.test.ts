@@ -49,4 +49,39 @@ describe.runIf(url)('openDatabase() on PostgreSQL', () => {
     }
     expect(errors).toEqual([]);
   });
+  describe('rawClient()', () => {
+    const table = () => `"kit"."raw_${randomBytes(3).toString('hex')}"`;
+
+    it('commits a transaction on one connection, and counts what it sends through observe', async () => {
+      const seen: string[] = [];
+      const raw = db.rawClient!((sql, run) => {
+        seen.push(sql.split(' ')[0]!);
+        return run();
+      });
+      const t = table();
+      await raw.$executeRawUnsafe(`CREATE TABLE ${t} (n int4)`);
+      const pids = await raw.$transaction(async (tx) => {
+        expect(await tx.$executeRawUnsafe(`INSERT INTO ${t} SELECT unnest($1::int4[])`, [1, 2, 3])).toBe(3);
+        const a = await tx.$queryRawUnsafe<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
+        const b = await tx.$queryRawUnsafe<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
+        return [a[0]!.pid, b[0]!.pid];
+      });
+      expect(pids[0]).toBe(pids[1]);
+      expect(await raw.$queryRawUnsafe(`SELECT sum(n)::int4 AS sum FROM ${t}`)).toEqual([{ sum: 6 }]);
+      expect(seen).toEqual(['CREATE', 'BEGIN', 'INSERT', 'SELECT', 'SELECT', 'SELECT']);
+    });
+
+    it('rolls back what a transaction wrote when its function throws', async () => {
+      const raw = db.rawClient!();
+      const t = table();
+      await raw.$executeRawUnsafe(`CREATE TABLE ${t} (n int4)`);
+      await expect(
+        raw.$transaction(async (tx) => {
+          await tx.$executeRawUnsafe(`INSERT INTO ${t} VALUES (1)`);
+          throw new Error('refused');
+        }),
+      ).rejects.toThrow('refused');
+      expect(await raw.$queryRawUnsafe(`SELECT count(*)::int4 AS n FROM ${t}`)).toEqual([{ n: 0 }]);
+    });
+  });
 });

@@ -4,6 +4,8 @@ import pg from 'pg';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
+import type { RawClient } from './outbox.ts';
+import { createPgRawClient, type StatementObserver } from './pg-raw.ts';
 
 /** Where a service keeps its data: an embedded PGlite database or a PostgreSQL schema. */
 export type DatabaseConfig =
@@ -34,6 +36,12 @@ export interface Database {
    * their own confirmations; on PGlite the same single connection as `adapter`.
    */
   readonly backgroundAdapter: SqlDriverAdapterFactory;
+  /**
+   * On PostgreSQL, raw SQL on the request pool (or the background one) without Prisma's runtime
+   * (see pg-raw.ts), each statement run through `observe`; undefined on PGlite, whose one
+   * connection Prisma holds.
+   */
+  readonly rawClient: ((observe?: StatementObserver, pool?: 'requests' | 'background') => RawClient) | undefined;
   close(): Promise<void>;
 }
 
@@ -67,6 +75,7 @@ async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): 
     sql,
     adapter,
     backgroundAdapter: adapter,
+    rawClient: undefined,
     close: () => db.close(),
   };
 }
@@ -121,6 +130,7 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
     // Prisma shares the pools; it does not end a pool it was given, close() does.
     adapter: new PrismaPg(pool, { schema: config.schema }),
     backgroundAdapter: new PrismaPg(background, { schema: config.schema }),
+    rawClient: (observe, which = 'requests') => createPgRawClient(which === 'background' ? background : pool, observe),
     close: async () => {
       await Promise.all([pool.end(), background.end()]);
     },

@@ -11,14 +11,14 @@ function fakeOutbox() {
   const rows: { id: string; stream: string; type: string; key: string; payload: unknown; created_at: Date; published: boolean }[] = [];
   let rounds = 0;
   const tx: RawTx = {
-    async $queryRawUnsafe<T>(query: string, ...values: unknown[]) {
-      if (query.includes('pg_try_advisory_xact_lock')) return [{ locked: true }] as T;
-      return rows.filter((r) => !r.published).slice(0, values[0] as number) as T;
+    // The relay's one statement: the oldest `values[0]` unpublished rows, marked published.
+    async $queryRawUnsafe<T>(_query: string, ...values: unknown[]) {
+      const picked = rows.filter((r) => !r.published).slice(0, values[0] as number);
+      for (const r of picked) r.published = true;
+      return picked as T;
     },
-    async $executeRawUnsafe(_query: string, ...values: unknown[]) {
-      const ids = values[0] as string[];
-      for (const r of rows) if (ids.includes(r.id)) r.published = true;
-      return ids.length;
+    async $executeRawUnsafe() {
+      throw new Error('the relay sends no other statement');
     },
   };
   const prisma: RawClient = {

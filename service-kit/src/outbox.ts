@@ -114,25 +114,25 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       return result;
     });
 
+  // One statement takes the relay's lock, picks the oldest unpublished rows and marks them: if
+  // publishing fails, the transaction rolls the marks back. The lock comes first (a materialised
+  // CTE), so a relay without it locks no row that the relay holding it would then skip.
+  const claimSql = `WITH relay_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext($2)) AS locked),
+      batch AS (
+        SELECT o.id FROM ${outbox} o, relay_lock WHERE relay_lock.locked AND o.published_at IS NULL
+        ORDER BY o.created_at, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)
+    UPDATE ${outbox} AS o SET published_at = now() FROM batch WHERE o.id = batch.id
+    RETURNING o.id::text AS id, o.stream, o.type, o.key, o.payload, o.created_at, o.trace_parent`;
+
   const publishBatch = () =>
     untraced(() =>
       prisma.$transaction(async (tx) => {
         // One publisher per service at a time keeps each aggregate's events in commit order on the
         // stream; relays in other processes skip this round and take over if this one dies.
-        const [lock] = await tx.$queryRawUnsafe<{ locked: boolean }[]>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked', `outbox:${opts.schema}`);
-        if (!lock?.locked) return 0;
-        const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
-          `SELECT id, stream, type, key, payload, created_at, trace_parent FROM ${outbox}
-         WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-          batchSize,
-        );
+        const rows = await tx.$queryRawUnsafe<OutboxRow[]>(claimSql, batchSize, `outbox:${opts.schema}`);
+        // RETURNING keeps no order: oldest first, as the rows were picked (ids of one process sort in the order they were made).
+        rows.sort((a, b) => new Date(a.created_at).getTime() - new Date(b.created_at).getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         await publishInOrder(rows);
-        if (rows.length) {
-          await tx.$executeRawUnsafe(
-            `UPDATE ${outbox} SET published_at = now() WHERE id = ANY($1::uuid[])`,
-            rows.map((r) => r.id),
-          );
-        }
         return rows.length;
       }),
     );

@@ -15,7 +15,7 @@ import { migrate } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
 import { readDatabaseConfig, readPort, readProcessConfig, readSigningSecret, type Env } from './config.ts';
 import { createSubgraphServer, type ServiceApp } from './subgraph-server.ts';
-import { instrumentAdapter } from './observability/db.ts';
+import { instrumentAdapter, observe } from './observability/db.ts';
 import { createHealth, type Health } from './observability/health.ts';
 import { getProcessRegistry, renderMetrics } from './observability/metrics.ts';
 import { isMetricsOn, readObservabilityConfig, sleep, type ObservabilityOptions } from './observability/options.ts';
@@ -66,6 +66,12 @@ export interface SubgraphApp extends ServiceApp {
 /** What a running service hands to its contexts and workers. */
 export interface ServiceRuntime<P> {
   prisma: P;
+  /**
+   * Raw SQL without Prisma's runtime on PostgreSQL, on the request pool (counted in
+   * sqlStats.statements); in startConsumers on the background pool (backgroundStatements). On
+   * PGlite the Prisma client.
+   */
+  raw: RawClient;
   db: Database;
   logger: Logger;
   /** Present when the service was given a bus. */
@@ -187,6 +193,13 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
         sqlStats.statements++;
       });
       prisma = client;
+      const requestObservers = { ...observers, source: 'request' as const };
+      const raw: RawClient = db.rawClient
+        ? db.rawClient((sql, run) => {
+            sqlStats.statements++;
+            return observe(requestObservers, sql, run);
+          })
+        : (client as unknown as RawClient);
       // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost,
       // on its own connections, so it never queues behind requests.
       const background = needsBus
@@ -195,9 +208,19 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
           })
         : undefined;
       backgroundPrisma = background;
+      // The relay and consumers send raw SQL only: on PostgreSQL straight on the background pool.
+      const backgroundObservers = { ...observers, source: 'background' as const };
+      const backgroundRaw: RawClient | undefined = !background
+        ? undefined
+        : db.rawClient
+          ? db.rawClient((sql, run) => {
+              sqlStats.backgroundStatements++;
+              return observe(backgroundObservers, sql, run);
+            }, 'background')
+          : (background as unknown as RawClient);
       if (def.publishesEvents && opts.bus) {
         relay = createOutboxRelay({
-          prisma: background as unknown as RawClient,
+          prisma: backgroundRaw!,
           schema: db.schema,
           bus: opts.bus,
           logger,
@@ -215,6 +238,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       const runtime: ServiceRuntime<P> = {
         feeds,
         prisma: client,
+        raw,
         db,
         logger,
         bus: opts.bus,
@@ -243,7 +267,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       });
       await server.start();
       relay?.start();
-      if (def.startConsumers && opts.bus && background) consumers = def.startConsumers({ ...runtime, prisma: background, bus: opts.bus });
+      if (def.startConsumers && opts.bus && background) consumers = def.startConsumers({ ...runtime, prisma: background, raw: backgroundRaw!, bus: opts.bus });
     },
     stop() {
       stopping ??= (async () => {

@@ -6,8 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
+import type { EventBus, SqlClient } from '@commerce/service-kit';
 import { CUSTOMER_PASSWORD } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
+import { startProcessStack } from './orders-processes.ts';
 import { orderStages } from './orders-stages.ts';
 import { summarize } from './stats.ts';
 
@@ -17,9 +19,27 @@ export interface OrderBenchOptions {
   redisUrl: string | null;
   orders: number;
   concurrency: number;
+  /** Each service in its own process, as production runs them (PostgreSQL + Redis only); otherwise all in this one. */
+  processes?: boolean;
+  /** Node flags for the service processes. */
+  serviceNodeFlags?: string[];
 }
 
-export async function benchOrders(o: OrderBenchOptions) {
+/** What the scenario needs of a running stack, in one process or in several. */
+interface OrderStack {
+  label: string;
+  url: string;
+  bus: EventBus;
+  admin: string;
+  customers: string[];
+  orders: { sql: SqlClient; schema: string };
+  products: { sql: SqlClient; schema: string };
+  /** SQL statements by service (requests, background) and CPU seconds by process, so far. */
+  counters(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+async function startInProcess(o: OrderBenchOptions): Promise<OrderStack> {
   // Production event timings (relay woken on commit, 500 ms fallback poll).
   const sg = await startSupergraph({ users: 12, products: 40, orders: 90 }, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {} });
   try {
@@ -27,9 +47,51 @@ export async function benchOrders(o: OrderBenchOptions) {
     // Many customers, as in a shop: one customer's placements are serialised (the stock-hoarding limits' per-user lock).
     const customers = [customer];
     for (const u of sg.seed.users.slice(2, Math.max(2, o.concurrency + 1))) customers.push(await sg.logIn(u.email, CUSTOMER_PASSWORD));
+    return {
+      label: 'one process',
+      url: sg.url,
+      bus: sg.bus,
+      admin,
+      customers,
+      orders: { sql: sg.apps.orders.db.sql, schema: sg.apps.orders.db.schema },
+      products: { sql: sg.apps.products.db.sql, schema: sg.apps.products.db.schema },
+      counters: async () => {
+        const out: Record<string, number> = {};
+        for (const name of ['orders', 'products'] as const) {
+          out[`${name} requests`] = sg.apps[name].sqlStats.statements;
+          out[`${name} background`] = sg.apps[name].sqlStats.backgroundStatements;
+        }
+        return out;
+      },
+      stop: () => sg.stop(),
+    };
+  } catch (e) {
+    await sg.stop();
+    throw e;
+  }
+}
+
+async function startProcesses(o: OrderBenchOptions): Promise<OrderStack> {
+  if (!o.databaseUrl || !o.redisUrl) throw new TypeError('benchOrders: processes need PostgreSQL and Redis');
+  const s = await startProcessStack({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, customers: o.concurrency, nodeFlags: o.serviceNodeFlags ?? [] });
+  return { label: 'a process per service', ...s };
+}
+
+export async function benchOrders(o: OrderBenchOptions) {
+  const sg = await (o.processes ? startProcesses(o) : startInProcess(o));
+  const query = async <D>(q: string, variables: Record<string, unknown>, token: string) => {
+    const res = await fetch(sg.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: q, variables }),
+    });
+    return (await res.json()) as { data?: D | null; errors?: unknown[] };
+  };
+  try {
+    const { admin, customers } = sg;
     const products: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const res = await sg.query<{ createProduct: { id: string } }>(
+      const res = await query<{ createProduct: { id: string } }>(
         'mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }',
         { input: { sku: `BENCH-${randomUUID().slice(0, 8)}`, name: 'Bench item', priceCents: 999, currency: 'USD', stock: o.orders * 2, category: 'bench' } },
         admin,
@@ -63,7 +125,7 @@ export async function benchOrders(o: OrderBenchOptions) {
       },
     );
 
-    const statementsBefore = statementCounts(sg);
+    const countersBefore = await sg.counters();
     const started = performance.now();
     const [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
     let next = 0;
@@ -72,10 +134,10 @@ export async function benchOrders(o: OrderBenchOptions) {
       while (next < o.orders) {
         const i = next++;
         const t0 = performance.now();
-        const res = await sg.query<{ placeOrder: { id: string } }>(
+        const res = await query<{ placeOrder: { id: string } }>(
           'mutation($items: [OrderLineInput!]!, $key: String) { placeOrder(input: { items: $items }, idempotencyKey: $key) { id } }',
           { items: [{ productId: products[i % products.length], quantity: 1 }], key: randomUUID() },
-          token,
+          token!,
         );
         const id = res.data?.placeOrder.id;
         if (!id) throw new Error(`placeOrder failed: ${JSON.stringify(res.errors)}`);
@@ -95,22 +157,23 @@ export async function benchOrders(o: OrderBenchOptions) {
     await consumer.stop();
     const seconds = (lastConfirmedAt - started) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    const statementsAfter = statementCounts(sg);
+    const countersAfter = await sg.counters();
     // The conditions of the figures: how busy this process's event loop was, its CPU per second, and the machine's load.
     const conditions = {
       eventLoopUtilization: Math.round(performance.eventLoopUtilization(elu0).utilization * 100) / 100,
       processCpuSecondsPerSecond: Math.round(((cpu.user + cpu.system) / 1e6 / seconds) * 100) / 100,
+      // What an order costs this process, whatever else the machine runs (the figure least moved by a shared machine's load).
+      processCpuMsPerOrder: Math.round(((cpu.user + cpu.system) / 1e3 / o.orders) * 10) / 10,
       loadAverage1m: Math.round(loadavg()[0]! * 10) / 10,
       cpus: availableParallelism(),
     };
-    const stages = await orderStages(
-      { sql: sg.apps.orders.db.sql, schema: sg.apps.orders.db.schema, group: 'orders' },
-      { sql: sg.apps.products.db.sql, schema: sg.apps.products.db.schema, group: 'products' },
-      [...sentAt.keys()],
-    );
+    const stages = await orderStages({ ...sg.orders, group: 'orders' }, { ...sg.products, group: 'products' }, [...sentAt.keys()]);
+    const delta = (k: string) => (countersAfter[k] ?? 0) - (countersBefore[k] ?? 0);
+    const perOrder = (v: number) => Math.round((v / o.orders) * 10) / 10;
     return {
       scenario: 'orders',
       backend: o.label,
+      processes: sg.label,
       orders: o.orders,
       concurrency: o.concurrency,
       ordersPerSecond: Math.round((o.orders / seconds) * 10) / 10,
@@ -119,21 +182,19 @@ export async function benchOrders(o: OrderBenchOptions) {
       conditions,
       // SQL statements per order, by service: what placing costs (requests) and what the event pipeline costs (background).
       statementsPerOrder: Object.fromEntries(
-        Object.entries(statementsAfter).map(([k, v]) => [k, Math.round(((v - (statementsBefore[k] ?? 0)) / o.orders) * 10) / 10]),
+        Object.keys(countersAfter)
+          .filter((k) => !k.endsWith('cpu seconds') && !k.startsWith('users') && !k.startsWith('gateway'))
+          .map((k) => [k, perOrder(delta(k))]),
+      ),
+      // The services' own processes (when they run apart): CPU milliseconds each spent per order.
+      serviceCpuMsPerOrder: Object.fromEntries(
+        Object.keys(countersAfter)
+          .filter((k) => k.endsWith('cpu seconds'))
+          .map((k) => [k.replace(' cpu seconds', ''), perOrder(delta(k) * 1000)]),
       ),
       stagesMs: stages,
     };
   } finally {
     await sg.stop();
   }
-}
-
-/** SQL statements each service has sent so far, of requests and of background work. */
-function statementCounts(sg: Awaited<ReturnType<typeof startSupergraph>>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const name of ['orders', 'products'] as const) {
-    out[`${name} requests`] = sg.apps[name].sqlStats.statements;
-    out[`${name} background`] = sg.apps[name].sqlStats.backgroundStatements;
-  }
-  return out;
 }

@@ -13,7 +13,8 @@
  *   pnpm bench fanout          issue 13's scenarios a–d (BENCH_FANOUT_SCENARIOS=a,b to pick; BENCH_SUBSCRIBERS replaces every count;
  *                              BENCH_EVENTS 20 back to back, BENCH_SPACED_EVENTS 30 BENCH_SPACING_MS 100 apart;
  *                              BENCH_FANOUT_CHILDREN 2 subscriber processes, BENCH_FANOUT_BATCH 200 sockets opening at a time)
- *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders
+ *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders   (on PostgreSQL + Redis once in one process, once with a process per service;
+ *                              BENCH_SERVICE_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for the service processes)
  */
 import pg from 'pg';
 import { Redis } from 'ioredis';
@@ -55,8 +56,15 @@ async function main() {
 
   const results: (Awaited<ReturnType<typeof benchOrders>> | FanoutResult)[] = [];
   if (only.length === 0 || only.includes('orders')) {
-    for (const b of backends) {
-      const r = await benchOrders({ ...b, orders: int('BENCH_ORDERS', 300), concurrency: int('BENCH_CONCURRENCY', 16) });
+    // On PostgreSQL + Redis twice: all services in this process, then each in its own (as docker-compose runs them).
+    const runs = backends.flatMap((b) => (b.databaseUrl && b.redisUrl ? [b, { ...b, processes: true }] : [b]));
+    for (const b of runs) {
+      const r = await benchOrders({
+        ...b,
+        orders: int('BENCH_ORDERS', 300),
+        concurrency: int('BENCH_CONCURRENCY', 16),
+        serviceNodeFlags: (env.BENCH_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      });
       console.log(JSON.stringify(r));
       console.table(r.stagesMs);
       results.push(r);
@@ -175,7 +183,7 @@ async function main() {
       'ordersPerSecond' in r
         ? {
             scenario: r.scenario,
-            backend: r.backend,
+            backend: `${r.backend}, ${r.processes}`,
             rate: `${r.ordersPerSecond} orders/s @${r.concurrency}`,
             'p50 ms': r.placedToConfirmedMs.p50,
             'p95 ms': r.placedToConfirmedMs.p95,

@@ -61,7 +61,8 @@ export function instrumentAdapter(factory: SqlDriverAdapterFactory, observers: S
   });
 }
 
-async function observe<T>({ duration, tracer, source }: StatementObservers, sql: string, run: () => Promise<T>): Promise<T> {
+/** Times one statement and, with tracing on, records its span (for statements sent without Prisma, see pg-raw.ts). */
+export async function observe<T>({ duration, tracer, source }: StatementObservers, sql: string, run: () => Promise<T>): Promise<T> {
   const kind = statementKind(sql);
   const started = performance.now();
   const span = tracer?.startSpan(`db ${kind}`, { kind: SpanKind.CLIENT, attributes: { 'db.system.name': 'postgresql', 'db.query.text': sql.slice(0, 2000) } });

@@ -38,10 +38,11 @@ export function createOrdersApp(opts: OrdersAppOptions) {
       resolvers,
       permissions,
       prismaClient: PrismaClient,
-      createContext: (base, { prisma, db, relay, bus, feeds, metrics }): Context => {
+      createContext: (base, { prisma, raw, db, relay, bus, feeds, metrics }): Context => {
         const ctx: Context = {
           ...base,
           prisma,
+          raw,
           loaders: createLoaders(prisma, db.schema, metrics?.loaderBatchSize),
           schema: db.schema,
           relay,

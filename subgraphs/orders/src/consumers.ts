@@ -1,8 +1,7 @@
-import { qualifiedTable, startEventConsumer, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
+import { startEventConsumer, type BusEvent, type Consumer, type EventBus, type EventOf, type RawTx, type ServiceRuntime } from '@commerce/service-kit';
 import { STREAMS, type EventPayloads } from '@commerce/contracts';
-import { applyAnswers, assertRejected, assertReleased, assertReserved } from './answers.ts';
-import type { Prisma, PrismaClient } from './generated/prisma/client.ts';
-import { changeStatus } from './orderFlow.ts';
+import { applyAnswers } from './answers.ts';
+import type { PrismaClient } from './generated/prisma/client.ts';
 
 /**
  * Entries per read, so the most one transaction applies: a backlog is taken up in a few large
@@ -20,11 +19,13 @@ export const ORDERS_GROUP = 'orders';
  * answers InventoryReleased, which marks the cancellation settled (released_at).
  */
 export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
-  const { prisma, db, bus, relay, events } = runtime;
-  const asTx = (tx: unknown) => tx as Prisma.TransactionClient;
+  const { raw, db, bus, relay, events } = runtime;
+  // An event applied alone (a read of one, or a batch that failed) goes through the batch's statements too.
+  const alone = (tx: RawTx, event: BusEvent<unknown>) => applyAnswers(tx, db.schema, [event as EventOf<EventPayloads>]);
   return [
     startEventConsumer<EventPayloads>({
-      prisma: prisma,
+      // Raw SQL only: on PostgreSQL without Prisma's runtime.
+      prisma: raw,
       schema: db.schema,
       bus,
       stream: STREAMS.products,
@@ -38,29 +39,7 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
       // Each read in one transaction, in a few statements (see applyAnswers).
       batch: (tx, events) => applyAnswers(tx, db.schema, events),
       afterCommit: () => relay?.wake(),
-      handlers: {
-        InventoryReserved: async (tx, { payload }) => {
-          assertReserved(payload);
-          const total = payload.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
-          const order = await changeStatus(asTx(tx), db.schema, payload.orderId, 'CONFIRMED', { totalCents: total, currency: payload.currency });
-          if (!order) return;
-          for (const line of payload.lines) {
-            await asTx(tx).orderItem.updateMany({ where: { orderId: order.id, productId: line.productId }, data: { unitPriceCents: line.unitPriceCents } });
-          }
-        },
-        InventoryRejected: async (tx, { payload }) => {
-          assertRejected(payload);
-          await changeStatus(asTx(tx), db.schema, payload.orderId, 'REJECTED', { rejectionReason: payload.reason.slice(0, 500) });
-        },
-        InventoryReleased: async (tx, { payload }) => {
-          assertReleased(payload);
-          // The first answer counts; a repeat (to a republished OrderCancelled) keeps it. Not a status change: updated_at stays.
-          await tx.$executeRawUnsafe(
-            `UPDATE ${qualifiedTable(db.schema, 'orders')} SET released_at = now() WHERE id = $1::uuid AND released_at IS NULL`,
-            payload.orderId,
-          );
-        },
-      },
+      handlers: { InventoryReserved: alone, InventoryRejected: alone, InventoryReleased: alone },
     }),
   ];
 }

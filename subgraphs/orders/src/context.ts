@@ -1,10 +1,12 @@
-import type { BaseContext, EventBus, LiveFeed, OutboxRelay } from '@commerce/service-kit';
+import type { BaseContext, EventBus, LiveFeed, OutboxRelay, RawClient } from '@commerce/service-kit';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { OrderLimits } from './limits.ts';
 import type { Loaders } from './loaders.ts';
 
 export interface Context extends BaseContext {
   prisma: PrismaClient;
+  /** Raw SQL without Prisma's runtime on PostgreSQL (placeOrder's hot path; see ServiceRuntime.raw). */
+  raw: RawClient;
   loaders: Loaders;
   /** PostgreSQL schema of the service's tables (for raw SQL and the outbox). */
   schema: string;

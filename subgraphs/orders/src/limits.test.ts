@@ -120,6 +120,23 @@ describe('admins', () => {
     for (let i = 0; i < LIMITS.maxOpenOrders + 2; i++) expect((await place(who, [line(10, product)])).body.errors).toBeUndefined();
     expect(await app.prisma.order.count({ where: { userId: who.userId } })).toBe(LIMITS.maxOpenOrders + 2);
   });
+
+  it('placing in parallel with one key (no per-user lock) get one order, its lines and its two events', async () => {
+    const who = admin();
+    const key = randomUUID();
+    const lines = [line(2), line(3)];
+    const results = await Promise.all(Array.from({ length: 8 }, () => place(who, lines, key)));
+    expect(results.flatMap(errorCodes)).toEqual([]);
+    const [id, ...others] = new Set(results.map((r) => r.body.data?.placeOrder?.id));
+    expect(others).toEqual([]);
+    expect(await app.prisma.order.count({ where: { userId: who.userId } })).toBe(1);
+    expect(await app.prisma.orderItem.count({ where: { orderId: id! } })).toBe(2);
+    expect((await app.prisma.outboxEvent.findMany({ where: { key: id! }, orderBy: { id: 'asc' } })).map((e) => e.type)).toEqual([
+      'OrderPlaced',
+      'OrderStatusChanged',
+    ]);
+    expect(errorCodes(await place(who, [line(2)], key))).toEqual(['IDEMPOTENCY_KEY_REUSED']);
+  });
 });
 
 describe('concurrent placements by one customer', () => {

@@ -5,8 +5,7 @@
  * Admins are exempt.
  */
 import type { GraphQLError } from 'graphql';
-import { codedError, ErrorCode } from '@commerce/service-kit';
-import type { Prisma } from './generated/prisma/client.ts';
+import { codedError, ErrorCode, type RawTx } from '@commerce/service-kit';
 import type { OrderLine } from './orderFlow.ts';
 
 export interface OrderLimits {
@@ -66,22 +65,23 @@ export function createKeyedLimiter(concurrency: number): <T>(key: string, fn: ()
  * concurrent calls cannot both pass the checks (two-key form: its own key space, apart from the
  * migration lock).
  */
-export async function lockUserOrders(tx: Prisma.TransactionClient, userId: string): Promise<void> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext(${userId}))`;
+export async function lockUserOrders(tx: RawTx, userId: string): Promise<void> {
+  await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, userId);
+}
+
+/** A customer's holdings before the order being placed: open orders, and units held by product id (lower case). */
+export interface Holdings {
+  open: number;
+  held: ReadonlyMap<string, number>;
 }
 
 /**
- * The ORDER_LIMIT_EXCEEDED error for the order just written with `lines` (uncommitted, in `tx`),
- * or null. Call it under lockUserOrders: the counts then see every committed order of the user
- * plus this one, and the caller rolls the order back on a refusal.
+ * The ORDER_LIMIT_EXCEEDED error for an order with `lines` on top of `before`, or null. Read
+ * `before` under lockUserOrders: it then holds every committed order of the user, and the caller
+ * rolls the order back on a refusal.
  */
-export async function findOrderLimitRefusal(
-  tx: Prisma.TransactionClient,
-  userId: string,
-  lines: readonly OrderLine[],
-  limits: OrderLimits,
-): Promise<GraphQLError | null> {
-  const open = await tx.order.count({ where: { userId, status: { in: [...OPEN_STATUSES] } } });
+export function findOrderLimitRefusal(before: Holdings, lines: readonly OrderLine[], limits: OrderLimits): GraphQLError | null {
+  const open = before.open + 1;
   if (open > limits.maxOpenOrders) {
     return codedError(
       ErrorCode.OrderLimitExceeded,
@@ -89,14 +89,8 @@ export async function findOrderLimitRefusal(
       { extensions: { limit: 'OPEN_ORDERS', max: limits.maxOpenOrders, open: open - 1 } },
     );
   }
-  const held = await tx.orderItem.groupBy({
-    by: ['productId'],
-    where: { productId: { in: lines.map((l) => l.productId) }, order: { userId, status: { in: [...OPEN_STATUSES] } } },
-    _sum: { quantity: true },
-  });
-  const heldBy = new Map(held.map((h) => [h.productId, h._sum.quantity ?? 0]));
   for (const [i, line] of lines.entries()) {
-    const total = heldBy.get(line.productId) ?? line.quantity;
+    const total = (before.held.get(line.productId) ?? 0) + line.quantity;
     if (total > limits.maxUnitsPerProduct) {
       const already = total - line.quantity;
       return codedError(

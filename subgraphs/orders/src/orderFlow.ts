@@ -49,7 +49,7 @@ export async function changeStatus(
   return order;
 }
 
-export const statusChanged = (order: OrderModel) =>
+export const statusChanged = (order: Pick<OrderModel, 'id' | 'userId' | 'status' | 'statusSeq' | 'rejectionReason'>) =>
   message(STREAMS.orders, 'OrderStatusChanged', order.id, {
     orderId: order.id,
     userId: order.userId,

@@ -18,10 +18,11 @@ export const PRODUCTS_GROUP = 'products';
  * applied alone, so an event that cannot be applied is redelivered and dead-lettered by itself.
  */
 export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
-  const { prisma, db, bus, relay, events } = runtime;
+  const { raw, db, bus, relay, events } = runtime;
   return [
     startEventConsumer<EventPayloads>({
-      prisma: prisma,
+      // Raw SQL only: on PostgreSQL without Prisma's runtime.
+      prisma: raw,
       schema: db.schema,
       bus,
       stream: STREAMS.orders,

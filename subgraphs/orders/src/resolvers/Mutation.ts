@@ -4,10 +4,9 @@ import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import type { OrderModel } from '../generated/prisma/models.ts';
 import { findOrderLimitRefusal, lockUserOrders } from '../limits.ts';
-import { ALLOWED_FROM, changeStatus, requestHash, statusChanged } from '../orderFlow.ts';
+import { ALLOWED_FROM, changeStatus, requestHash } from '../orderFlow.ts';
+import { insertPlacement } from '../placement.ts';
 import { validateIdempotencyKey, validateLines } from '../validation.ts';
-
-const isUniqueViolation = (e: unknown) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'P2002';
 
 /** Loads an order the caller may change: its owner or an admin. */
 async function loadOwnOrder(ctx: Context, id: string): Promise<OrderModel> {
@@ -24,51 +23,38 @@ export const Mutation: MutationResolvers = {
     const key = validateIdempotencyKey(idempotencyKey);
     const lines = validateLines(input.items);
     const hash = requestHash(lines);
-    const existing = async () => {
-      const order = await ctx.prisma.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
-      if (order && order.requestHash !== hash) {
+    // A retry is answered from the first attempt, without a second reservation.
+    const answerRetry = (order: OrderModel) => {
+      if (order.requestHash !== hash) {
         throw codedError(ErrorCode.IdempotencyKeyReused, 'This idempotencyKey was already used for an order with different items', {
           extensions: { field: 'idempotencyKey' },
         });
       }
       return order;
     };
-    // A retry is answered from the first attempt, without a second reservation.
-    const previous = await existing();
-    if (previous) return previous;
     const exempt = isAdminIdentity(identity);
+    // BEGIN, the per-user lock, one statement that writes and counts, COMMIT (see placement.ts); raw SQL only, so without Prisma on PostgreSQL.
     const placeNew = () =>
-      ctx.prisma.$transaction(async (tx) => {
-        const created = await tx.order.create({
-          data: { userId, status: 'PENDING', idempotencyKey: key, requestHash: hash, items: { create: lines } },
-        });
-        await appendToOutbox(tx, ctx.schema, [
-          message(STREAMS.orders, 'OrderPlaced', created.id, { orderId: created.id, userId, items: lines }),
-          statusChanged(created),
-        ]);
-        if (!exempt) {
-          // Written first, checked last under the per-user lock: concurrent placements by one customer
-          // write side by side and queue only for the short check, which sees every committed order.
-          await lockUserOrders(tx, userId);
-          const refusal = await findOrderLimitRefusal(tx, userId, lines, ctx.orderLimits);
-          // Throwing rolls the order and its events back: nothing kept, published or reserved.
-          if (refusal) throw refusal;
-        }
-        return created;
+      ctx.raw.$transaction(async (tx) => {
+        if (!exempt) await lockUserOrders(tx, userId);
+        const result = await insertPlacement(tx, ctx.schema, { userId, idempotencyKey: key, requestHash: hash, lines, countHoldings: !exempt });
+        if (result.kind !== 'placed') return result;
+        const refusal = exempt ? null : findOrderLimitRefusal({ open: result.openBefore, held: result.heldBefore }, lines, ctx.orderLimits);
+        // Throwing rolls the order and its events back: nothing kept, published or reserved.
+        if (refusal) throw refusal;
+        return result;
       });
-    try {
-      // A few placements per customer at a time in this process, so waiting for the lock holds few connections.
-      const order = await (exempt ? placeNew() : ctx.limitPlacements(userId, placeNew));
+    // A few placements per customer at a time in this process, so waiting for the lock holds few connections.
+    const result = await (exempt ? placeNew() : ctx.limitPlacements(userId, placeNew));
+    if (result.kind === 'previous') return answerRetry(result.order);
+    if (result.kind === 'placed') {
       ctx.relay?.wake();
-      return order;
-    } catch (e) {
-      // A concurrent call with the same key committed first: answer with its order.
-      if (isUniqueViolation(e)) {
-        const winner = await existing();
-        if (winner) return winner;
-      }
-      throw e;
+      return result.order;
     }
+    // A concurrent call with the same key committed after this statement's snapshot: answer with its order.
+    const winner = await ctx.prisma.order.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
+    if (!winner) throw new Error('placeOrder: the idempotency key conflicted, but no order holds it');
+    return answerRetry(winner);
   },
 
   cancelOrder: async (_parent, { id }, ctx) => {
