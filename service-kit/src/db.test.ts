@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from './db.ts';
+import { IDLE_IN_TRANSACTION_MS, openDatabase, type Database } from './db.ts';
 
 const url = process.env.TEST_DATABASE_URL;
 
@@ -30,6 +30,15 @@ describe.runIf(url)('openDatabase() on PostgreSQL', () => {
   afterAll(async () => {
     await db?.close();
     await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  });
+
+  it('has PostgreSQL end a transaction left idle by a stalled process, on both pools', async () => {
+    for (const which of ['requests', 'background'] as const) {
+      const rows = await db.rawClient!(undefined, which).$queryRawUnsafe<{ idle_in_transaction_session_timeout: string }[]>(
+        'SHOW idle_in_transaction_session_timeout',
+      );
+      expect(rows[0]?.idle_in_transaction_session_timeout).toBe(`${IDLE_IN_TRANSACTION_MS / 1000}s`);
+    }
   });
 
   it('survives the server terminating a connection that is checked out, and serves the next query on a new one', async () => {

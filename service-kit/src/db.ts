@@ -80,11 +80,21 @@ async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): 
   };
 }
 
+/** How long a connection may sit idle inside a transaction before PostgreSQL ends its session. */
+export const IDLE_IN_TRANSACTION_MS = 10_000;
+
 async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Promise<Database> {
   assertIdentifier(config.schema);
   // A database that does not answer fails requests within 3 s (SERVICE_UNAVAILABLE) instead of holding them.
   const makePool = (max: number) => {
-    const pool = new pg.Pool({ connectionString: config.url, max, connectionTimeoutMillis: 3_000 });
+    const pool = new pg.Pool({
+      connectionString: config.url,
+      max,
+      connectionTimeoutMillis: 3_000,
+      // A transaction left open by a stalled process (raw transactions have no client-side timeout,
+      // as Prisma's interactive ones did) is ended by the server, with its row and advisory locks.
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+    });
     // An idle client can be cut off (server restart, DROP DATABASE … FORCE); pg drops it from
     // the pool and the next query reconnects. Without a listener the error would crash the process.
     pool.on('error', () => undefined);
