@@ -1,7 +1,8 @@
 /**
  * `pnpm bench`: prints benchmark figures (never asserts timings — the machine is shared).
  * Runs each scenario on the embedded backends (PGlite + in-process bus) and, when
- * reachable, on PostgreSQL + Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL).
+ * reachable, on PostgreSQL + Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL); BENCH_BACKENDS=postgres (or embedded)
+ * picks one.
  *   pnpm bench                 all scenarios
  *   pnpm bench orders          one scenario
  *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
@@ -48,11 +49,12 @@ async function main() {
   const only = process.argv.slice(2);
   const databaseUrl = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const backends: { label: string; databaseUrl: string | null; redisUrl: string | null }[] = [
-    { label: 'embedded (PGlite + in-process bus)', databaseUrl: null, redisUrl: null },
-  ];
-  if (await reachable(databaseUrl, redisUrl)) backends.push({ label: 'PostgreSQL + Redis', databaseUrl, redisUrl });
-  else console.log(`PostgreSQL/Redis not reachable at ${databaseUrl} / ${redisUrl}: embedded only`);
+  // BENCH_BACKENDS=postgres (or embedded) runs the scenarios on that backend only.
+  const wanted = new Set((env.BENCH_BACKENDS ?? 'embedded,postgres').split(',').map((b) => b.trim()));
+  const backends: { label: string; databaseUrl: string | null; redisUrl: string | null }[] = [];
+  if (wanted.has('embedded')) backends.push({ label: 'embedded (PGlite + in-process bus)', databaseUrl: null, redisUrl: null });
+  if (wanted.has('postgres') && (await reachable(databaseUrl, redisUrl))) backends.push({ label: 'PostgreSQL + Redis', databaseUrl, redisUrl });
+  else if (wanted.has('postgres')) console.log(`PostgreSQL/Redis not reachable at ${databaseUrl} / ${redisUrl}: embedded only`);
 
   const results: (Awaited<ReturnType<typeof benchOrders>> | FanoutResult)[] = [];
   if (only.length === 0 || only.includes('orders')) {
@@ -128,7 +130,7 @@ async function main() {
   }
   if (only.length === 0 || only.includes('scale')) {
     // PostgreSQL only: the data set is the point, and PGlite serves one connection at a time.
-    if (backends.length < 2) console.log('scale: needs PostgreSQL (BENCH_DATABASE_URL); skipped');
+    if (!backends.some((b) => b.databaseUrl)) console.log('scale: needs PostgreSQL (BENCH_DATABASE_URL); skipped');
     else {
       const r = await benchScale({
         databaseUrl,
