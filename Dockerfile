@@ -15,8 +15,9 @@ COPY . .
 # NODE_ENV stays unset here: devDependencies (tsx) are needed at runtime.
 RUN pnpm install --frozen-lockfile --offline
 # The gateway compiled for plain node (gateway/build.mjs): no tsx loader in the serving process, ~50 MiB less.
+# 8 MiB semi-spaces: the same CPU per request, less RSS under load (test/support/deployment.ts).
 RUN node gateway/build.mjs
 
 USER node
 EXPOSE 4000 4001 4002 4003
-CMD ["node", "gateway/dist/index.mjs"]
+CMD ["node", "--max-semi-space-size=8", "gateway/dist/index.mjs"]

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { DEPLOYED_GATEWAY_NODE_FLAGS } from './support/deployment.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const composeFile = fileURLToPath(new URL('../docker-compose.yml', import.meta.url));
@@ -84,7 +85,10 @@ describe('docker-compose.yml', () => {
   it('points the gateway at the three subgraphs and waits for them', () => {
     const gateway = service('gateway');
     // The image compiles it (Dockerfile: node gateway/build.mjs); gateway/src/compiled.test.ts runs that build.
-    expect(gateway.command).toEqual(['node', 'gateway/dist/index.mjs']);
+    expect(gateway.command).toEqual(['node', ...DEPLOYED_GATEWAY_NODE_FLAGS, 'gateway/dist/index.mjs']);
+    // The image's own command: the same.
+    const cmd = /^CMD (.*)$/m.exec(readFileSync(fileURLToPath(new URL('../Dockerfile', import.meta.url)), 'utf8'))?.[1];
+    expect(JSON.parse(cmd ?? 'null')).toEqual(gateway.command);
     for (const [name, port] of Object.entries(SUBGRAPHS)) {
       expect(gateway.environment?.[`${name.toUpperCase()}_URL`]).toBe(`http://${name}:${port}/graphql`);
       expect(gateway.depends_on?.[name]?.condition).toBe('service_healthy');

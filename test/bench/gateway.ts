@@ -20,6 +20,7 @@ import type { GraphQLSchema } from 'graphql';
 import { parse } from 'graphql';
 // @ts-expect-error plain JavaScript shared with the public benchmark, no types
 import { subgraphSdl } from './subgraphs.mjs';
+import { DEPLOYED_GATEWAY_NODE_FLAGS } from '../support/deployment.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -29,7 +30,7 @@ export interface GatewayBenchOptions {
   seconds: number;
   connections: number;
   rounds: number;
-  /** Extra node flags for our gateway's process (e.g. `--cpu-prof`). */
+  /** Extra node flags for our gateway's process (e.g. `--cpu-prof`), after DEPLOYED_GATEWAY_NODE_FLAGS. */
   nodeFlags?: string[];
   /** How our gateway runs: its compiled entry (gateway/dist/index.mjs, the default) or its sources under tsx. */
   entry?: 'dist' | 'tsx';
@@ -98,7 +99,7 @@ export async function benchGateway(o: GatewayBenchOptions) {
       o.entry === 'tsx'
         ? ['--import', 'tsx', path.join(root, 'gateway/src/index.ts')]
         : [(await startProcess(process.execPath, [path.join(root, 'gateway/build.mjs')], {}, (line) => line, { untilExit: true })).url];
-    const ours = await startGateway('ours', process.execPath, [...(o.nodeFlags ?? []), ...entry], {
+    const ours = await startGateway('ours', process.execPath, [...DEPLOYED_GATEWAY_NODE_FLAGS, ...(o.nodeFlags ?? []), ...entry], {
       ...OUR_GATEWAY_ENV,
       SUPERGRAPH_PATH: supergraphPath,
       JWT_SECRET: randomBytes(32).toString('base64url'),
