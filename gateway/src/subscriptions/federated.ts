@@ -335,6 +335,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
     const { primary } = prepared;
     const subgraph = deps.subgraphs.get(primary.serviceName);
     let open = true;
+    let stopStream = () => {};
     let pending = Promise.resolve();
     const enqueue = (step: () => Promise<void> | void) => {
       pending = pending.then(async () => {
@@ -344,6 +345,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
         } catch (err) {
           logger.error({ requestId: context.requestId, err }, 'resolving a subscription event failed');
           open = false;
+          stopStream();
           sink.end({ errors: [internalError()] });
         }
       });
@@ -374,7 +376,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
         cursor: typeof cursor === 'string' ? cursor : undefined,
       };
     };
-    const stop = deps.openSubgraphStream(
+    stopStream = deps.openSubgraphStream(
       {
         serviceName: primary.serviceName,
         url: subgraph.url,
@@ -409,7 +411,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
     );
     return () => {
       open = false;
-      stop();
+      stopStream();
     };
   }
 
