@@ -18,6 +18,7 @@ import {
   type StandInContext,
   type TestGateway,
 } from './test-support/harness.ts';
+import { Scrape } from './test-support/metrics.ts';
 
 const topics = new Topics();
 const describeIdentity = (identity: Identity | null) => (identity ? `${identity.userId}:${identity.role}` : 'anonymous');
@@ -95,10 +96,7 @@ const subscribersOn = (topic: string, count: number) =>
   vi.waitFor(() => expect(topics.count(topic), `subscribers on ${topic}`).toBe(count), { timeout: 10_000, interval: 10 });
 
 /** A gauge of the gateway's metrics, summed over its labels. */
-const gaugeValue = async (gateway: TestGateway, name: string): Promise<number> => {
-  const metric = await gateway.app.metrics.registry.getSingleMetric(name)?.get();
-  return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
-};
+const gaugeValue = async (gateway: TestGateway, name: string): Promise<number> => Scrape.parse(await gateway.app.metrics.registry.metrics()).value(name);
 
 const bearer = async (identity: Identity, ttlSeconds?: number) => `Bearer ${await signToken(identity, ttlSeconds)}`;
 const errorsOf = (result: FormattedExecutionResult): readonly GraphQLFormattedError[] => result.errors ?? [];

@@ -8,6 +8,7 @@ import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { createBus, type EventBus, type ObservabilityOptions, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
+import { Scrape } from '@commerce/service-kit/observability-testing';
 import { createTestDatabases, testDatabaseUrl } from './databases.ts';
 import { deleteRedisKeys, testRedisUrl } from './redis.ts';
 
@@ -37,7 +38,7 @@ export interface Supergraph {
   apps: Record<ServiceName, SubgraphApp>;
   gateway: GatewayApp;
   /** A metric of the gateway or a subgraph, summed over its labels (gauges and counters). */
-  metricValue(app: { metrics: { registry: MetricsRegistry } }, name: string): Promise<number>;
+  metricValue(app: { metrics: { registry: { metrics(): Promise<string> } } }, name: string): Promise<number>;
   query<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<D>>;
   /** Logs in through the gateway and returns the bearer token. */
   logIn(email: string, password: string): Promise<string>;
@@ -58,11 +59,6 @@ export interface Supergraph {
   /** SQL statements each service has sent so far. */
   sqlStatements(): Record<ServiceName, number>;
   stop(): Promise<void>;
-}
-
-/** What metricValue reads of a prom-client registry. */
-interface MetricsRegistry {
-  getSingleMetric(name: string): { get(): Promise<{ values: { value: number }[] }> } | undefined;
 }
 
 export interface SupergraphOptions {
@@ -171,11 +167,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
     seed: local.demoData!,
     apps,
     gateway: local.gateway,
-    async metricValue(app, name) {
-      const metric = await app.metrics.registry.getSingleMetric(name)?.get();
-      if (!metric) throw new Error(`no metric ${name}`);
-      return metric.values.reduce((sum, v) => sum + v.value, 0);
-    },
+    metricValue: async (app, name) => Scrape.parse(await app.metrics.registry.metrics()).value(name),
     query,
     logIn,
     async logInDemo() {
