@@ -9,6 +9,7 @@ export * from './identity.ts';
 export * from './logger.ts';
 export * from './http.ts';
 export * from './channel.ts';
+export * from './documents.ts';
 export * from './observability/index.ts';
 export * from './run-main.ts';
 export { REQUEST_ID_HEADER, maskInternalError, type ServiceApp } from './subgraph-server.ts';

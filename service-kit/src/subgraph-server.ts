@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { parse, validate, type DocumentNode, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
-import { LRUCache } from 'lru-cache';
+import { validate, type DocumentNode, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { createDocumentCache } from './documents.ts';
 import { ErrorCode, isDependencyUnavailable, isInternalError, unauthenticated } from './errors.ts';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -123,21 +123,14 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
       });
       // The gateway sends the same few operations for many callers: each is parsed and validated
       // once, and the subscriptions running it hold one document between them.
-      const documents = new LRUCache<string, DocumentNode>({ max: 500 });
+      const parseCached = createDocumentCache();
       const validated = new WeakMap<DocumentNode, readonly GraphQLError[]>();
       /** Each subscription's own identity, verified from its subscribe message (keyed by that message's payload). */
       const subscribers = new WeakMap<object, Identity | null>();
       const ws = useServer<Record<string, unknown>>(
         {
           schema: opts.schema,
-          parse: (source) => {
-            const text = typeof source === 'string' ? source : source.body;
-            const cached = documents.get(text);
-            if (cached) return cached;
-            const document = parse(source);
-            documents.set(text, document);
-            return document;
-          },
+          parse: parseCached,
           validate: (schema, document) => {
             const cached = validated.get(document);
             if (cached) return cached;

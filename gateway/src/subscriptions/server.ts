@@ -8,13 +8,21 @@
  * Queries and mutations sent over the socket run through Apollo Server like HTTP ones.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, REQUEST_ID_HEADER, codedError, createTracing, internalError, isInternalError, withCode } from '@commerce/service-kit/core';
+import {
+  ErrorCode,
+  REQUEST_ID_HEADER,
+  codedError,
+  createDocumentCache,
+  createTracing,
+  internalError,
+  isInternalError,
+  withCode,
+} from '@commerce/service-kit/core';
 import { context as otelContext } from '@opentelemetry/api';
 import {
   GraphQLError,
   OperationTypeNode,
   getOperationAST,
-  parse,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
@@ -26,7 +34,6 @@ import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address
 import { createRateLimits } from '../rate-limits/index.ts';
 import { CloseReason, Connection, GatewayCloseCode, type ClientSocket } from './connection.ts';
 import stableStringify from 'fast-json-stable-stringify';
-import { LRUCache } from 'lru-cache';
 import { createSubscriptionGroups, identityKey, type FederatedSubscription } from './federated.ts';
 import { liveForm } from './resume.ts';
 import type { PreparedSubscription, SubscriptionPlanner } from './planner.ts';
@@ -40,7 +47,6 @@ export type { OperationRequest, SocketExtra, SubscriptionServer, SubscriptionSer
 
 export const DEFAULT_KEEP_ALIVE_MS = 12_000;
 let nextPlannerId = 1;
-const PARSED_DOCUMENTS = 500;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_USER = 50;
 const notServing = () => codedError(ErrorCode.ServiceUnavailable, 'The gateway is not serving this connection');
@@ -73,8 +79,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     tracing,
     metrics,
   });
-  /** Parsed operations by their text (documents are never modified). */
-  const documents = new LRUCache<string, DocumentNode>({ max: PARSED_DOCUMENTS });
+  /** Parsed operations by their text: identical subscriptions hold one document. */
+  const parseCached = createDocumentCache();
   /** Each planner (a schema update brings a new one) by number: groups never span two. */
   const plannerIds = new WeakMap<SubscriptionPlanner, number>();
 
@@ -204,10 +210,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     const { query, operationName, variables } = request;
     let document: DocumentNode;
     try {
-      // Held for as long as the subscription runs: identical ones hold the same document.
-      const cached = documents.get(query);
-      document = cached ?? parse(query);
-      if (!cached) documents.set(query, document);
+      document = parseCached(query);
     } catch (e) {
       if (e instanceof GraphQLError) return [withCode(e, ErrorCode.GraphQLParseFailed)];
       throw e;
