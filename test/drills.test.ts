@@ -38,6 +38,8 @@ describe.runIf(!testDatabaseUrl())('fault drill on the embedded default', () => 
       expect(report.placed).toBeGreaterThanOrEqual(2 * 60 * 2);
       // A kill during the load leaves clients without an answer: they retried.
       expect(report.retries).toBeGreaterThan(0);
+      // Each kill caught placements in flight.
+      expect(report.faults.map((f) => f.witness?.hit)).toEqual([true, true]);
     },
     DRILL_TIMEOUT,
   );
@@ -53,6 +55,12 @@ describe.runIf(testDatabaseUrl() && testRedisUrl() && canRunPrivateRedis())('fau
       const [kills, redis, postgres] = reports as [DrillReport, DrillReport, DrillReport];
       expectDrillPassed(kills, 3);
       expect(kills.retries).toBeGreaterThan(0);
+      // Each kill landed where it says: products holding unacknowledged deliveries, orders holding
+      // committed events not yet published, the gateway with calls in flight.
+      expect(
+        kills.faults.map((f) => f.witness?.hit),
+        formatReport(kills),
+      ).toEqual([true, true, true]);
       expectDrillPassed(redis, 1);
       expectDrillPassed(postgres, 1);
       expect(postgres.retries).toBeGreaterThan(0);

@@ -7,8 +7,8 @@ import { summariseLoad, type DrillReport, type FaultRecord } from './report.ts';
 export interface Fault {
   /** What the report calls it. */
   action: string;
-  /** Does the damage and brings the part back; resolves with how long bringing it back took. */
-  run(): Promise<number | undefined>;
+  /** Does the damage and brings the part back; resolves with how long bringing it back took and what the damage caught. */
+  run(): Promise<Pick<FaultRecord, 'recoveryMs' | 'witness'>>;
 }
 
 export interface BatchOptions {
@@ -51,8 +51,7 @@ export async function runBatch(opts: BatchOptions): Promise<{ placed: PlacedOrde
     for (const fault of opts.faults) {
       await sleep(opts.window.minMs + Math.floor(opts.random() * (opts.window.maxMs - opts.window.minMs)));
       const atMs = Date.now() - began;
-      const recoveryMs = await fault.run();
-      faults.push({ action: fault.action, atMs, ...(recoveryMs !== undefined ? { recoveryMs } : {}) });
+      faults.push({ action: fault.action, atMs, ...(await fault.run()) });
     }
   } finally {
     faultsOver = true;

@@ -122,6 +122,11 @@ export function planOrder(n: number, customers: DrillCustomer[], products: Drill
   }
 }
 
+let inFlight = 0;
+
+/** placeOrder calls sent and not yet answered (or failed), across every client of this process. */
+export const placementsInFlight = (): number => inFlight;
+
 /**
  * Places one order, retrying with its key (after a short pause) until the gateway answers with an
  * order, or `deadline` passes (then it throws: an unanswered client is a finding).
@@ -131,7 +136,10 @@ export async function placeOne(url: string, order: PlannedOrder, deadline: numbe
   const samples: Record<string, string> = {};
   for (let attempts = 1; ; attempts++) {
     try {
-      const res = await graphql<{ placeOrder: { id: string } }>(url, PLACE, { items: order.items, key: order.key }, order.customer.token);
+      inFlight++;
+      const res = await graphql<{ placeOrder: { id: string } }>(url, PLACE, { items: order.items, key: order.key }, order.customer.token).finally(
+        () => inFlight--,
+      );
       const id = res.data?.placeOrder.id;
       if (id) return { ...order, id, attempts, failures, samples };
       const code = res.errors?.[0]?.extensions?.code ?? 'NO_DATA';

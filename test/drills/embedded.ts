@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openDatabase } from '@commerce/service-kit';
-import { createProducts, logInAdmin, signUpCustomers, type PlacedOrder } from './client.ts';
+import { createProducts, logInAdmin, placementsInFlight, signUpCustomers, type PlacedOrder } from './client.ts';
 import { drillStocks, runBatch, settleAndCheck } from './batch.ts';
 import { freePort, serviceProcess } from './processes.ts';
 import { seededRandom, type DrillReport, type FaultRecord } from './report.ts';
@@ -74,8 +74,13 @@ export async function runEmbeddedDrill(opts: EmbeddedDrillOptions = {}): Promise
           {
             action: `kill -9 the whole process (cycle ${cycle}), restart on the same DATA_DIR`,
             async run() {
+              const inFlight = placementsInFlight();
               await proc.kill9();
-              return proc.start();
+              return {
+                // Killed mid-request: some placements were sent and not answered.
+                witness: { hit: inFlight > 0, detail: `${inFlight} placeOrder calls in flight` },
+                recoveryMs: await proc.start(),
+              };
             },
           },
         ],

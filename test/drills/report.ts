@@ -9,6 +9,8 @@ export interface FaultRecord {
   atMs: number;
   /** How long bringing it back took (restart until ready), when it was brought back. */
   recoveryMs?: number;
+  /** What was caught in the act at the kill (e.g. "3 events committed, not yet published"), and whether it was. */
+  witness?: { hit: boolean; detail: string };
 }
 
 export interface DrillReport {
@@ -52,7 +54,12 @@ export function formatReport(r: DrillReport): string {
         : ''
     }`,
     `  faults ${r.faults.length}:`,
-    ...r.faults.map((f) => `    +${f.atMs} ms  ${f.action}${f.recoveryMs !== undefined ? `, back in ${f.recoveryMs} ms` : ''}`),
+    ...r.faults.map(
+      (f) =>
+        `    +${f.atMs} ms  ${f.action}${f.recoveryMs !== undefined ? `, back in ${f.recoveryMs} ms` : ''}${
+          f.witness ? `\n      at the kill: ${f.witness.detail}${f.witness.hit ? '' : ' (MISSED: the instant it names)'}` : ''
+        }`,
+    ),
     ...Object.entries(r.failureSamples).map(([code, message]) => `    e.g. ${code}: ${message}`),
     `  settled in ${r.settleMs} ms; final statuses ${
       Object.entries(r.statuses)

@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { Redis } from 'ioredis';
+import { CONSUMER_GROUPS, STREAMS } from '@commerce/contracts';
 import { openDatabase } from '@commerce/service-kit';
 import { startTcpProxy, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
-import { createProducts, logInAdmin, signUpCustomers, type DrillCustomer } from './client.ts';
+import { createProducts, logInAdmin, placementsInFlight, signUpCustomers, type DrillCustomer } from './client.ts';
 import { drillStocks, runBatch, settleAndCheck, type Fault } from './batch.ts';
 import { freePort, postgresProcess, redisProcess, REPO_ROOT, serviceProcess, sleep, type DrillProcess } from './processes.ts';
 import { seededRandom, type DrillReport } from './report.ts';
@@ -63,6 +65,7 @@ export interface ServicesDrillOptions {
 }
 
 const run = promisify(execFile);
+const BUS_PREFIX = 'drill:';
 
 export async function runServicesDrills(opts: ServicesDrillOptions): Promise<DrillReport[]> {
   const { reconcileAfterMs = 1_500, concurrency = 60, outageMs = 1_500, keep = false, log = () => undefined } = opts;
@@ -70,6 +73,7 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
   const random = seededRandom(opts.seed ?? Date.now());
   const dir = mkdtempSync(path.join(tmpdir(), 'drill-services-'));
   const stack: DrillProcess[] = [];
+  const closers: (() => Promise<void>)[] = [];
   let postgres: DrillProcess | undefined;
   let proxy: TcpProxy | undefined;
   let serverUrl: string | undefined;
@@ -110,7 +114,7 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
       DATABASE_URL: dbUrl.toString(),
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       BUS_BACKEND: '',
-      BUS_PREFIX: 'drill:',
+      BUS_PREFIX,
       USERS_PORT: String(ports.users),
       PRODUCTS_PORT: String(ports.products),
       ORDERS_PORT: String(ports.orders),
@@ -137,13 +141,42 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
     const adminToken = await logInAdmin(url);
     const customers: DrillCustomer[] = await signUpCustomers(url, 4);
 
-    const killAndRestart = (p: DrillProcess, label: string): Fault => ({
+    /**
+     * Kills `p` once `caught()` sees the work the label names in progress (or after 3 s of looking),
+     * and reports what it saw at the instant of the kill: the drill shows it hit what it says.
+     */
+    const killAndRestart = (p: DrillProcess, label: string, caught: () => Promise<{ count: number; detail: string }>): Fault => ({
       action: `kill -9 ${p.name} (${label}), restart`,
       async run() {
+        const aimUntil = Date.now() + 3_000;
+        while (Date.now() < aimUntil && (await caught().catch(() => ({ count: 0 }))).count === 0) await sleep(2);
         await p.kill9();
-        return p.start();
+        // Read after the kill and before the restart: what the dead process left half done.
+        const seen = await caught();
+        return { witness: { hit: seen.count > 0, detail: seen.detail }, recoveryMs: await p.start() };
       },
     });
+    const busRedis = new Redis(redisPort, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    busRedis.on('error', () => undefined); // the redis drill kills it on purpose
+    closers.push(() => busRedis.quit().then(() => undefined));
+    // Delivered to products' consumer group and not acknowledged: reservations (or releases) in hand.
+    const productsInHand = async () => {
+      const [count] = (await busRedis.xpending(`${BUS_PREFIX}${STREAMS.orders}`, CONSUMER_GROUPS.products)) as [number];
+      return { count, detail: `${count} OrderPlaced/OrderCancelled deliveries to products not acknowledged` };
+    };
+    const ordersDb = new pg.Pool({ connectionString: dbUrl.toString(), max: 1 });
+    ordersDb.on('error', () => undefined); // the postgres drill kills it on purpose
+    closers.push(() => ordersDb.end());
+    // Committed by orders and not yet on the bus.
+    const ordersUnpublished = async () => {
+      const { rows } = await ordersDb.query<{ n: number }>('SELECT count(*)::int AS n FROM orders.outbox WHERE published_at IS NULL');
+      const count = rows[0]!.n;
+      return { count, detail: `${count} events committed by orders and not yet published` };
+    };
+    const gatewayMidRequest = async () => {
+      const count = placementsInFlight();
+      return { count, detail: `${count} placeOrder calls in flight through the gateway` };
+    };
     const outage = (action: string, down: () => Promise<void>, up: () => Promise<void>): Fault => ({
       action,
       async run() {
@@ -151,15 +184,15 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
         await sleep(outageMs);
         const t = Date.now();
         await up();
-        return Date.now() - t;
+        return { recoveryMs: Date.now() - t };
       },
     });
     const faultsOf: Record<ServicesDrill, Fault[][]> = {
       // One batch per process killed, so each kill lands in a burst of its own.
       kills: [
-        [killAndRestart(products, 'while it reserves')],
-        [killAndRestart(orders, 'between commit and publish')],
-        [killAndRestart(gateway, 'mid-request')],
+        [killAndRestart(products, 'while it reserves', productsInHand)],
+        [killAndRestart(orders, 'between commit and publish', ordersUnpublished)],
+        [killAndRestart(gateway, 'mid-request', gatewayMidRequest)],
       ],
       redis: [
         [
@@ -237,6 +270,7 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
     }
     return reports;
   } finally {
+    for (const close of closers) await close().catch(() => undefined);
     for (const p of [...stack].reverse()) await p.stop();
     if (created && !keep) await admin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch((e: unknown) => log(`could not drop ${dbName}: ${String(e)}`));
     await postgres?.stop();
