@@ -23,6 +23,7 @@ import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import type { DemoDataSize } from '@commerce/local/demo-data';
 import { startSupergraph, type Supergraph } from '../support/supergraph.ts';
 import type { OpenRequest, SubscriberReport, SubscriberRequest, SubscriberStatus } from './fanout-subscribers.ts';
+import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
 
 export const FANOUT_SCENARIOS = ['a', 'b', 'c', 'd'] as const;
@@ -275,13 +276,15 @@ async function withSession(
       // Every subscriber asked for counts, live or not: a missing one shows as a shortfall.
       let each = phase.perSubscriber;
       let error: string | undefined;
-      try {
-        each = await work.run(phase);
-      } catch (e) {
-        error = describe(e);
-      }
-      // Also after a failed change: what the others delivered is still measured.
-      await waitForDeliveries(pool, each * subscribers);
+      await profilePhase(`fanout-${phase.case}-${source}-${o.label}`, async () => {
+        try {
+          each = await work.run(phase);
+        } catch (e) {
+          error = describe(e);
+        }
+        // Also after a failed change: what the others delivered is still measured.
+        await waitForDeliveries(pool, each * subscribers);
+      });
       const report = await pool.report();
       const cpu = process.cpuUsage(cpu0);
       const seconds = Math.max(0.001, ((report.lastAt || Date.now()) - started) / 1000);

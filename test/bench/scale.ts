@@ -7,14 +7,18 @@
  * distinct customers signed with the development JWT secret.
  */
 import { loadavg } from 'node:os';
-import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
+import { randomBytes } from 'node:crypto';
+import { startLocalSupergraph } from '@commerce/local';
 import { loadLocalConfig } from '@commerce/local/config';
 import { SERVICE_NAMES, seedDemoData, streamDemoData, type DemoDataSize, type ServiceName } from '@commerce/local/demo-data';
 import { migrateAll } from '@commerce/local/services';
 import { DEV_JWT_SECRET, openDatabase, signClientToken, type Database } from '@commerce/service-kit';
 import { makeUserSeed } from '@commerce/users/seed';
+import { deleteRedisKeys } from '@commerce/service-kit/testing';
 import { withAdmin } from '../support/databases.ts';
 import { runLoad } from './load-process.ts';
+import { profilePhase } from './phase-profile.ts';
+import { startServiceProcesses } from './service-processes.ts';
 import { THREE_SUBGRAPH_QUERY } from './observability.ts';
 
 export const SCALE_SIZE: DemoDataSize = { users: 100_000, products: 100_000, orders: 1_000_000 };
@@ -39,66 +43,130 @@ export interface ScaleBenchOptions {
   customers: number;
   /** Only the queries whose name contains this (BENCH_SCALE_QUERY); all by default. */
   only?: string;
+  /** How the services run, in turn (a process per service needs `redisUrl` for their bus). */
+  shapes: ScaleShape[];
+  redisUrl?: string;
+}
+
+/** A running stack the queries are sent to: all services in this process, or each in its own. */
+interface ScaleStack {
+  url: string;
+  /** JWT secret the gateway verifies client tokens with. */
+  jwtSecret: string;
+  /** CPU seconds so far, by process. */
+  cpuSeconds(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+export type ScaleShape = 'one process' | 'a process per service';
+
+async function startOneProcess(databaseUrl: string): Promise<ScaleStack> {
+  const sg = await startLocalSupergraph(
+    loadLocalConfig({
+      DATABASE_URL: databaseUrl,
+      HOST: '127.0.0.1',
+      GATEWAY_PORT: '0',
+      USERS_PORT: '0',
+      PRODUCTS_PORT: '0',
+      ORDERS_PORT: '0',
+      SEED_DEMO_DATA: 'false',
+      // One machine sends every request: per-IP budgets would measure the limiter, not the service.
+      RATE_LIMITS: 'off',
+      BUS_BACKEND: 'memory',
+      LOG_LEVEL: 'warn',
+      APOLLO_TELEMETRY_DISABLED: 'true',
+    }),
+  );
+  // The load generator runs in a process of its own: this process's CPU is the supergraph's.
+  return {
+    url: sg.url,
+    jwtSecret: DEV_JWT_SECRET,
+    cpuSeconds: async () => ({ supergraph: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 }),
+    stop: () => sg.stop(),
+  };
+}
+
+async function startProcesses(databaseUrl: string, redisUrl: string): Promise<ScaleStack> {
+  const prefix = `bench:${randomBytes(6).toString('hex')}:`;
+  const services = await startServiceProcesses({
+    databaseUrl,
+    redisUrl,
+    busPrefix: prefix,
+    nodeFlags: (process.env.BENCH_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    env: { SEED_DEMO_DATA: 'false', RATE_LIMITS: 'off' },
+  });
+  return {
+    url: services.url,
+    jwtSecret: services.env.JWT_SECRET!,
+    async cpuSeconds() {
+      const counters = await services.counters();
+      return Object.fromEntries(Object.entries(counters).flatMap(([k, v]) => (k.endsWith(' cpu seconds') ? [[k.slice(0, -' cpu seconds'.length), v]] : [])));
+    },
+    async stop() {
+      await services.stop();
+      await deleteRedisKeys(redisUrl, prefix);
+    },
+  };
 }
 
 export async function benchScale(o: ScaleBenchOptions) {
   const { url: databaseUrl, seededSeconds } = await ensureScaleDatabase(o.databaseUrl, o.size);
-  const env = {
-    DATABASE_URL: databaseUrl,
-    HOST: '127.0.0.1',
-    GATEWAY_PORT: '0',
-    USERS_PORT: '0',
-    PRODUCTS_PORT: '0',
-    ORDERS_PORT: '0',
-    SEED_DEMO_DATA: 'false',
-    // One machine sends every request: per-IP budgets would measure the limiter, not the service.
-    RATE_LIMITS: 'off',
-    BUS_BACKEND: 'memory',
-    LOG_LEVEL: 'warn',
-    APOLLO_TELEMETRY_DISABLED: 'true',
-  };
-  const sg = await startLocalSupergraph(loadLocalConfig(env));
-  try {
-    const tokens = await customerTokens(o.size, o.customers);
-    const results: {
-      query: string;
-      clients: number;
-      load1m: number;
-      rps: number;
-      p50: number;
-      p95: number;
-      p99: number;
-      requests: number;
-      failures: number;
-    }[] = [];
-    for (const [name, query] of Object.entries(SCALE_QUERIES)) {
-      if (o.only && !name.includes(o.only)) continue;
-      await checkQuery(sg, query, tokens);
-      const body = JSON.stringify({ query });
-      // Warm-up (JIT, pools, PostgreSQL's cache) not counted.
-      await runLoad({ url: sg.url, body, tokens, connections: o.connections, seconds: Math.max(2, Math.round(o.seconds / 3)) });
-      for (const clients of [o.connections, 1]) {
-        const r = await runLoad({ url: sg.url, body, tokens, connections: clients, seconds: o.seconds });
-        // The machine is shared: the load average says what else ran meanwhile.
-        const row = {
-          query: name,
-          clients,
-          load1m: Math.round(loadavg()[0]! * 10) / 10,
-          rps: r.rps,
-          p50: r.ms.p50,
-          p95: r.ms.p95,
-          p99: r.ms.p99,
-          requests: r.requests,
-          failures: r.non2xx + r.errors,
-        };
-        console.log(JSON.stringify({ scenario: 'scale', ...row }));
-        results.push(row);
+  const results: {
+    shape: ScaleShape;
+    query: string;
+    clients: number;
+    load1m: number;
+    rps: number;
+    p50: number;
+    p95: number;
+    p99: number;
+    requests: number;
+    failures: number;
+    /** CPU milliseconds per request, by process. */
+    cpuMsPerRequest: Record<string, number>;
+  }[] = [];
+  for (const shape of o.shapes) {
+    const stack = shape === 'one process' ? await startOneProcess(databaseUrl) : await startProcesses(databaseUrl, o.redisUrl!);
+    try {
+      const tokens = await customerTokens(o.size, o.customers, stack.jwtSecret);
+      for (const [name, query] of Object.entries(SCALE_QUERIES)) {
+        if (o.only && !name.includes(o.only)) continue;
+        await checkQuery(stack.url, query, tokens);
+        const body = JSON.stringify({ query });
+        // Warm-up (JIT, pools, PostgreSQL's cache) not counted.
+        await runLoad({ url: stack.url, body, tokens, connections: o.connections, seconds: Math.max(2, Math.round(o.seconds / 3)) });
+        for (const clients of [o.connections, 1]) {
+          const cpuBefore = await stack.cpuSeconds();
+          const r = await profilePhase(`scale-${shape}-${name}-${clients}`, () =>
+            runLoad({ url: stack.url, body, tokens, connections: clients, seconds: o.seconds }),
+          );
+          const cpuAfter = await stack.cpuSeconds();
+          const served = r.requests || 1;
+          // The machine is shared: the load average says what else ran meanwhile.
+          const row = {
+            shape,
+            query: name,
+            clients,
+            load1m: Math.round(loadavg()[0]! * 10) / 10,
+            rps: r.rps,
+            p50: r.ms.p50,
+            p95: r.ms.p95,
+            p99: r.ms.p99,
+            requests: r.requests,
+            failures: r.non2xx + r.errors,
+            cpuMsPerRequest: Object.fromEntries(
+              Object.entries(cpuAfter).map(([k, v]) => [k, Math.round(((v - (cpuBefore[k] ?? 0)) * 1000 * 100) / served) / 100]),
+            ),
+          };
+          console.log(JSON.stringify({ scenario: 'scale', ...row }));
+          results.push(row);
+        }
       }
+    } finally {
+      await stack.stop();
     }
-    return { scenario: 'scale', size: o.size, seededSeconds, customers: o.customers, seconds: o.seconds, results };
-  } finally {
-    await sg.stop();
   }
+  return { scenario: 'scale', size: o.size, seededSeconds, customers: o.customers, seconds: o.seconds, results };
 }
 
 /**
@@ -142,15 +210,15 @@ async function ensureScaleDatabase(serverUrl: string, size: DemoDataSize): Promi
 }
 
 /** Client tokens of `count` seeded customers (not the demo one, whose 60 orders are atypical). */
-async function customerTokens(size: DemoDataSize, count: number): Promise<string[]> {
+async function customerTokens(size: DemoDataSize, count: number, jwtSecret: string): Promise<string[]> {
   const customers = makeUserSeed(size.users).slice(2, 2 + count);
-  return Promise.all(customers.map(async (u) => (await signClientToken({ userId: u.id, role: u.role }, DEV_JWT_SECRET, 24 * 3600)).token));
+  return Promise.all(customers.map(async (u) => (await signClientToken({ userId: u.id, role: u.role }, jwtSecret, 24 * 3600)).token));
 }
 
 /** Every benchmark query must answer without errors before it is measured (a fast error is no result). */
-async function checkQuery(sg: LocalSupergraph, query: string, tokens: string[]): Promise<void> {
+async function checkQuery(url: string, query: string, tokens: string[]): Promise<void> {
   for (const token of tokens.slice(0, 3)) {
-    const res = await fetch(sg.url, {
+    const res = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ query }),
