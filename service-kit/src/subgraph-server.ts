@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { validate, type DocumentNode, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { createDocumentCache } from './documents.ts';
@@ -68,8 +68,15 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     formatError: (formatted, error) => maskInternalError(unavailableAsCode(formatted, error), opts.production),
-    // Inline traces only feed Apollo Studio, which we do not use; they cost time per field.
-    plugins: [observeRequests(logger, opts.metrics), ApolloServerPluginInlineTraceDisabled(), ApolloServerPluginDrainHttpServer({ httpServer })],
+    // Inline traces only feed Apollo Studio, which we do not use; they cost time per field. So does
+    // cache control (no schema here has @cacheControl: every answer is uncacheable, which the gateway
+    // assumes of a subgraph answer without Cache-Control): it wraps every resolver to collect hints.
+    plugins: [
+      observeRequests(logger, opts.metrics),
+      ApolloServerPluginInlineTraceDisabled(),
+      ApolloServerPluginCacheControlDisabled(),
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+    ],
   });
   const identities = new WeakMap<WebSocket, Identity | null>();
   const wsContexts = new WeakMap<object, OtelContext>();
