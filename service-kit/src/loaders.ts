@@ -6,7 +6,7 @@ import { isUuid } from './pagination.ts';
  * malformed id (which never reaches the uuid-typed query), and ids matched whatever their case
  * (PostgreSQL returns uuids in lower case; a key may arrive in upper case).
  */
-export function batchByUuid<R extends { id: string }>(fetch: (ids: string[]) => Promise<R[]>): (ids: readonly string[]) => Promise<(R | null)[]> {
+export function batchByUuid<R extends { id: string }>(fetch: (ids: string[]) => PromiseLike<R[]>): (ids: readonly string[]) => Promise<(R | null)[]> {
   return async (ids) => {
     const valid = [...new Set(ids.filter(isUuid).map((id) => id.toLowerCase()))];
     const rows = valid.length ? await fetch(valid) : [];

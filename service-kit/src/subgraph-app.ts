@@ -52,6 +52,8 @@ export interface SqlStats {
 export interface SubgraphApp extends ServiceApp {
   /** Available after start(). */
   readonly db: Database;
+  /** Raw SQL for requests, counted in sqlStats (without Prisma's runtime on PostgreSQL); available after start(). */
+  readonly raw: RawClient;
   readonly sqlStats: SqlStats;
   /** The outbox relay, when the service publishes events (available after start()). */
   readonly relay: OutboxRelay | undefined;
@@ -135,6 +137,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   const sqlStats: SqlStats = { statements: 0, backgroundStatements: 0 };
   let db: Database | undefined;
   let prisma: P | undefined;
+  let requestRaw: RawClient | undefined;
   let server: ReturnType<typeof createSubgraphServer<C>> | undefined;
   let relay: OutboxRelay | undefined;
   let backgroundPrisma: P | undefined;
@@ -171,6 +174,10 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       if (!prisma) throw new Error(`${def.name}: prisma is available after start()`);
       return prisma;
     },
+    get raw() {
+      if (!requestRaw) throw new Error(`${def.name}: raw is available after start()`);
+      return requestRaw;
+    },
     sqlStats,
     get relay() {
       return relay;
@@ -200,6 +207,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
             return observe(requestObservers, sql, run);
           })
         : (client as unknown as RawClient);
+      requestRaw = raw;
       // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost,
       // on its own connections, so it never queues behind requests.
       const background = needsBus

@@ -43,7 +43,7 @@ export function createOrdersApp(opts: OrdersAppOptions) {
           ...base,
           prisma,
           raw,
-          loaders: createLoaders(prisma, db.schema, metrics?.loaderBatchSize),
+          loaders: createLoaders(raw, db.schema, metrics?.loaderBatchSize),
           schema: db.schema,
           relay,
           bus: bus!,
@@ -51,7 +51,7 @@ export function createOrdersApp(opts: OrdersAppOptions) {
           orderLimits,
           limitPlacements,
           renewLoaders: () => {
-            ctx.loaders = createLoaders(prisma, db.schema, metrics?.loaderBatchSize);
+            ctx.loaders = createLoaders(raw, db.schema, metrics?.loaderBatchSize);
           },
         };
         return ctx;

@@ -21,7 +21,7 @@ afterAll(async () => {
   await dispose?.();
 });
 
-const loaders = (): Loaders => createLoaders(app.prisma, app.db.schema);
+const loaders = (): Loaders => createLoaders(app.raw, app.db.schema);
 
 /** Runs fn and returns its result with the number of SQL statements it sent. */
 async function counted<T>(fn: () => Promise<T>): Promise<{ result: T; statements: number }> {
@@ -34,7 +34,7 @@ const ids = (rows: readonly ({ id: string } | null)[]) => rows.map((r) => r?.id 
 
 describe('createLoaders', () => {
   it('refuses a schema name that is not a plain identifier', () => {
-    expect(() => createLoaders(app.prisma, 'orders"; DROP TABLE x; --')).toThrow(TypeError);
+    expect(() => createLoaders(app.raw, 'orders"; DROP TABLE x; --')).toThrow(TypeError);
   });
 
   it('orderById: one query per batch, results in key order, null for unknown and malformed ids', async () => {
@@ -131,6 +131,16 @@ describe('createLoaders', () => {
     expect(ids(result as { id: string }[])).toEqual(ids(rows));
   });
 
+  it('reads whole rows, as Prisma does: a page of orders (which primes orderById), their lines', async () => {
+    const l = loaders();
+    const page = await l.ordersByUser.load({ userId: bob, take: 10, after: null });
+    const byPrisma = await app.prisma.order.findMany({ where: { userId: bob }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    expect(page).toEqual(byPrisma);
+    expect(await l.orderById.load(byPrisma[0]!.id)).toEqual(byPrisma[0]);
+    const lines = await app.prisma.orderItem.findMany({ where: { orderId: byPrisma[0]!.id }, orderBy: { id: 'asc' } });
+    expect(await l.itemsByOrderId.load(byPrisma[0]!.id)).toEqual(lines);
+  });
+
   it('orderCountByUser: one query per batch, 0 for users without orders and malformed ids', async () => {
     const l = loaders();
     const { result, statements } = await counted(() => l.orderCountByUser.loadMany([bob, carol, alice, 'nope']));
@@ -143,7 +153,7 @@ describe('batch bound', () => {
   it('splits every loader at maxBatchSize and keeps each key its own answer', async () => {
     const batches: Record<string, number[]> = {};
     const sizes = { observe: ({ loader }: { loader: string }, size: number) => void (batches[loader] ??= []).push(size) };
-    const l = createLoaders(app.prisma, app.db.schema, sizes, { maxBatchSize: 2 });
+    const l = createLoaders(app.raw, app.db.schema, sizes, { maxBatchSize: 2 });
     const users = [alice, bob, carol];
     const { result, statements } = await counted(() =>
       Promise.all([Promise.all(users.map((userId) => l.ordersByUser.load({ userId, take: 2, after: null }))), l.orderCountByUser.loadMany(users)]),

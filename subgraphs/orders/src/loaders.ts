@@ -1,6 +1,14 @@
 import DataLoader from 'dataloader';
-import { batchByUuid, getValidBatchOptions, isUuid, observeBatches, qualifiedTable, type BatchSizes, type LoaderOptions } from '@commerce/service-kit';
-import { Prisma, type PrismaClient } from './generated/prisma/client.ts';
+import {
+  batchByUuid,
+  getValidBatchOptions,
+  isUuid,
+  observeBatches,
+  qualifiedTable,
+  type BatchSizes,
+  type LoaderOptions,
+  type RawTx,
+} from '@commerce/service-kit';
 import type { OrderItemModel, OrderModel } from './generated/prisma/models.ts';
 
 /** Position in a user's order list (newest first); decoded from the opaque `after` cursor. */
@@ -25,20 +33,34 @@ export interface Loaders {
   orderCountByUser: DataLoader<string, number>;
 }
 
+/** An order row's columns (of the alias `o`) as the model's field names: rows are OrderModel as Prisma would return them. */
+const ORDER_COLUMNS = `o.id::text AS id, o.user_id::text AS "userId", o.status::text AS status, o.total_cents AS "totalCents", o.currency,
+  o.status_seq AS "statusSeq", o.rejection_reason AS "rejectionReason", o.idempotency_key AS "idempotencyKey", o.request_hash AS "requestHash",
+  o.created_at AS "createdAt", o.updated_at AS "updatedAt", o.reconciled_at AS "reconciledAt", o.released_at AS "releasedAt"`;
+
 /**
  * A new set per request: DataLoader caches for the life of the request only.
  * `schema` is the PostgreSQL schema holding the tables; raw SQL must name it
  * because the PostgreSQL adapter does not set search_path. `options.maxBatchSize` bounds each batch.
+ * Reads go through `sql` as raw SQL (on PostgreSQL without Prisma's runtime, which cost more CPU
+ * per read than pg itself).
  */
-export function createLoaders(prisma: PrismaClient, schema: string, sizes?: BatchSizes, options?: LoaderOptions): Loaders {
-  const ordersTable = Prisma.raw(qualifiedTable(schema, 'orders'));
+export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, options?: LoaderOptions): Loaders {
+  const ordersTable = qualifiedTable(schema, 'orders');
+  const itemsTable = qualifiedTable(schema, 'order_items');
   const batching = getValidBatchOptions(options);
+  const statements = {
+    ordersByIds: `SELECT ${ORDER_COLUMNS} FROM ${ordersTable} o WHERE o.id = ANY($1::uuid[])`,
+    itemsByOrderIds: `SELECT id::text AS id, order_id::text AS "orderId", product_id::text AS "productId", quantity, unit_price_cents AS "unitPriceCents"
+      FROM ${itemsTable} i WHERE order_id = ANY($1::uuid[]) ORDER BY i.id`,
+    countsByUserIds: `SELECT user_id::text AS "userId", count(*)::int AS n FROM ${ordersTable} WHERE user_id = ANY($1::uuid[]) GROUP BY user_id`,
+  };
 
   const orderById = new DataLoader<string, OrderModel | null>(
     observeBatches(
       sizes,
       'orderById',
-      batchByUuid((ids) => prisma.order.findMany({ where: { id: { in: ids } } })),
+      batchByUuid((ids) => sql.$queryRawUnsafe<OrderModel[]>(statements.ordersByIds, ids)),
     ),
     batching,
   );
@@ -46,7 +68,7 @@ export function createLoaders(prisma: PrismaClient, schema: string, sizes?: Batc
   const itemsByOrderId = new DataLoader<string, OrderItemModel[]>(
     observeBatches(sizes, 'itemsByOrderId', async (orderIds: readonly string[]) => {
       const valid = orderIds.filter(isUuid);
-      const rows = valid.length ? await prisma.orderItem.findMany({ where: { orderId: { in: valid } }, orderBy: { id: 'asc' } }) : [];
+      const rows = valid.length ? await sql.$queryRawUnsafe<OrderItemModel[]>(statements.itemsByOrderIds, valid) : [];
       const byOrder = groupBy(rows, (r) => r.orderId);
       return orderIds.map((id) => byOrder.get(id.toLowerCase()) ?? []);
     }),
@@ -79,28 +101,29 @@ export function createLoaders(prisma: PrismaClient, schema: string, sizes?: Batc
    * LIMIT walks the (user_id, created_at, id) index backwards and stops after
    * take + 1 rows per user, however long the user's history is.
    */
-  function latestOrders(userIds: string[], take: number, after: OrderCursor | null): Promise<OrderModel[]> {
-    const afterClause = after ? Prisma.sql`AND (o.created_at, o.id) < (${new Date(after.createdAt)}::timestamptz, ${after.id}::uuid)` : Prisma.empty;
-    // Columns are aliased to the model's field names, so rows are OrderModel like findMany's.
-    return prisma.$queryRaw<OrderModel[]>`
-      SELECT o.id, o.user_id AS "userId", o.status::text AS status, o.total_cents AS "totalCents",
-             o.currency, o.created_at AS "createdAt", o.updated_at AS "updatedAt"
-      FROM unnest(${userIds}::uuid[]) AS u(user_id)
+  function latestOrders(userIds: string[], take: number, after: OrderCursor | null): PromiseLike<OrderModel[]> {
+    const params: unknown[] = [userIds, take + 1];
+    const afterClause = after ? `AND (o.created_at, o.id) < ($${params.push(new Date(after.createdAt))}::timestamptz, $${params.push(after.id)}::uuid)` : '';
+    return sql.$queryRawUnsafe<OrderModel[]>(
+      `SELECT ${ORDER_COLUMNS}
+      FROM unnest($1::uuid[]) AS u(user_id)
       CROSS JOIN LATERAL (
         SELECT * FROM ${ordersTable} o
         WHERE o.user_id = u.user_id ${afterClause}
         ORDER BY o.created_at DESC, o.id DESC
-        LIMIT ${take + 1}
+        LIMIT $2
       ) o
-      ORDER BY o.user_id, o.created_at DESC, o.id DESC`;
+      ORDER BY o.user_id, o.created_at DESC, o.id DESC`,
+      ...params,
+    );
   }
 
   // All of a user's orders, whatever page is being read.
   const orderCountByUser = new DataLoader<string, number>(
     observeBatches(sizes, 'orderCountByUser', async (userIds: readonly string[]) => {
       const valid = [...new Set(userIds.filter(isUuid))];
-      const rows = valid.length ? await prisma.order.groupBy({ by: ['userId'], where: { userId: { in: valid } }, _count: { _all: true } }) : [];
-      const byUser = new Map(rows.map((r) => [r.userId, r._count._all]));
+      const rows = valid.length ? await sql.$queryRawUnsafe<{ userId: string; n: number }[]>(statements.countsByUserIds, valid) : [];
+      const byUser = new Map(rows.map((r) => [r.userId, r.n]));
       return userIds.map((id) => byUser.get(id.toLowerCase()) ?? 0);
     }),
     batching,

@@ -21,16 +21,17 @@ export function createProductsApp(opts: SubgraphAppOptions) {
       resolvers,
       permissions,
       prismaClient: PrismaClient,
-      createContext: (base, { prisma, db, relay, feeds, metrics }) => {
+      createContext: (base, { prisma, raw, db, relay, feeds, metrics }) => {
         const ctx: Context = {
           ...base,
           prisma,
-          loaders: createLoaders(prisma, metrics?.loaderBatchSize),
+          raw,
+          loaders: createLoaders(raw, db.schema, metrics?.loaderBatchSize),
           schema: db.schema,
           relay,
           feeds,
           renewLoaders: () => {
-            ctx.loaders = createLoaders(prisma, metrics?.loaderBatchSize);
+            ctx.loaders = createLoaders(raw, db.schema, metrics?.loaderBatchSize);
           },
         };
         return ctx;

@@ -33,28 +33,32 @@ beforeEach(() => {
 
 describe('productById', () => {
   it('finds an id sent in upper case, like every loader keyed by uuid', async () => {
-    const loaders = createLoaders(prisma);
+    const loaders = createLoaders(app.raw, app.db.schema);
     const [upper, lower] = await Promise.all([loaders.productById.load(ids[0]!.toUpperCase()), loaders.productById.load(ids[1]!)]);
     expect([upper?.id, lower?.id]).toEqual([ids[0], ids[1]]);
     expect(statements()).toBe(1);
   });
 
   it('batches loads issued in one tick into one SQL statement', async () => {
-    const loaders = createLoaders(prisma);
+    const loaders = createLoaders(app.raw, app.db.schema);
     const products = await Promise.all(ids.map((id) => loaders.productById.load(id)));
     expect(products).toHaveLength(ids.length);
     expect(statements()).toBe(1);
+    // Whole rows, as Prisma reads them (raw SQL with the columns aliased to the model's fields).
+    expect(products).toEqual(
+      await prisma.product.findMany({ where: { id: { in: ids } }, orderBy: { id: 'asc' } }).then((rows) => ids.map((id) => rows.find((r) => r.id === id))),
+    );
   });
 
   it('returns results in key order, whatever order the database answers in', async () => {
-    const loaders = createLoaders(prisma);
+    const loaders = createLoaders(app.raw, app.db.schema);
     const keys = [...ids].reverse();
     const products = await loaders.productById.loadMany(keys);
     expect(products.map((p) => (p && !(p instanceof Error) ? p.id : p))).toEqual(keys);
   });
 
   it('returns null for unknown and malformed ids without failing the batch', async () => {
-    const loaders = createLoaders(prisma);
+    const loaders = createLoaders(app.raw, app.db.schema);
     const unknown = '00000000-0000-4000-8000-000000000000';
     const [first, missing, malformed, last] = await Promise.all([
       loaders.productById.load(ids[0]!),
@@ -70,7 +74,7 @@ describe('productById', () => {
   });
 
   it('sends no SQL when every id is malformed', async () => {
-    const loaders = createLoaders(prisma);
+    const loaders = createLoaders(app.raw, app.db.schema);
     expect(await loaders.productById.loadMany(['x', 'y'])).toEqual([null, null]);
     expect(statements()).toBe(0);
   });
@@ -86,7 +90,7 @@ describe('batch bound', () => {
 
   it(`splits a load of more than ${DEFAULT_MAX_BATCH_SIZE} keys into batches of at most ${DEFAULT_MAX_BATCH_SIZE}, one statement each`, async () => {
     const { batches, sizes } = recorder();
-    const loaders = createLoaders(prisma, sizes);
+    const loaders = createLoaders(app.raw, app.db.schema, sizes);
     const keys = [...ids, ...unknownIds(2 * DEFAULT_MAX_BATCH_SIZE + 1 - ids.length)];
     const products = await loaders.productById.loadMany(keys);
     expect(batches).toEqual([DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, 1]);
@@ -96,11 +100,11 @@ describe('batch bound', () => {
 
   it('takes a smaller bound, and refuses one that is not a positive integer', async () => {
     const { batches, sizes } = recorder();
-    const loaders = createLoaders(prisma, sizes, { maxBatchSize: 2 });
+    const loaders = createLoaders(app.raw, app.db.schema, sizes, { maxBatchSize: 2 });
     await loaders.productById.loadMany(ids);
     expect(batches).toEqual([2, 2, 1]);
     expect(statements()).toBe(3);
-    expect(() => createLoaders(prisma, sizes, { maxBatchSize: 0 })).toThrow(TypeError);
-    expect(() => createLoaders(prisma, sizes, { maxBatchSize: 1.5 })).toThrow(/positive integer, got 1.5/);
+    expect(() => createLoaders(app.raw, app.db.schema, sizes, { maxBatchSize: 0 })).toThrow(TypeError);
+    expect(() => createLoaders(app.raw, app.db.schema, sizes, { maxBatchSize: 1.5 })).toThrow(/positive integer, got 1.5/);
   });
 });

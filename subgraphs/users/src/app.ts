@@ -26,10 +26,10 @@ export function createUsersApp(opts: UsersAppOptions) {
       resolvers,
       permissions,
       prismaClient: PrismaClient,
-      createContext: (base, { prisma, metrics }) => ({
+      createContext: (base, { prisma, raw, db, metrics }) => ({
         ...base,
         prisma,
-        loaders: createLoaders(prisma, metrics?.loaderBatchSize),
+        loaders: createLoaders(raw, db.schema, metrics?.loaderBatchSize),
         tokens,
         authenticatedAs: new Set(),
       }),

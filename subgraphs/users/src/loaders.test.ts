@@ -30,26 +30,28 @@ beforeEach(() => {
 
 describe('userById', () => {
   it('finds an id sent in upper case, like every loader keyed by uuid', async () => {
-    const loaders = createLoaders(prisma);
+    const loaders = createLoaders(app.raw, app.db.schema);
     const [upper, lower] = await Promise.all([loaders.userById.load(ids[0]!.toUpperCase()), loaders.userById.load(ids[1]!)]);
     expect([upper?.id, lower?.id]).toEqual([ids[0], ids[1]]);
     expect(statements()).toBe(1);
   });
 
   it('loads many users in one SQL statement, in key order, with null for unknown and malformed ids', async () => {
-    const loaders = createLoaders(prisma);
+    const loaders = createLoaders(app.raw, app.db.schema);
     const keys = [ids[3]!, 'not-a-uuid', ids[0]!, '00000000-0000-4000-8000-000000000000', ids[1]!];
     const users = await Promise.all(keys.map((id) => loaders.userById.load(id)));
     expect(users.map((u) => u?.id ?? null)).toEqual([ids[3], null, ids[0], null, ids[1]]);
     expect(statements()).toBe(1);
+    // Whole rows, as Prisma reads them (raw SQL with the columns aliased to the model's fields).
+    expect(users[0]).toEqual(await prisma.user.findUnique({ where: { id: ids[3]! } }));
   });
 
   it('is per request: a new set of loaders queries again, the same set does not', async () => {
-    const a = createLoaders(prisma);
+    const a = createLoaders(app.raw, app.db.schema);
     await a.userById.load(ids[0]!);
     await a.userById.load(ids[0]!);
     expect(statements()).toBe(1);
-    await createLoaders(prisma).userById.load(ids[0]!);
+    await createLoaders(app.raw, app.db.schema).userById.load(ids[0]!);
     expect(statements()).toBe(2);
   });
 });

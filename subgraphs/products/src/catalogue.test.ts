@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { qualifiedTable } from '@commerce/service-kit';
+import { catalogueStatements, readCatalogue, type CatalogueQuery } from './catalogue.ts';
+import { startProductsApp, type ProductsApp } from './test-support.ts';
+
+let app: ProductsApp;
+let dispose: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ app, dispose } = await startProductsApp());
+  for (let i = 0; i < 30; i++) {
+    await app.prisma.product.create({
+      data: {
+        sku: `CAT-${i}`,
+        name: `Item ${i}`,
+        priceCents: 100 + i,
+        currency: 'USD',
+        category: i % 2 ? 'books' : 'games',
+        stock: i % 3,
+        active: i % 5 !== 0,
+      },
+    });
+  }
+  // As seeding leaves the tables: statistics, and a visibility map for index-only scans.
+  await app.raw.$executeRawUnsafe(`VACUUM (ANALYZE) ${qualifiedTable(app.db.schema, 'products')}`);
+});
+
+afterAll(async () => {
+  await dispose?.();
+});
+
+interface PlanNode {
+  'Node Type': string;
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+}
+
+const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+
+/**
+ * The plan of `sql` with sequential scans, bitmap scans and sorts priced out, so a table this small
+ * is planned as a large one would be: a Sort is left only where no index gives the order.
+ */
+async function planOf(sql: string, params: unknown[]): Promise<PlanNode[]> {
+  return app.raw.$transaction(async (tx) => {
+    for (const setting of ['enable_seqscan', 'enable_bitmapscan', 'enable_sort']) await tx.$executeRawUnsafe(`SET LOCAL ${setting} = off`);
+    const [row] = await tx.$queryRawUnsafe<{ 'QUERY PLAN': [{ Plan: PlanNode }] | string }[]>(`EXPLAIN (FORMAT JSON) ${sql}`, ...params);
+    const plan = row!['QUERY PLAN'];
+    return nodes((typeof plan === 'string' ? (JSON.parse(plan) as [{ Plan: PlanNode }]) : plan)[0].Plan);
+  });
+}
+
+const query = (q: Partial<CatalogueQuery>): CatalogueQuery => ({ filter: {}, isAdmin: false, take: 20, afterId: undefined, ...q });
+
+describe('catalogue statements', () => {
+  it.each([
+    ['customers, everything', query({})],
+    ['customers, a category in stock, after a cursor', query({ filter: { category: 'books', inStock: true }, afterId: randomUUID() })],
+    ['admins, a category', query({ isAdmin: true, filter: { category: 'books' } })],
+  ])('%s: the page walks an index in id order and sorts nothing', async (_name, q) => {
+    const plan = await planOf(catalogueStatements(app.db.schema, q).page.sql, catalogueStatements(app.db.schema, q).page.params);
+    expect(plan.map((n) => n['Node Type'])).not.toContain('Sort');
+    expect(plan.some((n) => n['Node Type'].startsWith('Index'))).toBe(true);
+  });
+
+  it("counts customers' books in stock from the covering index alone", async () => {
+    const { count } = catalogueStatements(app.db.schema, query({ filter: { category: 'books', inStock: true } }));
+    const plan = await planOf(count.sql, count.params);
+    expect(plan.filter((n) => n['Node Type'] === 'Index Only Scan').map((n) => n['Index Name'])).toEqual(['products_active_category_id_stock_price_cents_idx']);
+  });
+
+  it('reads the page in id order with the exact count, as Prisma would', async () => {
+    const q = query({ filter: { category: 'books', inStock: true }, take: 3 });
+    const { rows, totalCount } = await readCatalogue(app.raw, app.db.schema, q);
+    const where = { active: true, category: 'books', stock: { gt: 0 } };
+    expect(rows).toEqual(await app.prisma.product.findMany({ where, orderBy: { id: 'asc' }, take: 4 }));
+    expect(totalCount).toBe(await app.prisma.product.count({ where }));
+  });
+});

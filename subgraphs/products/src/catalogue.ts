@@ -1,0 +1,74 @@
+/**
+ * The catalogue's page and exact count as two raw statements. Every condition is one the covering
+ * indexes serve (see the README's "At scale"): `active`, `category`, `stock`, `price_cents`, and
+ * the page walks `id` in order.
+ */
+import { qualifiedTable, type RawTx } from '@commerce/service-kit';
+import type { ProductModel } from './generated/prisma/models.ts';
+import { PRODUCT_COLUMNS } from './loaders.ts';
+import type { ValidFilter } from './validation.ts';
+
+export interface CataloguePage {
+  /** Up to `take + 1` rows in id order (the extra one says whether there is a next page). */
+  rows: ProductModel[];
+  totalCount: number;
+}
+
+// A client's `%` and `_` are literal: backslash is PostgreSQL's default LIKE escape.
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** WHERE conditions and their parameters for what a caller may list: non-admins see the active catalogue only. */
+function conditions(filter: ValidFilter, isAdmin: boolean): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const param = (value: unknown) => `$${params.push(value)}`;
+  if (!isAdmin) where.push('active = true');
+  if (filter.category !== undefined) where.push(`category = ${param(filter.category)}`);
+  if (filter.search !== undefined) {
+    const pattern = param(`%${escapeLike(filter.search)}%`);
+    where.push(`(name ILIKE ${pattern} OR sku ILIKE ${pattern})`);
+  }
+  if (filter.minPriceCents !== undefined) where.push(`price_cents >= ${param(filter.minPriceCents)}`);
+  if (filter.maxPriceCents !== undefined) where.push(`price_cents <= ${param(filter.maxPriceCents)}`);
+  if (filter.inStock !== undefined) where.push(filter.inStock ? 'stock > 0' : 'stock = 0');
+  return { where, params };
+}
+
+const whereClause = (where: string[]) => (where.length ? `WHERE ${where.join(' AND ')}` : '');
+
+export interface CatalogueQuery {
+  filter: ValidFilter;
+  isAdmin: boolean;
+  take: number;
+  afterId: string | undefined;
+}
+
+interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/** The page's and the count's statements (their plans are tested: an index walk in id order, no sort). */
+export function catalogueStatements(schema: string, o: CatalogueQuery): { page: Statement; count: Statement } {
+  const table = qualifiedTable(schema, 'products');
+  const { where, params } = conditions(o.filter, o.isAdmin);
+  const pageParams = [...params];
+  const pageWhere = o.afterId === undefined ? where : [...where, `id > $${pageParams.push(o.afterId)}::uuid`];
+  return {
+    // By the table's id (the index order), not by the text the select list turns it into.
+    page: {
+      sql: `SELECT ${PRODUCT_COLUMNS} FROM ${table} p ${whereClause(pageWhere)} ORDER BY p.id LIMIT $${pageParams.push(o.take + 1)}`,
+      params: pageParams,
+    },
+    count: { sql: `SELECT count(*)::int AS n FROM ${table} ${whereClause(where)}`, params },
+  };
+}
+
+export async function readCatalogue(sql: RawTx, schema: string, o: CatalogueQuery): Promise<CataloguePage> {
+  const { page, count } = catalogueStatements(schema, o);
+  const [rows, counted] = await Promise.all([
+    sql.$queryRawUnsafe<ProductModel[]>(page.sql, ...page.params),
+    sql.$queryRawUnsafe<{ n: number }[]>(count.sql, ...count.params),
+  ]);
+  return { rows, totalCount: counted[0]?.n ?? 0 };
+}
