@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qualifiedTable } from '@commerce/service-kit';
-import { catalogueStatements, readCatalogue, type CatalogueQuery } from './catalogue.ts';
+import { catalogueStatements, compactCatalogueCounts, readCatalogue, type CatalogueQuery } from './catalogue.ts';
+import type { Prisma } from './generated/prisma/client.ts';
+import type { ValidFilter } from './validation.ts';
 import { startProductsApp, type ProductsApp } from './test-support.ts';
 
 let app: ProductsApp;
@@ -33,6 +35,7 @@ afterAll(async () => {
 interface PlanNode {
   'Node Type': string;
   'Index Name'?: string;
+  'Relation Name'?: string;
   Plans?: PlanNode[];
 }
 
@@ -64,10 +67,49 @@ describe('catalogue statements', () => {
     expect(plan.some((n) => n['Node Type'].startsWith('Index'))).toBe(true);
   });
 
-  it("counts customers' books in stock from the covering index alone", async () => {
-    const { count } = catalogueStatements(app.db.schema, query({ filter: { category: 'books', inStock: true } }));
-    const plan = await planOf(count.sql, count.params);
-    expect(plan.filter((n) => n['Node Type'] === 'Index Only Scan').map((n) => n['Index Name'])).toEqual(['products_active_category_id_stock_price_cents_idx']);
+  it('counts by price from the covering index alone, and by buckets (category, in stock) without reading products', async () => {
+    const byPrice = catalogueStatements(app.db.schema, query({ filter: { category: 'books', minPriceCents: 105 } })).count;
+    const pricePlan = await planOf(byPrice.sql, byPrice.params);
+    expect(pricePlan.filter((n) => n['Node Type'] === 'Index Only Scan').map((n) => n['Index Name'])).toEqual([
+      'products_active_category_id_stock_price_cents_idx',
+    ]);
+    for (const filter of [{}, { category: 'books', inStock: true }, { inStock: false }]) {
+      const { count } = catalogueStatements(app.db.schema, query({ filter }));
+      const plan = await planOf(count.sql, count.params);
+      expect(plan.map((n) => n['Relation Name']).filter(Boolean)).toEqual(['catalogue_counts']);
+    }
+  });
+
+  it('keeps the bucket counts exact through inserts, updates, deletes and compaction', async () => {
+    const where = (filter: ValidFilter, isAdmin: boolean): Prisma.ProductWhereInput => ({
+      ...(isAdmin ? {} : { active: true }),
+      ...(filter.category !== undefined ? { category: filter.category } : {}),
+      ...(filter.inStock !== undefined ? { stock: filter.inStock ? { gt: 0 } : 0 } : {}),
+    });
+    const expectExact = async () => {
+      for (const isAdmin of [false, true]) {
+        for (const filter of [{}, { category: 'books' }, { category: 'games', inStock: true }, { inStock: false }, { category: 'toys' }] as ValidFilter[]) {
+          const { totalCount } = await readCatalogue(app.raw, app.db.schema, query({ filter, isAdmin }));
+          expect([isAdmin, filter, totalCount]).toEqual([isAdmin, filter, await app.prisma.product.count({ where: where(filter, isAdmin) })]);
+        }
+      }
+    };
+    await expectExact();
+    const toy = await app.prisma.product.create({ data: { sku: 'CAT-TOY', name: 'Toy', priceCents: 1, currency: 'USD', category: 'toys', stock: 1 } });
+    await app.prisma.product.updateMany({ where: { category: 'books', stock: { gt: 0 } }, data: { stock: 0 } });
+    await app.prisma.product.updateMany({ where: { category: 'games', active: false }, data: { active: true, stock: 5 } });
+    await app.prisma.product.update({ where: { id: toy.id }, data: { category: 'games' } });
+    await expectExact();
+    await compactCatalogueCounts(app.raw, app.db.schema);
+    await expectExact();
+    await app.prisma.product.delete({ where: { id: toy.id } });
+    await app.prisma.product.update({ where: { sku: 'CAT-1' }, data: { name: 'Renamed' } });
+    await expectExact();
+    await compactCatalogueCounts(app.raw, app.db.schema);
+    await expectExact();
+    // Compaction leaves one row per non-empty bucket.
+    const rows = await app.prisma.catalogueCount.groupBy({ by: ['active', 'category', 'inStock'], _count: { _all: true } });
+    expect(rows.every((r) => r._count._all === 1)).toBe(true);
   });
 
   it('reads the page in id order with the exact count, as Prisma would', async () => {

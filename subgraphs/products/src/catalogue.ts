@@ -60,8 +60,37 @@ export function catalogueStatements(schema: string, o: CatalogueQuery): { page: 
       sql: `SELECT ${PRODUCT_COLUMNS} FROM ${table} p ${whereClause(pageWhere)} ORDER BY p.id LIMIT $${pageParams.push(o.take + 1)}`,
       params: pageParams,
     },
-    count: { sql: `SELECT count(*)::int AS n FROM ${table} ${whereClause(where)}`, params },
+    count: countStatement(schema, o) ?? { sql: `SELECT count(*)::int AS n FROM ${table} ${whereClause(where)}`, params },
   };
+}
+
+/**
+ * The count from the catalogue's per-bucket counts (a few rows whatever the catalogue's size), when
+ * the filter names only buckets (active, category, in stock); undefined when it must count products.
+ */
+function countStatement(schema: string, o: CatalogueQuery): Statement | undefined {
+  const { filter } = o;
+  if (filter.search !== undefined || filter.minPriceCents !== undefined || filter.maxPriceCents !== undefined) return undefined;
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (!o.isAdmin) where.push('active = true');
+  if (filter.category !== undefined) where.push(`category = $${params.push(filter.category)}`);
+  if (filter.inStock !== undefined) where.push(`in_stock = ${filter.inStock ? 'true' : 'false'}`);
+  return { sql: `SELECT coalesce(sum(n), 0)::int AS n FROM ${qualifiedTable(schema, 'catalogue_counts')} ${whereClause(where)}`, params };
+}
+
+/**
+ * Sums each bucket's deltas into one row (dropping empty buckets), in one statement: a count
+ * running meanwhile sees the rows before or after, both the same sum, and deltas appended
+ * meanwhile are not in the snapshot it deletes, so they stay.
+ */
+export async function compactCatalogueCounts(sql: RawTx, schema: string): Promise<void> {
+  const table = qualifiedTable(schema, 'catalogue_counts');
+  await sql.$executeRawUnsafe(
+    `WITH moved AS (DELETE FROM ${table} RETURNING active, category, in_stock, n)
+     INSERT INTO ${table} (active, category, in_stock, n)
+     SELECT active, category, in_stock, sum(n) FROM moved GROUP BY 1, 2, 3 HAVING sum(n) <> 0`,
+  );
 }
 
 export async function readCatalogue(sql: RawTx, schema: string, o: CatalogueQuery): Promise<CataloguePage> {

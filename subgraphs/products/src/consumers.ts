@@ -1,6 +1,7 @@
 import { startEventConsumer, type BatchEventHandler, type Consumer, type EventBus, type ServiceRuntime } from '@commerce/service-kit';
 import { STREAMS, type EventPayloads } from '@commerce/contracts';
 import type { PrismaClient } from './generated/prisma/client.ts';
+import { compactCatalogueCounts } from './catalogue.ts';
 import { releaseStock, reserveStock, reserveStockForOrders, type OrderToReserve } from './inventory.ts';
 
 /**
@@ -20,6 +21,7 @@ export const PRODUCTS_GROUP = 'products';
 export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
   const { raw, db, bus, relay, events } = runtime;
   return [
+    startCountsCompactor(runtime),
     startEventConsumer<EventPayloads>({
       // Raw SQL only: on PostgreSQL without Prisma's runtime.
       prisma: raw,
@@ -65,5 +67,31 @@ export function applyInventoryBatch(schema: string): BatchEventHandler<EventPayl
       }
     }
     await flush();
+  };
+}
+
+/** How often the catalogue's count deltas are summed per bucket (catalogue.ts): counts read a few rows more between two runs. */
+export const COUNTS_COMPACT_EVERY_MS = 5_000;
+
+/** Sums the catalogue's count deltas every few seconds, on the background connections; a failed run is logged and retried at the next. */
+function startCountsCompactor(runtime: ServiceRuntime<PrismaClient>): Consumer {
+  const { raw, db, logger } = runtime;
+  let running = true;
+  let current: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    current ??= compactCatalogueCounts(raw, db.schema)
+      .catch((err: unknown) => logger.warn({ err }, 'could not compact the catalogue counts; retrying later'))
+      .finally(() => (current = undefined));
+  }, COUNTS_COMPACT_EVERY_MS);
+  timer.unref();
+  return {
+    get running() {
+      return running;
+    },
+    async stop() {
+      running = false;
+      clearInterval(timer);
+      await current;
+    },
   };
 }
