@@ -152,6 +152,14 @@ describe('subscriptions through the gateway', () => {
       ),
     );
 
+    // The replay reads the caller's entries through the bus's key index (under their user), never the whole stream.
+    const reads: { keys?: readonly string[] }[] = [];
+    const read = sg.bus.read.bind(sg.bus);
+    const unwrapped = Object.getOwnPropertyDescriptor(sg.bus, 'read')!;
+    sg.bus.read = (stream, opts) => {
+      if (stream === STREAMS.orders) reads.push({ ...(opts?.keys ? { keys: opts.keys } : {}) });
+      return read(stream, opts);
+    };
     const resumed = track(
       subscribe<{ myOrderUpdates: { status: string; sequence: number; cursor: string; order: { id: string } } }>(
         sg.url,
@@ -160,7 +168,13 @@ describe('subscriptions through the gateway', () => {
         customer,
       ),
     );
-    await resumed.waitForResults(6);
+    try {
+      await resumed.waitForResults(6);
+    } finally {
+      Object.defineProperty(sg.bus, 'read', unwrapped);
+    }
+    expect(reads).toHaveLength(1);
+    expect(reads[0]!.keys).toEqual([expect.stringMatching(/^user:[0-9a-f-]{36}$/)]);
     // A sentinel order after the resume: once its updates arrive, any extra replayed event would have come before them.
     const sentinel = await place(product);
     await vi.waitFor(

@@ -140,11 +140,38 @@ describe('live feed', () => {
     await b.publish('s', event('a', 2_501));
     expect(seqs(await take(it, 2_401))).toEqual(Array.from({ length: 2_401 }, (_, i) => 101 + i));
     expect(scanned).toBe(0);
-    // A subscriber that says its keys are not event keys scans, and still gets only what its keys select.
-    const scanning = await feed.subscribe({ keys: ['a'], replayByKey: false, filter: () => true, from: ids[2_498]! });
-    expect(seqs(await take(scanning, 2))).toEqual([2_500, 2_501]);
-    expect(scanned).toBeGreaterThan(0);
-    await Promise.all([it.return!(), scanning.return!()]);
+    await it.return!();
+    await feed.close();
+  });
+
+  it("replays a subscriber to keys the feed's keysOf derives (a user's) by key as well: the bus indexes them", async () => {
+    const b = bus();
+    const userOf = (e: BusEvent) => `user:${(e.payload as { seq: number }).seq % 2 === 0 ? 'even' : 'odd'}`;
+    // The feed first: it has the bus index what is published from now on under the derived keys too.
+    const feed = createLiveFeed(b, 's', logger, { keysOf: (e) => [e.key, userOf(e)] });
+    const ids: string[] = [];
+    for (let i = 1; i <= 1_500; i++) ids.push(await b.publish('s', event(i % 3 === 0 ? 'a' : 'b', i)));
+    let scanned = 0;
+    let byKey = 0;
+    const read = b.read.bind(b);
+    b.read = async (stream, opts) => {
+      const page = await read(stream, opts);
+      if (opts?.keys) byKey += page.length;
+      else scanned += page.length;
+      return page;
+    };
+    const even = await feed.subscribe({ keys: ['user:even'], filter: () => true, from: ids[99]! });
+    await b.publish('s', event('a', 1_502));
+    await b.publish('s', event('b', 1_501));
+    const evens = Array.from({ length: 701 }, (_, i) => 102 + 2 * i);
+    expect(seqs(await take(even, 701))).toEqual(evens);
+    // The 700 replayed entries came from the index; not one entry of the stream was scanned.
+    expect(byKey).toBe(700);
+    expect(scanned).toBe(0);
+    // An event key and a derived key together: each entry once, in stream order.
+    const both = await feed.subscribe({ keys: ['a', 'user:odd'], filter: () => true, from: ids[1_493]! });
+    expect(seqs(await take(both, 6))).toEqual([1_495, 1_497, 1_499, 1_500, 1_502, 1_501]);
+    await Promise.all([even.return!(), both.return!()]);
     await feed.close();
   });
 

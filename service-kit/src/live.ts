@@ -20,13 +20,6 @@ export interface LiveSubscribeOptions {
    * Absent: every event is offered.
    */
   keys?: readonly string[];
-  /**
-   * Whether `keys` are event keys (aggregate ids, BusEvent.key) rather than keys the feed's `keysOf`
-   * derives (a user's): the replay then reads only their entries, through the bus's key index,
-   * instead of scanning the retained stream.
-   * @default true when the feed finds events under their key alone (it has no `keysOf`)
-   */
-  replayByKey?: boolean;
   /** Which events this subscriber wants (of those its keys select). */
   filter(event: BusEvent): boolean;
   /**
@@ -59,7 +52,11 @@ export interface LiveFeedOptions {
    * it is refused with SERVICE_UNAVAILABLE: the bus is unreachable. @default 3000
    */
   startTimeoutMs?: number;
-  /** The keys an event is found under by subscribers' `keys`. @default the event's key (its aggregate id) */
+  /**
+   * The keys an event is found under by subscribers' `keys`, live and in replays: the feed has the
+   * bus index the stream's entries under them too (EventBus.indexBy), so the process that
+   * publishes the stream must create its feed before publishing. @default the event's key (its aggregate id)
+   */
   keysOf?: (event: BusEvent) => readonly string[];
 }
 
@@ -145,7 +142,7 @@ function createListenerIndex() {
 export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, opts: LiveFeedOptions = {}): LiveFeed {
   const startTimeoutMs = opts.startTimeoutMs ?? 3_000;
   const keysOf = opts.keysOf ?? ((event: BusEvent) => [event.key]);
-  const keysAreEventKeys = opts.keysOf === undefined;
+  if (opts.keysOf) bus.indexBy(stream, opts.keysOf);
   const listeners = createListenerIndex();
   let tail: Consumer | undefined;
   let started: Promise<void> | undefined;
@@ -192,11 +189,10 @@ export function createLiveFeed(bus: EventBus, stream: string, logger: Logger, op
           const replayed: StreamEntry[] | undefined = opts.verifyReplay ? [] : undefined;
           let cursor = after;
           const wanted = keys ? new Set(keys) : undefined;
-          // By key: the bus reads those aggregates' entries only. Otherwise the whole retained stream, tested here.
-          const byKey = keys !== undefined && (opts.replayByKey ?? keysAreEventKeys);
+          // With keys, the bus reads those keys' entries only (its key index); otherwise the whole retained stream.
           const matches = (event: BusEvent) => (!wanted || keysOf(event).some((k) => wanted.has(k))) && opts.filter(event);
           for (;;) {
-            const page = await bus.read(stream, { ...(cursor ? { after: cursor } : {}), count: 1_000, ...(byKey ? { keys } : {}) });
+            const page = await bus.read(stream, { ...(cursor ? { after: cursor } : {}), count: 1_000, ...(keys ? { keys } : {}) });
             for (const entry of page) if (matches(entry.event)) (replayed ?? queue).push(entry);
             if (page.length < 1_000) break;
             cursor = page.at(-1)!.streamId;

@@ -12,10 +12,10 @@ export interface RawEntry {
   fields: string[] | null;
 }
 
-/** An entry to append, and the key it is indexed under (none: not indexed). */
+/** An entry to append, and the keys it is indexed under (the event's own key first; none: not indexed). */
 export interface IndexedFields {
   fields: string[];
-  key?: string;
+  keys?: readonly string[];
 }
 
 export interface ClaimResult {
@@ -28,10 +28,11 @@ export interface StreamBackend {
   /** The bus's `messaging.system` in spans. */
   readonly system: string;
   /**
-   * XADD with approximate MAXLEN; resolves to the new entry id. With `key` (the event's aggregate),
-   * the entry is also indexed under it, in the same atomic step, for rangeByKeys.
+   * XADD with approximate MAXLEN; resolves to the new entry id. With `keys` (the event's aggregate
+   * first, then any further keys), the entry is also indexed under each, in the same atomic step,
+   * for rangeByKeys.
    */
-  xadd(stream: string, fields: string[], key?: string): Promise<string>;
+  xadd(stream: string, fields: string[], keys?: readonly string[]): Promise<string>;
   /** Several XADDs in this order, in one round trip where the store allows (Redis: a pipeline); omitted = one xadd after another. */
   xaddMany?(stream: string, entries: IndexedFields[]): Promise<string[]>;
   /** XRANGE after `after` (exclusive; undefined = from the start), at most `count` (undefined = all). */
@@ -39,9 +40,10 @@ export interface StreamBackend {
   /**
    * Like range, but only the entries indexed under one of `keys`, read through the key index (the
    * stream's other entries are not read). The index holds retained entries only: trimming drops
-   * an entry from both.
+   * an entry from both. 'unindexed' when entries after `after` may predate the index (a stream
+   * written by an older version): the caller scans them instead.
    */
-  rangeByKeys(stream: string, keys: readonly string[], after: string | undefined, count: number | undefined): Promise<RawEntry[]>;
+  rangeByKeys(stream: string, keys: readonly string[], after: string | undefined, count: number | undefined): Promise<RawEntry[] | 'unindexed'>;
   /** XGROUP CREATE <stream> <group> 0 MKSTREAM; an existing group is fine (`created: false`). */
   ensureGroup(stream: string, group: string): Promise<{ created: boolean }>;
   /** A reader for one consumer's blocking reads (Redis: its own connection). */

@@ -1,10 +1,11 @@
-import { errorMessage, STREAM_ID, type BusLog, type StreamBackend } from './backend.ts';
+import { errorMessage, STREAM_ID, type BusLog, type RawEntry, type StreamBackend } from './backend.ts';
 import { decodeDeadLetter, decodeEvent, encodeEvent, isBusEvent } from './codec.ts';
 import { startConsumer, type ResolvedConsumeOptions } from './consumer.ts';
 import {
   deadLetterStream,
   isResumable,
   type BatchHandler,
+  type BusEvent,
   type ConsumeObserver,
   type ConsumeOptions,
   type Consumer,
@@ -13,11 +14,50 @@ import {
   type StreamEntry,
 } from './types.ts';
 
+/** Entries a scan of unindexed history reads per round trip. */
+const SCAN_PAGE = 1_000;
+
 /** The whole EventBus on top of a backend; createRedisBus and createMemoryBus are thin wrappers. */
 export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBus {
   const consumers = new Map<string, Consumer>();
   const tails = new Set<Consumer>();
+  /** Each stream's further index keys (indexBy); a stream without is indexed under its events' keys. */
+  const indexes = new Map<string, (event: BusEvent) => readonly string[]>();
   let closing: Promise<void> | undefined;
+
+  /** The keys `event` is indexed under on `stream`: its own key first, then indexBy's, each once (non-empty strings only). */
+  function keysOf(stream: string, event: BusEvent): string[] {
+    const more = indexes.get(stream);
+    if (!more) return [event.key];
+    let extra: readonly unknown[];
+    try {
+      extra = more(event);
+    } catch (err) {
+      // An index function that throws must not cost the event: it is still found under its own key.
+      log.warn({ stream, eventId: event.id, err: errorMessage(err) }, 'bus: indexBy keysOf threw; the entry is indexed under its key only');
+      return [event.key];
+    }
+    const keys = new Set([event.key]);
+    if (Array.isArray(extra)) for (const k of extra) if (typeof k === 'string' && k.length > 0) keys.add(k);
+    return [...keys];
+  }
+
+  /** History from before the index (a stream written by an older version): read page by page, each event tested with keysOf. */
+  async function scanForKeys(stream: string, keys: readonly string[], after: string | undefined, count: number | undefined): Promise<RawEntry[]> {
+    const wanted = new Set(keys);
+    const out: RawEntry[] = [];
+    let from = after;
+    for (;;) {
+      const page = await backend.range(stream, from, SCAN_PAGE);
+      for (const entry of page) {
+        const decoded = decodeEvent(entry.fields ?? []);
+        if (decoded.ok && keysOf(stream, decoded.event).some((k) => wanted.has(k))) out.push(entry);
+        if (out.length === count) return out;
+      }
+      if (page.length < SCAN_PAGE) return out;
+      from = page.at(-1)!.streamId;
+    }
+  }
 
   function start(what: string, opts: ConsumeOptions, handler: unknown, run: (o: ResolvedConsumeOptions) => Consumer): Consumer {
     if (closing) throw new Error(`${what}() called on a closed bus`);
@@ -46,7 +86,7 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       if (!isBusEvent(event)) {
         throw new TypeError(`publish() expects a BusEvent { id, type, key, payload, occurredAt } but got: ${describe(event)}`);
       }
-      return backend.xadd(stream, encodeEvent(event), event.key);
+      return backend.xadd(stream, encodeEvent(event), keysOf(stream, event));
     },
 
     async publishMany(stream, events) {
@@ -55,11 +95,17 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       const bad = events.find((e) => !isBusEvent(e));
       if (bad !== undefined) throw new TypeError(`publishMany() expects BusEvents { id, type, key, payload, occurredAt } but got: ${describe(bad)}`);
       if (events.length === 0) return [];
-      const entries = events.map((event) => ({ fields: encodeEvent(event), key: event.key }));
+      const entries = events.map((event) => ({ fields: encodeEvent(event), keys: keysOf(stream, event) }));
       if (backend.xaddMany) return backend.xaddMany(stream, entries);
       const ids: string[] = [];
-      for (const { fields, key } of entries) ids.push(await backend.xadd(stream, fields, key));
+      for (const { fields, keys } of entries) ids.push(await backend.xadd(stream, fields, keys));
       return ids;
+    },
+
+    indexBy(stream, keysOfEvent) {
+      getValidName(stream, 'stream');
+      if (typeof keysOfEvent !== 'function') throw new TypeError(`indexBy() expects a function (event) => keys but got: ${describe(keysOfEvent)}`);
+      indexes.set(stream, keysOfEvent);
     },
 
     consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer {
@@ -81,7 +127,8 @@ export function createBusOnBackend(backend: StreamBackend, log: BusLog): EventBu
       // `count` always means the end of the stream (the live feed's replay stops on one).
       for (;;) {
         const want = count === undefined ? undefined : count - out.length;
-        const entries = keys ? await backend.rangeByKeys(stream, keys, from, want) : await backend.range(stream, from, want);
+        const indexed = keys ? await backend.rangeByKeys(stream, keys, from, want) : await backend.range(stream, from, want);
+        const entries = indexed === 'unindexed' ? await scanForKeys(stream, keys!, from, want) : indexed;
         for (const entry of entries) {
           const decoded = decodeEvent(entry.fields ?? []);
           if (decoded.ok) out.push({ streamId: entry.streamId, event: decoded.event });

@@ -16,6 +16,19 @@ import { BUS_MIGRATIONS_DIR } from './sql-store.ts';
 afterAll(dropTestKeys);
 
 const keyed = (key: string, i: number): BusEvent => ({ id: randomUUID(), type: 'Keyed', key, payload: { i }, occurredAt: new Date().toISOString() });
+/** An order's event (key: the order) that names its user, as the orders stream's do. */
+const ofUser = (order: string, user: string, i: number): BusEvent => ({ ...keyed(order, i), payload: { user, i } });
+/** indexBy's function for ofUser's events: the user's key besides the order's. */
+const userKeys = (e: BusEvent) => {
+  const { user } = e.payload as { user?: unknown };
+  return typeof user === 'string' ? [`user:${user}`] : [];
+};
+/** A stream id as the Redis key index's member (fixed-width parts, as redis.ts writes them). */
+const memberOf = (id: string) =>
+  id
+    .split('-')
+    .map((part) => part.padStart(20, '0'))
+    .join('-');
 
 /** Publishes `events` in batches (one round trip each on Redis); resolves to their ids. */
 async function publishInBatches(bus: EventBus, stream: string, events: BusEvent[]): Promise<string[]> {
@@ -91,7 +104,7 @@ describeEachBus((make, impl) => {
       expect(xranges).toHaveLength(4);
       expect(xranges.every((args) => args[2] === args[3])).toBe(true);
       // Besides: the GET of where the index starts (before it, a stream's entries were not indexed).
-      expect(seen.filter((args) => !['zrangebylex', 'xrange'].includes(args[0]!.toLowerCase()))).toEqual([['GET', `${PREFIX}${stream}:keys-since`]]);
+      expect(seen.filter((args) => !['zrangebylex', 'xrange'].includes(args[0]!.toLowerCase()))).toEqual([['GET', `${PREFIX}${stream}:index-since`]]);
     }, 60_000);
   }
 
@@ -116,9 +129,100 @@ describeEachBus((make, impl) => {
         Array.from({ length: 300 }, (_, i) => keyed('b', 10 + i)),
       );
       expect(await h.bus.read(stream, { keys: ['a'] })).toEqual([]);
-      expect(await getAdmin().get(`${PREFIX}${stream}:keys-since`)).toBe('0-0');
+      expect(await getAdmin().get(`${PREFIX}${stream}:index-since`)).toBe('0-0');
+    });
+
+    it("finds, after an upgrade from the index of event keys only, older entries under indexBy's keys by scanning them", async () => {
+      const h = make({ maxLen: 100 });
+      const stream = uniq('pre-further-keys');
+      // As the previous version left a stream: entries indexed under their event's key, and where that index began.
+      const old = [ofUser('o1', 'u1', 0), ofUser('o2', 'u2', 1), ofUser('o3', 'u1', 2)];
+      for (const e of old) {
+        const id = await getAdmin().xadd(PREFIX + stream, '*', 'event', JSON.stringify(e));
+        await getAdmin().zadd(`${PREFIX}${stream}:key:${e.key}`, 0, memberOf(id!));
+      }
+      await getAdmin().set(`${PREFIX}${stream}:keys-since`, '0-0');
+      h.bus.indexBy(stream, userKeys);
+      expect((await h.bus.read(stream, { keys: ['user:u1'] })).map((e) => e.event)).toEqual([old[0], old[2]]);
+      const fresh = ofUser('o4', 'u1', 3);
+      await h.bus.publish(stream, fresh);
+      // The new index starts after the old entries (and the old marker goes); both are found, the old ones by a scan.
+      expect(await getAdmin().exists(`${PREFIX}${stream}:keys-since`)).toBe(0);
+      const before = h.fetched.range;
+      expect((await h.bus.read(stream, { keys: ['user:u1'] })).map((e) => e.event)).toEqual([old[0], old[2], fresh]);
+      expect(h.fetched.range).toBeGreaterThan(before);
+      // Once retention has dropped them, the index alone answers.
+      await publishInBatches(
+        h.bus,
+        stream,
+        Array.from({ length: 300 }, (_, i) => ofUser(`x${i}`, 'u2', 10 + i)),
+      );
+      const scanned = h.fetched.range;
+      expect(await h.bus.read(stream, { keys: ['user:u1'] })).toEqual([]);
+      expect((await h.bus.read(stream, { keys: ['user:u2'] })).length).toBeGreaterThan(90);
+      expect(h.fetched.range).toBe(scanned);
+      expect(await getAdmin().get(`${PREFIX}${stream}:index-since`)).toBe('0-0');
     });
   }
+
+  it("indexes entries under indexBy's further keys too: a read by them finds each entry once, in stream order, reading no other", async () => {
+    const h = make();
+    const stream = uniq('further');
+    h.bus.indexBy(stream, userKeys);
+    const events = Array.from({ length: 300 }, (_, i) => ofUser(`order-${i % 30}`, `u${i % 7}`, i));
+    const ids = await publishInBatches(h.bus, stream, events);
+    const at = (i: number) => ({ streamId: ids[i]!, event: events[i]! });
+    const where = (test: (e: BusEvent, i: number) => boolean) => events.flatMap((e, i) => (test(e, i) ? [at(i)] : []));
+    const u3 = where((e) => (e.payload as { user: string }).user === 'u3');
+    expect(await h.bus.read(stream, { keys: ['user:u3'] })).toEqual(u3);
+    expect(await h.bus.read(stream, { keys: ['user:u3'], after: u3[9]!.streamId, count: 5 })).toEqual(u3.slice(10, 15));
+    // An event key and a further key: their union, each entry once (some of order-5's entries are u3's, some not).
+    const union = where((e) => e.key === 'order-5' || (e.payload as { user: string }).user === 'u3');
+    expect(await h.bus.read(stream, { keys: ['order-5', 'user:u3'] })).toEqual(union);
+    expect(await h.bus.read(stream, { keys: ['order-5', 'user:u3'], count: 7 })).toEqual(union.slice(0, 7));
+    expect(h.fetched.range).toBe(0);
+    // An event the function gives no (valid) further key, or whose function throws, is still found under its own key.
+    const odd = { ...ofUser('order-x', 'u1', 999), payload: { user: 42 } };
+    const oddId = await h.bus.publish(stream, odd);
+    expect(await h.bus.read(stream, { keys: ['order-x'] })).toEqual([{ streamId: oddId, event: odd }]);
+    h.bus.indexBy(stream, () => {
+      throw new Error('no keys');
+    });
+    const thrown = ofUser('order-y', 'u1', 1_000);
+    const thrownId = await h.bus.publish(stream, thrown);
+    expect(await h.bus.read(stream, { keys: ['order-y'] })).toEqual([{ streamId: thrownId, event: thrown }]);
+    expect(() => h.bus.indexBy(stream, 'x' as unknown as () => string[])).toThrow(TypeError);
+  });
+
+  it("keeps the further keys' index to the retained entries too", async () => {
+    const h = make({ maxLen: 100 });
+    const stream = uniq('further-trim');
+    h.bus.indexBy(stream, userKeys);
+    await publishInBatches(
+      h.bus,
+      stream,
+      Array.from({ length: 1_000 }, (_, i) => ofUser(`o${i % 13}`, `u${i % 5}`, i)),
+    );
+    const gone = await h.bus.publish(stream, ofUser('o-gone', 'u-gone', -1));
+    await publishInBatches(
+      h.bus,
+      stream,
+      Array.from({ length: 400 }, (_, i) => ofUser(`o${i % 13}`, `u${i % 5}`, 1_000 + i)),
+    );
+    const retained = await h.bus.read(stream);
+    expect(retained.length).toBeLessThan(300);
+    expect(retained.map((e) => e.streamId)).not.toContain(gone);
+    for (let u = 0; u < 5; u++) {
+      expect(await h.bus.read(stream, { keys: [`user:u${u}`] })).toEqual(retained.filter((e) => (e.event.payload as { user: string }).user === `u${u}`));
+    }
+    expect(await h.bus.read(stream, { keys: ['user:u-gone'] })).toEqual([]);
+    if (impl.redis) {
+      // Each retained entry is in two sets (its order's, its user's); a trimmed-out user's set is gone.
+      expect(await getAdmin().exists(`${PREFIX}${stream}:key:user:u-gone`)).toBe(0);
+      const users = await Promise.all([0, 1, 2, 3, 4].map((u) => getAdmin().zcard(`${PREFIX}${stream}:key:user:u${u}`)));
+      expect(users.reduce((a, b) => a + b, 0)).toBe(retained.length);
+    }
+  }, 60_000);
 
   it('indexes what publish and publishMany append, not entries appended without a key', async () => {
     const h = make();
@@ -205,25 +309,41 @@ describe.each([
       const bus = createBusOnBackend(createSqlBackend({ shared: recorded }), silentLog);
       try {
         const stream = uniq('plan');
-        const events = Array.from({ length: 4 }, (_, i) => keyed('a', i));
+        bus.indexBy(stream, userKeys);
+        const events = Array.from({ length: 4 }, (_, i) => ofUser('a', 'u1', i));
         await publishInBatches(bus, stream, events);
-        // 10,000 older entries of other aggregates, written in one statement (appending them one by one takes half a minute).
+        // 10,000 older entries of other aggregates and users, written in one statement each (appending them one by one takes half a minute).
         await db.sql.query(
           `INSERT INTO bus_entries (stream, ms, seq, fields, key)
          SELECT $1, i, 0, jsonb_build_array('event', '{}'), 'other-' || (i % 97) FROM generate_series(1, 10000) AS i`,
           [stream],
         );
+        await db.sql.query(`INSERT INTO bus_entry_keys (stream, key, ms, seq) SELECT $1, 'user:other-' || (i % 89), i, 0 FROM generate_series(1, 10000) AS i`, [
+          stream,
+        ]);
         await db.sql.exec('ANALYZE bus_entries');
-        statements.length = 0;
-        const read = await bus.read(stream, { keys: ['a'] });
-        expect(read.map((e) => e.event)).toEqual(events.filter((e) => e.key === 'a'));
-        const [statement, ...others] = statements;
-        expect(others).toEqual([]);
-        const { rows } = await db.sql.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement!.text}`, statement!.params);
-        const scans = nodesOf(rows[0]!['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'bus_entries');
-        expect(scans.map((n) => n['Node Type'])).not.toContain('Seq Scan');
-        expect(scans.reduce((sum, n) => sum + n['Actual Rows'] * n['Actual Loops'], 0)).toBe(4);
-        expect(scans.map((n) => n['Rows Removed by Filter'] ?? 0)).toEqual(scans.map(() => 0));
+        await db.sql.exec('ANALYZE bus_entry_keys');
+        // The first keyed read of a stream also looks whether it holds entries from before the index; later ones do not.
+        await bus.read(stream, { keys: ['nobody'] });
+        for (const keys of [['a'], ['user:u1'], ['a', 'user:u1']]) {
+          statements.length = 0;
+          const read = await bus.read(stream, { keys });
+          expect(read.map((e) => e.event)).toEqual(events);
+          const [statement, ...others] = statements;
+          expect(others).toEqual([]);
+          const { rows } = await db.sql.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement!.text}`, statement!.params);
+          const nodes = nodesOf(rows[0]!['QUERY PLAN'][0].Plan);
+          for (const table of ['bus_entries', 'bus_entry_keys']) {
+            const scans = nodes.filter((n) => n['Relation Name'] === table);
+            expect(scans.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+            // Asked by both of their keys, the entries are found twice, and the second time dropped.
+            if (keys.length === 1) expect(scans.map((n) => n['Rows Removed by Filter'] ?? 0)).toEqual(scans.map(() => 0));
+          }
+          // The 4 entries from the table (under their event key, or through their further key's rows), and no other row kept.
+          const rowsOf = (table: string) => nodes.filter((n) => n['Relation Name'] === table).reduce((sum, n) => sum + n['Actual Rows'] * n['Actual Loops'], 0);
+          expect(rowsOf('bus_entries')).toBe(4);
+          expect(rowsOf('bus_entry_keys')).toBe(keys.includes('user:u1') ? 4 : 0);
+        }
       } finally {
         await bus.close();
         if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
@@ -263,6 +383,52 @@ describe.each([
         const fresh = keyed('a', 3);
         await bus.publish('s', fresh);
         expect((await bus.read('s', { keys: ['a'] })).map((e) => e.event)).toEqual([old[0], fresh]);
+        await bus.close();
+      } finally {
+        rmSync(before, { recursive: true, force: true });
+        if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
+        await db.close();
+      }
+    },
+    120_000,
+  );
+
+  it.skipIf(!available)(
+    "finds, once migrated, the entries written before the further keys' index by a scan, until retention drops them",
+    async () => {
+      const database = config();
+      const db = await openDatabase(database);
+      // The bus's schema as it was before: its migrations up to the index of event keys.
+      const before = mkdtempSync(path.join(tmpdir(), 'bus-migrations-'));
+      for (const name of ['20261201000000_init', '20261202000000_entry_keys'])
+        cpSync(path.join(BUS_MIGRATIONS_DIR, name), path.join(before, name), { recursive: true });
+      try {
+        await migrate(db, { migrationsDir: before });
+        const old = [ofUser('o1', 'u1', 1), ofUser('o2', 'u2', 2)];
+        await db.sql.query(
+          `INSERT INTO bus_entries (stream, ms, seq, fields, key) VALUES
+           ('s', 1, 0, jsonb_build_array('event', $1::text), 'o1'), ('s', 2, 0, jsonb_build_array('event', $2::text), 'o2')`,
+          old.map((e) => JSON.stringify(e)),
+        );
+        await db.sql.query(`INSERT INTO bus_streams (stream, last_ms, last_seq, added, length) VALUES ('s', 2, 0, 2, 2)`);
+        await migrate(db, { migrationsDir: BUS_MIGRATIONS_DIR });
+        const since = async () =>
+          (await db.sql.query<{ ms: string | null }>(`SELECT index_since_ms::text AS ms FROM bus_streams WHERE stream = 's'`)).rows[0]?.ms;
+        expect(await since()).toBe('2');
+        const bus = createBusOnBackend(createSqlBackend({ shared: db, maxLen: 10 }), silentLog);
+        bus.indexBy('s', userKeys);
+        const fresh = ofUser('o3', 'u1', 3);
+        const freshId = await bus.publish('s', fresh);
+        expect((await bus.read('s', { keys: ['user:u1'] })).map((e) => e.event)).toEqual([old[0], fresh]);
+        // After the old entries, the index alone answers.
+        expect(await bus.read('s', { keys: ['user:u1'], after: '2-0' })).toEqual([{ streamId: freshId, event: fresh }]);
+        await publishInBatches(
+          bus,
+          's',
+          Array.from({ length: 30 }, (_, i) => ofUser(`x${i}`, 'u2', 10 + i)),
+        );
+        expect(await bus.read('s', { keys: ['user:u1'] })).toEqual([]);
+        expect(await since()).toBe(null);
         await bus.close();
       } finally {
         rmSync(before, { recursive: true, force: true });

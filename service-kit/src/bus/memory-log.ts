@@ -6,8 +6,8 @@ export interface Entry {
   id: string;
   pos: Pos;
   fields: string[];
-  /** The key the entry is indexed under (its event's aggregate), if any. */
-  key?: string;
+  /** The keys the entry is indexed under (its event's aggregate first), if any. */
+  keys?: readonly string[];
 }
 
 export function parseId(id: string): Pos {

@@ -69,14 +69,14 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
 
   const toRaw = (entry: Entry): RawEntry => ({ streamId: entry.id, fields: [...entry.fields] });
 
-  function append(stream: string, fields: string[], key?: string): string {
+  function append(stream: string, fields: string[], keys?: readonly string[]): string {
     const log = getLog(stream);
     const now = Date.now();
     const pos: Pos = now > log.last[0] ? [now, 0] : [log.last[0], log.last[1] + 1];
     const id = `${pos[0]}-${pos[1]}`;
-    const entry: Entry = key === undefined ? { id, pos, fields: [...fields] } : { id, pos, fields: [...fields], key };
+    const entry: Entry = keys?.length ? { id, pos, fields: [...fields], keys: [...keys] } : { id, pos, fields: [...fields] };
     log.entries.push(entry);
-    if (key !== undefined) {
+    for (const key of entry.keys ?? []) {
       const keyed = log.byKey.get(key);
       if (keyed) keyed.push(entry);
       else log.byKey.set(key, [entry]);
@@ -91,7 +91,7 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
   /** Drops trimmed entries from their keys' lists too: each is the oldest of its key, so they go from the front. */
   function trim(log: Log, dropped: Entry[]): void {
     const perKey = new Map<string, number>();
-    for (const { key } of dropped) if (key !== undefined) perKey.set(key, (perKey.get(key) ?? 0) + 1);
+    for (const { keys } of dropped) for (const key of keys ?? []) perKey.set(key, (perKey.get(key) ?? 0) + 1);
     for (const [key, n] of perKey) {
       const keyed = log.byKey.get(key)!;
       if (keyed.length <= n) log.byKey.delete(key);
@@ -114,8 +114,8 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
   return {
     system: 'in-process',
 
-    async xadd(stream, fields, key) {
-      return append(stream, fields, key);
+    async xadd(stream, fields, keys) {
+      return append(stream, fields, keys);
     },
 
     async range(stream, after, count) {
@@ -128,14 +128,17 @@ export function createMemoryBackend(opts: MemoryBusOptions = {}): StreamBackend 
       const log = logs.get(stream);
       if (!log) return [];
       const from = after === undefined ? undefined : parseId(after);
-      const picked: Entry[] = [];
+      // An entry under two of the keys is picked once.
+      const picked = new Set<Entry>();
       for (const key of keys) {
         const keyed = log.byKey.get(key) ?? [];
         const start = from === undefined ? 0 : firstAfter(keyed, from);
-        picked.push(...keyed.slice(start, count === undefined ? undefined : start + count));
+        for (const entry of keyed.slice(start, count === undefined ? undefined : start + count)) picked.add(entry);
       }
-      picked.sort((a, b) => compare(a.pos, b.pos));
-      return picked.slice(0, count).map(toRaw);
+      return [...picked]
+        .sort((a, b) => compare(a.pos, b.pos))
+        .slice(0, count)
+        .map(toRaw);
     },
 
     async ensureGroup(stream, group) {

@@ -1,7 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import { errorMessage, silentLog, type BusLog, type RawEntry, type StreamBackend, type StreamReader } from './backend.ts';
-import { decodeEvent } from './codec.ts';
 import { createBusOnBackend, getValidPositiveInt } from './core.ts';
 import { compareStreamIds, deadLetterStream, type EventBus } from './types.ts';
 
@@ -46,37 +45,23 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
   // Trim in chunks (like memory.ts and sql.ts), small enough that one script never blocks Redis for long.
   const slack = Math.min(100, Math.max(1, Math.ceil(maxLen / 10)));
   const indexOf = (stream: string) => `${key(stream)}:key:`;
-  const appendArgs = (stream: string, fields: string[], aggregate: string | undefined) => [
+  // An entry under more than its event's key also carries them all (field "keys", a JSON array): trimming reads them there.
+  const appendArgs = (stream: string, fields: string[], keys: readonly string[] = []) => [
     key(stream),
     maxLen,
     slack,
     indexOf(stream),
-    aggregate === undefined ? '0' : '1',
-    aggregate ?? '',
+    keys.length,
+    ...keys,
     ...fields,
+    ...(keys.length > 1 ? [KEYS_FIELD, JSON.stringify(keys)] : []),
   ];
-
-  /** History from before the index (streams written by an older version): read page by page, kept by the events' keys. */
-  async function scanForKeys(stream: string, keys: ReadonlySet<string>, after: string | undefined, count: number | undefined): Promise<RawEntry[]> {
-    const out: RawEntry[] = [];
-    let cursor = after === undefined ? '-' : `(${after}`;
-    for (;;) {
-      const page = toEntries(await cmd.xrange(key(stream), cursor, '+', 'COUNT', 1_000));
-      for (const entry of page) {
-        const decoded = decodeEvent(entry.fields ?? []);
-        if (decoded.ok && keys.has(decoded.event.key)) out.push(entry);
-        if (out.length === count) return out;
-      }
-      if (page.length < 1_000) return out;
-      cursor = `(${page.at(-1)!.streamId}`;
-    }
-  }
 
   return {
     system: 'redis',
 
-    async xadd(stream, fields, aggregate) {
-      const id = await cmd.busAppend(...appendArgs(stream, fields, aggregate));
+    async xadd(stream, fields, keys) {
+      const id = await cmd.busAppend(...appendArgs(stream, fields, keys));
       if (typeof id !== 'string') throw new Error(`XADD to ${key(stream)} returned no id`);
       return id;
     },
@@ -84,7 +69,7 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
     // One connection runs commands in the order sent: the entries land in this order, in one round trip.
     async xaddMany(stream, entries) {
       const pipeline = cmd.pipeline() as ScriptedPipeline;
-      for (const { fields, key: aggregate } of entries) pipeline.busAppend(...appendArgs(stream, fields, aggregate));
+      for (const { fields, keys } of entries) pipeline.busAppend(...appendArgs(stream, fields, keys));
       const results = (await pipeline.exec()) ?? [];
       return results.map(([err, id]) => {
         if (err) throw err;
@@ -102,7 +87,7 @@ export function createRedisBackend(opts: RedisBusOptions, log: BusLog = silentLo
     async rangeByKeys(stream, keys, after, count) {
       const start = after === undefined ? '-' : `(${indexMember(after)}`;
       const reply = await cmd.busRangeByKeys(key(stream), indexOf(stream), start, count ?? -1, ...keys);
-      return reply === 'UNINDEXED' ? scanForKeys(stream, new Set(keys), after, count) : toEntries(reply);
+      return reply === 'UNINDEXED' ? 'unindexed' : toEntries(reply);
     },
 
     async ensureGroup(stream, group) {
@@ -298,6 +283,9 @@ function openRedisReader(conn: Redis, cmd: Redis, streamKey: string, c: { group:
   };
 }
 
+/** The field of an entry indexed under several keys that lists them (the event's key first). */
+const KEYS_FIELD = 'keys';
+
 /** A stream id as a key index member: fixed-width parts, so that the members' lexical order is the ids' order. */
 const indexMember = (id: string) => {
   const [ms = '0', seq = '0'] = id.split('-');
@@ -328,32 +316,40 @@ end
 
 /**
  * XADD, indexed and trimmed in one atomic step. The first one on a stream notes in
- * <stream>:keys-since the entry the index starts after: older ones (written before the index
- * existed) are not in it. KEYS[1] the stream; ARGV: maxLen, slack, index key
- * prefix, '1' when indexed, the aggregate key, then the entry's fields. The key index is a sorted
- * set per aggregate (<stream>:key:<aggregate>) of the entries' ids; past maxLen + slack entries the
- * oldest are trimmed from the stream and from their aggregates' sets (whose key goes with its last
- * member), so the index holds exactly the retained entries.
+ * <stream>:index-since the entry the index starts after: older ones (written by a version without
+ * it, or with the earlier index of event keys only, <stream>:keys-since) are not in it. KEYS[1] the
+ * stream; ARGV: maxLen, slack, index key prefix, the number n of keys the entry is indexed under,
+ * those keys (the event's own first), then the entry's fields. The key index is a sorted set per
+ * key (<stream>:key:<key>) of the entries' ids; past maxLen + slack entries the oldest are trimmed
+ * from the stream and from their keys' sets (whose key goes with its last member), so the index
+ * holds exactly the retained entries. A trimmed entry's keys are its "keys" field (a JSON array),
+ * or else its event's key.
  */
 const APPEND_LUA = `${MEMBER_LUA}
-local stream, maxLen, slack, index = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-if redis.call('EXISTS', stream .. ':keys-since') == 0 then
+local stream, maxLen, slack, index, n = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if redis.call('EXISTS', stream .. ':index-since') == 0 then
   local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-  redis.call('SET', stream .. ':keys-since', last and last[1] or '0-0')
+  redis.call('SET', stream .. ':index-since', last and last[1] or '0-0')
+  redis.call('DEL', stream .. ':keys-since')
 end
-local id = redis.call('XADD', stream, '*', unpack(ARGV, 6))
-if ARGV[4] == '1' then redis.call('ZADD', index .. ARGV[5], 0, member(id)) end
+local id = redis.call('XADD', stream, '*', unpack(ARGV, 5 + n))
+for i = 5, 4 + n do redis.call('ZADD', index .. ARGV[i], 0, member(id)) end
 local length = redis.call('XLEN', stream)
 if length > maxLen + slack then
   for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+', 'COUNT', length - maxLen)) do
-    local fields = entry[2]
+    local fields, keys, eventKey = entry[2], nil, nil
     for i = 1, #fields - 1, 2 do
-      if fields[i] == 'event' then
+      if fields[i] == '${KEYS_FIELD}' then
+        local ok, list = pcall(cjson.decode, fields[i + 1])
+        if ok and type(list) == 'table' then keys = list end
+      elseif fields[i] == 'event' then
         local ok, event = pcall(cjson.decode, fields[i + 1])
-        if ok and type(event) == 'table' and type(event.key) == 'string' then
-          redis.call('ZREM', index .. event.key, member(entry[1]))
-        end
+        if ok and type(event) == 'table' and type(event.key) == 'string' then eventKey = event.key end
       end
+    end
+    if keys == nil then keys = { eventKey } end
+    for _, k in ipairs(keys) do
+      if type(k) == 'string' then redis.call('ZREM', index .. k, member(entry[1])) end
     end
   end
   redis.call('XTRIM', stream, 'MAXLEN', maxLen)
@@ -370,7 +366,7 @@ return id
  */
 const RANGE_BY_KEYS_LUA = `${MEMBER_LUA}
 local stream, index, start, limit = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
-local since = redis.call('GET', stream .. ':keys-since')
+local since = redis.call('GET', stream .. ':index-since')
 if since == false then
   if redis.call('EXISTS', stream) == 1 then return redis.status_reply('UNINDEXED') end
   return {}
@@ -380,7 +376,7 @@ if since ~= '0-0' then
   local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
   if first == nil or member(first[1]) > member(since) then
     since = '0-0'
-    redis.call('SET', stream .. ':keys-since', since)
+    redis.call('SET', stream .. ':index-since', since)
   end
 end
 if since ~= '0-0' and (start == '-' or '(' .. member(since) > start) then return redis.status_reply('UNINDEXED') end
@@ -392,11 +388,16 @@ for i = 4, #ARGV do
 end
 table.sort(found, function(a, b) return a[1] < b[1] end)
 local out = {}
+local previous = nil
 for _, f in ipairs(found) do
   if limit >= 0 and #out >= limit then break end
-  local id = idOf(f[1])
-  local entry = redis.call('XRANGE', stream, id, id)[1]
-  if entry then out[#out + 1] = entry else redis.call('ZREM', f[2], f[1]) end
+  -- An entry under two of the keys is returned once.
+  if f[1] ~= previous then
+    previous = f[1]
+    local id = idOf(f[1])
+    local entry = redis.call('XRANGE', stream, id, id)[1]
+    if entry then out[#out + 1] = entry else redis.call('ZREM', f[2], f[1]) end
+  end
 end
 return out
 `;

@@ -10,7 +10,7 @@ import { migrate } from '../migrate.ts';
 /** The kit-owned migrations of the bus's tables (Prisma Migrate layout). */
 export const BUS_MIGRATIONS_DIR = fileURLToPath(new URL('../../bus-migrations', import.meta.url));
 
-const TABLES = { streams: 'bus_streams', entries: 'bus_entries', groups: 'bus_groups', pending: 'bus_pending' } as const;
+const TABLES = { streams: 'bus_streams', entries: 'bus_entries', entryKeys: 'bus_entry_keys', groups: 'bus_groups', pending: 'bus_pending' } as const;
 
 export type Query = <R = Record<string, unknown>>(text: string, params?: unknown[]) => Promise<R[]>;
 

@@ -45,7 +45,7 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
   let closed = false;
 
   /** XADD: the stream's row hands out the next id under its row lock, so ids are monotonic and commit in id order. */
-  async function append(q: Query, stream: string, fields: string[], key?: string): Promise<{ id: string; length: number }> {
+  async function append(q: Query, stream: string, fields: string[], keys: readonly string[] = []): Promise<{ id: string; length: number }> {
     const [row] = await q<{ id: string; length: number }>(
       `WITH s AS (
          INSERT INTO ${t.streams} AS s (stream, last_ms, last_seq, added, length) VALUES ($1, $2, 0, 1, 1)
@@ -57,9 +57,11 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
          RETURNING last_ms, last_seq, length
        ), e AS (
          INSERT INTO ${t.entries} (stream, ms, seq, fields, key) SELECT $1, last_ms, last_seq, $3::jsonb, $4 FROM s RETURNING ms, seq
+       ), k AS (
+         INSERT INTO ${t.entryKeys} (stream, key, ms, seq) SELECT $1, more.key, e.ms, e.seq FROM e, unnest($5::text[]) AS more(key)
        )
        SELECT e.ms::text || '-' || e.seq::text AS id, s.length::int AS length FROM e, s`,
-      [stream, Date.now(), JSON.stringify(fields), key ?? null],
+      [stream, Date.now(), JSON.stringify(fields), keys[0] ?? null, keys.slice(1)],
     );
     if (!row) throw new Error(`append to ${stream} returned no id`);
     return row;
@@ -93,12 +95,60 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
     return rows.map(toRaw);
   };
 
-  /** On the index (stream, key, ms, seq): the rows of these keys after the position, and no others. */
-  const rangeByKeys = async (stream: string, keys: readonly string[], after: string | undefined, count: number | undefined): Promise<RawEntry[]> => {
+  /**
+   * Streams whose entries are all indexed (no `index_since`): it never comes back once gone (only
+   * the migration that added the index sets it), so a stream found here is not asked again.
+   */
+  const fullyIndexed = new Set<string>();
+
+  /**
+   * Whether the entries after `after` are all in the index. Not when the stream has entries from
+   * before it (the migration noted where they end) still retained after `after`; once retention
+   * has dropped them all, the note goes.
+   */
+  async function isIndexedAfter(stream: string, after: string | undefined): Promise<boolean> {
+    if (fullyIndexed.has(stream)) return true;
+    const [row] = await query<{ since: string | null; older: boolean }>(
+      `SELECT s.index_since_ms::text || '-' || s.index_since_seq::text AS since,
+         EXISTS (SELECT 1 FROM ${t.entries} e WHERE e.stream = $1 AND (e.ms, e.seq) <= (s.index_since_ms, s.index_since_seq)) AS older
+       FROM ${t.streams} s WHERE s.stream = $1`,
+      [stream],
+    );
+    if (!row) return true;
+    if (row.since === null || !row.older) {
+      if (row.since !== null) await query(`UPDATE ${t.streams} SET index_since_ms = NULL, index_since_seq = NULL WHERE stream = $1`, [stream]);
+      fullyIndexed.add(stream);
+      return true;
+    }
+    if (after === undefined) return false;
+    const [ms, seq] = parseId(after);
+    const [sinceMs, sinceSeq] = parseId(row.since);
+    return ms > sinceMs || (ms === sinceMs && seq >= sinceSeq);
+  }
+
+  /**
+   * On the indexes: (stream, key, ms, seq) of the entries for their event's key, the primary key of
+   * bus_entry_keys for further keys. The rows of these keys after the position, each once, and no others.
+   */
+  const rangeByKeys = async (
+    stream: string,
+    keys: readonly string[],
+    after: string | undefined,
+    count: number | undefined,
+  ): Promise<RawEntry[] | 'unindexed'> => {
+    if (!(await isIndexedAfter(stream, after))) return 'unindexed';
     const [ms, seq] = after === undefined ? [-1, -1] : parseId(after);
+    // Entries under their event's key, then those under further keys only (an entry under two asked
+    // keys once): each branch its first `count`, which together hold the first `count` of the whole.
     const rows = await query<Row>(
-      `SELECT ${ID('e')}, e.fields FROM ${t.entries} e
-       WHERE e.stream = $1 AND e.key = ANY($2::text[]) AND (e.ms, e.seq) > ($3, $4) ORDER BY e.ms, e.seq LIMIT $5`,
+      `(SELECT e.ms AS pos_ms, e.seq AS pos_seq, ${ID('e')}, e.fields FROM ${t.entries} e
+        WHERE e.stream = $1 AND e.key = ANY($2::text[]) AND (e.ms, e.seq) > ($3, $4) ORDER BY e.ms, e.seq LIMIT $5)
+       UNION ALL
+       (SELECT e.ms AS pos_ms, e.seq AS pos_seq, ${ID('e')}, e.fields
+        FROM (SELECT DISTINCT ms, seq FROM ${t.entryKeys} WHERE stream = $1 AND key = ANY($2::text[]) AND (ms, seq) > ($3, $4) ORDER BY ms, seq LIMIT $5) k
+        JOIN ${t.entries} e ON e.stream = $1 AND e.ms = k.ms AND e.seq = k.seq
+        WHERE e.key IS NULL OR e.key <> ALL($2::text[]))
+       ORDER BY pos_ms, pos_seq LIMIT $5`,
       [stream, keys, ms, seq, count ?? null],
     );
     return rows.map(toRaw);
@@ -107,8 +157,8 @@ export function createSqlBackend(opts: SqlBusOptions | SharedSqlBusOptions, log:
   return {
     system: 'sql',
 
-    async xadd(stream, fields, key) {
-      const { id, length } = await append(query, stream, fields, key);
+    async xadd(stream, fields, keys) {
+      const { id, length } = await append(query, stream, fields, keys);
       await appended(stream, length);
       return id;
     },

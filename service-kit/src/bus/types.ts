@@ -117,14 +117,23 @@ export interface EventBus {
    * throws, some may have been appended: publishing them again is one more at-least-once delivery.
    */
   publishMany(stream: string, events: BusEvent[]): Promise<string[]>;
+  /**
+   * From now on, entries this bus appends to `stream` are indexed under every key `keysOf` gives
+   * their event, besides the event's own key (e.g. the user an order belongs to), so that
+   * `read(stream, { keys })` finds them by those keys too. Call it before publishing, in every
+   * process that publishes to the stream: entries appended without it are found under their event's
+   * key only. Entries of a stream written before the index existed (an upgrade) are found by a scan
+   * that tests each event with `keysOf`. Calling it again for a stream replaces its `keysOf`.
+   */
+  indexBy(stream: string, keysOf: (event: BusEvent) => readonly string[]): void;
   /** Starts a consumer in a group (created at the start of the stream if missing). */
   consume<P = unknown>(opts: ConsumeOptions, handler: Handler<P>): Consumer;
   /** Like consume(), but hands each read to `handler` whole (see BatchHandler); same groups, redelivery and dead letters. */
   consumeBatch<P = unknown>(opts: ConsumeOptions, handler: BatchHandler<P>): Consumer;
   /**
    * Reads retained history after `after` (exclusive; omitted = from the start), oldest first. With
-   * `keys`, only the entries of events under those keys (their aggregates), found through the
-   * stream's key index without reading the others.
+   * `keys`, only the entries indexed under those keys (each event's own key, its aggregate, and any
+   * further keys `indexBy` gives it), found through the stream's key index without reading the others.
    */
   read(stream: string, opts?: { after?: string; count?: number; keys?: readonly string[] }): Promise<StreamEntry[]>;
   /**

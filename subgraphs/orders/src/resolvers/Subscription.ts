@@ -73,7 +73,6 @@ export const Subscription: SubscriptionResolvers = {
       const source = await feedOf(ctx).subscribe({
         // The order's own events (its key index), not the whole retained stream; retention still bounds them.
         keys: [order.id],
-        replayByKey: true,
         filter: (e) => isStatusChange(e) && e.key === order.id,
         ...(resuming ? { from: 'history' as const } : {}),
         ...(mustReplay ? { verifyReplay: (replayed: readonly StreamEntry[]) => requireSequence(replayed, after + 1) } : {}),
@@ -90,9 +89,8 @@ export const Subscription: SubscriptionResolvers = {
       if (after !== null && after !== undefined && !isStreamCursor(after)) throw badUserInput('"after" is not a cursor from an OrderUpdate', 'after');
       const userId = ctx.identity.userId;
       const source = await feedOf(ctx).subscribe({
-        // The bus indexes events by their order only: a user's replay scans the retained stream (see the README).
+        // The user's events (the feed has the bus index each under its user too), not the whole retained stream.
         keys: [userKey(userId)],
-        replayByKey: false,
         filter: (e) => isStatusChange(e) && e.payload.userId === userId,
         ...(after ? { from: after } : {}),
       });

@@ -22,7 +22,6 @@ export const Subscription: SubscriptionResolvers = {
       const source = await feed.subscribe({
         // Product ids are the events' keys: a replay reads only these products' entries.
         keys: [...watched],
-        replayByKey: true,
         filter: (e) => e.type === 'InventoryChanged' && watched.has(e.key),
         ...(after ? { from: after } : {}),
       });
