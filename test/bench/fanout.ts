@@ -16,6 +16,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -23,6 +24,7 @@ import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import type { DemoDataSize } from '@commerce/local/demo-data';
 import { startSupergraph, type Supergraph } from '../support/supergraph.ts';
 import type { OpenRequest, SubscriberReport, SubscriberRequest, SubscriberStatus } from './fanout-subscribers.ts';
+import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
 import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
 
@@ -45,6 +47,12 @@ export interface FanoutBenchOptions {
   children: number;
   /** Sockets opening at a time (across the children). */
   batch: number;
+  /**
+   * Where the subscribers' gateway runs: 'process', a process of its own (gateway-process.ts), so
+   * that its memory and CPU are measured apart from the subgraphs'; 'inline', in this process with
+   * the subgraphs (startSupergraph's). Changes are sent through the in-process gateway either way.
+   */
+  gateway: 'process' | 'inline';
 }
 
 export interface FanoutResult {
@@ -67,14 +75,17 @@ export interface FanoutResult {
   subgraphSockets: { subgraph: string; beforeSubscribing: number; subscribersLive: number };
   /** This process's open descriptors with every subscriber live (or when it failed); `ulimit -n` bounds them. */
   openFiles: number;
-  /** This process (gateway and subgraphs together): an upper bound for the gateway's share. */
+  /** Where the subscribers' gateway ran (FanoutBenchOptions.gateway). */
+  gateway: 'process' | 'inline';
   /**
-   * heapPerSubscriberKiB: heap with every subscriber live and idle, less before subscribing (warm-up
-   * code and caches included); heapFreedPerSubscriberKiB: what closing them all frees.
+   * This process (the subgraphs, and the gateway when inline) and, when it runs apart, the
+   * gateway's. heapPerSubscriberKiB: heap with every subscriber live and idle, less before
+   * subscribing (warm-up code and caches included); heapFreedPerSubscriberKiB: what closing them all frees.
    */
   memory: { heapPerSubscriberKiB: number; heapDeltaMiB: number; rssDeltaMiB: number; heapFreedPerSubscriberKiB: number };
-  /** CPU seconds per second of this process and of the subscriber processes while measuring. */
-  cpu: { supergraph: number; subscribers: number };
+  gatewayMemory?: { heapPerSubscriberKiB: number; heapDeltaMiB: number; rssDeltaMiB: number; heapFreedPerSubscriberKiB: number };
+  /** CPU seconds per second, while measuring, of this process, of the gateway's (when apart) and of the subscriber processes. */
+  cpu: { supergraph: number; gateway?: number; subscribers: number };
   loadAverage: number[];
   /** What went wrong at the clients (socket failures and close codes, `error` messages), if anything. */
   problems?: Record<string, number>;
@@ -238,16 +249,22 @@ async function withSession(
   const failed = (error: string, partial: Partial<FanoutResult> = {}): FanoutResult[] =>
     phases.map((p) => ({ ...emptyResult(o, p, subscribers, source), ...partial, error }));
   let sg: Supergraph | undefined;
+  let gateway: GatewayProcess | undefined;
   let port: number | undefined;
   const pool = new SubscriberPool(Math.max(1, Math.min(o.children, subscribers)));
   try {
     sg = await startSupergraph(size, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {}, keepAliveMs: GATEWAY_KEEP_ALIVE_MS });
     const admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
     const work = await prepare(sg, admin);
+    if (o.gateway === 'process') gateway = await startGatewayProcess({ users: sg.apps.users.url, products: sg.apps.products.url, orders: sg.apps.orders.url });
     port = Number(new URL(sg.apps[source].url).port);
     const before: Baseline = { ...measureMemory(), sockets: establishedInto(port) };
+    const gatewayBefore = await gateway?.measure();
+    if (gateway && process.env.BENCH_FANOUT_HEAP_SNAPSHOTS) {
+      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-before.heapsnapshot`));
+    }
     const opened = await pool.open({
-      url: sg.url.replace(/^http/, 'ws'),
+      url: (gateway?.url ?? sg.url).replace(/^http/, 'ws'),
       ...(work.token ? { token: work.token } : {}),
       query: work.query,
       variables: work.variables,
@@ -262,16 +279,24 @@ async function withSession(
     const liveSockets = establishedInto(port);
     const files = openFiles();
     const idle = measureMemory();
-    const memory = {
-      heapPerSubscriberKiB: round1((idle.heapUsed - before.heapUsed) / 1024 / Math.max(1, opened.subscribed)),
-      heapDeltaMiB: round1((idle.heapUsed - before.heapUsed) / 1024 / 1024),
-      rssDeltaMiB: round1((idle.rss - before.rss) / 1024 / 1024),
+    const perSubscriber = (from: { heapUsed: number; rss: number }, to: { heapUsed: number; rss: number }) => ({
+      heapPerSubscriberKiB: round1((to.heapUsed - from.heapUsed) / 1024 / Math.max(1, opened.subscribed)),
+      heapDeltaMiB: round1((to.heapUsed - from.heapUsed) / 1024 / 1024),
+      rssDeltaMiB: round1((to.rss - from.rss) / 1024 / 1024),
       heapFreedPerSubscriberKiB: NaN,
-    };
+    });
+    const memory = perSubscriber(before, idle);
+    const gatewayIdle = await gateway?.measure();
+    // Snapshots of the gateway's heap before subscribing and idle with every subscriber live, to compare (BENCH_FANOUT_HEAP_SNAPSHOTS).
+    if (gateway && process.env.BENCH_FANOUT_HEAP_SNAPSHOTS) {
+      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-idle.heapsnapshot`));
+    }
+    const gatewayMemory = gatewayBefore && gatewayIdle ? perSubscriber(gatewayBefore, gatewayIdle) : undefined;
     const results: FanoutResult[] = [];
     for (const phase of phases) {
       await pool.reset();
       const cpu0 = process.cpuUsage();
+      const gatewayCpu0 = (await gateway?.measure())?.cpuSeconds;
       const started = Date.now();
       // Every subscriber asked for counts, live or not: a missing one shows as a shortfall.
       let each = phase.perSubscriber;
@@ -287,6 +312,7 @@ async function withSession(
       });
       const report = await pool.report();
       const cpu = process.cpuUsage(cpu0);
+      const gatewayCpu = gatewayCpu0 === undefined ? undefined : (await gateway!.measure()).cpuSeconds - gatewayCpu0;
       const seconds = Math.max(0.001, ((report.lastAt || Date.now()) - started) / 1000);
       const problems = { ...report.failures, ...report.errors };
       results.push({
@@ -301,7 +327,12 @@ async function withSession(
         subgraphSockets: { subgraph: source, beforeSubscribing: before.sockets, subscribersLive: liveSockets },
         openFiles: files,
         memory,
-        cpu: { supergraph: round1((cpu.user + cpu.system) / 1e6 / seconds), subscribers: round1(report.cpuMs / 1000 / seconds) },
+        ...(gatewayMemory ? { gatewayMemory } : {}),
+        cpu: {
+          supergraph: round1((cpu.user + cpu.system) / 1e6 / seconds),
+          ...(gatewayCpu === undefined ? {} : { gateway: round1(gatewayCpu / seconds) }),
+          subscribers: round1(report.cpuMs / 1000 / seconds),
+        },
         ...(Object.keys(problems).length > 0 ? { problems } : {}),
         ...(error ? { error } : {}),
       });
@@ -309,9 +340,13 @@ async function withSession(
     // What closing every subscriber frees: what the subscriptions held, without the code and
     // caches the first changes left behind (heapPerSubscriberKiB counts those too).
     const held = measureMemory();
+    const gatewayHeld = await gateway?.measure();
     await pool.close();
     await sleep(CLOSE_SETTLE_MS);
     memory.heapFreedPerSubscriberKiB = round1((held.heapUsed - measureMemory().heapUsed) / 1024 / Math.max(1, opened.subscribed));
+    if (gatewayMemory && gatewayHeld) {
+      gatewayMemory.heapFreedPerSubscriberKiB = round1((gatewayHeld.heapUsed - (await gateway!.measure()).heapUsed) / 1024 / Math.max(1, opened.subscribed));
+    }
     return results;
   } catch (e) {
     // What the clients saw and what this process held when it failed.
@@ -325,6 +360,7 @@ async function withSession(
     });
   } finally {
     await pool.close();
+    await gateway?.stop();
     await sg?.stop();
   }
 }
@@ -335,6 +371,7 @@ function emptyResult(o: FanoutBenchOptions, phase: Phase, subscribers: number, s
     case: phase.case,
     description: phase.description,
     backend: o.label,
+    gateway: o.gateway,
     subscribers,
     live: 0,
     events: phase.events,

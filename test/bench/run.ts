@@ -14,7 +14,10 @@
  *                              BENCH_GATEWAY_ENTRY=tsx runs its sources under tsx instead of gateway/dist/index.mjs)
  *   pnpm bench fanout          issue 13's scenarios a–d (BENCH_FANOUT_SCENARIOS=a,b to pick; BENCH_SUBSCRIBERS replaces every count;
  *                              BENCH_EVENTS 20 back to back, BENCH_SPACED_EVENTS 30 BENCH_SPACING_MS 100 apart;
- *                              BENCH_FANOUT_CHILDREN 2 subscriber processes, BENCH_FANOUT_BATCH 200 sockets opening at a time)
+ *                              BENCH_FANOUT_CHILDREN 2 subscriber processes, BENCH_FANOUT_BATCH 200 sockets opening at a time;
+ *                              BENCH_FANOUT_GATEWAY process (the subscribers' gateway in its own process, measured apart) or inline;
+ *                              BENCH_FANOUT_HEAP_SNAPSHOTS=<dir> writes the gateway process's heap before subscribing and idle with
+ *                              all subscribed, for `node test/bench/heap-diff.mjs before after 40 <subscribers>`)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders   (on PostgreSQL + Redis once in one process, once with a process per service;
  *                              BENCH_SERVICE_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for the service processes)
  */
@@ -87,6 +90,8 @@ async function main() {
     const scenarios = (env.BENCH_FANOUT_SCENARIOS ?? FANOUT_SCENARIOS.join(',')).split(',').map((x) => x.trim());
     const unknown = scenarios.filter((x) => !(FANOUT_SCENARIOS as readonly string[]).includes(x));
     if (unknown.length > 0) throw new Error(`BENCH_FANOUT_SCENARIOS: unknown ${unknown.join(', ')} (known: ${FANOUT_SCENARIOS.join(', ')})`);
+    const fanoutGateway = env.BENCH_FANOUT_GATEWAY ?? 'process';
+    if (fanoutGateway !== 'process' && fanoutGateway !== 'inline') throw new Error(`BENCH_FANOUT_GATEWAY: "process" or "inline", not "${fanoutGateway}"`);
     const fanout: FanoutResult[] = [];
     for (const b of backends) {
       const rs = await benchFanout({
@@ -98,14 +103,16 @@ async function main() {
         spacingMs: int('BENCH_SPACING_MS', 100),
         children: int('BENCH_FANOUT_CHILDREN', 2),
         batch: int('BENCH_FANOUT_BATCH', 200),
+        gateway: fanoutGateway,
       });
       for (const r of rs) console.log(JSON.stringify(r));
       fanout.push(...rs);
     }
     console.log(
-      'fanout: memory is this process after a forced GC, idle with every subscriber live, less before subscribing (heap KiB/sub, ' +
-        'warm-up code and caches included), and what closing them all frees (freed KiB/sub); the gateway and the ' +
-        'subgraphs share this process, so per subscriber it is an upper bound for the gateway alone. Sockets: established TCP ' +
+      "fanout: memory is a process's heap after a forced GC, idle with every subscriber live, less before subscribing (heap KiB/sub, " +
+        "warm-up code and caches included), and what closing them all frees (freed KiB/sub): the gateway's own process " +
+        '(BENCH_FANOUT_GATEWAY=process, the default), and this one (the subgraphs; with BENCH_FANOUT_GATEWAY=inline the gateway too, ' +
+        'an upper bound for it). Changes go through a gateway in this process either way. Sockets: established TCP ' +
         "connections into the source subgraph's port (its side), counted after 5 s idle, once the gateway's pooled HTTP connections " +
         "(closed after 4 s idle) are gone; fds: this process's open descriptors then (ulimit -n bounds them).",
     );
@@ -122,10 +129,11 @@ async function main() {
         'delivered/expected': `${r.delivered}/${r.expected}`,
         [`sockets before → live`]: `${r.subgraphSockets.subgraph} ${r.subgraphSockets.beforeSubscribing} → ${r.subgraphSockets.subscribersLive}`,
         fds: r.openFiles,
-        'heap KiB/sub': r.memory.heapPerSubscriberKiB,
-        'freed KiB/sub': r.memory.heapFreedPerSubscriberKiB,
-        'RSS Δ MiB': r.memory.rssDeltaMiB,
-        'CPU s/s sg, subs': `${r.cpu.supergraph}, ${r.cpu.subscribers}`,
+        'gateway heap / freed KiB/sub': r.gatewayMemory ? `${r.gatewayMemory.heapPerSubscriberKiB} / ${r.gatewayMemory.heapFreedPerSubscriberKiB}` : '–',
+        [r.gateway === 'process' ? 'subgraphs heap / freed KiB/sub' : 'all heap / freed KiB/sub']:
+          `${r.memory.heapPerSubscriberKiB} / ${r.memory.heapFreedPerSubscriberKiB}`,
+        'RSS Δ MiB (gw, here)': `${r.gatewayMemory?.rssDeltaMiB ?? '–'}, ${r.memory.rssDeltaMiB}`,
+        'CPU s/s (here, gw, subs)': `${r.cpu.supergraph}, ${r.cpu.gateway ?? '–'}, ${r.cpu.subscribers}`,
         load: r.loadAverage.join(' '),
         ...(r.error ? { error: r.error.slice(0, 60) } : {}),
       })),

@@ -1,10 +1,10 @@
 /** One client WebSocket: who it is (verified once, at connection_init), its subscriptions, how it ends. */
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import type { Channel, Identity } from '@commerce/service-kit/core';
 import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
 import type { GatewayContext } from '../context.ts';
+import { LazyAbort, LazySignalContext } from './lazy-abort.ts';
 
 /**
  * Close codes the gateway sends besides graphql-ws's own (4400 bad message, 4401 subscribe before
@@ -52,7 +52,8 @@ export class Connection {
   readonly admitting = new Set<string>();
   #expiry: NodeJS.Timeout | undefined;
   #released = false;
-  readonly #closed = new AbortController();
+  /** Aborts the subgraph calls of queries and mutations still running when the socket closes. */
+  readonly #closed = new LazyAbort();
 
   constructor(
     readonly socket: ClientSocket,
@@ -62,10 +63,7 @@ export class Connection {
     readonly ip: string,
     /** The TCP connection under the socket, when the adapter gives it: writes between cork and uncork go out together. */
     readonly transport: { cork?(): void; uncork?(): void } | undefined = undefined,
-  ) {
-    // Every subgraph call of every operation on the socket listens until it completes.
-    setMaxListeners(0, this.#closed.signal);
-  }
+  ) {}
 
   /** Subscriptions held, and admitted but not started yet. */
   subscriptionCount(): number {
@@ -79,7 +77,7 @@ export class Connection {
 
   /** Each operation gets its own request id, so its subgraph calls can be told apart in logs. */
   newContext(): GatewayContext {
-    return { identity: this.identity, requestId: randomUUID(), signal: this.#closed.signal };
+    return new LazySignalContext(this.identity, randomUUID(), this.#closed);
   }
 
   /** Closes with 4401 at `atMs` (epoch ms), when the token the connection was opened with expires. */

@@ -34,6 +34,7 @@ import type { GatewayContext } from '../context.ts';
 import type { Connection } from './connection.ts';
 import type { PreparedSubscription, SubgraphEvent, SubscriptionPlanner } from './planner.ts';
 import type { SubgraphStreamOpener } from './subgraph-stream.ts';
+import { LazyAbort, LazySignalContext } from './lazy-abort.ts';
 import { startSocketSpan } from './observe.ts';
 
 export type { SubgraphStreamOpener } from './subgraph-stream.ts';
@@ -288,8 +289,9 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
   function openGroup(sub: FederatedSubscription, key: string, prepared: PreparedSubscription, traceContext: OtelContext): Group {
     const members = new Set<Member>();
     const holding = new Set<Member>();
-    const closed = new AbortController();
-    const context: GatewayContext = { identity: sub.connection.identity, requestId: randomUUID(), signal: closed.signal };
+    // The group's `rest` fetches listen to it; most groups sit idle, so it is made only when one asks.
+    const closed = new LazyAbort();
+    const context: GatewayContext = new LazySignalContext(sub.connection.identity, randomUUID(), closed);
     let stopped = false;
     const group: Group = {
       key,

@@ -90,6 +90,8 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
     async onConnect(ctx) {
       const { socket, request } = ctx.extra;
       const auth = await authenticate(ctx.connectionParams?.authorization, opts.jwtSecret);
+      // Verified once: graphql-ws keeps connection_init's payload for the socket's life, the token need not stay with it.
+      if (ctx.connectionParams?.authorization !== undefined) (ctx.connectionParams as Record<string, unknown>).authorization = undefined;
       const requestId = getValidRequestId(request.headers[REQUEST_ID_HEADER]) ?? randomUUID();
       if (!auth.ok) {
         const reason = SOCKET_REFUSALS[auth.reason];
