@@ -256,7 +256,10 @@ async function withSession(
     sg = await startSupergraph(size, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {}, keepAliveMs: GATEWAY_KEEP_ALIVE_MS });
     const admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
     const work = await prepare(sg, admin);
-    if (o.gateway === 'process') gateway = await startGatewayProcess({ users: sg.apps.users.url, products: sg.apps.products.url, orders: sg.apps.orders.url });
+    if (o.gateway === 'process') {
+      const flags = (process.env.BENCH_FANOUT_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+      gateway = await startGatewayProcess({ users: sg.apps.users.url, products: sg.apps.products.url, orders: sg.apps.orders.url }, flags);
+    }
     port = Number(new URL(sg.apps[source].url).port);
     const before: Baseline = { ...measureMemory(), sockets: establishedInto(port) };
     const gatewayBefore = await gateway?.measure();

@@ -34,16 +34,19 @@ export interface GatewayProcess {
 const probe = fileURLToPath(new URL('./heap-probe.mjs', import.meta.url));
 
 /**
- * `subgraphs`: each subgraph's URL. The secrets are the tests' (startSupergraph's), so tokens the
+ * `subgraphs`: each subgraph's URL; `nodeFlags`, more flags for node (e.g. `--cpu-prof`). The secrets are the tests' (startSupergraph's), so tokens the
  * in-process users service issues are valid here and the subgraphs accept its signatures; limits are
  * lifted as the tests lift them (every benchmark client comes from 127.0.0.1).
  */
-export async function startGatewayProcess(subgraphs: Record<'users' | 'products' | 'orders', string>): Promise<GatewayProcess> {
+export async function startGatewayProcess(
+  subgraphs: Record<'users' | 'products' | 'orders', string>,
+  nodeFlags: readonly string[] = [],
+): Promise<GatewayProcess> {
   const port = await freePort();
   // gateway/build.mjs writes gateway/dist/index.mjs (in a process of its own: esbuild's service goes with it).
   const { stdout } = await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'gateway/build.mjs')], { cwd: REPO_ROOT });
   const entry = stdout.trim().split('\n').at(-1)!;
-  const child = spawn(process.execPath, [...DEPLOYED_GATEWAY_NODE_FLAGS, '--expose-gc', '--import', probe, entry], {
+  const child = spawn(process.execPath, [...DEPLOYED_GATEWAY_NODE_FLAGS, ...nodeFlags, '--expose-gc', '--import', probe, entry], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,

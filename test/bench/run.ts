@@ -13,9 +13,10 @@
  *                              BENCH_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for our gateway's process;
  *                              BENCH_GATEWAY_ENTRY=tsx runs its sources under tsx instead of gateway/dist/index.mjs)
  *   pnpm bench fanout          issue 13's scenarios a–d (BENCH_FANOUT_SCENARIOS=a,b to pick; BENCH_SUBSCRIBERS replaces every count;
- *                              BENCH_EVENTS 20 back to back, BENCH_SPACED_EVENTS 30 BENCH_SPACING_MS 100 apart;
+ *                              BENCH_EVENTS 100 back to back, BENCH_SPACED_EVENTS 30 BENCH_SPACING_MS 100 apart;
  *                              BENCH_FANOUT_CHILDREN 2 subscriber processes, BENCH_FANOUT_BATCH 200 sockets opening at a time;
  *                              BENCH_FANOUT_GATEWAY process (the subscribers' gateway in its own process, measured apart) or inline;
+ *                              BENCH_FANOUT_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for that process;
  *                              BENCH_FANOUT_HEAP_SNAPSHOTS=<dir> writes the gateway process's heap before subscribing and idle with
  *                              all subscribed, for `node test/bench/heap-diff.mjs before after 40 <subscribers>`)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders   (on PostgreSQL + Redis once in one process, once with a process per service;
@@ -98,7 +99,7 @@ async function main() {
         ...b,
         scenarios: scenarios as FanoutScenario[],
         subscribers: env.BENCH_SUBSCRIBERS ? int('BENCH_SUBSCRIBERS', 0) : undefined,
-        events: int('BENCH_EVENTS', 20),
+        events: int('BENCH_EVENTS', 100),
         spacedEvents: int('BENCH_SPACED_EVENTS', 30),
         spacingMs: int('BENCH_SPACING_MS', 100),
         children: int('BENCH_FANOUT_CHILDREN', 2),
