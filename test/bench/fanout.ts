@@ -299,7 +299,7 @@ async function withSession(
     for (const phase of phases) {
       await pool.reset();
       const cpu0 = process.cpuUsage();
-      const gatewayCpu0 = (await gateway?.measure())?.cpuSeconds;
+      const gatewayCpu0 = (await gateway?.measure({ gc: false }))?.cpuSeconds;
       const started = Date.now();
       // Every subscriber asked for counts, live or not: a missing one shows as a shortfall.
       let each = phase.perSubscriber;
@@ -315,7 +315,7 @@ async function withSession(
       });
       const report = await pool.report();
       const cpu = process.cpuUsage(cpu0);
-      const gatewayCpu = gatewayCpu0 === undefined ? undefined : (await gateway!.measure()).cpuSeconds - gatewayCpu0;
+      const gatewayCpu = gatewayCpu0 === undefined ? undefined : (await gateway!.measure({ gc: false })).cpuSeconds - gatewayCpu0;
       const seconds = Math.max(0.001, ((report.lastAt || Date.now()) - started) / 1000);
       const problems = { ...report.failures, ...report.errors };
       results.push({

@@ -24,8 +24,8 @@ export interface ProcessMeasure {
 export interface GatewayProcess {
   /** Its GraphQL endpoint (HTTP; the same path serves WebSocket). */
   url: string;
-  /** Heap after two full collections, RSS and CPU seconds so far. */
-  measure(): Promise<ProcessMeasure>;
+  /** Heap after two full collections (none with `gc: false`, for CPU seconds alone), RSS and CPU seconds so far. */
+  measure(opts?: { gc?: boolean }): Promise<ProcessMeasure>;
   /** Writes a heap snapshot of the gateway's process to `path`; resolves once written. */
   snapshot(path: string): Promise<void>;
   stop(): Promise<void>;
@@ -97,8 +97,8 @@ export async function startGatewayProcess(
     });
   return {
     url: `http://127.0.0.1:${port}/graphql`,
-    async measure() {
-      const m = await ask<ProcessMeasure>({ type: 'measure' }, 'measured');
+    async measure({ gc = true } = {}) {
+      const m = await ask<ProcessMeasure>({ type: 'measure', gc }, 'measured');
       return { heapUsed: m.heapUsed, rss: m.rss, cpuSeconds: m.cpuSeconds };
     },
     async snapshot(path) {

@@ -9,8 +9,11 @@ process.on('message', (message) => {
     return;
   }
   if (message?.type !== 'measure') return;
-  globalThis.gc?.();
-  globalThis.gc?.();
+  // CPU alone (around a measured phase) without a collection's pause.
+  if (message.gc !== false) {
+    globalThis.gc?.();
+    globalThis.gc?.();
+  }
   const { heapUsed, rss } = process.memoryUsage();
   const { user, system } = process.cpuUsage();
   process.send?.({ type: 'measured', id: message.id, heapUsed, rss, cpuSeconds: (user + system) / 1e6 });
