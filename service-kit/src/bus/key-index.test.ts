@@ -1,6 +1,6 @@
 /** The key index on every backend: a read of some aggregates' entries that reads no other entry, bounded by retention. */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -284,6 +284,26 @@ interface PlanNode {
 }
 const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
 
+/**
+ * A database of `config()` whose bus schema is as the migrations `until` (and those before it) left
+ * it: `fn` writes what an older version wrote, then migrates the rest. Dropped afterwards.
+ */
+async function withBusSchemaUntil(config: () => DatabaseConfig, until: string, fn: (db: Database) => Promise<void>): Promise<void> {
+  const database = config();
+  const db = await openDatabase(database);
+  const before = mkdtempSync(path.join(tmpdir(), 'bus-migrations-'));
+  for (const name of readdirSync(BUS_MIGRATIONS_DIR).filter((n) => n <= until))
+    cpSync(path.join(BUS_MIGRATIONS_DIR, name), path.join(before, name), { recursive: true });
+  try {
+    await migrate(db, { migrationsDir: before });
+    await fn(db);
+  } finally {
+    rmSync(before, { recursive: true, force: true });
+    if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
+    await db.close();
+  }
+}
+
 describe.each([
   { name: 'PGlite', available: true, config: (): DatabaseConfig => ({ kind: 'pglite' }) },
   {
@@ -356,13 +376,8 @@ describe.each([
   it.skipIf(!available)(
     'indexes, when migrated, the entries written before the index existed',
     async () => {
-      const database = config();
-      const db = await openDatabase(database);
       // The bus's schema as it was before the index: its first migration only.
-      const before = mkdtempSync(path.join(tmpdir(), 'bus-migrations-'));
-      cpSync(path.join(BUS_MIGRATIONS_DIR, '20261201000000_init'), path.join(before, '20261201000000_init'), { recursive: true });
-      try {
-        await migrate(db, { migrationsDir: before });
+      await withBusSchemaUntil(config, '20261201000000_init', async (db) => {
         const old = [keyed('a', 1), keyed('b', 2)];
         await db.sql.query(
           `INSERT INTO bus_entries (stream, ms, seq, fields) VALUES
@@ -384,11 +399,7 @@ describe.each([
         await bus.publish('s', fresh);
         expect((await bus.read('s', { keys: ['a'] })).map((e) => e.event)).toEqual([old[0], fresh]);
         await bus.close();
-      } finally {
-        rmSync(before, { recursive: true, force: true });
-        if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
-        await db.close();
-      }
+      });
     },
     120_000,
   );
@@ -396,14 +407,8 @@ describe.each([
   it.skipIf(!available)(
     "finds, once migrated, the entries written before the further keys' index by a scan, until retention drops them",
     async () => {
-      const database = config();
-      const db = await openDatabase(database);
       // The bus's schema as it was before: its migrations up to the index of event keys.
-      const before = mkdtempSync(path.join(tmpdir(), 'bus-migrations-'));
-      for (const name of ['20261201000000_init', '20261202000000_entry_keys'])
-        cpSync(path.join(BUS_MIGRATIONS_DIR, name), path.join(before, name), { recursive: true });
-      try {
-        await migrate(db, { migrationsDir: before });
+      await withBusSchemaUntil(config, '20261202000000_entry_keys', async (db) => {
         const old = [ofUser('o1', 'u1', 1), ofUser('o2', 'u2', 2)];
         await db.sql.query(
           `INSERT INTO bus_entries (stream, ms, seq, fields, key) VALUES
@@ -430,11 +435,7 @@ describe.each([
         expect(await bus.read('s', { keys: ['user:u1'] })).toEqual([]);
         expect(await since()).toBe(null);
         await bus.close();
-      } finally {
-        rmSync(before, { recursive: true, force: true });
-        if (database.kind === 'postgres') await db.sql.exec(`DROP SCHEMA IF EXISTS "${database.schema}" CASCADE`);
-        await db.close();
-      }
+      });
     },
     120_000,
   );
