@@ -24,7 +24,7 @@ import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import type { DemoDataSize } from '@commerce/local/demo-data';
 import { startSupergraph, type Supergraph } from '../support/supergraph.ts';
 import type { OpenRequest, SubscriberReport, SubscriberRequest, SubscriberStatus } from './fanout-subscribers.ts';
-import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
+import { startGatewayProcesses, type GatewayProcesses } from './gateway-process.ts';
 import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
 
@@ -53,6 +53,11 @@ export interface FanoutBenchOptions {
    * the subgraphs (startSupergraph's). Changes are sent through the in-process gateway either way.
    */
   gateway: 'process' | 'inline';
+  /**
+   * Gateway processes the subscribers are spread over (each subscriber process connects to one),
+   * as a deployment scales out; their memory and CPU are summed. Only with `gateway: 'process'`.
+   */
+  gateways: number;
 }
 
 export interface FanoutResult {
@@ -75,8 +80,9 @@ export interface FanoutResult {
   subgraphSockets: { subgraph: string; beforeSubscribing: number; subscribersLive: number };
   /** This process's open descriptors with every subscriber live (or when it failed); `ulimit -n` bounds them. */
   openFiles: number;
-  /** Where the subscribers' gateway ran (FanoutBenchOptions.gateway). */
+  /** Where the subscribers' gateway ran (FanoutBenchOptions.gateway), and how many instances. */
   gateway: 'process' | 'inline';
+  gateways: number;
   /**
    * This process (the subgraphs, and the gateway when inline) and, when it runs apart, the
    * gateway's. heapPerSubscriberKiB: heap with every subscriber live and idle, less before
@@ -249,7 +255,7 @@ async function withSession(
   const failed = (error: string, partial: Partial<FanoutResult> = {}): FanoutResult[] =>
     phases.map((p) => ({ ...emptyResult(o, p, subscribers, source), ...partial, error }));
   let sg: Supergraph | undefined;
-  let gateway: GatewayProcess | undefined;
+  let gateway: GatewayProcesses | undefined;
   let port: number | undefined;
   const pool = new SubscriberPool(Math.max(1, Math.min(o.children, subscribers)));
   try {
@@ -258,16 +264,17 @@ async function withSession(
     const work = await prepare(sg, admin);
     if (o.gateway === 'process') {
       const flags = (process.env.BENCH_FANOUT_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-      gateway = await startGatewayProcess({ users: sg.apps.users.url, products: sg.apps.products.url, orders: sg.apps.orders.url }, flags);
+      const subgraphs = { users: sg.apps.users.url, products: sg.apps.products.url, orders: sg.apps.orders.url };
+      gateway = await startGatewayProcesses(o.gateways, subgraphs, flags);
     }
     port = Number(new URL(sg.apps[source].url).port);
     const before: Baseline = { ...measureMemory(), sockets: establishedInto(port) };
     const gatewayBefore = await gateway?.measure();
     if (gateway && process.env.BENCH_FANOUT_HEAP_SNAPSHOTS) {
-      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-before.heapsnapshot`));
+      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-before`));
     }
     const opened = await pool.open({
-      url: (gateway?.url ?? sg.url).replace(/^http/, 'ws'),
+      urls: (gateway?.urls ?? [sg.url]).map((url) => url.replace(/^http/, 'ws')),
       ...(work.token ? { token: work.token } : {}),
       query: work.query,
       variables: work.variables,
@@ -292,7 +299,7 @@ async function withSession(
     const gatewayIdle = await gateway?.measure();
     // Snapshots of the gateway's heap before subscribing and idle with every subscriber live, to compare (BENCH_FANOUT_HEAP_SNAPSHOTS).
     if (gateway && process.env.BENCH_FANOUT_HEAP_SNAPSHOTS) {
-      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-idle.heapsnapshot`));
+      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-idle`));
     }
     const gatewayMemory = gatewayBefore && gatewayIdle ? perSubscriber(gatewayBefore, gatewayIdle) : undefined;
     const results: FanoutResult[] = [];
@@ -375,6 +382,7 @@ function emptyResult(o: FanoutBenchOptions, phase: Phase, subscribers: number, s
     description: phase.description,
     backend: o.label,
     gateway: o.gateway,
+    gateways: o.gateway === 'process' ? o.gateways : 1,
     subscribers,
     live: 0,
     events: phase.events,
@@ -527,10 +535,13 @@ class SubscriberPool {
     );
   }
 
-  /** Splits the subscribers evenly between the processes. */
-  async open(req: Omit<OpenRequest, 'op'>): Promise<SubscriberStatus> {
+  /** Splits the subscribers evenly between the processes; process i connects to `urls[i % urls.length]`. */
+  async open(req: Omit<OpenRequest, 'op' | 'url'> & { urls: string[] }): Promise<SubscriberStatus> {
     const per = Math.ceil(req.variables.length / this.size);
-    return sum(await this.ask<SubscriberStatus>((i) => ({ ...req, op: 'open', variables: req.variables.slice(i * per, (i + 1) * per) })));
+    const { urls, ...rest } = req;
+    return sum(
+      await this.ask<SubscriberStatus>((i) => ({ ...rest, url: urls[i % urls.length]!, op: 'open', variables: req.variables.slice(i * per, (i + 1) * per) })),
+    );
   }
 
   async status(): Promise<SubscriberStatus> {

@@ -107,3 +107,41 @@ export async function startGatewayProcess(
     stop,
   };
 }
+
+/** Several gateway instances side by side, as a deployment scales out: measured together (their heaps, RSS and CPU summed). */
+export interface GatewayProcesses {
+  /** Each instance's GraphQL endpoint. */
+  urls: string[];
+  measure(opts?: { gc?: boolean }): Promise<ProcessMeasure>;
+  /** A heap snapshot of each instance: `<pathPrefix>-<i>.heapsnapshot`. */
+  snapshot(pathPrefix: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayProcesses(
+  count: number,
+  subgraphs: Record<'users' | 'products' | 'orders', string>,
+  nodeFlags: readonly string[] = [],
+): Promise<GatewayProcesses> {
+  const started: GatewayProcess[] = [];
+  const stop = async () => {
+    await Promise.all(started.map((g) => g.stop()));
+  };
+  try {
+    for (let i = 0; i < count; i++) started.push(await startGatewayProcess(subgraphs, nodeFlags));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    urls: started.map((g) => g.url),
+    async measure(opts) {
+      const each = await Promise.all(started.map((g) => g.measure(opts)));
+      return each.reduce((a, b) => ({ heapUsed: a.heapUsed + b.heapUsed, rss: a.rss + b.rss, cpuSeconds: a.cpuSeconds + b.cpuSeconds }));
+    },
+    async snapshot(pathPrefix) {
+      for (const [i, g] of started.entries()) await g.snapshot(`${pathPrefix}-${i}.heapsnapshot`);
+    },
+    stop,
+  };
+}

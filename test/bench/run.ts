@@ -16,6 +16,7 @@
  *                              BENCH_EVENTS 100 back to back, BENCH_SPACED_EVENTS 30 BENCH_SPACING_MS 100 apart;
  *                              BENCH_FANOUT_CHILDREN 2 subscriber processes, BENCH_FANOUT_BATCH 200 sockets opening at a time;
  *                              BENCH_FANOUT_GATEWAY process (the subscribers' gateway in its own process, measured apart) or inline;
+ *                              BENCH_FANOUT_GATEWAYS 1 such processes (the subscriber processes spread over them);
  *                              BENCH_FANOUT_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for that process;
  *                              BENCH_FANOUT_HEAP_SNAPSHOTS=<dir> writes the gateway process's heap before subscribing and idle with
  *                              all subscribed, for `node test/bench/heap-diff.mjs before after 40 <subscribers>`)
@@ -93,6 +94,10 @@ async function main() {
     if (unknown.length > 0) throw new Error(`BENCH_FANOUT_SCENARIOS: unknown ${unknown.join(', ')} (known: ${FANOUT_SCENARIOS.join(', ')})`);
     const fanoutGateway = env.BENCH_FANOUT_GATEWAY ?? 'process';
     if (fanoutGateway !== 'process' && fanoutGateway !== 'inline') throw new Error(`BENCH_FANOUT_GATEWAY: "process" or "inline", not "${fanoutGateway}"`);
+    const fanoutGateways = int('BENCH_FANOUT_GATEWAYS', 1);
+    if (!(fanoutGateways >= 1) || (fanoutGateways > 1 && fanoutGateway !== 'process')) {
+      throw new Error(`BENCH_FANOUT_GATEWAYS: 1 or more, and more than 1 only with BENCH_FANOUT_GATEWAY=process (got ${env.BENCH_FANOUT_GATEWAYS})`);
+    }
     const fanout: FanoutResult[] = [];
     for (const b of backends) {
       const rs = await benchFanout({
@@ -105,6 +110,7 @@ async function main() {
         children: int('BENCH_FANOUT_CHILDREN', 2),
         batch: int('BENCH_FANOUT_BATCH', 200),
         gateway: fanoutGateway,
+        gateways: fanoutGateways,
       });
       for (const r of rs) console.log(JSON.stringify(r));
       fanout.push(...rs);
@@ -121,6 +127,7 @@ async function main() {
       fanout.map((r) => ({
         case: r.case,
         backend: r.backend,
+        gateways: r.gateways,
         subscribers: r.subscribers,
         live: r.live,
         'deliveries/s': r.deliveriesPerSecond,
