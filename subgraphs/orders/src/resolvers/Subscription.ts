@@ -42,7 +42,7 @@ const requireSequence = (replayed: readonly StreamEntry[], seq: number) => {
 
 /** Whether the order's status change `seq` is committed but not yet published (it will arrive live). */
 const isUnpublished = async (ctx: Context, orderId: string, seq: number): Promise<boolean> => {
-  const rows = await ctx.prisma.$queryRawUnsafe<unknown[]>(
+  const rows = await ctx.raw.$queryRawUnsafe<unknown[]>(
     `SELECT 1 FROM ${qualifiedTable(ctx.schema, 'outbox')}
      WHERE key = $1 AND type = 'OrderStatusChanged' AND published_at IS NULL AND (payload->>'seq')::int = $2 LIMIT 1`,
     orderId,
@@ -64,7 +64,7 @@ export const Subscription: SubscriptionResolvers = {
       if (after !== null && after !== undefined && (!Number.isInteger(after) || after < 0)) {
         throw badUserInput('"after" must be a sequence number, 0 or more', 'after');
       }
-      const order = isUuid(orderId) ? await ctx.prisma.order.findUnique({ where: { id: orderId } }) : null;
+      const order = isUuid(orderId) ? await ctx.loaders.orderById.load(orderId) : null;
       if (!order) throw notFound('Order not found');
       if (!isOwnerOrAdminOf(ctx.identity, order.userId)) throw forbidden();
       const resuming = after !== null && after !== undefined;
