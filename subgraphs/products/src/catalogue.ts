@@ -17,8 +17,16 @@ export interface CataloguePage {
 // A client's `%` and `_` are literal: backslash is PostgreSQL's default LIKE escape.
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-/** WHERE conditions and their parameters for what a caller may list: non-admins see the active catalogue only. */
-function conditions(filter: ValidFilter, isAdmin: boolean): { where: string[]; params: unknown[] } {
+/**
+ * WHERE conditions and their parameters for what a caller may list: non-admins see the active
+ * catalogue only. `inStock` writes the in-stock condition: on products from `stock`, on the
+ * per-bucket counts from their `in_stock` column (the other columns share their names).
+ */
+function conditions(
+  filter: ValidFilter,
+  isAdmin: boolean,
+  inStock: (inStock: boolean) => string = (yes) => (yes ? 'stock > 0' : 'stock = 0'),
+): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const param = (value: unknown) => `$${params.push(value)}`;
@@ -30,7 +38,7 @@ function conditions(filter: ValidFilter, isAdmin: boolean): { where: string[]; p
   }
   if (filter.minPriceCents !== undefined) where.push(`price_cents >= ${param(filter.minPriceCents)}`);
   if (filter.maxPriceCents !== undefined) where.push(`price_cents <= ${param(filter.maxPriceCents)}`);
-  if (filter.inStock !== undefined) where.push(filter.inStock ? 'stock > 0' : 'stock = 0');
+  if (filter.inStock !== undefined) where.push(inStock(filter.inStock));
   return { where, params };
 }
 
@@ -71,11 +79,7 @@ export function catalogueStatements(schema: string, o: CatalogueQuery): { page: 
 function countStatement(schema: string, o: CatalogueQuery): Statement | undefined {
   const { filter } = o;
   if (filter.search !== undefined || filter.minPriceCents !== undefined || filter.maxPriceCents !== undefined) return undefined;
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (!o.isAdmin) where.push('active = true');
-  if (filter.category !== undefined) where.push(`category = $${params.push(filter.category)}`);
-  if (filter.inStock !== undefined) where.push(`in_stock = ${filter.inStock ? 'true' : 'false'}`);
+  const { where, params } = conditions(filter, o.isAdmin, (yes) => `in_stock = ${yes ? 'true' : 'false'}`);
   return { sql: `SELECT coalesce(sum(n), 0)::int AS n FROM ${qualifiedTable(schema, 'catalogue_counts')} ${whereClause(where)}`, params };
 }
 
