@@ -259,7 +259,8 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
   }
 
   function writeBatch(member: Member, batch: readonly Resolved[], delivered: number[]) {
-    const { transport } = member.sub.connection;
+    // Several events go out in one write; one goes out as it is (ws writes a frame's parts at once).
+    const transport = batch.length > 1 ? member.sub.connection.transport : undefined;
     transport?.cork?.();
     try {
       for (const [i, resolved] of batch.entries()) {
