@@ -270,9 +270,12 @@ async function withSession(
     port = Number(new URL(sg.apps[source].url).port);
     const before: Baseline = { ...measureMemory(), sockets: establishedInto(port) };
     const gatewayBefore = await gateway?.measure();
-    if (gateway && process.env.BENCH_FANOUT_HEAP_SNAPSHOTS) {
-      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-before`));
-    }
+    const snapshotDir = process.env.BENCH_FANOUT_HEAP_SNAPSHOTS;
+    // Snapshots of the gateway's heap before subscribing and idle with every subscriber live, to compare.
+    const snapshot = async (stage: string) => {
+      if (gateway && snapshotDir) await gateway.snapshot(path.join(snapshotDir, `gateway-${source}-${o.label.split(' ')[0]}-${stage}`));
+    };
+    await snapshot('before');
     const opened = await pool.open({
       urls: (gateway?.urls ?? [sg.url]).map((url) => url.replace(/^http/, 'ws')),
       ...(work.token ? { token: work.token } : {}),
@@ -297,10 +300,7 @@ async function withSession(
     });
     const memory = perSubscriber(before, idle);
     const gatewayIdle = await gateway?.measure();
-    // Snapshots of the gateway's heap before subscribing and idle with every subscriber live, to compare (BENCH_FANOUT_HEAP_SNAPSHOTS).
-    if (gateway && process.env.BENCH_FANOUT_HEAP_SNAPSHOTS) {
-      await gateway.snapshot(path.join(process.env.BENCH_FANOUT_HEAP_SNAPSHOTS, `gateway-${source}-${o.label.split(' ')[0]}-idle`));
-    }
+    await snapshot('idle');
     const gatewayMemory = gatewayBefore && gatewayIdle ? perSubscriber(gatewayBefore, gatewayIdle) : undefined;
     const results: FanoutResult[] = [];
     for (const phase of phases) {

@@ -33,6 +33,18 @@ export interface GatewayProcess {
 
 const probe = fileURLToPath(new URL('./heap-probe.mjs', import.meta.url));
 
+let built: Promise<string> | undefined;
+/**
+ * The gateway's compiled entry, gateway/dist/index.mjs, as gateway/build.mjs writes it (in a
+ * process of its own: esbuild's service goes with it); built once per benchmark run.
+ */
+export function buildGatewayEntry(): Promise<string> {
+  built ??= promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'gateway/build.mjs')], { cwd: REPO_ROOT }).then(({ stdout }) =>
+    stdout.trim().split('\n').at(-1)!,
+  );
+  return built;
+}
+
 /**
  * `subgraphs`: each subgraph's URL; `nodeFlags`, more flags for node (e.g. `--cpu-prof`). The secrets are the tests' (startSupergraph's), so tokens the
  * in-process users service issues are valid here and the subgraphs accept its signatures; limits are
@@ -43,9 +55,7 @@ export async function startGatewayProcess(
   nodeFlags: readonly string[] = [],
 ): Promise<GatewayProcess> {
   const port = await freePort();
-  // gateway/build.mjs writes gateway/dist/index.mjs (in a process of its own: esbuild's service goes with it).
-  const { stdout } = await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'gateway/build.mjs')], { cwd: REPO_ROOT });
-  const entry = stdout.trim().split('\n').at(-1)!;
+  const entry = await buildGatewayEntry();
   const child = spawn(process.execPath, [...DEPLOYED_GATEWAY_NODE_FLAGS, ...nodeFlags, '--expose-gc', '--import', probe, entry], {
     cwd: REPO_ROOT,
     env: {

@@ -21,6 +21,7 @@ import { parse } from 'graphql';
 // @ts-expect-error plain JavaScript shared with the public benchmark, no types
 import { subgraphSdl } from './subgraphs.mjs';
 import { DEPLOYED_GATEWAY_NODE_FLAGS } from '../support/deployment.ts';
+import { buildGatewayEntry } from './gateway-process.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -95,10 +96,7 @@ export async function benchGateway(o: GatewayBenchOptions) {
     started.push(stock);
     // The compiled entry (gateway/build.mjs): what a deployment should run. Under tsx the same code
     // holds ~50 MiB more (the loader's thread, transformed sources); BENCH_GATEWAY_ENTRY=tsx measures that.
-    const entry =
-      o.entry === 'tsx'
-        ? ['--import', 'tsx', path.join(root, 'gateway/src/index.ts')]
-        : [(await startProcess(process.execPath, [path.join(root, 'gateway/build.mjs')], {}, (line) => line, { untilExit: true })).url];
+    const entry = o.entry === 'tsx' ? ['--import', 'tsx', path.join(root, 'gateway/src/index.ts')] : [await buildGatewayEntry()];
     const ours = await startGateway('ours', process.execPath, [...DEPLOYED_GATEWAY_NODE_FLAGS, ...(o.nodeFlags ?? []), ...entry], {
       ...OUR_GATEWAY_ENV,
       SUPERGRAPH_PATH: supergraphPath,
@@ -235,30 +233,28 @@ async function startGateway(name: Gateway['name'], command: string, args: string
 }
 
 /**
- * Spawns a process and resolves with the first stdout line `pick` accepts (or, with untilExit, the
- * last accepted line once it exits 0). The rest of stdout is read and dropped: a full pipe would stall it.
+ * Spawns a process and resolves with the first stdout line `pick` accepts. The rest of stdout is
+ * read and dropped: a full pipe would stall it.
  */
 function startProcess(
   command: string,
   args: string[],
   env: Record<string, string>,
   pick: (line: string) => string | undefined,
-  { untilExit = false } = {},
 ): Promise<{ url: string; child: ChildProcess }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     let found: string | undefined;
     createInterface({ input: child.stdout }).on('line', (line) => {
-      if (found !== undefined && !untilExit) return;
+      if (found !== undefined) return;
       const value = pick(line);
       if (value === undefined) return;
       found = value;
-      if (!untilExit) resolve({ url: value, child });
+      resolve({ url: value, child });
     });
     child.on('error', reject);
     child.on('exit', (code) => {
-      if (untilExit && code === 0 && found !== undefined) resolve({ url: found, child });
-      else reject(new Error(`${path.basename(args.find((a) => a.endsWith('.mjs') || a.endsWith('.ts')) ?? command)} exited with ${code} before it was ready`));
+      reject(new Error(`${path.basename(args.find((a) => a.endsWith('.mjs') || a.endsWith('.ts')) ?? command)} exited with ${code} before it was ready`));
     });
   });
 }
