@@ -507,8 +507,10 @@ class SubscriberPool {
   constructor(readonly size: number) {
     const script = fileURLToPath(new URL('./fanout-subscribers.ts', import.meta.url));
     for (let i = 0; i < size; i++) {
-      // node with tsx's loader (one process), structured clone over IPC for the latency arrays.
-      const child = fork(script, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      // node with tsx's loader (one process), structured clone over IPC for the latency arrays;
+      // BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS adds node flags (--cpu-prof, for one).
+      const flags = (process.env.BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+      const child = fork(script, [], { execArgv: ['--import', 'tsx', ...flags], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const entry = { process: child, answers: [] as { resolve(v: unknown): void; reject(e: Error): void }[] };
       child.on('message', (m: { ok: boolean; value?: unknown; error?: string }) => {
         const a = entry.answers.shift();
