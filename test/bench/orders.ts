@@ -11,6 +11,7 @@ import { CUSTOMER_PASSWORD } from '@commerce/users/seed';
 import { startSupergraph } from '../support/supergraph.ts';
 import { startProcessStack } from './orders-processes.ts';
 import { orderStages } from './orders-stages.ts';
+import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
 
 export interface OrderBenchOptions {
@@ -150,10 +151,12 @@ export async function benchOrders(o: OrderBenchOptions) {
         }
       }
     };
-    await Promise.all(Array.from({ length: o.concurrency }, worker));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([allDone, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('orders did not settle in 120 s')), 120_000)))]);
-    clearTimeout(timer);
+    await profilePhase(`orders-${sg.label}-${o.label}`, async () => {
+      await Promise.all(Array.from({ length: o.concurrency }, worker));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([allDone, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('orders did not settle in 120 s')), 120_000)))]);
+      clearTimeout(timer);
+    });
     await consumer.stop();
     const seconds = (lastConfirmedAt - started) / 1000;
     const cpu = process.cpuUsage(cpu0);
