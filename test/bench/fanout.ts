@@ -14,7 +14,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -311,14 +311,23 @@ async function withSession(
       // Every subscriber asked for counts, live or not: a missing one shows as a shortfall.
       let each = phase.perSubscriber;
       let error: string | undefined;
-      await profilePhase(`fanout-${phase.case}-${source}-${o.label}`, async () => {
-        try {
-          each = await work.run(phase);
-        } catch (e) {
-          error = describe(e);
-        }
-        // Also after a failed change: what the others delivered is still measured.
-        await waitForDeliveries(pool, each * subscribers);
+      const profileName = `fanout-${phase.case}${phase.spacingMs ? `-${phase.spacingMs}ms` : ''}-${source}-${o.label}`;
+      await profilePhase(profileName, async () => {
+        const run = async () => {
+          try {
+            each = await work.run(phase);
+          } catch (e) {
+            error = describe(e);
+          }
+          // Also after a failed change: what the others delivered is still measured.
+          await waitForDeliveries(pool, each * subscribers);
+        };
+        // BENCH_PROFILE_DIR: the gateway's own process is profiled over the phase too.
+        const dir = process.env.BENCH_PROFILE_DIR;
+        if (gateway && dir) {
+          mkdirSync(dir, { recursive: true });
+          await gateway.profile(path.join(dir, `${profileName.replace(/[^\w.-]+/g, '-')}-gateway`), run);
+        } else await run();
       });
       const report = await pool.report();
       const cpu = process.cpuUsage(cpu0);

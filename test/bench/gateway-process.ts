@@ -28,6 +28,9 @@ export interface GatewayProcess {
   measure(opts?: { gc?: boolean }): Promise<ProcessMeasure>;
   /** Writes a heap snapshot of the gateway's process to `path`; resolves once written. */
   snapshot(path: string): Promise<void>;
+  /** Starts profiling the gateway's CPU; stopProfile writes the profile to `path` (a .cpuprofile). */
+  startProfile(): Promise<void>;
+  stopProfile(path: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -114,6 +117,13 @@ export async function startGatewayProcess(
     async snapshot(path) {
       await ask({ type: 'snapshot', path }, 'snapshot');
     },
+    async startProfile() {
+      await ask({ type: 'profile-start' }, 'profiling');
+    },
+    async stopProfile(path) {
+      const answer = await ask<{ error?: string }>({ type: 'profile-stop', path }, 'profiled');
+      if (answer.error) throw new Error(`the gateway's profile: ${answer.error}`);
+    },
     stop,
   };
 }
@@ -125,6 +135,8 @@ export interface GatewayProcesses {
   measure(opts?: { gc?: boolean }): Promise<ProcessMeasure>;
   /** A heap snapshot of each instance: `<pathPrefix>-<i>.heapsnapshot`. */
   snapshot(pathPrefix: string): Promise<void>;
+  /** Runs `phase` with each instance's CPU profiled over it: `<pathPrefix>-<i>.cpuprofile`. */
+  profile<T>(pathPrefix: string, phase: () => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -151,6 +163,14 @@ export async function startGatewayProcesses(
     },
     async snapshot(pathPrefix) {
       for (const [i, g] of started.entries()) await g.snapshot(`${pathPrefix}-${i}.heapsnapshot`);
+    },
+    async profile(pathPrefix, phase) {
+      await Promise.all(started.map((g) => g.startProfile()));
+      try {
+        return await phase();
+      } finally {
+        await Promise.all(started.map((g, i) => g.stopProfile(`${pathPrefix}-${i}.cpuprofile`)));
+      }
     },
     stop,
   };
