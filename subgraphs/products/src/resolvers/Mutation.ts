@@ -1,5 +1,6 @@
-import { ErrorCode, appendToOutbox, badUserInput, codedError, isUuid, mapPrismaError, notFound } from '@commerce/service-kit';
+import { ErrorCode, appendToOutbox, badUserInput, codedError, isUuid, mapPrismaError, notFound, qualifiedTable } from '@commerce/service-kit';
 import { inventoryChanged } from '../inventory.ts';
+import { PRODUCT_COLUMNS } from '../loaders.ts';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import type { ProductModel } from '../generated/prisma/models.ts';
@@ -42,11 +43,16 @@ export const Mutation: MutationResolvers = {
     // so concurrent adjustments cannot both pass a stale read. The bound on the other
     // side keeps the 32-bit column from overflowing.
     // InventoryChanged goes to the outbox in the same transaction as the change.
-    const updated = await ctx.prisma.$transaction(async (tx) => {
-      const [row] = await tx.product.updateManyAndReturn({
-        where: { id, stock: delta < 0 ? { gte: -delta } : { lte: INT_MAX - delta } },
-        data: { stock: { increment: delta }, stockSeq: { increment: 1 } },
-      });
+    // Raw SQL, as the loaders read: without Prisma's query runtime on the write path of every stock change.
+    const products = qualifiedTable(ctx.schema, 'products');
+    const updated = await ctx.raw.$transaction(async (tx) => {
+      const [row] = await tx.$queryRawUnsafe<ProductModel[]>(
+        `UPDATE ${products} SET stock = stock + $2, stock_seq = stock_seq + 1, updated_at = clock_timestamp()
+         WHERE id = $1::uuid AND ${delta < 0 ? 'stock >= $3' : 'stock <= $3'} RETURNING ${PRODUCT_COLUMNS}`,
+        id,
+        delta,
+        delta < 0 ? -delta : INT_MAX - delta,
+      );
       if (row) await appendToOutbox(tx, ctx.schema, [inventoryChanged(row, delta, 'ADJUSTED', null)]);
       return row;
     });
@@ -55,7 +61,7 @@ export const Mutation: MutationResolvers = {
       return remember(updated, ctx);
     }
     // Nothing matched: only to choose the error, never to decide a write.
-    const exists = (await ctx.prisma.product.count({ where: { id } })) > 0;
+    const exists = (await ctx.raw.$queryRawUnsafe<unknown[]>(`SELECT 1 FROM ${products} WHERE id = $1::uuid`, id)).length > 0;
     if (!exists) throw productNotFound();
     if (delta < 0) throw insufficientStock();
     throw badUserInput(`Adjustment would take stock above ${INT_MAX}`, 'delta');
