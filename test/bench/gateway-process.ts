@@ -118,7 +118,8 @@ export async function startGatewayProcess(
       await ask({ type: 'snapshot', path }, 'snapshot');
     },
     async startProfile() {
-      await ask({ type: 'profile-start' }, 'profiling');
+      const answer = await ask<{ error?: string }>({ type: 'profile-start' }, 'profiling');
+      if (answer.error) throw new Error(`the gateway's profiler: ${answer.error}`);
     },
     async stopProfile(path) {
       const answer = await ask<{ error?: string }>({ type: 'profile-stop', path }, 'profiled');

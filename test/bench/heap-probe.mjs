@@ -16,10 +16,14 @@ process.on('message', (message) => {
   if (message?.type === 'profile-start') {
     profiler = new Session();
     profiler.connect();
-    void profiler
+    const session = profiler;
+    session
       .post('Profiler.enable')
-      .then(() => profiler.post('Profiler.start'))
-      .then(() => process.send?.({ type: 'profiling', id: message.id }));
+      .then(() => session.post('Profiler.start'))
+      .then(
+        () => process.send?.({ type: 'profiling', id: message.id }),
+        (e) => process.send?.({ type: 'profiling', id: message.id, error: String(e) }),
+      );
     return;
   }
   if (message?.type === 'profile-stop') {
