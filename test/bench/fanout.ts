@@ -14,7 +14,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ import type { DemoDataSize } from '@commerce/local/demo-data';
 import { startSupergraph, type Supergraph } from '../support/supergraph.ts';
 import type { OpenRequest, SubscriberReport, SubscriberRequest, SubscriberStatus } from './fanout-subscribers.ts';
 import { startGatewayProcesses, type GatewayProcesses } from './gateway-process.ts';
-import { profilePhase } from './phase-profile.ts';
+import { profilePathPrefix, profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
 
 export const FANOUT_SCENARIOS = ['a', 'b', 'c', 'd'] as const;
@@ -323,11 +323,9 @@ async function withSession(
           await waitForDeliveries(pool, each * subscribers);
         };
         // BENCH_PROFILE_DIR: the gateway's own process is profiled over the phase too.
-        const dir = process.env.BENCH_PROFILE_DIR;
-        if (gateway && dir) {
-          mkdirSync(dir, { recursive: true });
-          await gateway.profile(path.join(dir, `${profileName.replace(/[^\w.-]+/g, '-')}-gateway`), run);
-        } else await run();
+        const gatewayProfile = gateway && profilePathPrefix(`${profileName}-gateway`);
+        if (gatewayProfile) await gateway!.profile(gatewayProfile, run);
+        else await run();
       });
       const report = await pool.report();
       const cpu = process.cpuUsage(cpu0);
@@ -515,10 +513,10 @@ class SubscriberPool {
 
   constructor(readonly size: number) {
     const script = fileURLToPath(new URL('./fanout-subscribers.ts', import.meta.url));
+    // BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS adds node flags (--cpu-prof, for one).
+    const flags = (process.env.BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     for (let i = 0; i < size; i++) {
-      // node with tsx's loader (one process), structured clone over IPC for the latency arrays;
-      // BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS adds node flags (--cpu-prof, for one).
-      const flags = (process.env.BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+      // node with tsx's loader (one process), structured clone over IPC for the latency arrays.
       const child = fork(script, [], { execArgv: ['--import', 'tsx', ...flags], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const entry = { process: child, answers: [] as { resolve(v: unknown): void; reject(e: Error): void }[] };
       child.on('message', (m: { ok: boolean; value?: unknown; error?: string }) => {

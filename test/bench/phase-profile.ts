@@ -6,9 +6,17 @@ import { Session } from 'node:inspector/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-export async function profilePhase<T>(name: string, phase: () => Promise<T>): Promise<T> {
+/** `<BENCH_PROFILE_DIR>/<name>` (the directory made, the name made file-safe), for a profile's file; undefined when it is unset. */
+export function profilePathPrefix(name: string): string | undefined {
   const dir = process.env.BENCH_PROFILE_DIR;
-  if (!dir) return phase();
+  if (!dir) return undefined;
+  mkdirSync(dir, { recursive: true });
+  return path.join(dir, name.replace(/[^\w.-]+/g, '-'));
+}
+
+export async function profilePhase<T>(name: string, phase: () => Promise<T>): Promise<T> {
+  const prefix = profilePathPrefix(name);
+  if (!prefix) return phase();
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
@@ -18,8 +26,7 @@ export async function profilePhase<T>(name: string, phase: () => Promise<T>): Pr
   } finally {
     const { profile } = await session.post('Profiler.stop');
     session.disconnect();
-    mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `${name.replace(/[^\w.-]+/g, '-')}.cpuprofile`);
+    const file = `${prefix}.cpuprofile`;
     writeFileSync(file, JSON.stringify(profile));
     console.log(`profile of ${name}: ${file}`);
   }
