@@ -12,4 +12,5 @@ export * from './channel.ts';
 export * from './documents.ts';
 export * from './observability/index.ts';
 export * from './run-main.ts';
+export type { InProcessRequestBody, InProcessResponse, InProcessSubgraph } from './in-process.ts';
 export { REQUEST_ID_HEADER, maskInternalError, type ServiceApp } from './subgraph-server.ts';

@@ -6,6 +6,7 @@ export * from './logger.ts';
 export * from './pagination.ts';
 export * from './shield.ts';
 export * from './subgraph-server.ts';
+export type * from './in-process.ts';
 export * from './scalars.ts';
 export * from './subgraph-app.ts';
 export * from './main.ts';

@@ -14,6 +14,7 @@ import { createOutboxRelay, type OutboxRelay, type RawClient } from './outbox.ts
 import { migrate } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
 import { readDatabaseConfig, readPort, readProcessConfig, readSigningSecret, type Env } from './config.ts';
+import type { InProcessSubgraph } from './in-process.ts';
 import { createSubgraphServer, type ServiceApp } from './subgraph-server.ts';
 import { instrumentAdapter, observe } from './observability/db.ts';
 import { createHealth, type Health } from './observability/health.ts';
@@ -63,6 +64,8 @@ export interface SubgraphApp extends ServiceApp {
   readonly tracing: Tracing;
   /** Where `/metrics` is served when on a separate port (after start()). */
   readonly metricsUrl: string | undefined;
+  /** The GraphQL endpoint for a gateway in this process, without a socket (in-process.ts); answers between start() and stop(). */
+  readonly inProcess: InProcessSubgraph;
 }
 
 /** What a running service hands to its contexts and workers. */
@@ -165,6 +168,9 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
     name: def.name,
     get url() {
       return server?.url ?? '';
+    },
+    inProcess: {
+      execute: (body, headers) => (server ? server.inProcess.execute(body, headers) : Promise.reject(new Error(`the ${def.name} subgraph is not running`))),
     },
     get db() {
       if (!db) throw new Error(`${def.name}: db is available after start()`);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { validate, type DocumentNode, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
@@ -10,6 +10,7 @@ import { ErrorCode, isDependencyUnavailable, isInternalError, unauthenticated } 
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createGraphQLHandler, listen, urlHost } from './http.ts';
+import type { InProcessSubgraph } from './in-process.ts';
 import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity, type Identity } from './identity.ts';
 import type { Logger } from './logger.ts';
 import type { BaseContext } from './shield.ts';
@@ -83,6 +84,8 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
   let wsServer: WebSocketServer | undefined;
   let disposeWs: (() => Promise<void> | void) | undefined;
   let url = '';
+  /** From listening to stop(): in-process calls are answered only then, as HTTP ones. */
+  let serving = false;
 
   const verify = async (header: unknown, requestId: string): Promise<Identity | null> => {
     try {
@@ -95,21 +98,56 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     }
   };
 
+  /** A request's context from its signed identity header; the request id is the active request's. */
+  const contextFor = async (identityHeader: string | undefined): Promise<C> => {
+    const requestId = activeRequestId() ?? randomUUID();
+    const identity = await verify(identityHeader, requestId);
+    return opts.createContext({ identity, requestId });
+  };
+
+  /**
+   * The in-process path (in-process.ts): what the HTTP listener does for a request, from its
+   * headers on: a SERVER span continuing the caller's trace, the request id, Apollo's HTTP handling
+   * with the identity verified. Answers only while the server runs (start() to stop()).
+   */
+  const inProcess: InProcessSubgraph = {
+    async execute(body, headers) {
+      if (!serving) throw new Error(`the ${opts.name} subgraph is not running`);
+      const requestId = headers[REQUEST_ID_HEADER] ?? randomUUID();
+      const { ctx, span } = startServerRequest({ method: 'POST', headers }, GRAPHQL_PATH, requestId, opts.tracing, 'subgraph');
+      try {
+        const headerMap = new HeaderMap();
+        for (const [key, value] of Object.entries(headers)) headerMap.set(key, value);
+        const response = await otelContext.with(ctx, () =>
+          server.executeHTTPGraphQLRequest({
+            httpGraphQLRequest: { method: 'POST', headers: headerMap, search: '', body },
+            context: () => contextFor(headers[IDENTITY_HEADER]),
+          }),
+        );
+        const status = response.status ?? 200;
+        span.setAttribute('http.response.status_code', status);
+        let text = '';
+        if (response.body.kind === 'complete') text = response.body.string;
+        else for await (const chunk of response.body.asyncIterator) text += chunk;
+        return { status, headers: response.headers, body: text };
+      } finally {
+        span.end();
+      }
+    },
+  };
+
   return {
     get url() {
       return url;
     },
+    inProcess,
     async start() {
       await server.start();
       const operations = createOperationsRoutes({ health: opts.health, metrics: opts.renderMetrics });
       const graphql = createGraphQLHandler(server, {
         path: GRAPHQL_PATH,
         onError: (err) => logger.error({ err }, 'unhandled error while serving a request'),
-        createContext: async (req: IncomingMessage) => {
-          const requestId = activeRequestId() ?? randomUUID();
-          const identity = await verify(headerValue(req.headers[IDENTITY_HEADER]), requestId);
-          return opts.createContext({ identity, requestId });
-        },
+        createContext: (req: IncomingMessage) => contextFor(headerValue(req.headers[IDENTITY_HEADER])),
       });
       httpServer.on('request', (req, res) => {
         if (operations(req, res)) return;
@@ -192,9 +230,11 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
       disposeWs = () => ws.dispose();
       await listen(httpServer, opts.host, opts.port);
       url = `http://${urlHost(opts.host)}:${(httpServer.address() as AddressInfo).port}${GRAPHQL_PATH}`;
+      serving = true;
       logger.info({ url }, `${opts.name} subgraph listening`);
     },
     async stop() {
+      serving = false;
       // Subscriptions first (graphql-ws completes them and closes the sockets), then HTTP drains.
       await disposeWs?.();
       await new Promise<void>((resolve) => (wsServer ? wsServer.close(() => resolve()) : resolve()));

@@ -1,4 +1,5 @@
-import { signForwardedIdentity, verifyClientToken } from '@commerce/service-kit';
+import { IDENTITY_HEADER, signForwardedIdentity, verifyClientToken } from '@commerce/service-kit';
+import { TEST_SIGNING_SECRET } from '@commerce/service-kit/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admin, customer, errorCodes, post, startUsersApp, TEST_JWT_SECRET, type UsersApp } from './test-support.ts';
 
@@ -146,5 +147,29 @@ describe('gateway signature', () => {
   it('serves the federation SDL to the gateway', async () => {
     const res = await post<{ _service: { sdl: string } }>(app, '{ _service { sdl } }', {}, null);
     expect(res.body.data?._service.sdl).toMatch(/type User\s+@key\(fields: "id"\)/);
+  });
+});
+
+describe('called in process (a gateway in this process)', () => {
+  const inProcess = async (query: string, headers: Record<string, string>) => {
+    const res = await app.inProcess.execute({ query }, { 'content-type': 'application/json', ...headers });
+    return { ...res, json: JSON.parse(res.body) as { data?: { me: { id: string } | null }; errors?: { extensions?: { code?: unknown } }[] } };
+  };
+
+  it('answers what POST /graphql answers, as the signed caller', async () => {
+    const user = await signUp();
+    const signed = { [IDENTITY_HEADER]: await signForwardedIdentity(customer(user.id), TEST_SIGNING_SECRET, 'users'), 'x-request-id': 'req-in-process' };
+    const res = await inProcess('{ me { id } }', signed);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/(graphql-response\+)?json/);
+    expect(res.json).toEqual((await post(app, '{ me { id } }', {}, customer(user.id))).body);
+    expect(res.json.data?.me?.id).toBe(user.id);
+  });
+
+  it('refuses a forged or missing identity header with 401, as over HTTP', async () => {
+    const forged = await inProcess('{ me { id } }', { [IDENTITY_HEADER]: await signForwardedIdentity(admin(), 'y'.repeat(32), 'users') });
+    expect(forged.status).toBe(401);
+    expect(forged.json.errors?.map((e) => e.extensions?.code)).toEqual(['UNAUTHENTICATED']);
+    expect((await inProcess('{ me { id } }', {})).status).toBe(401);
   });
 });
