@@ -32,7 +32,15 @@ import { createGatewayObservability } from './observability/index.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
 import { createSubgraphReadiness } from './observability/readiness.ts';
 import { activeRequestRecord, useRequestObservation } from './observability/requests.ts';
-import { getSubgraphUrlResolver, getSupergraphLoader, getValidMetricsServing, getValidShutdownDelay, getValidTimeout, type GatewayOptions } from './options.ts';
+import {
+  getInProcessSubgraphResolver,
+  getSubgraphUrlResolver,
+  getSupergraphLoader,
+  getValidMetricsServing,
+  getValidShutdownDelay,
+  getValidTimeout,
+  type GatewayOptions,
+} from './options.ts';
 import { createFormatError, gatewayPlugins } from './plugins.ts';
 import { getValidBreakerOptions, getValidRetryOptions } from './subgraph-breaker.ts';
 import { clientAddress, makeTrustedProxies } from './rate-limits/client-address.ts';
@@ -69,6 +77,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const loadSupergraph = getSupergraphLoader(opts);
   const subgraphUrlOf = getSubgraphUrlResolver(opts.subgraphUrls);
+  const inProcessOf = getInProcessSubgraphResolver(opts.inProcessSubgraphs);
   const trustedDocuments = getValidTrustedDocuments(opts.trustedDocuments);
   const operationLimits = getValidOperationLimits(opts.operationLimits);
   const logger = createLogger('gateway', opts.logLevel, opts.logDestination);
@@ -109,6 +118,7 @@ export function createGatewayApp(opts: GatewayOptions): GatewayApp {
         const dataSource = new SignedDataSource({
           url: subgraphUrl,
           agent,
+          inProcess: inProcessOf(name),
           name,
           signingSecret: opts.signingSecret,
           timeoutMs,

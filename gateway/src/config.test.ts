@@ -3,7 +3,7 @@ import { ConfigError, DEV_JWT_SECRET, DEV_SIGNING_SECRET } from '@commerce/servi
 import { describe, expect, it } from 'vitest';
 import { loadGatewayConfig, readOperationLimits, setApolloTelemetryDefault, subgraphUrlVariable } from './config.ts';
 import { DEFAULT_OPERATION_LIMITS } from './limits.ts';
-import { getSubgraphUrlResolver } from './options.ts';
+import { getInProcessSubgraphResolver, getSubgraphUrlResolver } from './options.ts';
 
 const routeOf = (env: Record<string, string>, name: string) => getSubgraphUrlResolver(loadGatewayConfig(env).subgraphUrls)(name);
 
@@ -146,5 +146,21 @@ describe('setApolloTelemetryDefault', () => {
 
     expect(unset.APOLLO_TELEMETRY_DISABLED).toBe('true');
     expect(optedIn.APOLLO_TELEMETRY_DISABLED).toBe('false');
+  });
+});
+
+describe('inProcessSubgraphs', () => {
+  it('names the in-process subgraph of a name, none for the others (they go over HTTP)', () => {
+    const users = { execute: () => Promise.reject(new Error('unused')) };
+    const resolve = getInProcessSubgraphResolver({ users });
+    expect(resolve('users')).toBe(users);
+    expect(resolve('products')).toBeUndefined();
+    expect(resolve('toString')).toBeUndefined();
+    expect(getInProcessSubgraphResolver(undefined)('users')).toBeUndefined();
+  });
+
+  it('refuses what is not a map of subgraphs with an execute function', () => {
+    expect(() => getInProcessSubgraphResolver({ users: {} as never })).toThrow(/inProcessSubgraphs\.users must have an execute function/);
+    expect(() => getInProcessSubgraphResolver('users' as never)).toThrow(/inProcessSubgraphs must be an object/);
   });
 });

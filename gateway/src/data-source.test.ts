@@ -1,11 +1,12 @@
 /**
- * SignedDataSource against a raw HTTP server: what RemoteGraphQLDataSource did for us and the
- * data source now does itself (the request it sends, Cache-Control, non-2xx answers).
+ * SignedDataSource against a raw HTTP server, and against an in-process subgraph answering the
+ * same: what RemoteGraphQLDataSource did for us and the data source now does itself (the request it
+ * sends, Cache-Control, non-2xx answers), the same whichever way the subgraph is called.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { IDENTITY_HEADER, createLogger, verifyForwardedIdentity } from '@commerce/service-kit/core';
+import { ErrorCode, IDENTITY_HEADER, createLogger, verifyForwardedIdentity, type InProcessSubgraph } from '@commerce/service-kit/core';
 import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GatewayContext } from './context.ts';
@@ -42,13 +43,24 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-function dataSource(): SignedDataSource {
+/** Answers like the raw server (`answer`), recording the call the same way. */
+const inProcessShop: InProcessSubgraph = {
+  async execute(body, headers) {
+    seen.push({ headers, body });
+    return { status: answer.status, headers: new Map(Object.entries(answer.headers)), body: answer.body };
+  },
+};
+
+type Transport = 'http' | 'in process';
+
+function dataSourceOver(transport: Transport, inProcess: InProcessSubgraph = inProcessShop, timeoutMs = 5_000): SignedDataSource {
   return new SignedDataSource({
     url,
     agent,
+    ...(transport === 'in process' ? { inProcess } : {}),
     name: 'shop',
     signingSecret: TEST_SIGNING_SECRET,
-    timeoutMs: 5_000,
+    timeoutMs,
     logger: createLogger('test', 'silent'),
     breaker: { threshold: 5, halfOpenAfterMs: 10_000 },
     retry: { retryQueries: false, retryBackoffMs: 50 },
@@ -57,8 +69,8 @@ function dataSource(): SignedDataSource {
 }
 
 /** A fetch of `{ ping }` on behalf of an incoming request whose cache policy records what it is told. */
-function incoming(restrict: (hint: unknown) => void): GraphQLDataSourceProcessOptions<GatewayContext> {
-  const context: GatewayContext = { identity: { userId: 'u1', role: 'CUSTOMER' }, requestId: 'req-1' };
+function incoming(restrict: (hint: unknown) => void, signal?: AbortSignal): GraphQLDataSourceProcessOptions<GatewayContext> {
+  const context: GatewayContext = { identity: { userId: 'u1', role: 'CUSTOMER' }, requestId: 'req-1', ...(signal ? { signal } : {}) };
   return {
     // GraphQLDataSourceRequestKind.INCOMING_OPERATION: @apollo/gateway's index does not export the enum.
     kind: 'incoming operation',
@@ -69,7 +81,9 @@ function incoming(restrict: (hint: unknown) => void): GraphQLDataSourceProcessOp
   } as unknown as GraphQLDataSourceProcessOptions<GatewayContext>;
 }
 
-describe('SignedDataSource', () => {
+describe.each<Transport>(['http', 'in process'])('SignedDataSource (%s)', (transport) => {
+  const dataSource = (): SignedDataSource => dataSourceOver(transport);
+
   it('posts the query, variables and operation name with the signed identity and request id, and answers the parsed body', async () => {
     answer = { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{"data":{"ping":"pong"}}' };
     const restrict = vi.fn();
@@ -116,5 +130,29 @@ describe('SignedDataSource', () => {
         extensions: expect.objectContaining({ code: 'SUBGRAPH_UNAVAILABLE' }),
       }),
     ]);
+  });
+});
+
+describe('SignedDataSource in process', () => {
+  const hanging: InProcessSubgraph = { execute: () => new Promise(() => {}) };
+
+  it('answers SUBGRAPH_TIMEOUT at the fetch paths when the subgraph outlasts the timeout', async () => {
+    const response = await dataSourceOver('in process', hanging, 50).process(incoming(vi.fn()));
+    expect(response.errors).toEqual([
+      expect.objectContaining({ path: ['ping'], extensions: expect.objectContaining({ code: ErrorCode.SubgraphTimeout, serviceName: 'shop' }) }),
+    ]);
+  });
+
+  it('stops waiting when the client hangs up, without counting it as the subgraph failing', async () => {
+    const controller = new AbortController();
+    const pending = dataSourceOver('in process', hanging).process(incoming(vi.fn(), controller.signal));
+    controller.abort(new DOMException('the client closed the connection', 'AbortError'));
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('answers SUBGRAPH_UNAVAILABLE when the subgraph is not running', async () => {
+    const stopped: InProcessSubgraph = { execute: () => Promise.reject(new Error('the shop subgraph is not running')) };
+    const response = await dataSourceOver('in process', stopped).process(incoming(vi.fn()));
+    expect(response.errors).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: ErrorCode.SubgraphUnavailable }) })]);
   });
 });

@@ -1,7 +1,8 @@
 /**
- * How the gateway calls a subgraph: one keep-alive pool (undici's pooled `request` API), a timeout
- * budget per call, the caller's identity signed for that subgraph, and a circuit breaker per
- * subgraph (subgraph-breaker.ts).
+ * How the gateway calls a subgraph: one keep-alive pool (undici's pooled `request` API), or in
+ * process when the subgraph runs in this one (service-kit's in-process.ts); a timeout budget per
+ * call, the caller's identity signed for that subgraph, and a circuit breaker per subgraph
+ * (subgraph-breaker.ts), whichever way it is called.
  */
 import { STATUS_CODES } from 'node:http';
 import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
@@ -13,6 +14,8 @@ import {
   injectTraceContext,
   recordError,
   signForwardedIdentity,
+  type InProcessRequestBody,
+  type InProcessSubgraph,
   type Logger,
 } from '@commerce/service-kit/core';
 import { SpanKind, type Tracer } from '@opentelemetry/api';
@@ -48,6 +51,8 @@ export interface SignedDataSourceConfig {
   url: string;
   /** The pool every subgraph call goes through (createSubgraphAgent). */
   agent: Dispatcher;
+  /** The subgraph, when it runs in this process: called in process (service-kit's in-process.ts) instead of over HTTP. */
+  inProcess?: InProcessSubgraph | undefined;
   name: string;
   signingSecret: string;
   timeoutMs: number;
@@ -78,6 +83,7 @@ export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
   readonly #origin: string;
   readonly #path: string;
   readonly #agent: Dispatcher;
+  readonly #inProcess: InProcessSubgraph | undefined;
   readonly #name: string;
   readonly #signingSecret: string;
   readonly #timeoutMs: number;
@@ -86,12 +92,13 @@ export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
   readonly #tracer: Tracer;
   readonly #metrics: GatewayMetrics | undefined;
 
-  constructor({ name, signingSecret, timeoutMs, url, agent, logger, breaker, retry, tracer, metrics }: SignedDataSourceConfig) {
+  constructor({ name, signingSecret, timeoutMs, url, agent, inProcess, logger, breaker, retry, tracer, metrics }: SignedDataSourceConfig) {
     this.url = url;
     const parsed = new URL(url);
     this.#origin = parsed.origin;
     this.#path = `${parsed.pathname}${parsed.search}`;
     this.#agent = agent;
+    this.#inProcess = inProcess;
     this.#name = name;
     this.#signingSecret = signingSecret;
     this.#timeoutMs = timeoutMs;
@@ -159,10 +166,9 @@ export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
   }
 
   /**
-   * POSTs the fetch. The time left in the budget bounds both the wait for the response's headers
-   * and each wait for its body (undici's headersTimeout / bodyTimeout: no timer or signal of our
-   * own), and readBody stops a body still arriving past the deadline; the caller's signal aborts
-   * it when the client hangs up, so a gone client's work stops at the subgraphs.
+   * Sends the fetch, over HTTP or in process (when the subgraph runs in this process), within the
+   * time left in the budget; the caller's signal aborts it when the client hangs up, so over HTTP a
+   * gone client's work stops at the subgraphs.
    */
   async #send(options: GraphQLDataSourceProcessOptions<GatewayContext>, deadline: number): Promise<SubgraphResponse> {
     const { http, ...request } = options.request;
@@ -179,24 +185,41 @@ export class SignedDataSource implements GraphQLDataSource<GatewayContext> {
     injectTraceContext(headers);
     const budget = Math.max(1, deadline - Date.now());
     try {
-      const response = await this.#agent.request({
-        origin: this.#origin,
-        path: this.#path,
-        method: 'POST',
-        headers,
-        body: JSON.stringify(request),
-        headersTimeout: budget,
-        bodyTimeout: budget,
-        signal: context?.signal,
-      });
-      const body = await readBody(response, deadline);
-      if (response.statusCode < 200 || response.statusCode > 299) throw this.#errorFromResponse(response.statusCode, body);
+      const reply = this.#inProcess
+        ? await callInProcess(this.#inProcess, asJsonWouldCarry(request), headers, budget, context?.signal)
+        : await this.#post(JSON.stringify(request), headers, budget, deadline, context?.signal);
+      const { status, body } = reply;
+      if (status < 200 || status > 299) throw this.#errorFromResponse(status, body);
       if (typeof body !== 'object' || body === null) throw new Error(`Expected JSON response body, but received: ${String(body)}`);
-      if ('incomingRequestContext' in options) restrictCachePolicy(options.incomingRequestContext, response.headers['cache-control']);
+      if ('incomingRequestContext' in options) restrictCachePolicy(options.incomingRequestContext, reply.cacheControl);
       return body;
     } catch (error) {
       throw this.#codedFailure(error);
     }
+  }
+
+  /**
+   * Over HTTP: the time left in the budget bounds both the wait for the response's headers and each
+   * wait for its body (undici's headersTimeout / bodyTimeout: no timer or signal of our own), and
+   * readBody stops a body still arriving past the deadline.
+   */
+  async #post(body: string, headers: Record<string, string>, budget: number, deadline: number, signal: AbortSignal | undefined): Promise<SubgraphReply> {
+    const response = await this.#agent.request({
+      origin: this.#origin,
+      path: this.#path,
+      method: 'POST',
+      headers,
+      body,
+      headersTimeout: budget,
+      bodyTimeout: budget,
+      signal,
+    });
+    const text = await readBody(response, deadline);
+    return {
+      status: response.statusCode,
+      body: parseBody(text, headerValue(response.headers['content-type'])),
+      cacheControl: response.headers['cache-control'],
+    };
   }
 
   /** What RemoteGraphQLDataSource's errorFromResponse builds for a non-2xx answer. */
@@ -239,24 +262,89 @@ const isTimeout = (error: unknown): boolean =>
   error instanceof Error && (error.name === 'TimeoutError' || TIMEOUT_CODES.has((error as { code?: unknown }).code as string));
 
 /**
- * JSON when the subgraph says so (as RemoteGraphQLDataSource's parseBody), else text; always read to
- * the end, and never past the deadline: undici's bodyTimeout bounds each wait for a chunk, so a body
- * trickling in slower than the budget would otherwise hold the call for as long as it trickles.
+ * The body as text, always read to the end, and never past the deadline: undici's bodyTimeout bounds
+ * each wait for a chunk, so a body trickling in slower than the budget would otherwise hold the call
+ * for as long as it trickles.
  */
-async function readBody(response: Dispatcher.ResponseData, deadline: number): Promise<unknown> {
+async function readBody(response: Dispatcher.ResponseData, deadline: number): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of response.body as AsyncIterable<Buffer>) {
     if (Date.now() > deadline) {
       response.body.destroy();
-      throw Object.assign(new Error('the response body outlasted the timeout'), { name: 'TimeoutError' });
+      throw timeoutError('the response body outlasted the timeout');
     }
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  const type = response.headers['content-type'];
-  const contentType = Array.isArray(type) ? type[0] : type;
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** JSON when the subgraph says so (as RemoteGraphQLDataSource's parseBody), else text. */
+function parseBody(text: string, contentType: string | undefined): unknown {
   if (contentType?.startsWith('application/json') || contentType?.startsWith('application/graphql-response+json')) return JSON.parse(text) as unknown;
   return text;
+}
+
+const headerValue = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
+
+const timeoutError = (message: string): Error => Object.assign(new Error(message), { name: 'TimeoutError' });
+
+/**
+ * The request's fields as its JSON body carries them: without those set to undefined (an
+ * `operationName: undefined`, which Apollo Server refuses as not a string, JSON leaves out).
+ * Variables are passed as they are: the gateway builds them from parsed JSON.
+ */
+function asJsonWouldCarry(request: InProcessRequestBody): InProcessRequestBody {
+  const body: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(request)) if (value !== undefined) body[key] = value;
+  return body;
+}
+
+/** A subgraph's answer: its status, its body (parsed when JSON) and its Cache-Control. */
+interface SubgraphReply {
+  status: number;
+  body: unknown;
+  cacheControl: string | string[] | undefined;
+}
+
+/** A call to a subgraph in this process, within the budget and until the client hangs up. */
+async function callInProcess(
+  subgraph: InProcessSubgraph,
+  request: InProcessRequestBody,
+  headers: Record<string, string>,
+  budget: number,
+  signal: AbortSignal | undefined,
+): Promise<SubgraphReply> {
+  const response = await withinBudget(subgraph.execute(request, headers), budget, signal);
+  return { status: response.status, body: parseBody(response.body, response.headers.get('content-type')), cacheControl: response.headers.get('cache-control') };
+}
+
+/**
+ * What `work` settles with, unless the budget runs out first (a TimeoutError; one timer) or the
+ * signal aborts (its reason, an AbortError): either ends the wait, not the work, which in process
+ * has nothing to stop it.
+ */
+function withinBudget<T>(work: Promise<T>, budget: number, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const fail = (error: Error) => {
+      done();
+      reject(error);
+    };
+    const onAbort = () => fail(signal?.reason as Error);
+    const timer = setTimeout(() => fail(timeoutError('the in-process subgraph outlasted the timeout')), budget);
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then((value) => {
+      done();
+      resolve(value);
+    }, fail);
+  });
 }
 
 interface CachePolicyRestrict {

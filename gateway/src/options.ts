@@ -1,6 +1,6 @@
 /** What createGatewayApp takes, and the checks it runs on it before anything starts. */
 import { readFile } from 'node:fs/promises';
-import type { LogDestination, MetricsServing, ObservabilityOptions } from '@commerce/service-kit/core';
+import type { InProcessSubgraph, LogDestination, MetricsServing, ObservabilityOptions } from '@commerce/service-kit/core';
 import type { SubgraphBreakerOptions, SubgraphRetryOptions } from './subgraph-breaker.ts';
 import type { RateLimitOptions } from './rate-limits/index.ts';
 import type { OperationLimits } from './limits.ts';
@@ -82,6 +82,13 @@ export interface ServeOptions extends ObservabilityOptions {
    * @default DEFAULT_OPERATION_LIMITS (limits.ts): depth 12, aliases 30, root fields 20, tokens 2 000, directives 30, cost 10 000, list size 10
    */
   operationLimits?: Partial<OperationLimits>;
+  /**
+   * Subgraphs running in this process, by name (the all-in-one runner): their queries and mutations
+   * are called in process (service-kit's in-process.ts) with the same signed headers, timeout,
+   * breaker, metrics and spans, instead of over HTTP. Their URLs still serve subscriptions and
+   * readiness. @default {} (every subgraph over HTTP)
+   */
+  inProcessSubgraphs?: Readonly<Partial<Record<string, InProcessSubgraph>>>;
 }
 
 export type GatewayOptions = SupergraphSource & ServeOptions;
@@ -99,6 +106,20 @@ export function getSubgraphUrlResolver(urls: SubgraphUrls | undefined): (name: s
   if (typeof urls === 'function') return urls;
   if (typeof urls === 'object' && urls !== null) return (name) => (Object.hasOwn(urls, name) ? urls[name] : undefined);
   throw new TypeError(`createGatewayApp: subgraphUrls must be an object or a function, got ${String(urls)}`);
+}
+
+/** The in-process subgraph of a name, if any. */
+export function getInProcessSubgraphResolver(subgraphs: GatewayOptions['inProcessSubgraphs']): (name: string) => InProcessSubgraph | undefined {
+  if (subgraphs === undefined) return () => undefined;
+  if (typeof subgraphs !== 'object' || subgraphs === null) {
+    throw new TypeError(`createGatewayApp: inProcessSubgraphs must be an object, got ${String(subgraphs)}`);
+  }
+  for (const [name, subgraph] of Object.entries(subgraphs)) {
+    if (subgraph !== undefined && typeof subgraph.execute !== 'function') {
+      throw new TypeError(`createGatewayApp: inProcessSubgraphs.${name} must have an execute function`);
+    }
+  }
+  return (name) => (Object.hasOwn(subgraphs, name) ? subgraphs[name] : undefined);
 }
 
 export function getValidTimeout(ms: unknown): number {
