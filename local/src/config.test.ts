@@ -19,4 +19,10 @@ describe('loadLocalConfig', () => {
     for (const service of [config.users, config.products, config.orders, config.gateway]) expect(service.metrics).toEqual({ serve: 'off' });
     expect(config.metricsPort).toBeUndefined();
   });
+
+  it('calls the subgraphs in process by default, over HTTP with SUBGRAPH_CALLS=http, and refuses anything else naming the variable', () => {
+    expect(loadLocalConfig({}).subgraphCalls).toBe('in-process');
+    expect(loadLocalConfig({ SUBGRAPH_CALLS: 'http' }).subgraphCalls).toBe('http');
+    expect(() => loadLocalConfig({ SUBGRAPH_CALLS: 'grpc' })).toThrow(/SUBGRAPH_CALLS/);
+  });
 });

@@ -7,9 +7,19 @@ import { loadGatewayConfig } from '@commerce/gateway';
 import { loadOrdersConfig } from '@commerce/orders/config';
 import { loadProductsConfig } from '@commerce/products/config';
 import { loadUsersConfig } from '@commerce/users/config';
-import { ConfigError, isProduction, readBoolean, readBusConfig, readInt, readObservabilityConfig, type Env, type MetricsServing } from '@commerce/service-kit';
+import {
+  ConfigError,
+  isProduction,
+  readBoolean,
+  readBusConfig,
+  readEnum,
+  readInt,
+  readObservabilityConfig,
+  type Env,
+  type MetricsServing,
+} from '@commerce/service-kit';
 import type { DemoDataSize } from './demo-data.ts';
-import type { LocalSupergraphOptions } from './supergraph.ts';
+import { SUBGRAPH_CALLS, type LocalSupergraphOptions } from './supergraph.ts';
 
 export function loadLocalConfig(env: Env): LocalSupergraphOptions {
   // Four services in one process share METRICS_PORT: one listener serves all their metrics.
@@ -22,6 +32,7 @@ export function loadLocalConfig(env: Env): LocalSupergraphOptions {
     gateway: { ...loadGatewayConfig(env), ...hosted },
     bus: readBusConfig(env),
     seed: readSeedDemoData(env) ? readDemoDataSize(env) : false,
+    subgraphCalls: readEnum(env, 'SUBGRAPH_CALLS', SUBGRAPH_CALLS, 'in-process'),
     ...(metrics.serve === 'port' ? { metricsPort: metrics.port } : {}),
   };
 }

@@ -13,6 +13,7 @@ import {
   startMetricsListener,
   type BusConfig,
   type EventBus,
+  type InProcessSubgraph,
   type MetricsListener,
   type SeedResult,
   type SubgraphApp,
@@ -40,7 +41,17 @@ export interface LocalSupergraphOptions {
    * the services should then have `metrics: { serve: 'host' }`.
    */
   metricsPort?: number;
+  /**
+   * How the gateway calls the subgraphs for queries and mutations: `in-process`, straight into
+   * their servers in this process (service-kit's in-process.ts: no sockets, no HTTP parsing), or
+   * over `http` to their ports, as separate processes would. Subscriptions go over WebSockets
+   * either way. @default 'in-process'
+   */
+  subgraphCalls?: SubgraphCalls;
 }
+
+export const SUBGRAPH_CALLS = ['in-process', 'http'] as const;
+export type SubgraphCalls = (typeof SUBGRAPH_CALLS)[number];
 
 export interface LocalSupergraph {
   /** The gateway's GraphQL URL. */
@@ -87,7 +98,11 @@ export async function startLocalSupergraph(opts: LocalSupergraphOptions): Promis
     const demoData = opts.seed ? makeDemoData(opts.seed) : undefined;
     const seeded = demoData ? await seedDemoData({ users: apps.users.db, products: apps.products.db, orders: apps.orders.db }, demoData) : {};
     const gatewayOptions = (subgraphUrls: Partial<Record<ServiceName, string>>) => ({ ...opts.gateway, subgraphUrls }) as GatewayOptions;
-    const gateway = createGatewayApp(gatewayOptions({ users: apps.users.url, products: apps.products.url, orders: apps.orders.url }));
+    const inProcess = (opts.subgraphCalls ?? 'in-process') === 'in-process';
+    const gateway = createGatewayApp({
+      ...gatewayOptions({ users: apps.users.url, products: apps.products.url, orders: apps.orders.url }),
+      ...(inProcess ? { inProcessSubgraphs: inProcessSubgraphs(apps) } : {}),
+    });
     await gateway.start();
     started.push(gateway);
     let metrics: MetricsListener | undefined;
@@ -101,4 +116,10 @@ export async function startLocalSupergraph(opts: LocalSupergraphOptions): Promis
     await stop();
     throw err;
   }
+}
+
+/** Each subgraph's in-process endpoint, looked up in `apps` at each call: an app replaced there (a restart in the drills) is the one called. */
+function inProcessSubgraphs(apps: Record<ServiceName, SubgraphApp>): Record<ServiceName, InProcessSubgraph> {
+  const forName = (name: ServiceName): InProcessSubgraph => ({ execute: (body, headers) => apps[name].inProcess.execute(body, headers) });
+  return { users: forName('users'), products: forName('products'), orders: forName('orders') };
 }

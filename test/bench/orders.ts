@@ -42,14 +42,16 @@ interface OrderStack {
 
 async function startInProcess(o: OrderBenchOptions): Promise<OrderStack> {
   // Production event timings (relay woken on commit, 500 ms fallback poll).
-  const sg = await startSupergraph({ users: 12, products: 40, orders: 90 }, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {} });
+  // The gateway calls the subgraphs in process, as `pnpm start`'s; SUBGRAPH_CALLS=http to compare.
+  const subgraphCalls = process.env.SUBGRAPH_CALLS === 'http' ? 'http' : 'in-process';
+  const sg = await startSupergraph({ users: 12, products: 40, orders: 90 }, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {}, subgraphCalls });
   try {
     const { admin, customer } = await sg.logInDemo();
     // Many customers, as in a shop: one customer's placements are serialised (the stock-hoarding limits' per-user lock).
     const customers = [customer];
     for (const u of sg.seed.users.slice(2, Math.max(2, o.concurrency + 1))) customers.push(await sg.logIn(u.email, CUSTOMER_PASSWORD));
     return {
-      label: 'one process',
+      label: `one process (${subgraphCalls} subgraph calls)`,
       url: sg.url,
       bus: sg.bus,
       admin,

@@ -51,6 +51,8 @@ export interface ScaleBenchOptions {
 /** A running stack the queries are sent to: all services in this process, or each in its own. */
 interface ScaleStack {
   url: string;
+  /** How the gateway calls the subgraphs: in-process (one process, by default) or http. */
+  subgraphCalls: string;
   /** JWT secret the gateway verifies client tokens with. */
   jwtSecret: string;
   /** CPU seconds so far, by process. */
@@ -61,6 +63,7 @@ interface ScaleStack {
 export type ScaleShape = 'one process' | 'a process per service';
 
 async function startOneProcess(databaseUrl: string): Promise<ScaleStack> {
+  const subgraphCalls = process.env.SUBGRAPH_CALLS ?? 'in-process';
   const sg = await startLocalSupergraph(
     loadLocalConfig({
       DATABASE_URL: databaseUrl,
@@ -75,11 +78,14 @@ async function startOneProcess(databaseUrl: string): Promise<ScaleStack> {
       BUS_BACKEND: 'memory',
       LOG_LEVEL: 'warn',
       APOLLO_TELEMETRY_DISABLED: 'true',
+      // in-process (pnpm start's default), or http to compare.
+      SUBGRAPH_CALLS: subgraphCalls,
     }),
   );
   // The load generator runs in a process of its own: this process's CPU is the supergraph's.
   return {
     url: sg.url,
+    subgraphCalls,
     jwtSecret: DEV_JWT_SECRET,
     cpuSeconds: async () => {
       const { user, system } = process.cpuUsage();
@@ -100,6 +106,7 @@ async function startProcesses(databaseUrl: string, redisUrl: string): Promise<Sc
   });
   return {
     url: services.url,
+    subgraphCalls: 'http',
     jwtSecret: services.env.JWT_SECRET!,
     async cpuSeconds() {
       const counters = await services.counters();
@@ -116,6 +123,7 @@ export async function benchScale(o: ScaleBenchOptions) {
   const { url: databaseUrl, seededSeconds } = await ensureScaleDatabase(o.databaseUrl, o.size);
   const results: {
     shape: ScaleShape;
+    subgraphCalls: string;
     query: string;
     clients: number;
     load1m: number;
@@ -148,6 +156,7 @@ export async function benchScale(o: ScaleBenchOptions) {
           // The machine is shared: the load average says what else ran meanwhile.
           const row = {
             shape,
+            subgraphCalls: stack.subgraphCalls,
             query: name,
             clients,
             load1m: Math.round(loadavg()[0]! * 10) / 10,

@@ -4,7 +4,7 @@ import { createOrdersApp, type OrderLimits } from '@commerce/orders';
 import { createProductsApp } from '@commerce/products';
 import { createUsersApp } from '@commerce/users';
 import { createGatewayApp, type GatewayApp } from '@commerce/gateway';
-import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
+import { startLocalSupergraph, type LocalSupergraph, type SubgraphCalls } from '@commerce/local';
 import type { DemoData, DemoDataSize, ServiceName } from '@commerce/local/demo-data';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
 import { createBus, type EventBus, type ObservabilityOptions, type SubgraphApp, type SubgraphAppOptions } from '@commerce/service-kit';
@@ -84,6 +84,8 @@ export interface SupergraphOptions {
    * noticed within a test. Benchmarks holding thousands of sockets pass the gateway's own default.
    */
   keepAliveMs?: number;
+  /** How the gateway calls the subgraphs (the local runner's SUBGRAPH_CALLS); default in-process, as `pnpm start`. */
+  subgraphCalls?: SubgraphCalls;
 }
 
 export const TEST_ORDER_LIMITS: OrderLimits = { maxUnitsPerProduct: 1_000_000, maxOpenOrders: 1_000_000 };
@@ -134,6 +136,7 @@ export async function startSupergraph(size: DemoDataSize = TEST_SEED_SIZE, optio
       bus,
       seed: size,
       events,
+      ...(options.subgraphCalls ? { subgraphCalls: options.subgraphCalls } : {}),
       ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
     });
   } catch (e) {
