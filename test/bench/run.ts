@@ -8,7 +8,8 @@
  *   pnpm bench refusals        the gateway refusing the issue-9 attacks (embedded only; BENCH_REFUSALS requests each)
  *   pnpm bench observability   the three-subgraph query with metrics off / on / on + tracing (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ROUNDS)
  *   pnpm bench scale           100k users / 100k products / 1M orders on PostgreSQL (seeded once into bench_scale; BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_CUSTOMERS, BENCH_SCALE_QUERY,
- *                              BENCH_SCALE_SHAPES=one,processes: the services in one process, then each in its own)
+ *                              BENCH_SCALE_SHAPES=one,processes: the services in one process, then each in its own;
+ *                              calls: the one process's in-process calls against a gateway over HTTP, alternating BENCH_ROUNDS (3) times)
  *   pnpm bench gateway         this gateway against stock @apollo/gateway on the nested query (BENCH_SECONDS 20, BENCH_CONNECTIONS 50, BENCH_ROUNDS 2;
  *                              BENCH_GATEWAY_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for our gateway's process;
  *                              BENCH_GATEWAY_ENTRY=tsx runs its sources under tsx instead of gateway/dist/index.mjs)
@@ -51,14 +52,14 @@ async function reachable(databaseUrl: string, redisUrl: string): Promise<boolean
   }
 }
 
-/** BENCH_SCALE_SHAPES=one|processes (both by default, the second only with Redis reachable). */
+/** BENCH_SCALE_SHAPES=one|processes|calls (the first two by default, the second only with Redis reachable). */
 function scaleShapes(wanted: string | undefined, redis: boolean): ScaleShape[] {
-  const all: Record<string, ScaleShape> = { one: 'one process', processes: 'a process per service' };
+  const all: Record<string, ScaleShape> = { one: 'one process', processes: 'a process per service', calls: 'one process, in-process vs http' };
   const picked = (wanted ?? 'one,processes').split(',').map((s) => s.trim());
   const unknown = picked.filter((s) => !all[s]);
-  if (unknown.length) throw new Error(`BENCH_SCALE_SHAPES: unknown ${unknown.join(', ')} (known: one, processes)`);
+  if (unknown.length) throw new Error(`BENCH_SCALE_SHAPES: unknown ${unknown.join(', ')} (known: ${Object.keys(all).join(', ')})`);
   if (picked.includes('processes') && !redis) console.log('scale: a process per service needs Redis for their bus; skipped');
-  return picked.filter((s) => s === 'one' || redis).map((s) => all[s]!);
+  return picked.filter((s) => s !== 'processes' || redis).map((s) => all[s]!);
 }
 
 async function main() {
@@ -170,6 +171,7 @@ async function main() {
         connections: int('BENCH_CONNECTIONS', 32),
         customers: int('BENCH_CUSTOMERS', 200),
         ...(env.BENCH_SCALE_QUERY ? { only: env.BENCH_SCALE_QUERY } : {}),
+        rounds: int('BENCH_ROUNDS', 3),
         // `pnpm start`'s one process, then each service in its own as docker-compose runs them (their bus on Redis).
         shapes: scaleShapes(
           env.BENCH_SCALE_SHAPES,

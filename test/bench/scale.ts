@@ -8,7 +8,8 @@
  */
 import { loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { startLocalSupergraph } from '@commerce/local';
+import { createGatewayApp } from '@commerce/gateway';
+import { startLocalSupergraph, type LocalSupergraph } from '@commerce/local';
 import { loadLocalConfig } from '@commerce/local/config';
 import { SERVICE_NAMES, seedDemoData, streamDemoData, type DemoDataSize, type ServiceName } from '@commerce/local/demo-data';
 import { migrateAll } from '@commerce/local/services';
@@ -43,6 +44,8 @@ export interface ScaleBenchOptions {
   customers: number;
   /** Only the queries whose name contains this (BENCH_SCALE_QUERY); all by default. */
   only?: string;
+  /** Rounds of the alternating comparison (`one process, in-process vs http`). */
+  rounds: number;
   /** How the services run, in turn (a process per service needs `redisUrl` for their bus). */
   shapes: ScaleShape[];
   redisUrl?: string;
@@ -60,10 +63,10 @@ interface ScaleStack {
   stop(): Promise<void>;
 }
 
-export type ScaleShape = 'one process' | 'a process per service';
+/** `one process, in-process vs http`: the one process with a second gateway calling the same subgraphs over HTTP, measured in alternating slices. */
+export type ScaleShape = 'one process' | 'a process per service' | 'one process, in-process vs http';
 
-async function startOneProcess(databaseUrl: string): Promise<ScaleStack> {
-  const subgraphCalls = process.env.SUBGRAPH_CALLS ?? 'in-process';
+async function startOneProcess(databaseUrl: string, subgraphCalls = process.env.SUBGRAPH_CALLS ?? 'in-process'): Promise<ScaleStack & { sg: LocalSupergraph }> {
   const sg = await startLocalSupergraph(
     loadLocalConfig({
       DATABASE_URL: databaseUrl,
@@ -84,6 +87,7 @@ async function startOneProcess(databaseUrl: string): Promise<ScaleStack> {
   );
   // The load generator runs in a process of its own: this process's CPU is the supergraph's.
   return {
+    sg,
     url: sg.url,
     subgraphCalls,
     jwtSecret: DEV_JWT_SECRET,
@@ -93,6 +97,34 @@ async function startOneProcess(databaseUrl: string): Promise<ScaleStack> {
     },
     stop: () => sg.stop(),
   };
+}
+
+/**
+ * The one process (in-process calls) and, in it, a second gateway calling the same subgraphs over
+ * HTTP: the two are loaded in turn, so the machine's drift falls on both alike.
+ */
+async function startCallsComparison(databaseUrl: string): Promise<ScaleStack[]> {
+  const inProcess = await startOneProcess(databaseUrl, 'in-process');
+  const { apps } = inProcess.sg;
+  const overHttp = createGatewayApp(inProcess.sg.gatewayOptions({ users: apps.users.url, products: apps.products.url, orders: apps.orders.url }));
+  try {
+    await overHttp.start();
+  } catch (e) {
+    await inProcess.stop();
+    throw e;
+  }
+  return [
+    { ...inProcess, stop: async () => {} },
+    {
+      ...inProcess,
+      url: overHttp.url,
+      subgraphCalls: 'http',
+      async stop() {
+        await overHttp.stop();
+        await inProcess.stop();
+      },
+    },
+  ];
 }
 
 async function startProcesses(databaseUrl: string, redisUrl: string): Promise<ScaleStack> {
@@ -126,6 +158,7 @@ export async function benchScale(o: ScaleBenchOptions) {
     subgraphCalls: string;
     query: string;
     clients: number;
+    round?: number;
     load1m: number;
     rps: number;
     p50: number;
@@ -136,46 +169,78 @@ export async function benchScale(o: ScaleBenchOptions) {
     /** CPU milliseconds per request, by process. */
     cpuMsPerRequest: Record<string, number>;
   }[] = [];
+  /** One run of `query` at `clients` against `stack`, printed and kept. */
+  async function measure(stack: ScaleStack, shape: ScaleShape, name: string, body: string, tokens: string[], clients: number, round?: number) {
+    const cpuBefore = await stack.cpuSeconds();
+    const r = await profilePhase(`scale-${shape}-${stack.subgraphCalls}-${name}-${clients}${round ? `-${round}` : ''}`, () =>
+      runLoad({ url: stack.url, body, tokens, connections: clients, seconds: o.seconds }),
+    );
+    const cpuAfter = await stack.cpuSeconds();
+    const served = r.requests || 1;
+    // The machine is shared: the load average says what else ran meanwhile.
+    const row = {
+      shape,
+      subgraphCalls: stack.subgraphCalls,
+      query: name,
+      clients,
+      ...(round ? { round } : {}),
+      load1m: Math.round(loadavg()[0]! * 10) / 10,
+      rps: r.rps,
+      p50: r.ms.p50,
+      p95: r.ms.p95,
+      p99: r.ms.p99,
+      requests: r.requests,
+      failures: r.non2xx + r.errors,
+      cpuMsPerRequest: Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, Math.round(((v - (cpuBefore[k] ?? 0)) * 1000 * 100) / served) / 100])),
+    };
+    console.log(JSON.stringify({ scenario: 'scale', ...row }));
+    results.push(row);
+  }
+
   for (const shape of o.shapes) {
-    const stack = shape === 'one process' ? await startOneProcess(databaseUrl) : await startProcesses(databaseUrl, o.redisUrl!);
+    const stacks =
+      shape === 'one process'
+        ? [await startOneProcess(databaseUrl)]
+        : shape === 'a process per service'
+          ? [await startProcesses(databaseUrl, o.redisUrl!)]
+          : await startCallsComparison(databaseUrl);
     try {
-      const tokens = await customerTokens(o.size, o.customers, stack.jwtSecret);
+      const tokens = await customerTokens(o.size, o.customers, stacks[0]!.jwtSecret);
       for (const [name, query] of Object.entries(SCALE_QUERIES)) {
         if (o.only && !name.includes(o.only)) continue;
-        await checkQuery(stack.url, query, tokens);
         const body = JSON.stringify({ query });
-        // Warm-up (JIT, pools, PostgreSQL's cache) not counted.
-        await runLoad({ url: stack.url, body, tokens, connections: o.connections, seconds: Math.max(2, Math.round(o.seconds / 3)) });
-        for (const clients of [o.connections, 1]) {
-          const cpuBefore = await stack.cpuSeconds();
-          const r = await profilePhase(`scale-${shape}-${name}-${clients}`, () =>
-            runLoad({ url: stack.url, body, tokens, connections: clients, seconds: o.seconds }),
-          );
-          const cpuAfter = await stack.cpuSeconds();
-          const served = r.requests || 1;
-          // The machine is shared: the load average says what else ran meanwhile.
-          const row = {
+        for (const stack of stacks) {
+          await checkQuery(stack.url, query, tokens);
+          // Warm-up (JIT, pools, PostgreSQL's cache) not counted.
+          await runLoad({ url: stack.url, body, tokens, connections: o.connections, seconds: Math.max(2, Math.round(o.seconds / 3)) });
+        }
+        if (stacks.length === 1) {
+          for (const clients of [o.connections, 1]) await measure(stacks[0]!, shape, name, body, tokens, clients);
+          continue;
+        }
+        // Alternating, each round starting with the other one.
+        for (let round = 1; round <= o.rounds; round++) {
+          for (const stack of round % 2 ? stacks : [...stacks].reverse()) await measure(stack, shape, name, body, tokens, o.connections, round);
+        }
+        for (const stack of stacks) {
+          const runs = results.filter((r) => r.shape === shape && r.query === name && r.subgraphCalls === stack.subgraphCalls);
+          const requests = runs.reduce((n, r) => n + r.requests, 0);
+          const summary = {
             shape,
             subgraphCalls: stack.subgraphCalls,
             query: name,
-            clients,
-            load1m: Math.round(loadavg()[0]! * 10) / 10,
-            rps: r.rps,
-            p50: r.ms.p50,
-            p95: r.ms.p95,
-            p99: r.ms.p99,
-            requests: r.requests,
-            failures: r.non2xx + r.errors,
-            cpuMsPerRequest: Object.fromEntries(
-              Object.entries(cpuAfter).map(([k, v]) => [k, Math.round(((v - (cpuBefore[k] ?? 0)) * 1000 * 100) / served) / 100]),
-            ),
+            clients: o.connections,
+            rounds: runs.length,
+            'mean requests/s': Math.round((runs.reduce((n, r) => n + r.rps, 0) / runs.length) * 10) / 10,
+            'mean p95 ms': Math.round((runs.reduce((n, r) => n + r.p95, 0) / runs.length) * 10) / 10,
+            // Weighted by requests: the CPU of all its rounds over all their requests.
+            'CPU ms per request': Math.round((runs.reduce((n, r) => n + (r.cpuMsPerRequest.supergraph ?? 0) * r.requests, 0) / (requests || 1)) * 100) / 100,
           };
-          console.log(JSON.stringify({ scenario: 'scale', ...row }));
-          results.push(row);
+          console.log(JSON.stringify({ scenario: 'scale', summary }));
         }
       }
     } finally {
-      await stack.stop();
+      for (const stack of stacks) await stack.stop();
     }
   }
   return { scenario: 'scale', size: o.size, seededSeconds, customers: o.customers, seconds: o.seconds, results };
