@@ -141,6 +141,24 @@ describe('createLoaders', () => {
     expect(await l.itemsByOrderId.load(byPrisma[0]!.id)).toEqual(lines);
   });
 
+  it("ordersByUser counts the users' orders in the same statement: orderCountByUser asked after it costs none, whatever the page", async () => {
+    const l = loaders();
+    const { result, statements } = await counted(async () => {
+      const pages = await Promise.all([alice, bob.toUpperCase(), carol].map((userId) => l.ordersByUser.load({ userId, take: 2, after: null })));
+      const counts = await l.orderCountByUser.loadMany([alice, bob.toUpperCase(), carol]);
+      return { pages, counts };
+    });
+    expect(statements).toBe(1);
+    expect(result.pages.map((p) => p.length)).toEqual([3, 3, 0]);
+    expect(result.counts).toEqual([12, 4, 0]);
+    // A later page counts all of the user's orders too.
+    const later = loaders();
+    const page = await later.ordersByUser.load({ userId: alice, take: 2, after: null });
+    const last = page[1]!;
+    await later.ordersByUser.load({ userId: bob, take: 2, after: { createdAt: last.createdAt.toISOString(), id: last.id } });
+    expect((await counted(() => later.orderCountByUser.load(bob))).result).toBe(4);
+  });
+
   it('orderCountByUser: one query per batch, 0 for users without orders and malformed ids', async () => {
     const l = loaders();
     const { result, statements } = await counted(() => l.orderCountByUser.loadMany([bob, carol, alice, 'nope']));

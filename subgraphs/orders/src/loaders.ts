@@ -84,9 +84,19 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
       await Promise.all(
         [...groups.values()].map(async (group) => {
           const first = group[0]!;
-          const userIds = [...new Set(group.map((k) => k.userId).filter(isUuid))];
-          const rows = userIds.length ? await latestOrders(userIds, first.take, first.after) : [];
+          // Lower-cased: rows come back under PostgreSQL's spelling, and one user asked in two spellings is read once.
+          const userIds = [
+            ...new Set(
+              group
+                .map((k) => k.userId)
+                .filter(isUuid)
+                .map((id) => id.toLowerCase()),
+            ),
+          ];
+          const { rows, counts } = userIds.length ? await latestOrders(userIds, first.take, first.after) : { rows: [], counts: new Map<string, number>() };
           for (const row of rows) orderById.prime(row.id, row);
+          // Under the key as asked (a gateway may send an upper-case id): the resolver's count then costs nothing.
+          for (const key of group) if (isUuid(key.userId)) orderCountByUser.prime(key.userId, counts.get(key.userId.toLowerCase()) ?? 0);
           const byUser = groupBy(rows, (r) => r.userId);
           for (const key of group) byKey.set(pageKey(key), byUser.get(key.userId.toLowerCase()) ?? []);
         }),
@@ -99,23 +109,34 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
   /**
    * Up to take + 1 orders per user, newest first. A LATERAL subquery with
    * LIMIT walks the (user_id, created_at, id) index backwards and stops after
-   * take + 1 rows per user, however long the user's history is.
+   * take + 1 rows per user, however long the user's history is. The same
+   * statement counts each user's orders (an index-only count), which primes
+   * orderCountByUser, so a page with its totalCount is one statement; a user
+   * without orders on this page comes back as one row without an order.
    */
-  function latestOrders(userIds: string[], take: number, after: OrderCursor | null): PromiseLike<OrderModel[]> {
+  async function latestOrders(userIds: string[], take: number, after: OrderCursor | null): Promise<{ rows: OrderModel[]; counts: Map<string, number> }> {
     const params: unknown[] = [userIds, take + 1];
-    const afterClause = after ? `AND (o.created_at, o.id) < ($${params.push(new Date(after.createdAt))}::timestamptz, $${params.push(after.id)}::uuid)` : '';
-    return sql.$queryRawUnsafe<OrderModel[]>(
-      `SELECT ${ORDER_COLUMNS}
+    const cursorClause = after ? `AND (o.created_at, o.id) < ($${params.push(new Date(after.createdAt))}::timestamptz, $${params.push(after.id)}::uuid)` : '';
+    const rows = await sql.$queryRawUnsafe<(OrderModel & { pageUserId: string; userOrderCount: number })[]>(
+      `SELECT u.user_id::text AS "pageUserId", c.n AS "userOrderCount", ${ORDER_COLUMNS}
       FROM unnest($1::uuid[]) AS u(user_id)
-      CROSS JOIN LATERAL (
+      CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM ${ordersTable} WHERE user_id = u.user_id) c
+      LEFT JOIN LATERAL (
         SELECT * FROM ${ordersTable} o
-        WHERE o.user_id = u.user_id ${afterClause}
+        WHERE o.user_id = u.user_id ${cursorClause}
         ORDER BY o.created_at DESC, o.id DESC
         LIMIT $2
-      ) o
-      ORDER BY o.user_id, o.created_at DESC, o.id DESC`,
+      ) o ON true
+      ORDER BY u.user_id, o.created_at DESC, o.id DESC`,
       ...params,
     );
+    const orders: OrderModel[] = [];
+    const counts = new Map<string, number>();
+    for (const { pageUserId, userOrderCount, ...order } of rows) {
+      counts.set(pageUserId, userOrderCount);
+      if (order.id !== null) orders.push(order);
+    }
+    return { rows: orders, counts };
   }
 
   // All of a user's orders, whatever page is being read.
