@@ -27,6 +27,7 @@ import type { OpenRequest, SubscriberReport, SubscriberRequest, SubscriberStatus
 import { startGatewayProcesses, type GatewayProcesses } from './gateway-process.ts';
 import { profilePathPrefix, profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
+import { nodeFlagsFrom } from './env.ts';
 
 export const FANOUT_SCENARIOS = ['a', 'b', 'c', 'd'] as const;
 export type FanoutScenario = (typeof FANOUT_SCENARIOS)[number];
@@ -263,7 +264,7 @@ async function withSession(
     const admin = await sg.logIn(DEMO_CREDENTIALS.admin.email, DEMO_CREDENTIALS.admin.password);
     const work = await prepare(sg, admin);
     if (o.gateway === 'process') {
-      const flags = (process.env.BENCH_FANOUT_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+      const flags = nodeFlagsFrom('BENCH_FANOUT_GATEWAY_NODE_FLAGS');
       const subgraphs = { users: sg.apps.users.url, products: sg.apps.products.url, orders: sg.apps.orders.url };
       gateway = await startGatewayProcesses(o.gateways, subgraphs, flags);
     }
@@ -514,7 +515,7 @@ class SubscriberPool {
   constructor(readonly size: number) {
     const script = fileURLToPath(new URL('./fanout-subscribers.ts', import.meta.url));
     // BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS adds node flags (--cpu-prof, for one).
-    const flags = (process.env.BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    const flags = nodeFlagsFrom('BENCH_FANOUT_SUBSCRIBER_NODE_FLAGS');
     for (let i = 0; i < size; i++) {
       // node with tsx's loader (one process), structured clone over IPC for the latency arrays.
       const child = fork(script, [], { execArgv: ['--import', 'tsx', ...flags], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

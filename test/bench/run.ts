@@ -33,6 +33,7 @@ import { benchObservability } from './observability.ts';
 import { benchOrders } from './orders.ts';
 import { benchRefusals } from './refusals.ts';
 import { benchScale, SCALE_SIZE, type ScaleShape } from './scale.ts';
+import { nodeFlagsFrom } from './env.ts';
 
 const env = process.env;
 const int = (name: string, fallback: number) => (env[name] ? Number.parseInt(env[name], 10) : fallback);
@@ -82,7 +83,7 @@ async function main() {
         ...b,
         orders: int('BENCH_ORDERS', 300),
         concurrency: int('BENCH_CONCURRENCY', 16),
-        serviceNodeFlags: (env.BENCH_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+        serviceNodeFlags: nodeFlagsFrom('BENCH_SERVICE_NODE_FLAGS', env),
       });
       console.log(JSON.stringify(r));
       console.table(r.stagesMs);
@@ -189,7 +190,7 @@ async function main() {
       seconds: int('BENCH_SECONDS', 20),
       connections: int('BENCH_CONNECTIONS', 50),
       rounds: int('BENCH_ROUNDS', 2),
-      nodeFlags: (env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      nodeFlags: nodeFlagsFrom('BENCH_GATEWAY_NODE_FLAGS', env),
       entry: env.BENCH_GATEWAY_ENTRY === 'tsx' ? 'tsx' : 'dist',
     });
     console.log(JSON.stringify(r));

@@ -21,6 +21,7 @@ import { runLoad } from './load-process.ts';
 import { profilePhase } from './phase-profile.ts';
 import { startServiceProcesses } from './service-processes.ts';
 import { THREE_SUBGRAPH_QUERY } from './observability.ts';
+import { nodeFlagsFrom } from './env.ts';
 
 export const SCALE_SIZE: DemoDataSize = { users: 100_000, products: 100_000, orders: 1_000_000 };
 export const SCALE_DATABASE = 'bench_scale';
@@ -133,7 +134,7 @@ async function startProcesses(databaseUrl: string, redisUrl: string): Promise<Sc
     databaseUrl,
     redisUrl,
     busPrefix: prefix,
-    nodeFlags: (process.env.BENCH_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    nodeFlags: nodeFlagsFrom('BENCH_SERVICE_NODE_FLAGS'),
     env: { SEED_DEMO_DATA: 'false', RATE_LIMITS: 'off' },
   });
   return {
