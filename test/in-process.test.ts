@@ -4,6 +4,7 @@
  * HTTP ports, and answers exactly what a gateway calling them over HTTP answers (data, errors and
  * their codes, SQL statements), the caller's identity checked by the subgraphs either way.
  */
+import { fileURLToPath } from 'node:url';
 import { createGatewayApp, type GatewayApp } from '@commerce/gateway';
 import type { ServiceName } from '@commerce/local/demo-data';
 import { DEMO_CREDENTIALS } from '@commerce/users/seed';
@@ -22,7 +23,7 @@ beforeAll(async () => {
   tokens = await sg.logInDemo();
   // A second gateway in front of the same subgraphs, over HTTP (as separate processes call them).
   overHttp = createGatewayApp({
-    supergraphPath: new URL('../schema/supergraph.graphql', import.meta.url).pathname,
+    supergraphPath: fileURLToPath(new URL('../schema/supergraph.graphql', import.meta.url)),
     host: '127.0.0.1',
     port: 0,
     jwtSecret: TEST_JWT_SECRET,
