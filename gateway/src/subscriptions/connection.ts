@@ -5,6 +5,7 @@ import type { ExecutionResult } from 'graphql';
 import { MessageType, stringifyMessage } from 'graphql-ws';
 import type { GatewayContext } from '../context.ts';
 import { LazyAbort, LazySignalContext } from './lazy-abort.ts';
+import type { TextWriter } from './server-options.ts';
 
 /**
  * Close codes the gateway sends besides graphql-ws's own (4400 bad message, 4401 subscribe before
@@ -63,6 +64,8 @@ export class Connection {
     readonly ip: string,
     /** The TCP connection under the socket, when the adapter gives it: writes between cork and uncork go out together. */
     readonly transport: { cork?(): void; uncork?(): void } | undefined = undefined,
+    /** Writes a text message to the client's connection from its UTF-8 parts (SubscriptionServerOptions.textWriter); else socket.send. */
+    readonly sendText: TextWriter | undefined = undefined,
   ) {}
 
   /** Subscriptions held, and admitted but not started yet. */

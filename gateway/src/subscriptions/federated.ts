@@ -84,6 +84,8 @@ export interface FederatedSubscription {
 /** One event resolved for clients: its `next` payload, serialized once for every recipient. */
 interface Resolved {
   payload: string;
+  /** The payload's UTF-8, encoded once for every member written to with Connection.sendText. */
+  bytes: Buffer | undefined;
   errorCodes: unknown[] | undefined;
   /** The event's stream position, when the subgraph gave one. */
   cursor: string | undefined;
@@ -93,6 +95,7 @@ interface Resolved {
 const MAX_HELD = 1_000;
 /** Members a flush writes to before it lets the event loop turn. */
 const WRITE_CHUNK = 500;
+const CLOSING_BRACE = Buffer.from('}');
 // WebSocket readyState, as in the WHATWG spec and ws.
 const OPEN = 1;
 
@@ -101,6 +104,8 @@ interface Member {
   readonly channel: Channel<ExecutionResult>;
   /** `{"id":…,"type":"next","payload":`: each event's frame is this, its payload and `}`. */
   readonly prefix: string;
+  /** The prefix's UTF-8, for Connection.sendText; encoded at the first event. */
+  prefixBytes: Buffer | undefined;
   /** Its own upstream stream (resuming, or unshareable); undefined once it is on the group's. */
   stopOwn: (() => void) | undefined;
   /** Resuming: group events held until its own stream reaches one of them. */
@@ -143,9 +148,29 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
 
   /** Writes the event's frame to the member's socket; the caller checks its backlog (deps.onQueued). */
   function write(member: Member, resolved: Resolved): boolean {
-    const { socket } = member.sub.connection;
+    return send(member, [resolved]);
+  }
+
+  /**
+   * Writes the events to the member's socket in one write: with the adapter's writer (sendText)
+   * from the bytes encoded once per event, else through send() under cork.
+   */
+  function send(member: Member, events: readonly Resolved[]): boolean {
+    const { socket, sendText, transport } = member.sub.connection;
     if (!member.channel.isOpen || socket.readyState !== OPEN) return false;
-    socket.send(`${member.prefix}${resolved.payload}}`);
+    if (sendText) {
+      const prefix = (member.prefixBytes ??= Buffer.from(member.prefix));
+      sendText(events.map((resolved) => [prefix, (resolved.bytes ??= Buffer.from(resolved.payload)), CLOSING_BRACE]));
+      return true;
+    }
+    // One event goes out as it is (ws writes a frame's parts at once).
+    const cork = events.length > 1 ? transport : undefined;
+    cork?.cork?.();
+    try {
+      for (const resolved of events) socket.send(`${member.prefix}${resolved.payload}}`);
+    } finally {
+      cork?.uncork?.();
+    }
     return true;
   }
 
@@ -259,20 +284,13 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
   }
 
   function writeBatch(member: Member, batch: readonly Resolved[], delivered: number[]) {
-    // Several events go out in one write; one goes out as it is (ws writes a frame's parts at once).
-    const transport = batch.length > 1 ? member.sub.connection.transport : undefined;
-    transport?.cork?.();
-    try {
-      for (const [i, resolved] of batch.entries()) {
-        if (member.skip) {
-          if (resolved.cursor !== undefined && member.skip.has(resolved.cursor)) continue;
-          member.skip = undefined;
-        }
-        if (write(member, resolved)) delivered[i]!++;
-      }
-    } finally {
-      transport?.uncork?.();
+    // Several events go out in one write, less those the member had from its own stream.
+    let from = 0;
+    if (member.skip) {
+      while (from < batch.length && batch[from]!.cursor !== undefined && member.skip.has(batch[from]!.cursor!)) from++;
+      if (from < batch.length) member.skip = undefined;
     }
+    if (from < batch.length && send(member, from === 0 ? batch : batch.slice(from))) for (let i = from; i < batch.length; i++) delivered[i]!++;
     deps.onQueued(member.sub.connection);
   }
 
@@ -375,6 +393,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
       const cursor = event.extensions?.cursor;
       return {
         payload: JSON.stringify(formatted ?? result),
+        bytes: undefined,
         errorCodes: result.errors?.map((e) => e.extensions.code),
         cursor: typeof cursor === 'string' ? cursor : undefined,
       };
@@ -442,6 +461,7 @@ export function createSubscriptionGroups(deps: FederatedSubscriptionDeps): Subsc
         sub,
         channel,
         prefix: `{"id":${JSON.stringify(id)},"type":"next","payload":`,
+        prefixBytes: undefined,
         stopOwn: undefined,
         held: undefined,
         seen: undefined,

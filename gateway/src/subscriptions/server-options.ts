@@ -81,7 +81,18 @@ export interface SubscriptionServerOptions {
   metrics?: GatewayMetrics | undefined;
   /** Spans for operations on the socket and each subscription event. @default off (trace ids still propagate) */
   tracing?: Tracing | undefined;
+  /**
+   * How to write text messages straight to this client's connection, several in one write, each
+   * given as its UTF-8 in parts (framed by the adapter; see TextWriter), or undefined to use the
+   * socket's send(). Given by an adapter whose connections carry plain frames: an event written to
+   * thousands of clients is then framed from bytes encoded once, rather than encoded and framed
+   * by the WebSocket library for each client. @default send() for every client
+   */
+  textWriter?(socket: ClientSocket): TextWriter | undefined;
 }
+
+/** Writes text messages, each given as its UTF-8 in parts, in one write on the client's connection. */
+export type TextWriter = (messages: readonly (readonly Uint8Array[])[]) => void;
 
 export interface SubscriptionServer {
   /** graphql-ws server options: for `useServer` (graphql-ws/use/ws) or graphql-ws's `makeServer`. */

@@ -204,6 +204,44 @@ describe('makeSubscriptionServer', () => {
     expect(own!.ended).toBe(false);
   });
 
+  it('writes events with the adapter’s textWriter, from the payload encoded once, in order with what goes through send()', async () => {
+    // The writer records what it is given, by socket: the message, and the payload part itself.
+    const written = new Map<unknown, { text: string; payload: Uint8Array }[]>();
+    const t = setUp({
+      textWriter: (socket) => (messages) => {
+        for (const parts of messages) {
+          (written.get(socket) ?? written.set(socket, []).get(socket)!).push({ text: Buffer.concat(parts).toString(), payload: parts[1]! });
+          (socket as ReturnType<typeof makeClientSocket>).send(Buffer.concat(parts).toString());
+        }
+      },
+    });
+    stopAll = t.stopAll;
+    const clients = [await t.connect(), await t.connect()];
+    clients[0]!.subscribe('x', ON_REVIEW, { productId: 'p1' });
+    clients[1]!.subscribe('y', ON_REVIEW, { productId: 'p1' });
+    const stream = await vi.waitFor(() => t.streams[0] ?? Promise.reject(new Error('no stream yet')));
+    // The second subscribe joins the first one's group within a few turns of the event loop.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    stream.sink.next({ data: { reviewAdded: { id: 'r1', product: { __typename: 'Product', id: 'p1' } } } });
+    stream.sink.complete();
+
+    for (const [i, client] of clients.entries()) {
+      const id = i === 0 ? 'x' : 'y';
+      await vi.waitFor(() => expect(client.socket.sent.at(-1)).toEqual({ id, type: 'complete' }));
+      expect(client.socket.sent).toEqual([
+        { type: 'connection_ack' },
+        { id, type: 'next', payload: { data: { reviewAdded: { id: 'r1', product: { id: 'p1', name: 'Product p1' } } } } },
+        { id, type: 'complete' },
+      ]);
+      // Only the event went through the writer.
+      expect(written.get(client.socket)?.map((w) => JSON.parse(w.text) as Message)).toEqual([client.socket.sent[1]]);
+    }
+    // One stream, one resolution, one encoding of the payload for both.
+    expect(t.streams).toHaveLength(1);
+    expect(t.catalogCalls).toHaveLength(1);
+    expect(written.get(clients[0]!.socket)![0]!.payload).toBe(written.get(clients[1]!.socket)![0]!.payload);
+  });
+
   it('ends the client subscription with the stream error, and the client unsubscribing ends the stream', async () => {
     const t = setUp();
     stopAll = t.stopAll;

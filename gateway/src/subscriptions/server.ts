@@ -106,7 +106,7 @@ export function makeSubscriptionServer(opts: SubscriptionServerOptions): Subscri
         return false;
       }
       const ip = clientAddress(request.socket?.remoteAddress, request.headers['x-forwarded-for'], trustedProxies);
-      const connection = new Connection(socket, auth.identity, requestId, ip, request.socket);
+      const connection = new Connection(socket, auth.identity, requestId, ip, request.socket, opts.textWriter?.(socket));
       if (auth.expiresAt !== undefined) connection.expireAt(auth.expiresAt, () => logger.info({ requestId }, 'closing WebSocket: token expired'));
       connections.set(socket, connection);
       metrics?.websocketConnections.inc();

@@ -6,12 +6,14 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { getValidPositive } from '../options.ts';
 import { NO_TRUSTED_PROXIES, clientAddress } from '../rate-limits/client-address.ts';
 import { DEFAULT_KEEP_ALIVE_MS, makeSubscriptionServer, type SubscriptionServerOptions } from './server.ts';
 import { IDENTITY_HEADER, signForwardedIdentity } from '@commerce/service-kit/core';
 import { createSubgraphSockets } from './subgraph-stream.ts';
+import type { ClientSocket } from './connection.ts';
+import { textFrames } from './text-frame.ts';
 
 export interface WebSocketAdapterOptions extends Omit<SubscriptionServerOptions, 'openSubgraphStream'> {
   httpServer: Server;
@@ -44,7 +46,21 @@ export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable
     ackTimeoutMs: opts.subgraphTimeoutMs,
     keepAliveMs,
   });
-  const server = makeSubscriptionServer({ ...opts, openSubgraphStream: subgraphSockets.open });
+  /** Each client WebSocket's TCP connection, as handed to ws. */
+  const connections = new WeakMap<ClientSocket, Duplex>();
+  const server = makeSubscriptionServer({
+    ...opts,
+    openSubgraphStream: subgraphSockets.open,
+    // ws writes a text message as a frame whose payload is the message, and writes it at once
+    // (its queue only holds compressed messages and blobs, which the gateway never sends), so a
+    // frame written to its connection between its own goes out whole and in order; ws's
+    // bufferedAmount counts it (the connection's buffer). Not with an extension in use.
+    textWriter: (socket) => {
+      const connection = connections.get(socket);
+      if (!connection || (socket as WebSocket).extensions !== '') return undefined;
+      return (messages) => connection.write(textFrames(messages));
+    },
+  });
   const closeGraceMs = opts.closeGraceMs ?? 2_000;
   const maxPerIp = getValidPositive('maxConnectionsPerIp', opts.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP);
   const trustedProxies = opts.trustedProxies ?? NO_TRUSTED_PROXIES;
@@ -53,7 +69,8 @@ export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable
   let stopping: Promise<void> | undefined;
 
   // noServer: ws would otherwise also re-emit the HTTP server's own errors (EADDRINUSE) as its own.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes ?? 1024 * 1024 });
+  // No compression: an event is written to thousands of clients as it is (textWriter above).
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes ?? 1024 * 1024, perMessageDeflate: false });
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (stopping || new URL(request.url ?? '/', 'http://gateway.invalid').pathname !== opts.path) {
       socket.end(`HTTP/1.1 ${stopping ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
@@ -79,6 +96,7 @@ export function useSubscriptionServer(opts: WebSocketAdapterOptions): Disposable
     });
     wss.handleUpgrade(request, socket, head, (ws) => {
       upgraded = true;
+      connections.set(ws, socket);
       ws.once('close', release);
       wss.emit('connection', ws, request);
     });
