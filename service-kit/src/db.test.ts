@@ -80,6 +80,28 @@ describe.runIf(url)('openDatabase() on PostgreSQL', () => {
       expect(seen).toEqual(['CREATE', 'BEGIN', 'INSERT', 'SELECT', 'SELECT', 'SELECT']);
     });
 
+    it('prepares a statement with parameters once per connection (PostgreSQL parses it once), and runs a text without any as it is', async () => {
+      const raw = db.rawClient!();
+      const t = table();
+      await raw.$executeRawUnsafe(`CREATE TABLE ${t} (n int4)`);
+      const select = `SELECT count(*)::int4 AS n FROM ${t} WHERE n = ANY($1::int4[])`;
+      const prepared = await raw.$transaction(async (tx) => {
+        await tx.$executeRawUnsafe(`INSERT INTO ${t} SELECT unnest($1::int4[])`, [1, 2, 3]);
+        expect(await tx.$queryRawUnsafe(select, [1, 2])).toEqual([{ n: 2 }]);
+        expect(await tx.$queryRawUnsafe(select, [3, 4])).toEqual([{ n: 1 }]);
+        return tx.$queryRawUnsafe<{ statement: string }[]>('SELECT statement FROM pg_prepared_statements WHERE NOT from_sql');
+      });
+      // Each text with parameters once, under its name; the one without any (this SELECT) unnamed.
+      expect(prepared.map((p) => p.statement).filter((s) => s.includes(t))).toEqual(
+        expect.arrayContaining([select, `INSERT INTO ${t} SELECT unnest($1::int4[])`]),
+      );
+      expect(prepared.filter((p) => p.statement === select)).toHaveLength(1);
+      expect(prepared.filter((p) => p.statement.includes('pg_prepared_statements'))).toHaveLength(0);
+      // Several statements in one text (no parameters) still run: a prepared statement could not hold them.
+      await expect(raw.$executeRawUnsafe(`INSERT INTO ${t} VALUES (7); INSERT INTO ${t} VALUES (8)`)).resolves.toBeTypeOf('number');
+      expect(await raw.$queryRawUnsafe(select, [7, 8])).toEqual([{ n: 2 }]);
+    });
+
     it('rolls back what a transaction wrote when its function throws', async () => {
       const raw = db.rawClient!();
       const t = table();
