@@ -4,6 +4,7 @@ export * from './errors.ts';
 export * from './identity.ts';
 export * from './logger.ts';
 export * from './pagination.ts';
+export * from './lookahead.ts';
 export * from './shield.ts';
 export * from './subgraph-server.ts';
 export type * from './in-process.ts';

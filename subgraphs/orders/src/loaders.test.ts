@@ -141,6 +141,26 @@ describe('createLoaders', () => {
     expect(await l.itemsByOrderId.load(byPrisma[0]!.id)).toEqual(lines);
   });
 
+  it('ordersByUser with withItems reads the pages’ lines in the same statement: itemsByOrderId then answers as alone, with no statement', async () => {
+    const l = loaders();
+    const { result: pages, statements } = await counted(() =>
+      Promise.all([alice, bob, carol].map((userId) => l.ordersByUser.load({ userId, take: 5, after: null, withItems: true }))),
+    );
+    expect(statements).toBe(1);
+    const orderIds = pages.flat().map((o) => o.id);
+    expect(orderIds).toHaveLength(6 + 4);
+    const { result: lines, statements: more } = await counted(() => l.itemsByOrderId.loadMany(orderIds));
+    expect(more).toBe(0);
+    // What itemsByOrderId reads on its own, field for field (as Prisma reads them), in the same order.
+    expect(lines).toEqual(await loaders().itemsByOrderId.loadMany(orderIds));
+    expect(lines[0]).toEqual(await app.prisma.orderItem.findMany({ where: { orderId: orderIds[0]! }, orderBy: { id: 'asc' } }));
+    expect(lines.slice(0, 6).every((l) => Array.isArray(l) && l.length === 3)).toBe(true);
+    // Without it, the lines are not read: asking for them is a statement of its own.
+    const plain = loaders();
+    const page = await plain.ordersByUser.load({ userId: bob, take: 5, after: null });
+    expect((await counted(() => plain.itemsByOrderId.load(page[0]!.id))).statements).toBe(1);
+  });
+
   it("ordersByUser counts the users' orders in the same statement: orderCountByUser asked after it costs none, whatever the page", async () => {
     const l = loaders();
     const { result, statements } = await counted(async () => {

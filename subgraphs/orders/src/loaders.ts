@@ -22,6 +22,8 @@ export interface OrdersPageKey {
   userId: string;
   take: number;
   after: OrderCursor | null;
+  /** The page's lines are read in the same statement and prime itemsByOrderId (the query asks for them). */
+  withItems?: boolean | undefined;
 }
 
 export interface Loaders {
@@ -79,7 +81,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
     observeBatches(sizes, 'ordersByUser', async (keys: readonly OrdersPageKey[]) => {
       // The gateway sends every user of an `_entities` call at once, usually
       // with the same page arguments: one query per distinct (take, after).
-      const groups = groupBy([...keys], (k) => JSON.stringify([k.take, k.after?.createdAt ?? null, k.after?.id ?? null]));
+      const groups = groupBy([...keys], (k) => JSON.stringify([k.take, k.after?.createdAt ?? null, k.after?.id ?? null, k.withItems === true]));
       const byKey = new Map<string, OrderModel[]>();
       await Promise.all(
         [...groups.values()].map(async (group) => {
@@ -93,8 +95,11 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
                 .map((id) => id.toLowerCase()),
             ),
           ];
-          const { rows, counts } = userIds.length ? await latestOrders(userIds, first.take, first.after) : { rows: [], counts: new Map<string, number>() };
+          const { rows, counts, items } = userIds.length
+            ? await latestOrders(userIds, first.take, first.after, first.withItems === true)
+            : { rows: [], counts: new Map<string, number>(), items: undefined };
           for (const row of rows) orderById.prime(row.id, row);
+          if (items) for (const [orderId, lines] of items) itemsByOrderId.prime(orderId, lines);
           // Under the key as asked (a gateway may send an upper-case id): the resolver's count then costs nothing.
           for (const key of group) if (isUuid(key.userId)) orderCountByUser.prime(key.userId, counts.get(key.userId.toLowerCase()) ?? 0);
           const byUser = groupBy(rows, (r) => r.userId);
@@ -112,13 +117,21 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
    * take + 1 rows per user, however long the user's history is. The same
    * statement counts each user's orders (an index-only count), which primes
    * orderCountByUser, so a page with its totalCount is one statement; a user
-   * without orders on this page comes back as one row without an order.
+   * without orders on this page comes back as one row without an order. With
+   * `withItems`, each order's lines come along as JSON (by the order_id index,
+   * ordered by id as itemsByOrderId reads them) and prime that loader: a page
+   * with its lines is one statement instead of two.
    */
-  async function latestOrders(userIds: string[], take: number, after: OrderCursor | null): Promise<{ rows: OrderModel[]; counts: Map<string, number> }> {
+  async function latestOrders(
+    userIds: string[],
+    take: number,
+    after: OrderCursor | null,
+    withItems: boolean,
+  ): Promise<{ rows: OrderModel[]; counts: Map<string, number>; items: Map<string, OrderItemModel[]> | undefined }> {
     const params: unknown[] = [userIds, take + 1];
     const cursorClause = after ? `AND (o.created_at, o.id) < ($${params.push(new Date(after.createdAt))}::timestamptz, $${params.push(after.id)}::uuid)` : '';
-    const rows = await sql.$queryRawUnsafe<(OrderModel & { pageUserId: string; userOrderCount: number })[]>(
-      `SELECT u.user_id::text AS "pageUserId", c.n AS "userOrderCount", ${ORDER_COLUMNS}
+    const rows = await sql.$queryRawUnsafe<(OrderModel & { pageUserId: string; userOrderCount: number; pageItems?: OrderItemModel[] | null })[]>(
+      `SELECT u.user_id::text AS "pageUserId", c.n AS "userOrderCount", ${ORDER_COLUMNS}${withItems ? ', i.lines AS "pageItems"' : ''}
       FROM unnest($1::uuid[]) AS u(user_id)
       CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM ${ordersTable} WHERE user_id = u.user_id) c
       LEFT JOIN LATERAL (
@@ -126,17 +139,29 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
         WHERE o.user_id = u.user_id ${cursorClause}
         ORDER BY o.created_at DESC, o.id DESC
         LIMIT $2
-      ) o ON true
+      ) o ON true${
+        withItems
+          ? `
+      LEFT JOIN LATERAL (
+        SELECT json_agg(json_build_object('id', i.id::text, 'orderId', i.order_id::text, 'productId', i.product_id::text,
+          'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.id) AS lines
+        FROM ${itemsTable} i WHERE i.order_id = o.id
+      ) i ON true`
+          : ''
+      }
       ORDER BY u.user_id, o.created_at DESC, o.id DESC`,
       ...params,
     );
     const orders: OrderModel[] = [];
     const counts = new Map<string, number>();
-    for (const { pageUserId, userOrderCount, ...order } of rows) {
+    const items = withItems ? new Map<string, OrderItemModel[]>() : undefined;
+    for (const { pageUserId, userOrderCount, pageItems, ...order } of rows) {
       counts.set(pageUserId, userOrderCount);
-      if (order.id !== null) orders.push(order);
+      if (order.id === null) continue;
+      orders.push(order);
+      items?.set(order.id, pageItems ?? []);
     }
-    return { rows: orders, counts };
+    return { rows: orders, counts, items };
   }
 
   // All of a user's orders, whatever page is being read.
@@ -153,7 +178,8 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
   return { orderById, itemsByOrderId, ordersByUser, orderCountByUser };
 }
 
-const pageKey = (key: OrdersPageKey): string => JSON.stringify([key.userId, key.take, key.after?.createdAt ?? null, key.after?.id ?? null]);
+const pageKey = (key: OrdersPageKey): string =>
+  JSON.stringify([key.userId, key.take, key.after?.createdAt ?? null, key.after?.id ?? null, key.withItems === true]);
 
 /** Groups rows by key, keeping their order within each group. */
 function groupBy<T>(rows: T[], keyOf: (row: T) => string): Map<string, T[]> {
