@@ -34,9 +34,9 @@ describe.runIf(url)('openDatabase() on PostgreSQL', () => {
 
   it('has PostgreSQL end a transaction left idle by a stalled process, on both pools', async () => {
     for (const which of ['requests', 'background'] as const) {
-      const rows = await db.rawClient!(undefined, which).$queryRawUnsafe<{ idle_in_transaction_session_timeout: string }[]>(
-        'SHOW idle_in_transaction_session_timeout',
-      );
+      const rows = await db
+        .rawClient(undefined, which)
+        .$queryRawUnsafe<{ idle_in_transaction_session_timeout: string }[]>('SHOW idle_in_transaction_session_timeout');
       expect(rows[0]?.idle_in_transaction_session_timeout).toBe(`${IDLE_IN_TRANSACTION_MS / 1000}s`);
     }
   });
@@ -63,7 +63,7 @@ describe.runIf(url)('openDatabase() on PostgreSQL', () => {
 
     it('commits a transaction on one connection, and counts what it sends through observe', async () => {
       const seen: string[] = [];
-      const raw = db.rawClient!((sql, run) => {
+      const raw = db.rawClient((sql, run) => {
         seen.push(sql.split(' ')[0]!);
         return run();
       });
@@ -81,7 +81,7 @@ describe.runIf(url)('openDatabase() on PostgreSQL', () => {
     });
 
     it('prepares a statement with parameters once per connection (PostgreSQL parses it once), and runs a text without any as it is', async () => {
-      const raw = db.rawClient!();
+      const raw = db.rawClient();
       const t = table();
       await raw.$executeRawUnsafe(`CREATE TABLE ${t} (n int4)`);
       const select = `SELECT count(*)::int4 AS n FROM ${t} WHERE n = ANY($1::int4[])`;
@@ -103,7 +103,7 @@ describe.runIf(url)('openDatabase() on PostgreSQL', () => {
     });
 
     it('rolls back what a transaction wrote when its function throws', async () => {
-      const raw = db.rawClient!();
+      const raw = db.rawClient();
       const t = table();
       await raw.$executeRawUnsafe(`CREATE TABLE ${t} (n int4)`);
       await expect(

@@ -6,6 +6,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
 import type { RawClient } from './outbox.ts';
 import { createPgRawClient, type StatementObserver } from './pg-raw.ts';
+import { createPgliteRawClient } from './pglite-raw.ts';
 
 /** Where a service keeps its data: an embedded PGlite database or a PostgreSQL schema. */
 export type DatabaseConfig =
@@ -37,11 +38,11 @@ export interface Database {
    */
   readonly backgroundAdapter: SqlDriverAdapterFactory;
   /**
-   * On PostgreSQL, raw SQL on the request pool (or the background one) without Prisma's runtime
-   * (see pg-raw.ts), each statement run through `observe`; undefined on PGlite, whose one
-   * connection Prisma holds.
+   * Raw SQL without Prisma's runtime, each statement run through `observe`: on PostgreSQL on the
+   * request pool or the background one (pg-raw.ts), on PGlite on its one connection, taking turns
+   * with Prisma's (pglite-raw.ts). Both answer with node-postgres's types.
    */
-  readonly rawClient: ((observe?: StatementObserver, pool?: 'requests' | 'background') => RawClient) | undefined;
+  readonly rawClient: (observe?: StatementObserver, pool?: 'requests' | 'background') => RawClient;
   close(): Promise<void>;
 }
 
@@ -75,7 +76,8 @@ async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): 
     sql,
     adapter,
     backgroundAdapter: adapter,
-    rawClient: undefined,
+    // One PGlite for requests and background work alike.
+    rawClient: (observe) => createPgliteRawClient(db, observe),
     close: () => db.close(),
   };
 }

@@ -207,12 +207,10 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       });
       prisma = client;
       const requestObservers = { ...observers, source: 'request' as const };
-      const raw: RawClient = db.rawClient
-        ? db.rawClient((sql, run) => {
-            sqlStats.statements++;
-            return observe(requestObservers, sql, run);
-          })
-        : (client as unknown as RawClient);
+      const raw: RawClient = db.rawClient((sql, run) => {
+        sqlStats.statements++;
+        return observe(requestObservers, sql, run);
+      });
       requestRaw = raw;
       // Background work (relay, consumers) gets its own client, so sqlStats counts what requests cost,
       // on its own connections, so it never queues behind requests.
@@ -226,12 +224,10 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       const backgroundObservers = { ...observers, source: 'background' as const };
       const backgroundRaw: RawClient | undefined = !background
         ? undefined
-        : db.rawClient
-          ? db.rawClient((sql, run) => {
-              sqlStats.backgroundStatements++;
-              return observe(backgroundObservers, sql, run);
-            }, 'background')
-          : (background as unknown as RawClient);
+        : db.rawClient((sql, run) => {
+            sqlStats.backgroundStatements++;
+            return observe(backgroundObservers, sql, run);
+          }, 'background');
       if (def.publishesEvents && opts.bus) {
         relay = createOutboxRelay({
           prisma: backgroundRaw!,
