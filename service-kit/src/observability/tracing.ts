@@ -4,7 +4,6 @@
  * in one AsyncLocalStorage context manager and across processes in W3C `traceparent` headers,
  * graphql-ws connection params and bus events.
  */
-import { randomBytes } from 'node:crypto';
 import {
   ProxyTracerProvider,
   ROOT_CONTEXT,
@@ -28,6 +27,7 @@ import {
   AlwaysOnSampler,
   BatchSpanProcessor,
   ParentBasedSampler,
+  RandomIdGenerator,
   SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
   TracerProvider,
@@ -148,8 +148,15 @@ export function currentTraceparent(ctx: Context = context.active()): string | un
  */
 export function withTraceId(ctx: Context, tracing: Tracing): Context {
   if (tracing.enabled || trace.getSpanContext(ctx)) return ctx;
-  return trace.setSpanContext(ctx, { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), traceFlags: TraceFlags.NONE });
+  return trace.setSpanContext(ctx, { traceId: ids.generateTraceId(), spanId: ids.generateSpanId(), traceFlags: TraceFlags.NONE });
 }
+
+/**
+ * The SDK's own generator (Math.random), as for recorded spans: these ids correlate log lines, they
+ * guard nothing. node:crypto's randomBytes cost 60 µs a call on this machine between requests
+ * (cold caches), 0.4 ms per request in a profile of the three-subgraph query at one client.
+ */
+const ids = new RandomIdGenerator();
 
 /**
  * Where a server request runs: the caller's trace continued from its headers (with a random trace
