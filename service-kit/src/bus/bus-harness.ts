@@ -4,6 +4,7 @@
  * event factories and short timings.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLog, type StreamBackend } from './backend.ts';
@@ -135,6 +136,40 @@ function onSqlBackend(database: DatabaseConfig, opts?: { maxLen?: number }): Har
     rawAdd: async (stream, fields) => void (await backend.xadd(stream, fields)),
   });
 }
+
+/**
+ * Redis's MONITOR on a plain socket: `onCommand` gets each command's arguments (the name first) as
+ * Redis ran them. Not ioredis's `monitor()`, which races: when the MONITOR reply and the first lines
+ * arrive in one read while other clients are busy, it takes a line for a command's reply and throws
+ * "Command queue state error" (seen in CI).
+ */
+export async function monitorRedis(onCommand: (args: string[]) => void): Promise<{ close(): void }> {
+  const url = new URL(REDIS_URL ?? '');
+  const socket = net.connect(Number(url.port || 6379), url.hostname);
+  socket.setEncoding('utf8');
+  let buffered = '';
+  await new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      let end: number;
+      while ((end = buffered.indexOf('\r\n')) !== -1) {
+        const line = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        if (line === '+OK') resolve();
+        else if (line.startsWith('-')) reject(new Error(line.slice(1)));
+        // `+<time> [<db> <client>] "<name>" "<arg>" …`, each argument quoted and escaped as sdscatrepr does.
+        else if (line.startsWith('+')) onCommand([...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => unescapeRepr(m[1]!)));
+      }
+    });
+    socket.write(`${url.password ? `AUTH ${decodeURIComponent(url.password)}\r\n` : ''}MONITOR\r\n`);
+  });
+  return { close: () => socket.destroy() };
+}
+
+const REPR_ESCAPES: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b' };
+const unescapeRepr = (s: string) =>
+  s.replace(/\\(x[0-9a-f]{2}|.)/g, (_, e: string) => (e.length === 3 ? String.fromCharCode(parseInt(e.slice(1), 16)) : (REPR_ESCAPES[e] ?? e)));
 
 /** Deletes every key this file's buses created (call it in afterAll). */
 export async function dropTestKeys(): Promise<void> {

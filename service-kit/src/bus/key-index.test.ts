@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database, type DatabaseConfig } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { silentLog } from './backend.ts';
-import { DATABASE_URL, describeEachBus, dropTestKeys, getAdmin, PREFIX, uniq } from './bus-harness.ts';
+import { DATABASE_URL, describeEachBus, dropTestKeys, getAdmin, monitorRedis, PREFIX, uniq } from './bus-harness.ts';
 import { createBusOnBackend } from './core.ts';
 import type { BusEvent, EventBus } from './index.ts';
 import { createSqlBackend } from './sql.ts';
@@ -78,15 +78,14 @@ describeEachBus((make, impl) => {
       const stream = uniq('monitor');
       const events = Array.from({ length: 10_000 }, (_, i) => keyed(i % 2_500 === 7 ? 'a' : `other-${i % 97}`, i));
       await publishInBatches(h.bus, stream, events);
-      const monitor = await getAdmin().duplicate().monitor();
       const seen: string[][] = [];
       const token = randomUUID();
-      const done = new Promise<void>((resolve) =>
-        monitor.on('monitor', (_time: string, args: string[]) => {
-          if (args[1] === PREFIX + stream || args[1]?.startsWith(`${PREFIX}${stream}:`)) seen.push(args);
-          if (args[0]?.toLowerCase() === 'echo' && args[1] === token) resolve();
-        }),
-      );
+      let ended!: () => void;
+      const done = new Promise<void>((resolve) => (ended = resolve));
+      const monitor = await monitorRedis((args) => {
+        if (args[1] === PREFIX + stream || args[1]?.startsWith(`${PREFIX}${stream}:`)) seen.push(args);
+        if (args[0]?.toLowerCase() === 'echo' && args[1] === token) ended();
+      });
       try {
         // MONITOR reports a command once it ran: an ECHO sent after the read marks the end of what the read ran.
         await new Promise((r) => setTimeout(r, 100));
@@ -95,7 +94,7 @@ describeEachBus((make, impl) => {
         await done;
         expect(read.map((e) => e.event)).toEqual(events.filter((e) => e.key === 'a'));
       } finally {
-        monitor.disconnect();
+        monitor.close();
       }
       const byCommand = (name: string) => seen.filter((args) => args[0]?.toLowerCase() === name);
       // One index set read, then each of its 4 entries by its own id: no range of the stream.
