@@ -8,13 +8,13 @@ import type { Registry } from 'prom-client';
 import { PREFIX } from './bus/bus-harness.ts';
 import { createBus } from './bus/index.ts';
 import type { EventBus } from './bus/types.ts';
-import { openDatabase, type Database, type SqlClient } from './db.ts';
+import { openDatabase, type Database } from './db.ts';
 import { Scrape } from './observability-testing.ts';
-import type { RawClient, RawTx } from './outbox.ts';
+import type { RawClient } from './outbox.ts';
 
 export interface OutboxDatabase {
   db: Database;
-  /** The kit's raw-SQL surface, as a Prisma client offers it. */
+  /** The kit's raw-SQL surface, as the services get it (`Database.rawClient`). */
   prisma: RawClient;
   close(): Promise<void>;
 }
@@ -34,45 +34,11 @@ export async function openOutboxDatabase(): Promise<OutboxDatabase> {
   await db.sql.withConnection((conn) => conn.exec(TABLES));
   return {
     db,
-    prisma: rawClient(db.sql),
+    prisma: db.rawClient(),
     async close() {
       if (url) await db.sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await db.close();
     },
-  };
-}
-
-/**
- * A RawClient on one connection at a time (PGlite has only one): transactions queue, as they do on
- * PGlite anyway. `$executeRawUnsafe` counts affected rows with RETURNING, which the kit's statements allow.
- */
-function rawClient(sql: SqlClient): RawClient {
-  let queue: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(fn: (conn: SqlClient) => Promise<T>): Promise<T> => {
-    const run = queue.then(() => sql.withConnection(fn));
-    queue = run.catch(() => undefined);
-    return run;
-  };
-  const on = (conn: SqlClient) =>
-    ({
-      $queryRawUnsafe: async <T>(query: string, ...values: unknown[]) => (await conn.query(query, values)).rows as T,
-      $executeRawUnsafe: async (query: string, ...values: unknown[]) => (await conn.query(`${query} RETURNING 1`, values)).rows.length,
-    }) satisfies RawTx;
-  return {
-    $queryRawUnsafe: <T>(query: string, ...values: unknown[]) => exclusive((conn) => on(conn).$queryRawUnsafe<T>(query, ...values)),
-    $executeRawUnsafe: (query: string, ...values: unknown[]) => exclusive((conn) => on(conn).$executeRawUnsafe(query, ...values)),
-    $transaction: (fn) =>
-      exclusive(async (conn) => {
-        await conn.exec('BEGIN');
-        try {
-          const result = await fn(on(conn));
-          await conn.exec('COMMIT');
-          return result;
-        } catch (err) {
-          await conn.exec('ROLLBACK');
-          throw err;
-        }
-      }),
   };
 }
 

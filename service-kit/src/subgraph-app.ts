@@ -220,7 +220,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
           })
         : undefined;
       backgroundPrisma = background;
-      // The relay and consumers send raw SQL only: on PostgreSQL straight on the background pool.
+      // The relay and consumers send raw SQL only: on PostgreSQL on the background pool, on PGlite on its one connection.
       const backgroundObservers = { ...observers, source: 'background' as const };
       const backgroundRaw: RawClient | undefined = !background
         ? undefined
