@@ -9,7 +9,8 @@ import type { RawClient, RawTx } from './outbox.ts';
 /** Runs one statement; `observe` counts and times it (the subgraph's sqlStats and statement metrics). */
 export type StatementObserver = <T>(sql: string, run: () => Promise<T>) => Promise<T>;
 
-const direct: StatementObserver = (_sql, run) => run();
+/** Runs the statement as it is: no counting, no timing. */
+export const direct: StatementObserver = (_sql, run) => run();
 
 /**
  * Statements are prepared once per connection under a name (pg's named statements): PostgreSQL then

@@ -20,9 +20,8 @@ import { protocol, type PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import pgUtils from 'pg/lib/utils.js';
 import type { RawClient, RawTx } from './outbox.ts';
-import type { StatementObserver } from './pg-raw.ts';
+import { direct, type StatementObserver } from './pg-raw.ts';
 
-const direct: StatementObserver = (_sql, run) => run();
 const { serialize } = protocol;
 const SYNC = serialize.sync();
 const DESCRIBE_PORTAL = serialize.describe({ type: 'P' });
