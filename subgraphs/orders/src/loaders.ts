@@ -81,7 +81,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
     observeBatches(sizes, 'ordersByUser', async (keys: readonly OrdersPageKey[]) => {
       // The gateway sends every user of an `_entities` call at once, usually
       // with the same page arguments: one query per distinct (take, after).
-      const groups = groupBy([...keys], (k) => JSON.stringify([k.take, k.after?.createdAt ?? null, k.after?.id ?? null, k.withItems === true]));
+      const groups = groupBy([...keys], (k) => JSON.stringify(pageArgs(k)));
       const byKey = new Map<string, OrderModel[]>();
       await Promise.all(
         [...groups.values()].map(async (group) => {
@@ -178,8 +178,9 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
   return { orderById, itemsByOrderId, ordersByUser, orderCountByUser };
 }
 
-const pageKey = (key: OrdersPageKey): string =>
-  JSON.stringify([key.userId, key.take, key.after?.createdAt ?? null, key.after?.id ?? null, key.withItems === true]);
+/** What one page statement serves every user of: the key without its user. */
+const pageArgs = (key: OrdersPageKey) => [key.take, key.after?.createdAt ?? null, key.after?.id ?? null, key.withItems === true];
+const pageKey = (key: OrdersPageKey): string => JSON.stringify([key.userId, ...pageArgs(key)]);
 
 /** Groups rows by key, keeping their order within each group. */
 function groupBy<T>(rows: T[], keyOf: (row: T) => string): Map<string, T[]> {
