@@ -1,6 +1,7 @@
 import { startEventConsumer, type BusEvent, type Consumer, type EventBus, type EventOf, type RawTx, type ServiceRuntime } from '@commerce/service-kit';
 import { STREAMS, type EventPayloads } from '@commerce/contracts';
 import { applyAnswers } from './answers.ts';
+import type { PlacementGate } from './placement-gate.ts';
 import type { PrismaClient } from './generated/prisma/client.ts';
 
 /**
@@ -18,10 +19,15 @@ export const ORDERS_GROUP = 'orders';
  * meanwhile) is left alone; products releases the stock on OrderCancelled and
  * answers InventoryReleased, which marks the cancellation settled (released_at).
  */
-export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }): Consumer[] {
+export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bus: EventBus }, gate?: PlacementGate): Consumer[] {
   const { raw, db, bus, relay, events } = runtime;
   // An event applied alone (a read of one, or a batch that failed) goes through the batch's statements too.
-  const alone = (tx: RawTx, event: BusEvent<unknown>) => applyAnswers(tx, db.schema, [event as EventOf<EventPayloads>]);
+  const apply = async (tx: RawTx, events: EventOf<EventPayloads>[]) => {
+    await applyAnswers(tx, db.schema, events);
+    // Their placements' slots are free: the outcome is written (see placement-gate.ts).
+    for (const e of events) if (e.type === 'InventoryReserved' || e.type === 'InventoryRejected') gate?.settle(e.payload.orderId);
+  };
+  const alone = (tx: RawTx, event: BusEvent<unknown>) => apply(tx, [event as EventOf<EventPayloads>]);
   return [
     startEventConsumer<EventPayloads>({
       // Raw SQL only: on PostgreSQL without Prisma's runtime.
@@ -37,7 +43,7 @@ export function startOrderConsumers(runtime: ServiceRuntime<PrismaClient> & { bu
       logger: runtime.logger,
       batchSize: CONSUMER_BATCH_SIZE,
       // Each read in one transaction, in a few statements (see applyAnswers).
-      batch: (tx, events) => applyAnswers(tx, db.schema, events),
+      batch: apply,
       afterCommit: () => relay?.wake(),
       handlers: { InventoryReserved: alone, InventoryRejected: alone, InventoryReleased: alone },
     }),

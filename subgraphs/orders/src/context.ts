@@ -2,6 +2,7 @@ import type { BaseContext, EventBus, LiveFeed, OutboxRelay, RawClient } from '@c
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { OrderLimits } from './limits.ts';
 import type { Loaders } from './loaders.ts';
+import type { PlacementGate } from './placement-gate.ts';
 
 export interface Context extends BaseContext {
   prisma: PrismaClient;
@@ -19,6 +20,8 @@ export interface Context extends BaseContext {
   orderLimits: OrderLimits;
   /** At most a few placements per customer at a time in this process (see createKeyedLimiter). */
   limitPlacements: <T>(userId: string, fn: () => Promise<T>) => Promise<T>;
+  /** Placements wait here while too many of this instance's orders await confirmation (see placement-gate.ts). */
+  placementGate: PlacementGate;
   /** Replaces the loaders: a subscription resolves each event against fresh state. */
   renewLoaders(): void;
 }

@@ -6,6 +6,7 @@ import type { OrderModel } from '../generated/prisma/models.ts';
 import { findOrderLimitRefusal, lockUserOrders } from '../limits.ts';
 import { ALLOWED_FROM, changeStatus, requestHash } from '../orderFlow.ts';
 import { insertPlacement } from '../placement.ts';
+import type { PlacementSlot } from '../placement-gate.ts';
 import { validateIdempotencyKey, validateLines } from '../validation.ts';
 
 /** Loads an order the caller may change: its owner or an admin. */
@@ -34,7 +35,20 @@ export const Mutation: MutationResolvers = {
     };
     const exempt = isAdminIdentity(identity);
     // BEGIN, the per-user lock, one statement that writes and counts, COMMIT (see placement.ts); raw SQL only, so without Prisma on PostgreSQL.
-    const placeNew = () =>
+    // First a slot of the placement gate: it waits while too many of this instance's orders await
+    // their outcome (see placement-gate.ts), and a new order holds it until then.
+    const placeNew = async () => {
+      const slot = await ctx.placementGate.acquire();
+      try {
+        const result = await placeIn(slot);
+        if (result.kind !== 'placed') slot.release();
+        return result;
+      } catch (err) {
+        slot.release();
+        throw err;
+      }
+    };
+    const placeIn = (slot: PlacementSlot) =>
       ctx.raw.$transaction(async (tx) => {
         if (!exempt) await lockUserOrders(tx, userId);
         const result = await insertPlacement(tx, ctx.schema, { userId, idempotencyKey: key, requestHash: hash, lines, countHoldings: !exempt });
@@ -42,6 +56,8 @@ export const Mutation: MutationResolvers = {
         const refusal = exempt ? null : findOrderLimitRefusal({ open: result.openBefore, held: result.heldBefore }, lines, ctx.orderLimits);
         // Throwing rolls the order and its events back: nothing kept, published or reserved.
         if (refusal) throw refusal;
+        // Before COMMIT: the outcome cannot come before the slot knows its order.
+        slot.bind(result.order.id);
         return result;
       });
     // A few placements per customer at a time in this process, so waiting for the lock holds few connections.
