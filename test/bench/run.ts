@@ -81,7 +81,7 @@ async function main() {
     for (const b of runs) {
       const r = await benchOrders({
         ...b,
-        orders: int('BENCH_ORDERS', 300),
+        orders: int('BENCH_ORDERS', 2000),
         concurrency: int('BENCH_CONCURRENCY', 16),
         serviceNodeFlags: nodeFlagsFrom('BENCH_SERVICE_NODE_FLAGS', env),
       });
