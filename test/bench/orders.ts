@@ -2,8 +2,13 @@
  * Order scenario: N orders placed through the gateway by C concurrent clients;
  * measures placed-to-CONFIRMED latency (from sending placeOrder to the
  * OrderStatusChanged CONFIRMED event reaching a bus consumer) and throughput.
+ * The clients run in a process of their own (orders-clients.ts): with every service in this
+ * process, they would otherwise take its event loop from the services they measure.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { availableParallelism, loadavg } from 'node:os';
 import { STREAMS, type OrderStatusChanged } from '@commerce/contracts';
 import type { EventBus, SqlClient } from '@commerce/service-kit';
@@ -13,6 +18,7 @@ import { startProcessStack } from './orders-processes.ts';
 import { orderStages } from './orders-stages.ts';
 import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
+import type { OrderClientsLine, OrderClientsSpec } from './orders-clients.ts';
 
 export interface OrderBenchOptions {
   label: string;
@@ -106,6 +112,8 @@ export async function benchOrders(o: OrderBenchOptions) {
     const latencies: number[] = [];
     const placeMs: number[] = [];
     let lastConfirmedAt = 0;
+    // Absolute milliseconds: the clients run in a process of their own (orders-clients.ts).
+    const now = () => performance.timeOrigin + performance.now();
     let done!: () => void;
     const allDone = new Promise<void>((r) => (done = r));
     const early = new Map<string, number>();
@@ -121,7 +129,7 @@ export async function benchOrders(o: OrderBenchOptions) {
     const consumer = sg.bus.consumeBatch<OrderStatusChanged>(
       { stream: STREAMS.orders, group: `bench-${randomUUID().slice(0, 8)}`, consumer: 'bench', blockMs: 50, batchSize: 256 },
       async (deliveries) => {
-        const at = performance.now();
+        const at = now();
         for (const { event } of deliveries) {
           if (event.type === 'OrderStatusChanged' && event.payload.status !== 'PENDING') record(event.payload.orderId, at);
         }
@@ -129,32 +137,25 @@ export async function benchOrders(o: OrderBenchOptions) {
     );
 
     const countersBefore = await sg.counters();
-    const started = performance.now();
-    const [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
-    let next = 0;
-    const worker = async (_: unknown, w: number) => {
-      const token = customers[w % customers.length];
-      while (next < o.orders) {
-        const i = next++;
-        const t0 = performance.now();
-        const res = await query<{ placeOrder: { id: string } }>(
-          'mutation($items: [OrderLineInput!]!, $key: String) { placeOrder(input: { items: $items }, idempotencyKey: $key) { id } }',
-          { items: [{ productId: products[i % products.length], quantity: 1 }], key: randomUUID() },
-          token!,
-        );
-        const id = res.data?.placeOrder.id;
-        if (!id) throw new Error(`placeOrder failed: ${JSON.stringify(res.errors)}`);
-        sentAt.set(id, t0);
-        placeMs.push(performance.now() - t0);
-        const arrived = early.get(id);
-        if (arrived !== undefined) {
-          early.delete(id);
-          record(id, arrived);
-        }
+    let started = now();
+    let [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
+    const placed = (line: OrderClientsLine) => {
+      if ('start' in line) {
+        // Counted from the first placement, not from the clients' process starting.
+        started = line.start;
+        [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
+        return;
+      }
+      sentAt.set(line.id, line.sentAt);
+      placeMs.push(line.placedAt - line.sentAt);
+      const arrived = early.get(line.id);
+      if (arrived !== undefined) {
+        early.delete(line.id);
+        record(line.id, arrived);
       }
     };
     await profilePhase(`orders-${sg.label}-${o.label}`, async () => {
-      await Promise.all(Array.from({ length: o.concurrency }, worker));
+      await runOrderClients({ url: sg.url, tokens: customers, products, orders: o.orders, concurrency: o.concurrency }, placed);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([allDone, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('orders did not settle in 120 s')), 120_000)))]);
       clearTimeout(timer);
@@ -202,4 +203,16 @@ export async function benchOrders(o: OrderBenchOptions) {
   } finally {
     await sg.stop();
   }
+}
+
+/** Runs orders-clients.ts in its own process, handing each line it writes to `onLine`; resolves when it exits cleanly. */
+function runOrderClients(spec: OrderClientsSpec, onLine: (line: OrderClientsLine) => void): Promise<void> {
+  const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+  const script = fileURLToPath(new URL('./orders-clients.ts', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(tsx, [script, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    createInterface({ input: child.stdout }).on('line', (line) => onLine(JSON.parse(line) as OrderClientsLine));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`orders clients exited with ${code}`))));
+  });
 }
