@@ -3,7 +3,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { STREAMS, type EventPayloads } from '@commerce/contracts';
 import { scrapeMetrics } from '@commerce/service-kit/observability-testing';
 import { startTestSubgraph, type TestSubgraph } from '@commerce/service-kit/testing';
+import { ConfigError } from '@commerce/service-kit';
 import { createOrdersApp } from './app.ts';
+import { loadOrdersConfig } from './config.ts';
 import { createPlacementGate, getValidPlacementGateOptions, type PlacementSlot } from './placement-gate.ts';
 import { customer, post } from './test-support.ts';
 
@@ -70,6 +72,13 @@ describe('createPlacementGate', () => {
     expect(gate.held).toBe(1);
     slot.release();
     expect(gate.held).toBe(0);
+  });
+
+  it('reads ORDER_PLACEMENT_GATE_SLOTS and ORDER_PLACEMENT_GATE_HOLD_MS, refusing bad values with the variable named', () => {
+    expect(loadOrdersConfig({}).placementGate).toEqual({ limit: 24, holdMs: 2_000 });
+    expect(loadOrdersConfig({ ORDER_PLACEMENT_GATE_SLOTS: '0', ORDER_PLACEMENT_GATE_HOLD_MS: '500' }).placementGate).toEqual({ limit: 0, holdMs: 500 });
+    expect(() => loadOrdersConfig({ ORDER_PLACEMENT_GATE_SLOTS: '-1' })).toThrow(ConfigError);
+    expect(() => loadOrdersConfig({ ORDER_PLACEMENT_GATE_HOLD_MS: 'soon' })).toThrow(/ORDER_PLACEMENT_GATE_HOLD_MS must be an integer/);
   });
 
   it('never waits with limit 0 (off), and refuses invalid options', async () => {
