@@ -3,10 +3,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { STREAMS, type EventPayloads } from '@commerce/contracts';
 import { scrapeMetrics } from '@commerce/service-kit/observability-testing';
 import { startTestSubgraph, type TestSubgraph } from '@commerce/service-kit/testing';
-import { ConfigError } from '@commerce/service-kit';
+import { Channel, ConfigError, type LiveFeed, type Logger, type StreamEntry } from '@commerce/service-kit';
 import { createOrdersApp } from './app.ts';
 import { loadOrdersConfig } from './config.ts';
-import { createPlacementGate, getValidPlacementGateOptions, type PlacementSlot } from './placement-gate.ts';
+import { createPlacementGate, getValidPlacementGateOptions, watchOutcomes, type PlacementSlot } from './placement-gate.ts';
 import { customer, post } from './test-support.ts';
 
 /** Whether `p` has settled by the time the microtask queue and one macrotask ran. */
@@ -89,6 +89,51 @@ describe('createPlacementGate', () => {
     expect(() => getValidPlacementGateOptions({ limit: -1 })).toThrow(/limit must be an integer of 0 or more/);
     expect(() => getValidPlacementGateOptions({ limit: 1.5 })).toThrow(TypeError);
     expect(() => getValidPlacementGateOptions({ holdMs: 5 })).toThrow(/holdMs must be an integer of at least 10/);
+  });
+});
+
+describe('watchOutcomes', () => {
+  const entry = (orderId: string, status: string): StreamEntry => ({
+    streamId: `${Date.now()}-0`,
+    event: {
+      id: randomUUID(),
+      type: 'OrderStatusChanged',
+      key: orderId,
+      payload: { orderId, userId: 'u', status, seq: 2, reason: null },
+      occurredAt: new Date().toISOString(),
+    },
+  });
+
+  it('frees slots on status changes past PENDING; while the stream cannot be read it warns once and tries again', async () => {
+    const gate = createPlacementGate({ limit: 2, holdMs: 60_000 });
+    const [a, b] = [await gate.acquire(), await gate.acquire()];
+    a.bind('a');
+    b.bind('b');
+    let refusals = 2;
+    const channel = new Channel<StreamEntry>(() => {});
+    // As the real feed does: only what the subscriber's filter passes reaches it.
+    let filter: (e: StreamEntry['event']) => boolean = () => false;
+    const publish = (e: StreamEntry) => filter(e.event) && channel.push(e);
+    const subscribe = vi.fn(async (opts: Parameters<LiveFeed['subscribe']>[0]) => {
+      if (refusals-- > 0) throw new Error('stream unavailable');
+      filter = (e) => opts.filter(e);
+      return channel;
+    });
+    const feed: LiveFeed = { subscribe, close: async () => {} };
+    const warn = vi.fn();
+    const watcher = watchOutcomes(gate, feed, { warn } as unknown as Logger, 5);
+    await vi.waitFor(() => expect(subscribe).toHaveBeenCalledTimes(3));
+    expect(warn).toHaveBeenCalledTimes(1);
+
+    publish(entry('a', 'PENDING'));
+    publish(entry('b', 'CONFIRMED'));
+    await vi.waitFor(() => expect(gate.held).toBe(1));
+    publish(entry('a', 'CANCELLED'));
+    await vi.waitFor(() => expect(gate.held).toBe(0));
+
+    await watcher.stop();
+    expect(watcher.running).toBe(false);
+    expect(channel.isOpen).toBe(false);
   });
 });
 

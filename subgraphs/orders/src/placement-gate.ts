@@ -125,8 +125,9 @@ export function watchOutcomes(gate: PlacementGate, feed: LiveFeed, logger: Logge
         // Once per outage, not once per attempt.
         if (!failing) logger.warn({ err }, 'placement gate: the orders stream cannot be read; slots are freed by this instance and by expiry until it can');
         failing = true;
-        await new Promise<void>((wake) => (retry = { timer: setTimeout(wake, retryMs), wake }));
       }
+      // The subscription failed or ended (neither happens while the stream is readable): again after a pause, not in a tight loop.
+      if (running) await new Promise<void>((wake) => (retry = { timer: setTimeout(wake, retryMs), wake }));
     }
     await source?.return?.();
   };
