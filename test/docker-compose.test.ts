@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { DEPLOYED_GATEWAY_NODE_FLAGS } from './support/deployment.ts';
+import { DEPLOYED_GATEWAY_NODE_FLAGS, ONE_PROCESS_NODE_FLAGS } from './support/deployment.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const composeFile = fileURLToPath(new URL('../docker-compose.yml', import.meta.url));
@@ -80,6 +80,12 @@ describe('docker-compose.yml', () => {
       });
       expect(s.depends_on?.postgres?.condition).toBe('service_healthy');
     }
+  });
+
+  it("runs `pnpm start`'s all-in-one process, and the benchmarks' in-process services, with the one-process node flags", () => {
+    const { scripts } = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { scripts: Record<string, string> };
+    expect(scripts.start).toBe(['tsx', ...ONE_PROCESS_NODE_FLAGS, 'local/src/main.ts'].join(' '));
+    expect(scripts.bench).toBe(['tsx', ...ONE_PROCESS_NODE_FLAGS, 'test/bench/run.ts'].join(' '));
   });
 
   it('points the gateway at the three subgraphs and waits for them', () => {
