@@ -10,6 +10,7 @@ export { createMemoryBus, type MemoryBusOptions } from './memory.ts';
 export { createRedisBus, type RedisBusOptions } from './redis.ts';
 export { createSqlBus, type SqlBusOptions } from './sql.ts';
 export { BUS_MIGRATIONS_DIR } from './sql-store.ts';
+export { createSleeper } from './backend.ts';
 
 interface CommonBusOptions {
   /** Approximate retention per stream. @default 100_000 */

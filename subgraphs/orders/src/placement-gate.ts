@@ -1,4 +1,4 @@
-import type { BusEvent, Consumer, LiveFeed, Logger, StreamEntry } from '@commerce/service-kit';
+import { createSleeper, type BusEvent, type Consumer, type LiveFeed, type Logger, type StreamEntry } from '@commerce/service-kit';
 import type { OrderStatusChanged } from '@commerce/contracts';
 
 /**
@@ -110,7 +110,7 @@ export function getValidPlacementGateOptions(value: Partial<PlacementGateOptions
 export function watchOutcomes(gate: PlacementGate, feed: LiveFeed, logger: Logger, retryMs = 1_000): Consumer {
   let running = true;
   let source: AsyncIterableIterator<StreamEntry> | undefined;
-  let retry: { timer: NodeJS.Timeout; wake: () => void } | undefined;
+  const { sleep, wake } = createSleeper();
   const outcome = (e: BusEvent): e is BusEvent<OrderStatusChanged> => e.type === 'OrderStatusChanged' && (e.payload as OrderStatusChanged).status !== 'PENDING';
   let failing = false;
   const loop = async (): Promise<void> => {
@@ -127,7 +127,7 @@ export function watchOutcomes(gate: PlacementGate, feed: LiveFeed, logger: Logge
         failing = true;
       }
       // The subscription failed or ended (neither happens while the stream is readable): again after a pause, not in a tight loop.
-      if (running) await new Promise<void>((wake) => (retry = { timer: setTimeout(wake, retryMs), wake }));
+      if (running) await sleep(retryMs);
     }
     await source?.return?.();
   };
@@ -138,10 +138,7 @@ export function watchOutcomes(gate: PlacementGate, feed: LiveFeed, logger: Logge
     },
     async stop() {
       running = false;
-      if (retry) {
-        clearTimeout(retry.timer);
-        retry.wake();
-      }
+      wake();
       await source?.return?.();
       await done;
     },
