@@ -203,3 +203,46 @@ describe('batch bound', () => {
     expect(counts).toEqual([12, 4, 0]);
   });
 });
+
+describe('requests running together (coalescedRows)', () => {
+  it("share one page statement, and each request's loaders hold only its own user's orders, lines and count", async () => {
+    const [forAlice, forBob] = [loaders(), loaders()];
+    const { result, statements } = await counted(() =>
+      Promise.all([
+        forAlice.ordersByUser.load({ userId: alice, take: 2, after: null, withItems: true }),
+        forBob.ordersByUser.load({ userId: bob, take: 2, after: null, withItems: true }),
+      ]),
+    );
+    expect(statements).toBe(1);
+    const [alicePage, bobPage] = result;
+    expect(ids(alicePage)).toEqual(ids([...aliceOrders].sort(newestFirst).slice(0, 3)));
+    expect(ids(bobPage)).toEqual(ids([...bobOrders].sort(newestFirst).slice(0, 3)));
+    // Bob's rows came back in the same statement, but were not primed into Alice's loaders.
+    const primed = await counted(() =>
+      Promise.all([forAlice.orderById.load(alicePage[0]!.id), forAlice.itemsByOrderId.load(alicePage[0]!.id), forAlice.orderCountByUser.load(alice)]),
+    );
+    expect(primed.statements).toBe(0);
+    expect(primed.result[2]).toBe(12);
+    expect((await counted(() => forAlice.orderById.load(bobPage[0]!.id))).statements).toBe(1);
+    expect((await counted(() => forAlice.orderCountByUser.load(bob))).statements).toBe(1);
+  });
+
+  it('share one statement per lookup: orders, lines and counts of different requests', async () => {
+    const [one, two] = [loaders(), loaders()];
+    const { result, statements } = await counted(() =>
+      Promise.all([
+        one.orderById.load(aliceOrders[0]!.id),
+        two.orderById.load(bobOrders[0]!.id),
+        one.itemsByOrderId.load(aliceOrders[1]!.id),
+        two.itemsByOrderId.load(bobOrders[1]!.id),
+        one.orderCountByUser.load(alice),
+        two.orderCountByUser.load(carol),
+      ]),
+    );
+    expect(statements).toBe(3);
+    expect([(result[0] as { id: string }).id, (result[1] as { id: string }).id]).toEqual([aliceOrders[0]!.id, bobOrders[0]!.id]);
+    expect(ids(result[2] as { id: string }[])).toEqual(aliceOrders[1]!.items.map((it) => it.id).sort());
+    expect(ids(result[3] as { id: string }[])).toEqual(bobOrders[1]!.items.map((it) => it.id).sort());
+    expect([result[4], result[5]]).toEqual([12, 0]);
+  });
+});

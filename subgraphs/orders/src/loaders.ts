@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import {
   batchByUuid,
+  coalescedRows,
   getValidBatchOptions,
   isUuid,
   observeBatches,
@@ -62,7 +63,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
     observeBatches(
       sizes,
       'orderById',
-      batchByUuid((ids) => sql.$queryRawUnsafe<OrderModel[]>(statements.ordersByIds, ids)),
+      batchByUuid((ids) => coalescedRows<OrderModel>(sql, statements.ordersByIds, ids, [], batching.maxBatchSize)),
     ),
     batching,
   );
@@ -70,7 +71,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
   const itemsByOrderId = new DataLoader<string, OrderItemModel[]>(
     observeBatches(sizes, 'itemsByOrderId', async (orderIds: readonly string[]) => {
       const valid = orderIds.filter(isUuid);
-      const rows = valid.length ? await sql.$queryRawUnsafe<OrderItemModel[]>(statements.itemsByOrderIds, valid) : [];
+      const rows = valid.length ? await coalescedRows<OrderItemModel>(sql, statements.itemsByOrderIds, valid, [], batching.maxBatchSize) : [];
       const byOrder = groupBy(rows, (r) => r.orderId);
       return orderIds.map((id) => byOrder.get(id.toLowerCase()) ?? []);
     }),
@@ -130,7 +131,8 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
   ): Promise<{ rows: OrderModel[]; counts: Map<string, number>; items: Map<string, OrderItemModel[]> | undefined }> {
     const params: unknown[] = [userIds, take + 1];
     const cursorClause = after ? `AND (o.created_at, o.id) < ($${params.push(new Date(after.createdAt))}::timestamptz, $${params.push(after.id)}::uuid)` : '';
-    const rows = await sql.$queryRawUnsafe<(OrderModel & { pageUserId: string; userOrderCount: number; pageItems?: OrderItemModel[] | null })[]>(
+    const all = await coalescedRows<OrderModel & { pageUserId: string; userOrderCount: number; pageItems?: OrderItemModel[] | null }>(
+      sql,
       `SELECT u.user_id::text AS "pageUserId", c.n AS "userOrderCount", ${ORDER_COLUMNS}${withItems ? ', i.lines AS "pageItems"' : ''}
       FROM unnest($1::uuid[]) AS u(user_id)
       CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM ${ordersTable} WHERE user_id = u.user_id) c
@@ -150,8 +152,13 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
           : ''
       }
       ORDER BY u.user_id, o.created_at DESC, o.id DESC`,
-      ...params,
+      userIds,
+      params.slice(1),
+      batching.maxBatchSize,
     );
+    // Other requests' users may share the statement (coalescedRows): only these users' rows are kept.
+    const mine = new Set(userIds);
+    const rows = all.filter((r) => mine.has(r.pageUserId));
     const orders: OrderModel[] = [];
     const counts = new Map<string, number>();
     const items = withItems ? new Map<string, OrderItemModel[]>() : undefined;
@@ -168,7 +175,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
   const orderCountByUser = new DataLoader<string, number>(
     observeBatches(sizes, 'orderCountByUser', async (userIds: readonly string[]) => {
       const valid = [...new Set(userIds.filter(isUuid))];
-      const rows = valid.length ? await sql.$queryRawUnsafe<{ userId: string; n: number }[]>(statements.countsByUserIds, valid) : [];
+      const rows = valid.length ? await coalescedRows<{ userId: string; n: number }>(sql, statements.countsByUserIds, valid, [], batching.maxBatchSize) : [];
       const byUser = new Map(rows.map((r) => [r.userId, r.n]));
       return userIds.map((id) => byUser.get(id.toLowerCase()) ?? 0);
     }),

@@ -32,6 +32,13 @@ beforeEach(() => {
 });
 
 describe('productById', () => {
+  it("shares one statement with other requests' lookups in the same turn of the loop, each request answered its own products", async () => {
+    const [one, two] = [createLoaders(app.raw, app.db.schema), createLoaders(app.raw, app.db.schema)];
+    const [a, b, c] = await Promise.all([one.productById.load(ids[0]!), two.productById.load(ids[1]!), two.productById.load(ids[2]!)]);
+    expect([a?.id, b?.id, c?.id]).toEqual([ids[0], ids[1], ids[2]]);
+    expect(statements()).toBe(1);
+  });
+
   it('finds an id sent in upper case, like every loader keyed by uuid', async () => {
     const loaders = createLoaders(app.raw, app.db.schema);
     const [upper, lower] = await Promise.all([loaders.productById.load(ids[0]!.toUpperCase()), loaders.productById.load(ids[1]!)]);

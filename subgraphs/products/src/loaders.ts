@@ -1,5 +1,14 @@
 import DataLoader from 'dataloader';
-import { batchByUuid, getValidBatchOptions, observeBatches, qualifiedTable, type BatchSizes, type LoaderOptions, type RawTx } from '@commerce/service-kit';
+import {
+  batchByUuid,
+  coalescedRows,
+  getValidBatchOptions,
+  observeBatches,
+  qualifiedTable,
+  type BatchSizes,
+  type LoaderOptions,
+  type RawTx,
+} from '@commerce/service-kit';
 import type { ProductModel } from './generated/prisma/models.ts';
 
 export interface Loaders {
@@ -24,7 +33,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
       observeBatches(
         sizes,
         'productById',
-        batchByUuid((ids) => sql.$queryRawUnsafe<ProductModel[]>(byIds, ids)),
+        batchByUuid((ids) => coalescedRows<ProductModel>(sql, byIds, ids, [], batching.maxBatchSize)),
       ),
       batching,
     ),

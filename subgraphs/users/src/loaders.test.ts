@@ -29,6 +29,13 @@ beforeEach(() => {
 });
 
 describe('userById', () => {
+  it("shares one statement with other requests' lookups in the same turn of the loop, each request answered its own users", async () => {
+    const [one, two] = [createLoaders(app.raw, app.db.schema), createLoaders(app.raw, app.db.schema)];
+    const [a, b] = await Promise.all([one.userById.load(ids[0]!), two.userById.load(ids[1]!)]);
+    expect([a?.id, b?.id]).toEqual([ids[0], ids[1]]);
+    expect(statements()).toBe(1);
+  });
+
   it('finds an id sent in upper case, like every loader keyed by uuid', async () => {
     const loaders = createLoaders(app.raw, app.db.schema);
     const [upper, lower] = await Promise.all([loaders.userById.load(ids[0]!.toUpperCase()), loaders.userById.load(ids[1]!)]);

@@ -1,6 +1,15 @@
 import DataLoader from 'dataloader';
 import type { UserModel } from './generated/prisma/models.ts';
-import { batchByUuid, getValidBatchOptions, observeBatches, qualifiedTable, type BatchSizes, type LoaderOptions, type RawTx } from '@commerce/service-kit';
+import {
+  batchByUuid,
+  coalescedRows,
+  getValidBatchOptions,
+  observeBatches,
+  qualifiedTable,
+  type BatchSizes,
+  type LoaderOptions,
+  type RawTx,
+} from '@commerce/service-kit';
 
 export interface Loaders {
   userById: DataLoader<string, UserModel | null>;
@@ -21,7 +30,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
       observeBatches(
         sizes,
         'userById',
-        batchByUuid((ids) => sql.$queryRawUnsafe<UserModel[]>(byIds, ids)),
+        batchByUuid((ids) => coalescedRows<UserModel>(sql, byIds, ids, [], batching.maxBatchSize)),
       ),
       batching,
     ),
