@@ -8,10 +8,11 @@
  * milliseconds (performance.timeOrigin + performance.now()), comparable across processes.
  */
 import { randomUUID } from 'node:crypto';
+import { Pool } from 'undici';
 
 export interface OrderClientsSpec {
   url: string;
-  /** One per client, in turn. */
+  /** The customers' tokens: client c places for tokens c, c + concurrency, … in turn (with fewer tokens than clients, clients share them). */
   tokens: string[];
   products: string[];
   orders: number;
@@ -26,25 +27,41 @@ const now = () => performance.timeOrigin + performance.now();
 
 async function run(spec: OrderClientsSpec): Promise<void> {
   const write = (line: OrderClientsLine) => process.stdout.write(`${JSON.stringify(line)}\n`);
+  // One keep-alive connection per client, through undici's request API: with fetch's streams and
+  // Request objects this process took 0.43 of a core at 163 orders/s (0.15 with this), CPU taken
+  // from the services it measures.
+  const url = new URL(spec.url);
+  const pool = new Pool(url.origin, { connections: spec.concurrency, pipelining: 1 });
+  const path = `${url.pathname}${url.search}`;
   let next = 0;
   const client = async (_: unknown, c: number) => {
-    const token = spec.tokens[c % spec.tokens.length]!;
+    // Client c places for the customers c, c + concurrency, c + 2 × concurrency, … in turn.
+    // With fewer customers than clients, clients share them.
+    const own = spec.tokens.filter((_, t) => t % spec.concurrency === c);
+    const mine = own.length > 0 ? own : [spec.tokens[c % spec.tokens.length]!];
+    let turn = 0;
     while (next < spec.orders) {
       const i = next++;
+      const token = mine[turn++ % mine.length]!;
       const sentAt = now();
-      const res = await fetch(spec.url, {
+      const res = await pool.request({
+        path,
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({ query: PLACE, variables: { items: [{ productId: spec.products[i % spec.products.length], quantity: 1 }], key: randomUUID() } }),
       });
-      const body = (await res.json()) as { data?: { placeOrder?: { id: string } } | null; errors?: unknown };
+      const body = (await res.body.json()) as { data?: { placeOrder?: { id: string } } | null; errors?: unknown };
       const id = body.data?.placeOrder?.id;
       if (!id) throw new Error(`placeOrder failed: ${JSON.stringify(body.errors ?? body)}`);
       write({ id, sentAt, placedAt: now() });
     }
   };
   write({ start: now() });
-  await Promise.all(Array.from({ length: spec.concurrency }, client));
+  try {
+    await Promise.all(Array.from({ length: spec.concurrency }, client));
+  } finally {
+    await pool.close();
+  }
 }
 
 run(JSON.parse(process.argv[2] ?? '{}') as OrderClientsSpec).catch((error: unknown) => {

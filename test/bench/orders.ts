@@ -26,6 +26,8 @@ export interface OrderBenchOptions {
   redisUrl: string | null;
   orders: number;
   concurrency: number;
+  /** Customers the clients place for, in turn (each with their own open orders and per-customer lock). */
+  customers: number;
   /** Each service in its own process, as production runs them (PostgreSQL + Redis only); otherwise all in this one. */
   processes?: boolean;
   /** Node flags for the service processes. */
@@ -50,12 +52,15 @@ async function startInProcess(o: OrderBenchOptions): Promise<OrderStack> {
   // Production event timings (relay woken on commit, 500 ms fallback poll).
   // The gateway calls the subgraphs in process, as `pnpm start`'s; SUBGRAPH_CALLS=http to compare.
   const subgraphCalls = process.env.SUBGRAPH_CALLS === 'http' ? 'http' : 'in-process';
-  const sg = await startSupergraph({ users: 12, products: 40, orders: 90 }, { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {}, subgraphCalls });
+  const sg = await startSupergraph(
+    { users: Math.max(12, o.customers + 2), products: 40, orders: 90 },
+    { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, events: {}, subgraphCalls },
+  );
   try {
     const { admin, customer } = await sg.logInDemo();
     // Many customers, as in a shop: one customer's placements are serialised (the stock-hoarding limits' per-user lock).
     const customers = [customer];
-    for (const u of sg.seed.users.slice(2, Math.max(2, o.concurrency + 1))) customers.push(await sg.logIn(u.email, CUSTOMER_PASSWORD));
+    for (const u of sg.seed.users.slice(2, Math.max(2, o.customers + 1))) customers.push(await sg.logIn(u.email, CUSTOMER_PASSWORD));
     return {
       label: `one process (${subgraphCalls} subgraph calls)`,
       url: sg.url,
@@ -82,7 +87,7 @@ async function startInProcess(o: OrderBenchOptions): Promise<OrderStack> {
 
 async function startProcesses(o: OrderBenchOptions): Promise<OrderStack> {
   if (!o.databaseUrl || !o.redisUrl) throw new TypeError('benchOrders: processes need PostgreSQL and Redis');
-  const s = await startProcessStack({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, customers: o.concurrency, nodeFlags: o.serviceNodeFlags ?? [] });
+  const s = await startProcessStack({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, customers: o.customers, nodeFlags: o.serviceNodeFlags ?? [] });
   return { label: 'a process per service', ...s };
 }
 

@@ -22,6 +22,7 @@
  *                              BENCH_FANOUT_HEAP_SNAPSHOTS=<dir> writes the gateway process's heap before subscribing and idle with
  *                              all subscribed, for `node test/bench/heap-diff.mjs before after 40 <subscribers>`)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders   (on PostgreSQL + Redis once in one process, once with a process per service;
+ *                              BENCH_ORDER_CUSTOMERS 16: the customers the clients place for, each client its share in turn;
  *                              BENCH_SERVICE_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for the service processes)
  */
 import pg from 'pg';
@@ -83,6 +84,7 @@ async function main() {
         ...b,
         orders: int('BENCH_ORDERS', 2000),
         concurrency: int('BENCH_CONCURRENCY', 16),
+        customers: int('BENCH_ORDER_CUSTOMERS', 16),
         serviceNodeFlags: nodeFlagsFrom('BENCH_SERVICE_NODE_FLAGS', env),
       });
       console.log(JSON.stringify(r));
