@@ -1,6 +1,6 @@
 import { setImmediate as nextCheck } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { coalescedRows } from './loaders.ts';
+import { coalescedRows, sharedRead } from './loaders.ts';
 import type { RawTx } from './outbox.ts';
 
 interface Row {
@@ -87,5 +87,44 @@ describe('coalescedRows', () => {
     const results = await Promise.allSettled([coalescedRows<Row>(sql, 'by ids', ['1']), coalescedRows<Row>(sql, 'by ids', ['2'])]);
     expect(calls).toHaveLength(1);
     expect(results.map((r) => r.status === 'rejected' && (r.reason as Error).message)).toEqual(['connection lost', 'connection lost']);
+  });
+});
+
+describe('sharedRead', () => {
+  it('runs identical reads asked in the same turn of the loop once, each caller with its own array', async () => {
+    const { sql, calls } = recordingClient();
+    const [a, b, c] = await Promise.all([
+      sharedRead<Row>(sql, 'page', [['1', '2']]),
+      sharedRead<Row>(sql, 'page', [['1', '2']]),
+      sharedRead<Row>(sql, 'page', [['3']]),
+    ]);
+    expect(calls).toEqual([
+      { text: 'page', values: [['1', '2']] },
+      { text: 'page', values: [['3']] },
+    ]);
+    expect([ids(a), ids(b), ids(c)]).toEqual([['1', '2'], ['1', '2'], ['3']]);
+    a.pop();
+    expect(ids(b)).toEqual(['1', '2']);
+  });
+
+  it('reads again once the shared read has started, and apart through another client', async () => {
+    const one = recordingClient();
+    const other = recordingClient();
+    const first = sharedRead<Row>(one.sql, 'page', [['1']]);
+    const elsewhere = sharedRead<Row>(other.sql, 'page', [['1']]);
+    await nextCheck();
+    await Promise.all([first, elsewhere, sharedRead<Row>(one.sql, 'page', [['1']])]);
+    expect(one.calls).toHaveLength(2);
+    expect(other.calls).toHaveLength(1);
+  });
+
+  it('reads alone with parameters JSON cannot write, and gives a failure to every caller', async () => {
+    const { sql, calls } = recordingClient();
+    await Promise.all([sharedRead<Row>(sql, 'page', [['1'], 1n]), sharedRead<Row>(sql, 'page', [['1'], 1n])]);
+    expect(calls).toHaveLength(2);
+    const failing = recordingClient(new Error('gone'), true);
+    const results = await Promise.allSettled([sharedRead<Row>(failing.sql, 'page', [['1']]), sharedRead<Row>(failing.sql, 'page', [['1']])]);
+    expect(failing.calls).toHaveLength(1);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
   });
 });

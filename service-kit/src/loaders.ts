@@ -86,10 +86,9 @@ export function coalescedRows<R>(
   rest: readonly unknown[] = [],
   maxIds = DEFAULT_MAX_BATCH_SIZE,
 ): Promise<R[]> {
-  if (ids.length >= maxIds) return Promise.resolve(sql.$queryRawUnsafe<R[]>(text, ids, ...rest));
-  const key = rest.length === 0 ? text : `${text}\0${JSON.stringify(rest)}`;
-  let open = openLookups.get(sql);
-  if (!open) openLookups.set(sql, (open = new Map<string, OpenLookup>()));
+  const key = ids.length < maxIds ? keyOf(text, rest) : undefined;
+  if (key === undefined) return Promise.resolve(sql.$queryRawUnsafe<R[]>(text, ids, ...rest));
+  const open = openFor(sql);
   let lookup = open.get(key);
   if (!lookup || lookup.ids.size + ids.length > maxIds) {
     const waiting = new Set<string>();
@@ -100,12 +99,7 @@ export function coalescedRows<R>(
         setImmediate(() => {
           // Closed first: a lookup from here on waits for the next statement.
           if (byClient.get(key)?.ids === waiting) byClient.delete(key);
-          try {
-            Promise.resolve(sql.$queryRawUnsafe<unknown[]>(text, [...waiting], ...rest)).then(resolve, reject);
-          } catch (error) {
-            // A client that throws instead of rejecting must not take the process down from this callback.
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
+          runInto(() => sql.$queryRawUnsafe<unknown[]>(text, [...waiting], ...rest), resolve, reject);
         });
       }),
     };
@@ -113,4 +107,58 @@ export function coalescedRows<R>(
   }
   for (const id of ids) lookup.ids.add(id);
   return lookup.rows as Promise<R[]>;
+}
+
+/**
+ * A read whose statement and parameters are exactly another's, asked through the same client before
+ * the event loop's next check phase, shares that read's execution (single flight): the catalogue's
+ * page and count, which every shopper opening a category asks alike, run once per turn of the loop
+ * instead of once per request. Each caller gets its own array of the rows. Only for statements
+ * whose rows depend on nothing but their text and parameters (no session state), as with
+ * coalescedRows; parameters that JSON cannot write (a bigint) read alone.
+ */
+export function sharedRead<R>(sql: RawTx, text: string, params: readonly unknown[]): Promise<R[]> {
+  const key = keyOf(`${text}\0=`, params);
+  if (key === undefined) return Promise.resolve(sql.$queryRawUnsafe<R[]>(text, ...params));
+  const open = openFor(sql);
+  let read = open.get(key);
+  if (!read) {
+    const byClient = open;
+    read = {
+      ids: new Set(),
+      rows: new Promise<unknown[]>((resolve, reject) => {
+        setImmediate(() => {
+          byClient.delete(key);
+          runInto(() => sql.$queryRawUnsafe<unknown[]>(text, ...params), resolve, reject);
+        });
+      }),
+    };
+    open.set(key, read);
+  }
+  return read.rows.then((rows) => rows.slice() as R[]);
+}
+
+function openFor(sql: RawTx): Map<string, OpenLookup> {
+  let open = openLookups.get(sql);
+  if (!open) openLookups.set(sql, (open = new Map<string, OpenLookup>()));
+  return open;
+}
+
+/** A statement's key with its parameters; undefined for parameters JSON cannot write (a bigint). */
+function keyOf(text: string, params: readonly unknown[]): string | undefined {
+  if (params.length === 0) return text;
+  try {
+    return `${text}\0${JSON.stringify(params)}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `query` into `resolve` / `reject`, a synchronous throw included (from a timer callback, it would take the process down). */
+function runInto<T>(query: () => PromiseLike<T>, resolve: (value: T) => void, reject: (error: Error) => void): void {
+  try {
+    Promise.resolve(query()).then(resolve, reject);
+  } catch (error) {
+    reject(error instanceof Error ? error : new Error(String(error)));
+  }
 }

@@ -119,4 +119,20 @@ describe('catalogue statements', () => {
     expect(rows).toEqual(await app.prisma.product.findMany({ where, orderBy: { id: 'asc' }, take: 4 }));
     expect(totalCount).toBe(await app.prisma.product.count({ where }));
   });
+
+  it('shares the page and the count between shoppers asking the same page at once, and reads another page apart', async () => {
+    const books = query({ filter: { category: 'books', inStock: true }, take: 3 });
+    const games = query({ filter: { category: 'games' }, take: 3 });
+    const before = app.sqlStats.statements;
+    const [a, b, c] = await Promise.all([
+      readCatalogue(app.raw, app.db.schema, books),
+      readCatalogue(app.raw, app.db.schema, books),
+      readCatalogue(app.raw, app.db.schema, games),
+    ]);
+    expect(app.sqlStats.statements - before).toBe(4);
+    expect(b).toEqual(a);
+    expect(a.rows.every((r) => r.category === 'books' && r.stock > 0)).toBe(true);
+    expect(c.rows.every((r) => r.category === 'games')).toBe(true);
+    expect(c.totalCount).not.toBe(a.totalCount);
+  });
 });

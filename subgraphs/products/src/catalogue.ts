@@ -3,7 +3,7 @@
  * indexes serve (see the README's "At scale"): `active`, `category`, `stock`, `price_cents`, and
  * the page walks `id` in order.
  */
-import { qualifiedTable, type RawTx } from '@commerce/service-kit';
+import { qualifiedTable, sharedRead, type RawTx } from '@commerce/service-kit';
 import type { ProductModel } from './generated/prisma/models.ts';
 import { PRODUCT_COLUMNS } from './loaders.ts';
 import type { ValidFilter } from './validation.ts';
@@ -100,8 +100,9 @@ export async function compactCatalogueCounts(sql: RawTx, schema: string): Promis
 export async function readCatalogue(sql: RawTx, schema: string, o: CatalogueQuery): Promise<CataloguePage> {
   const { page, count } = catalogueStatements(schema, o);
   const [rows, counted] = await Promise.all([
-    sql.$queryRawUnsafe<ProductModel[]>(page.sql, ...page.params),
-    sql.$queryRawUnsafe<{ n: number }[]>(count.sql, ...count.params),
+    // Shoppers opening the same page at once share its statements (sharedRead).
+    sharedRead<ProductModel>(sql, page.sql, page.params),
+    sharedRead<{ n: number }>(sql, count.sql, count.params),
   ]);
   return { rows, totalCount: counted[0]?.n ?? 0 };
 }
