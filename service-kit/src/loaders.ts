@@ -11,9 +11,17 @@ export function batchByUuid<R extends { id: string }>(fetch: (ids: string[]) => 
   return async (ids) => {
     const valid = [...new Set(ids.filter(isUuid).map((id) => id.toLowerCase()))];
     const rows = valid.length ? await fetch(valid) : [];
-    const byId = new Map(rows.map((row) => [row.id, row]));
+    const byId = rowsById(rows);
     return ids.map((id) => byId.get(id.toLowerCase()) ?? null);
   };
+}
+
+/** Each result's rows by id, indexed once: the requests sharing a statement (coalescedRows) share its one array. */
+const indexes = new WeakMap<readonly { id: string }[], Map<string, { id: string }>>();
+function rowsById<R extends { id: string }>(rows: readonly R[]): Map<string, R> {
+  let byId = indexes.get(rows) as Map<string, R> | undefined;
+  if (!byId) indexes.set(rows, (byId = new Map(rows.map((row) => [row.id, row]))));
+  return byId;
 }
 
 /**
