@@ -42,17 +42,39 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
     async $transaction<R>(fn: (tx: RawTx) => Promise<R>): Promise<R> {
       const client = await pool.connect();
       let broken: Error | undefined;
-      try {
+      let begun = false;
+      /**
+       * BEGIN goes with the transaction's first statement: written together when that statement has
+       * no parameters (one simple-protocol query of both, one round trip), queued just ahead of it
+       * otherwise. A transaction that runs no statement sends none of BEGIN, COMMIT or ROLLBACK.
+       */
+      const send = async (sql: string, values: unknown[]): Promise<pg.QueryResult> => {
+        if (begun) return client.query(statementFor(sql, values));
+        begun = true;
         // Counted once per transaction, as Prisma's query events count its transactions.
-        await observe('BEGIN', () => client.query('BEGIN'));
-        const result = await fn(on(client));
-        await client.query('COMMIT');
+        await observe('BEGIN', () => Promise.resolve());
+        if (values.length === 0) {
+          const results = (await client.query(`BEGIN;\n${sql}`)) as unknown as pg.QueryResult[];
+          return results[results.length - 1]!;
+        }
+        const [, result] = await Promise.all([client.query('BEGIN'), client.query(statementFor(sql, values))]);
+        return result;
+      };
+      const tx: RawTx = {
+        $queryRawUnsafe: <T>(sql: string, ...values: unknown[]) => observe(sql, async () => (await send(sql, values)).rows as T),
+        $executeRawUnsafe: (sql: string, ...values: unknown[]) => observe(sql, async () => (await send(sql, values)).rowCount ?? 0),
+      };
+      try {
+        const result = await fn(tx);
+        if (begun) await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch((e: unknown) => {
-          // A connection that cannot even roll back is not given back to the pool.
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
+        if (begun) {
+          await client.query('ROLLBACK').catch((e: unknown) => {
+            // A connection that cannot even roll back is not given back to the pool.
+            broken = e instanceof Error ? e : new Error(String(e));
+          });
+        }
         throw err;
       } finally {
         client.release(broken);

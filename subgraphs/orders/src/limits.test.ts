@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { ConfigError, createMemoryBus, type Identity } from '@commerce/service-kit';
+import { ConfigError, createMemoryBus, type Identity, type RawTx } from '@commerce/service-kit';
 import { TEST_SIGNING_SECRET } from '@commerce/service-kit/testing';
 import { createOrdersApp } from './app.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrdersConfig } from './config.ts';
-import { createKeyedLimiter, DEFAULT_ORDER_LIMITS, getValidOrderLimits } from './limits.ts';
+import { createKeyedLimiter, DEFAULT_ORDER_LIMITS, getValidOrderLimits, lockUserOrders } from './limits.ts';
 import { admin, customer, errorCodes, insertOrders, post, startOrdersApp, type OrdersApp } from './test-support.ts';
 
 const LIMITS = { maxUnitsPerProduct: 5, maxOpenOrders: 3 };
@@ -230,5 +230,22 @@ describe('configuration', () => {
     expect(getValidOrderLimits({ maxOpenOrders: 2 })).toEqual({ ...DEFAULT_ORDER_LIMITS, maxOpenOrders: 2 });
     expect(() => getValidOrderLimits({ maxUnitsPerProduct: 0 })).toThrow(/orderLimits.maxUnitsPerProduct must be a positive integer, got 0/);
     expect(() => getValidOrderLimits({ maxOpenOrders: 1.5 })).toThrow(TypeError);
+  });
+});
+
+describe('lockUserOrders', () => {
+  it('locks a uuid with a statement without parameters (pg-raw then sends it with BEGIN), anything else with a parameter', async () => {
+    const sent: { sql: string; values: unknown[] }[] = [];
+    const tx: RawTx = {
+      $queryRawUnsafe: () => Promise.reject(new Error('not used')),
+      $executeRawUnsafe: (sql: string, ...values: unknown[]) => (sent.push({ sql, values }), Promise.resolve(1)),
+    };
+    const id = randomUUID();
+    await lockUserOrders(tx, id);
+    await lockUserOrders(tx, "x'); DROP TABLE orders; --");
+    expect(sent).toEqual([
+      { sql: `SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext('${id}'))`, values: [] },
+      { sql: `SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, values: ["x'); DROP TABLE orders; --"] },
+    ]);
   });
 });

@@ -5,7 +5,7 @@
  * Admins are exempt.
  */
 import type { GraphQLError } from 'graphql';
-import { codedError, ErrorCode, type RawTx } from '@commerce/service-kit';
+import { codedError, ErrorCode, isUuid, type RawTx } from '@commerce/service-kit';
 import type { OrderLine } from './orderFlow.ts';
 
 export interface OrderLimits {
@@ -66,7 +66,10 @@ export function createKeyedLimiter(concurrency: number): <T>(key: string, fn: ()
  * migration lock).
  */
 export async function lockUserOrders(tx: RawTx, userId: string): Promise<void> {
-  await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, userId);
+  // A uuid is written into the text (it cannot carry a quote): a statement without parameters goes
+  // with the transaction's BEGIN in one round trip (pg-raw.ts).
+  if (isUuid(userId)) await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext('${userId}'))`);
+  else await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, userId);
 }
 
 /** A customer's holdings before the order being placed: open orders, and units held by product id (lower case). */
