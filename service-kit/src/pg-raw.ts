@@ -51,8 +51,6 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
       const send = async (sql: string, values: unknown[]): Promise<pg.QueryResult> => {
         if (begun) return client.query(statementFor(sql, values));
         begun = true;
-        // Counted once per transaction, as Prisma's query events count its transactions.
-        await observe('BEGIN', () => Promise.resolve());
         if (values.length === 0) {
           const results = (await client.query(`BEGIN;\n${sql}`)) as unknown as pg.QueryResult[];
           return results[results.length - 1]!;
@@ -60,9 +58,18 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
         const [, result] = await Promise.all([client.query('BEGIN'), client.query(statementFor(sql, values))]);
         return result;
       };
+      let counted = false;
+      const statement = <T>(sql: string, values: unknown[], pick: (result: pg.QueryResult) => T): Promise<T> => {
+        // BEGIN counted once per transaction, ahead of its first statement, as Prisma's query events count its transactions.
+        if (!counted) {
+          counted = true;
+          void observe('BEGIN', () => Promise.resolve());
+        }
+        return observe(sql, async () => pick(await send(sql, values)));
+      };
       const tx: RawTx = {
-        $queryRawUnsafe: <T>(sql: string, ...values: unknown[]) => observe(sql, async () => (await send(sql, values)).rows as T),
-        $executeRawUnsafe: (sql: string, ...values: unknown[]) => observe(sql, async () => (await send(sql, values)).rowCount ?? 0),
+        $queryRawUnsafe: <T>(sql: string, ...values: unknown[]) => statement(sql, values, (r) => r.rows as T),
+        $executeRawUnsafe: (sql: string, ...values: unknown[]) => statement(sql, values, (r) => r.rowCount ?? 0),
       };
       try {
         const result = await fn(tx);
