@@ -98,21 +98,7 @@ export function coalescedRows<R>(
   if (key === undefined) return Promise.resolve(sql.$queryRawUnsafe<R[]>(text, ids, ...rest));
   const open = openFor(sql);
   let lookup = open.get(key);
-  if (!lookup || lookup.ids.size + ids.length > maxIds) {
-    const waiting = new Set<string>();
-    const byClient = open;
-    lookup = {
-      ids: waiting,
-      rows: new Promise<unknown[]>((resolve, reject) => {
-        setImmediate(() => {
-          // Closed first: a lookup from here on waits for the next statement.
-          if (byClient.get(key)?.ids === waiting) byClient.delete(key);
-          runInto(() => sql.$queryRawUnsafe<unknown[]>(text, [...waiting], ...rest), resolve, reject);
-        });
-      }),
-    };
-    open.set(key, lookup);
-  }
+  if (!lookup || lookup.ids.size + ids.length > maxIds) lookup = openStatement(open, key, (waiting) => sql.$queryRawUnsafe(text, [...waiting], ...rest));
   for (const id of ids) lookup.ids.add(id);
   return lookup.rows as Promise<R[]>;
 }
@@ -129,21 +115,27 @@ export function sharedRead<R>(sql: RawTx, text: string, params: readonly unknown
   const key = keyOf(`${text}\0=`, params);
   if (key === undefined) return Promise.resolve(sql.$queryRawUnsafe<R[]>(text, ...params));
   const open = openFor(sql);
-  let read = open.get(key);
-  if (!read) {
-    const byClient = open;
-    read = {
-      ids: new Set(),
-      rows: new Promise<unknown[]>((resolve, reject) => {
-        setImmediate(() => {
-          byClient.delete(key);
-          runInto(() => sql.$queryRawUnsafe<unknown[]>(text, ...params), resolve, reject);
-        });
-      }),
-    };
-    open.set(key, read);
-  }
+  const read = open.get(key) ?? openStatement(open, key, () => sql.$queryRawUnsafe(text, ...params));
   return read.rows.then((rows) => rows.slice() as R[]);
+}
+
+/**
+ * Opens the statement of `key`: it runs at the loop's next check phase for the ids added to it by
+ * then, and is closed first, so a lookup from then on waits for the next statement.
+ */
+function openStatement(open: Map<string, OpenLookup>, key: string, run: (ids: ReadonlySet<string>) => PromiseLike<unknown[]>): OpenLookup {
+  const lookup: OpenLookup = {
+    ids: new Set(),
+    rows: new Promise<unknown[]>((resolve, reject) => {
+      setImmediate(() => {
+        // A full statement is replaced by a new one under its key: only this one is closed here.
+        if (open.get(key) === lookup) open.delete(key);
+        runInto(() => run(lookup.ids), resolve, reject);
+      });
+    }),
+  };
+  open.set(key, lookup);
+  return lookup;
 }
 
 function openFor(sql: RawTx): Map<string, OpenLookup> {

@@ -33,12 +33,13 @@ const statementFor = (text: string, values: unknown[]): pg.QueryConfig => {
 };
 
 export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = direct): RawClient {
-  const on = (q: { query: pg.Pool['query'] }): RawTx => ({
-    $queryRawUnsafe: <T>(sql: string, ...values: unknown[]) => observe(sql, async () => (await q.query(statementFor(sql, values))).rows as T),
-    $executeRawUnsafe: (sql: string, ...values: unknown[]) => observe(sql, async () => (await q.query(statementFor(sql, values))).rowCount ?? 0),
+  type Send = (sql: string, values: unknown[]) => Promise<pg.QueryResult>;
+  const on = (send: Send, observed: StatementObserver): RawTx => ({
+    $queryRawUnsafe: <T>(sql: string, ...values: unknown[]) => observed(sql, async () => (await send(sql, values)).rows as T),
+    $executeRawUnsafe: (sql: string, ...values: unknown[]) => observed(sql, async () => (await send(sql, values)).rowCount ?? 0),
   });
   return {
-    ...on(pool),
+    ...on((sql, values) => pool.query(statementFor(sql, values)), observe),
     async $transaction<R>(fn: (tx: RawTx) => Promise<R>): Promise<R> {
       const client = await pool.connect();
       let broken: Error | undefined;
@@ -48,7 +49,7 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
        * no parameters (one simple-protocol query of both, one round trip), queued just ahead of it
        * otherwise. A transaction that runs no statement sends none of BEGIN, COMMIT or ROLLBACK.
        */
-      const send = async (sql: string, values: unknown[]): Promise<pg.QueryResult> => {
+      const send: Send = async (sql, values) => {
         if (begun) return client.query(statementFor(sql, values));
         begun = true;
         if (values.length === 0) {
@@ -59,18 +60,14 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
         return result;
       };
       let counted = false;
-      const statement = <T>(sql: string, values: unknown[], pick: (result: pg.QueryResult) => T): Promise<T> => {
+      const tx = on(send, (sql, run) => {
         // BEGIN counted once per transaction, ahead of its first statement, as Prisma's query events count its transactions.
         if (!counted) {
           counted = true;
           void observe('BEGIN', () => Promise.resolve());
         }
-        return observe(sql, async () => pick(await send(sql, values)));
-      };
-      const tx: RawTx = {
-        $queryRawUnsafe: <T>(sql: string, ...values: unknown[]) => statement(sql, values, (r) => r.rows as T),
-        $executeRawUnsafe: (sql: string, ...values: unknown[]) => statement(sql, values, (r) => r.rowCount ?? 0),
-      };
+        return observe(sql, run);
+      });
       try {
         const result = await fn(tx);
         if (begun) await client.query('COMMIT');
