@@ -4,9 +4,9 @@
  * sees it. Then the issue's attacks, and aborting a gone client's subgraph calls.
  */
 import { ErrorCode } from '@commerce/service-kit/core';
-import { buildSchema, getIntrospectionQuery, parse } from 'graphql';
+import { buildSchema, getIntrospectionQuery, parse, printSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_OPERATION_LIMITS, getValidOperationLimits, measureOperation, type OperationLimits } from './limits.ts';
+import { createMeasureCache, DEFAULT_OPERATION_LIMITS, getValidOperationLimits, measureOperation, type OperationLimits } from './limits.ts';
 import { Topics, startGateway, type Harness, type TestGateway } from './test-support/harness.ts';
 
 const topics = new Topics();
@@ -296,6 +296,46 @@ describe('measureOperation', () => {
 
   it('counts aliases, directives and tokens over the whole document', () => {
     expect(measure('# a comment\n{ a: me { id @skip(if: false) } b: tags @include(if: true) }')).toMatchObject({ aliases: 2, directives: 2, tokens: 25 });
+  });
+});
+
+describe('createMeasureCache', () => {
+  const schema = buildSchema(`
+    type Query { me: User }
+    type User { id: ID! orders(first: Int): [Order!]! }
+    type Order { id: ID! }`);
+  const query = 'query Mine($n: Int) { me { orders(first: $n) { id } } } query Plain { me { id } }';
+
+  it('measures a document once per operation name and variables, and again for a new document or schema', () => {
+    const measureOf = createMeasureCache(DEFAULT_OPERATION_LIMITS);
+    const document = parse(query);
+    const mine = (n: number, doc = document, s = schema) => measureOf(s, { document: doc, source: query, operationName: 'Mine', variables: { n } });
+    const first = mine(5);
+    expect(first.cost).toBe(1 + 1 + 5 * 1);
+    // The same object: not measured again.
+    expect(mine(5)).toBe(first);
+    // Other variables cost what they cost.
+    expect(mine(50).cost).toBe(1 + 1 + 50 * 1);
+    // An operation without variable definitions ignores the variables sent with it.
+    const plain = measureOf(schema, { document, source: query, operationName: 'Plain', variables: { n: 1 } });
+    expect(measureOf(schema, { document, source: query, operationName: 'Plain', variables: { n: 2 } })).toBe(plain);
+    expect(plain.cost).toBe(2);
+    // A document parsed anew, or another schema (a reloaded supergraph), is measured anew.
+    expect(mine(5, parse(query))).not.toBe(first);
+    expect(mine(5, document, buildSchema(printSchema(schema)))).not.toBe(first);
+  });
+
+  it('keeps no entry for long variables, and at most 32 per document', () => {
+    const measureOf = createMeasureCache(DEFAULT_OPERATION_LIMITS);
+    const document = parse('query($n: Int, $pad: String) { me { orders(first: $n) { id } } }');
+    const measure = (variables: Record<string, unknown>) => measureOf(schema, { document, variables });
+    const long = { n: 1, pad: 'x'.repeat(2_000) };
+    expect(measure(long)).not.toBe(measure(long));
+    const kept = Array.from({ length: 32 }, (_, n) => measure({ n }));
+    expect(measure({ n: 31 })).toBe(kept[31]);
+    // The 33rd is measured on every request.
+    expect(measure({ n: 32 })).not.toBe(measure({ n: 32 }));
+    expect(measure({ n: 32 }).cost).toBe(1 + 1 + 32);
   });
 });
 

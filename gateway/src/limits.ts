@@ -190,14 +190,43 @@ const measuredCosts = new WeakMap<object, number>();
 /** The cost of the operation of this request context, once it passed the limits; undefined before or when refused. */
 export const measuredCost = (context: object): number | undefined => measuredCosts.get(context);
 
+/** Measures kept per document: one per operation name and variables the document was sent with. */
+const MEASURES_PER_DOCUMENT = 32;
+/** Variables longer than this as JSON are measured on every request rather than kept as a key. */
+const MAX_VARIABLES_KEY = 1_024;
+
+/**
+ * measureOperation, remembered: Apollo's document store hands every request with the same text the
+ * same DocumentNode, so an operation is measured once per schema, operation name and (when it
+ * declares variables) variables, not on every request. A document parsed anew is measured anew.
+ */
+export function createMeasureCache(limits: OperationLimits): (schema: GraphQLSchema, request: OperationRequest) => OperationMeasure {
+  const bySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Map<string, OperationMeasure>>>();
+  return (schema, request) => {
+    let byDocument = bySchema.get(schema);
+    if (!byDocument) bySchema.set(schema, (byDocument = new WeakMap()));
+    let measures = byDocument.get(request.document);
+    if (!measures) byDocument.set(request.document, (measures = new Map<string, OperationMeasure>()));
+    // The cost reads variables only through the operation's own variable definitions.
+    const declares = (pickOperation(request.document, request.operationName)?.variableDefinitions?.length ?? 0) > 0;
+    const key = `${request.operationName ?? ''}\n${declares ? JSON.stringify(request.variables ?? {}) : ''}`;
+    const known = measures.get(key);
+    if (known) return known;
+    const measure = measureOperation(schema, request, limits);
+    if (key.length <= MAX_VARIABLES_KEY && measures.size < MEASURES_PER_DOCUMENT) measures.set(key, measure);
+    return measure;
+  };
+}
+
 /** Apollo Server: refuses over-limit operations after validation and before the gateway plans them. */
 export function useOperationLimits<TContext extends object>(limits: OperationLimits): ApolloServerPlugin<TContext> {
+  const measureOf = createMeasureCache(limits);
   return {
     async requestDidStart() {
       return {
         // No await before the cost is recorded: plugins registered after this one see it.
         async didResolveOperation({ contextValue, schema, document, source, operationName, request }) {
-          const measure = measureOperation(schema, { source, document, operationName, variables: request.variables }, limits);
+          const measure = measureOf(schema, { source, document, operationName, variables: request.variables });
           const refusal = refusalFor(measure, limits, { refuseRequest: true });
           if (refusal) throw refusal;
           measuredCosts.set(contextValue, measure.cost);
