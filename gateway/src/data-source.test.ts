@@ -43,11 +43,12 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-/** Answers like the raw server (`answer`), recording the call the same way. */
+/** Answers like the raw server (`answer`), recording the call the same way; a JSON body as its parsed value, as in-process.ts says. */
 const inProcessShop: InProcessSubgraph = {
   async execute(body, headers) {
     seen.push({ headers, body });
-    return { status: answer.status, headers: new Map(Object.entries(answer.headers)), body: answer.body };
+    const json = answer.headers['content-type']?.startsWith('application/json');
+    return { status: answer.status, headers: new Map(Object.entries(answer.headers)), body: json ? (JSON.parse(answer.body) as unknown) : answer.body };
   },
 };
 

@@ -315,7 +315,7 @@ async function callInProcess(
   signal: AbortSignal | undefined,
 ): Promise<SubgraphReply> {
   const response = await withinBudget(subgraph.execute(request, headers), budget, signal);
-  return { status: response.status, body: parseBody(response.body, response.headers.get('content-type')), cacheControl: response.headers.get('cache-control') };
+  return { status: response.status, body: response.body, cacheControl: response.headers.get('cache-control') };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { validate, type DocumentNode, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
@@ -10,7 +10,7 @@ import { ErrorCode, isDependencyUnavailable, isInternalError, unauthenticated } 
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createGraphQLHandler, listen, urlHost } from './http.ts';
-import type { InProcessSubgraph } from './in-process.ts';
+import type { InProcessRequestBody, InProcessResponse, InProcessSubgraph } from './in-process.ts';
 import { IDENTITY_HEADER, InvalidSignatureError, verifyForwardedIdentity, type Identity } from './identity.ts';
 import type { Logger } from './logger.ts';
 import type { BaseContext } from './shield.ts';
@@ -107,8 +107,12 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
 
   /**
    * The in-process path (in-process.ts): what the HTTP listener does for a request, from its
-   * headers on: a SERVER span continuing the caller's trace, the request id, Apollo's HTTP handling
-   * with the identity verified. Answers only while the server runs (start() to stop()).
+   * headers on: a SERVER span continuing the caller's trace, the request id, the identity verified,
+   * then Apollo's operation pipeline (executeOperation) with the context the HTTP handling would
+   * build. The result is handed back as it is, never serialised. A body the HTTP handling would
+   * refuse, and a context that fails (a refused identity), go through that HTTP handling, which
+   * answers them as over HTTP (status, formatted errors, plugins told). Answers only while the
+   * server runs (start() to stop()).
    */
   const inProcess: InProcessSubgraph = {
     async execute(body, headers) {
@@ -118,22 +122,46 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
       try {
         const headerMap = new HeaderMap();
         for (const [key, value] of Object.entries(headers)) headerMap.set(key, value);
-        const response = await otelContext.with(ctx, () =>
-          server.executeHTTPGraphQLRequest({
-            httpGraphQLRequest: { method: 'POST', headers: headerMap, search: '', body },
-            context: () => contextFor(headers[IDENTITY_HEADER]),
-          }),
-        );
-        const status = response.status ?? 200;
-        span.setAttribute('http.response.status_code', status);
-        let text = '';
-        if (response.body.kind === 'complete') text = response.body.string;
-        else for await (const chunk of response.body.asyncIterator) text += chunk;
-        return { status, headers: response.headers, body: text };
+        const http: HTTPGraphQLRequest = { method: 'POST', headers: headerMap, search: '', body };
+        const answer = await otelContext.with(ctx, () => executeInProcess(http, body, headers[IDENTITY_HEADER]));
+        span.setAttribute('http.response.status_code', answer.status);
+        return answer;
       } finally {
         span.end();
       }
     },
+  };
+
+  const executeInProcess = async (http: HTTPGraphQLRequest, body: InProcessRequestBody, identityHeader: string | undefined): Promise<InProcessResponse> => {
+    if (!isWellFormed(body)) return overHttpHandling(http, () => contextFor(identityHeader));
+    let contextValue: C;
+    try {
+      contextValue = await contextFor(identityHeader);
+    } catch (error) {
+      return overHttpHandling(http, () => Promise.reject(error instanceof Error ? error : new Error(String(error))));
+    }
+    // As runHttpQuery reads the body: a null field is an absent one.
+    const request = {
+      query: body.query,
+      operationName: body.operationName ?? undefined,
+      variables: body.variables ?? undefined,
+      extensions: body.extensions ?? undefined,
+      http,
+    };
+    const response = await server.executeOperation(request, { contextValue });
+    // Subgraphs serve no @defer: an incremental answer would be a bug here, not a client's mistake.
+    if (response.body.kind !== 'single') throw new Error(`the ${opts.name} subgraph answered an in-process call incrementally`);
+    return { status: response.http.status ?? 200, headers: response.http.headers, body: response.body.singleResult };
+  };
+
+  /** Apollo's HTTP handling of the request, its JSON body parsed (what it answers for a bad body or a failed context). */
+  const overHttpHandling = async (http: HTTPGraphQLRequest, context: () => Promise<C>): Promise<InProcessResponse> => {
+    const response = await server.executeHTTPGraphQLRequest({ httpGraphQLRequest: http, context });
+    let text = '';
+    if (response.body.kind === 'complete') text = response.body.string;
+    else for await (const chunk of response.body.asyncIterator) text += chunk;
+    const json = /^application\/(graphql-response\+)?json/.test(response.headers.get('content-type') ?? '');
+    return { status: response.status ?? 200, headers: response.headers, body: json ? (JSON.parse(text) as unknown) : text };
   };
 
   return {
@@ -293,4 +321,15 @@ function observeRequests(logger: Logger, metrics: SubgraphMetrics | undefined): 
       };
     },
   };
+}
+
+/** What Apollo's HTTP handling accepts in a POST body without refusing it (runHttpQuery): a string query, object variables and extensions, a string operation name. */
+function isWellFormed(body: InProcessRequestBody): body is InProcessRequestBody & { query: string } {
+  const isRecord = (v: unknown) => v === undefined || v === null || (typeof v === 'object' && !Array.isArray(v));
+  return (
+    typeof body.query === 'string' &&
+    (body.operationName === undefined || body.operationName === null || typeof body.operationName === 'string') &&
+    isRecord(body.variables) &&
+    isRecord(body.extensions)
+  );
 }
