@@ -2,7 +2,7 @@ import { execute, parse, type ExecutionResult } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { describe, expect, it } from 'vitest';
-import { allow, createPermissions, isAuthenticated, isOwnerOrAdmin, type BaseContext } from './shield.ts';
+import { allow, createPermissions, isAuthenticated, isOwnerOrAdmin, rule, type BaseContext } from './shield.ts';
 
 const typeDefs = /* GraphQL */ `
   type Query {
@@ -67,6 +67,31 @@ describe('createPermissions', () => {
     const result = await run('{ catalogue { id } secret }');
     expect(result.data).toEqual({ catalogue: [{ id: '1' }, { id: '2' }], secret: null });
     expect(codes(result)).toEqual([['secret', 'FORBIDDEN']]);
+  });
+
+  it('runs our own rules (isAuthenticated, isOwnerOrAdmin) without a promise of their own, refusing as shield does', () => {
+    // Shield would make every field under these rules a promise; their verdicts need none.
+    const owner = run('{ mine { owner balance } }', { userId: 'user-1', role: 'CUSTOMER' });
+    expect(owner).not.toBeInstanceOf(Promise);
+    expect(owner).toEqual({ data: { mine: { owner: 'user-1', balance: 10 } } });
+    const stranger = run('{ mine { owner balance } }', { userId: 'user-2', role: 'CUSTOMER' }) as ExecutionResult;
+    expect(stranger).not.toBeInstanceOf(Promise);
+    expect(stranger.data).toEqual({ mine: null });
+    expect(codes(stranger)).toEqual([['mine.balance', 'FORBIDDEN']]);
+    expect(run('{ mine { owner balance } }', { userId: 'admin', role: 'ADMIN' })).toEqual({ data: { mine: { owner: 'user-1', balance: 10 } } });
+  });
+
+  it("still runs a rule made with shield's own rule() through shield (a promise per field)", async () => {
+    const custom = applyMiddleware(
+      buildSubgraphSchema({ typeDefs: parse(typeDefs), resolvers }),
+      createPermissions<BaseContext>({ Query: { secret: rule()((_p, _a, ctx: BaseContext) => ctx.identity?.role === 'ADMIN') } }),
+    );
+    const as = (role: 'ADMIN' | 'CUSTOMER') =>
+      execute({ schema: custom, document: parse('{ secret }'), contextValue: { identity: { userId: 'u', role }, requestId: 't' } });
+    const admin = as('ADMIN');
+    expect(admin).toBeInstanceOf(Promise);
+    expect(await admin).toEqual({ data: { secret: 'nobody may read this' } });
+    expect(codes(await as('CUSTOMER'))).toEqual([['secret', 'FORBIDDEN']]);
   });
 
   it('still evaluates every other rule, field by field', async () => {
