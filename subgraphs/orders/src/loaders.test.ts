@@ -155,9 +155,12 @@ describe('createLoaders', () => {
     expect(lines).toEqual(await loaders().itemsByOrderId.loadMany(orderIds));
     expect(lines[0]).toEqual(await app.prisma.orderItem.findMany({ where: { orderId: orderIds[0]! }, orderBy: { id: 'asc' } }));
     expect(lines.slice(0, 6).every((l) => Array.isArray(l) && l.length === 3)).toBe(true);
+    // linesOf answers them by the row, with no promise (Order.items), as itemsByOrderId does.
+    expect(pages.flat().map((o) => l.linesOf(o))).toEqual(lines);
     // Without it, the lines are not read: asking for them is a statement of its own.
     const plain = loaders();
     const page = await plain.ordersByUser.load({ userId: bob, take: 5, after: null });
+    expect(plain.linesOf(page[0]!)).toBeUndefined();
     expect((await counted(() => plain.itemsByOrderId.load(page[0]!.id))).statements).toBe(1);
   });
 

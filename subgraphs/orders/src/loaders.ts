@@ -34,6 +34,11 @@ export interface Loaders {
   /** Up to `take + 1` orders of a user, newest first (the extra row says whether there is a next page). */
   ordersByUser: DataLoader<OrdersPageKey, OrderModel[], string>;
   orderCountByUser: DataLoader<string, number>;
+  /**
+   * The lines read with the page this order row came in (`withItems`), else undefined: Order.items
+   * answers them without a promise, so the order, and a page of them, completes at once.
+   */
+  linesOf(order: OrderModel): OrderItemModel[] | undefined;
 }
 
 /** An order row's columns (of the alias `o`) as the model's field names: rows are OrderModel as Prisma would return them. */
@@ -58,6 +63,9 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
       FROM ${itemsTable} i WHERE order_id = ANY($1::uuid[]) ORDER BY i.id`,
     countsByUserIds: `SELECT user_id::text AS "userId", count(*)::int AS n FROM ${ordersTable} WHERE user_id = ANY($1::uuid[]) GROUP BY user_id`,
   };
+
+  /** Lines that came with a page (withItems), by the order row they came with. */
+  const linesByRow = new WeakMap<OrderModel, OrderItemModel[]>();
 
   const orderById = new DataLoader<string, OrderModel | null>(
     observeBatches(
@@ -101,6 +109,8 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
             : { rows: [], counts: new Map<string, number>(), items: undefined };
           for (const row of rows) orderById.prime(row.id, row);
           if (items) for (const [orderId, lines] of items) itemsByOrderId.prime(orderId, lines);
+          // By row: this request's own rows (another request sharing the statement keeps its own loaders).
+          if (items) for (const row of rows) linesByRow.set(row, items.get(row.id) ?? []);
           // Under the key as asked (a gateway may send an upper-case id): the resolver's count then costs nothing.
           for (const key of group) if (isUuid(key.userId)) orderCountByUser.prime(key.userId, counts.get(key.userId.toLowerCase()) ?? 0);
           const byUser = groupBy(rows, (r) => r.userId);
@@ -182,7 +192,7 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
     batching,
   );
 
-  return { orderById, itemsByOrderId, ordersByUser, orderCountByUser };
+  return { orderById, itemsByOrderId, ordersByUser, orderCountByUser, linesOf: (order) => linesByRow.get(order) };
 }
 
 /** What one page statement serves every user of: the key without its user. */
