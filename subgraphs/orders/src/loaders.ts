@@ -108,9 +108,14 @@ export function createLoaders(sql: RawTx, schema: string, sizes?: BatchSizes, op
             ? await latestOrders(userIds, first.take, first.after, first.withItems === true)
             : { rows: [], counts: new Map<string, number>(), items: undefined };
           for (const row of rows) orderById.prime(row.id, row);
-          if (items) for (const [orderId, lines] of items) itemsByOrderId.prime(orderId, lines);
-          // By row: this request's own rows (another request sharing the statement keeps its own loaders).
-          if (items) for (const row of rows) linesByRow.set(row, items.get(row.id) ?? []);
+          // The lines by order id, and by row for Order.items (these rows are this request's own objects).
+          if (items) {
+            for (const row of rows) {
+              const lines = items.get(row.id) ?? [];
+              itemsByOrderId.prime(row.id, lines);
+              linesByRow.set(row, lines);
+            }
+          }
           // Under the key as asked (a gateway may send an upper-case id): the resolver's count then costs nothing.
           for (const key of group) if (isUuid(key.userId)) orderCountByUser.prime(key.userId, counts.get(key.userId.toLowerCase()) ?? 0);
           const byUser = groupBy(rows, (r) => r.userId);
