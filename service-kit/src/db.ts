@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { pgTypes } from './pg-types.ts';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
@@ -92,6 +93,7 @@ async function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }
     const pool = new pg.Pool({
       connectionString: config.url,
       max,
+      types: pgTypes,
       connectionTimeoutMillis: 3_000,
       // A transaction left open by a stalled process (raw transactions have no client-side timeout,
       // as Prisma's interactive ones did) is ended by the server, with its row and advisory locks.

@@ -17,7 +17,7 @@
  * included); a transaction is PGlite's `transaction`, which holds that lock for its span.
  */
 import { protocol, type PGlite } from '@electric-sql/pglite';
-import pg from 'pg';
+import { pgTypes } from './pg-types.ts';
 import pgUtils from 'pg/lib/utils.js';
 import type { RawClient, RawTx } from './outbox.ts';
 import { direct, type StatementObserver } from './pg-raw.ts';
@@ -51,7 +51,7 @@ function answerOf(messages: readonly { name: string }[]): Answer {
   for (const m of messages) {
     if (m.name === 'rowDescription') {
       const described = (m as unknown as { fields: { name: string; dataTypeID: number }[] }).fields;
-      fields = described.map((f) => ({ name: f.name, parse: pg.types.getTypeParser(f.dataTypeID, 'text') as (text: string) => unknown }));
+      fields = described.map((f) => ({ name: f.name, parse: pgTypes.getTypeParser(f.dataTypeID, 'text') as (text: string) => unknown }));
       current = [];
     } else if (m.name === 'dataRow') {
       const values = (m as unknown as { fields: (string | null)[] }).fields;
