@@ -4,7 +4,19 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { validate, type DocumentNode, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import {
+  execute,
+  getOperationAST,
+  NoSchemaIntrospectionCustomRule,
+  OperationTypeNode,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type GraphQLError,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from 'graphql';
 import { createDocumentCache } from './documents.ts';
 import { ErrorCode, isDependencyUnavailable, isInternalError, unauthenticated } from './errors.ts';
 import { useServer } from 'graphql-ws/use/ws';
@@ -132,6 +144,48 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     },
   };
 
+  /**
+   * The in-process fast path: a query that parses, passes the validation Apollo's pipeline applies
+   * (graphql's rules; in production also no introspection) and names one operation runs straight
+   * through graphql-js's execute, with the span named as observeRequests names it. Apollo's request
+   * pipeline (the query's hash, its document store, a dozen plugin hooks each awaited, error
+   * formatting) cost about 5 % of the one process's CPU on the three-subgraph query, for calls
+   * that need none of it. Only an answer without errors is given so: anything else (a mutation,
+   * a document the pipeline would refuse, a persisted query, and an answer with errors, whose
+   * formatting, metrics and logs are the pipeline's) goes through executeOperation instead, which
+   * answers exactly as over HTTP. A query that met errors is executed once more there, with the
+   * same context (its loaders hold what the first run read); a query changes nothing, so running it
+   * twice changes nothing either.
+   */
+  const parseDocument = createDocumentCache();
+  const directRules = opts.production ? [...specifiedRules, NoSchemaIntrospectionCustomRule] : specifiedRules;
+  const runsDirectly = new WeakMap<DocumentNode, boolean>();
+  const executeQueryDirectly = async (
+    request: {
+      query: string;
+      operationName: string | undefined;
+      variables: Readonly<Record<string, unknown>> | undefined;
+      extensions: Readonly<Record<string, unknown>> | undefined;
+    },
+    contextValue: C,
+  ): Promise<InProcessResponse | undefined> => {
+    if (request.extensions?.persistedQuery !== undefined) return undefined;
+    let document: DocumentNode;
+    try {
+      document = parseDocument(request.query);
+    } catch {
+      return undefined;
+    }
+    let valid = runsDirectly.get(document);
+    if (valid === undefined) runsDirectly.set(document, (valid = validate(opts.schema, document, directRules).length === 0));
+    const operation = valid ? getOperationAST(document, request.operationName) : null;
+    if (operation?.operation !== OperationTypeNode.QUERY) return undefined;
+    nameRequestSpan(operation, request.operationName);
+    const result = await execute({ schema: opts.schema, document, operationName: request.operationName, variableValues: request.variables, contextValue });
+    if (result.errors) return undefined;
+    return { status: 200, headers: new HeaderMap(), body: result };
+  };
+
   const executeInProcess = async (http: HTTPGraphQLRequest, body: InProcessRequestBody, identityHeader: string | undefined): Promise<InProcessResponse> => {
     if (!isWellFormed(body)) return overHttpHandling(http, () => contextFor(identityHeader));
     let contextValue: C;
@@ -148,6 +202,8 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
       extensions: body.extensions ?? undefined,
       http,
     };
+    const direct = await executeQueryDirectly(request, contextValue);
+    if (direct) return direct;
     const response = await server.executeOperation(request, { contextValue });
     // Subgraphs serve no @defer: an incremental answer would be a bug here, not a client's mistake.
     if (response.body.kind !== 'single') throw new Error(`the ${opts.name} subgraph answered an in-process call incrementally`);
@@ -306,9 +362,7 @@ function observeRequests(logger: Logger, metrics: SubgraphMetrics | undefined): 
     async requestDidStart() {
       return {
         async didResolveOperation({ operation, operationName }) {
-          const span = trace.getActiveSpan();
-          if (!span?.isRecording() || !operation) return;
-          span.setAttributes({ 'graphql.operation.type': operation.operation, 'graphql.operation.name': operationName ?? '' });
+          if (operation) nameRequestSpan(operation, operationName);
         },
         async didEncounterErrors({ contextValue, errors }) {
           for (const err of errors) {
@@ -321,6 +375,13 @@ function observeRequests(logger: Logger, metrics: SubgraphMetrics | undefined): 
       };
     },
   };
+}
+
+/** The active request span, when recorded, names the operation it runs. */
+function nameRequestSpan(operation: OperationDefinitionNode, operationName: string | null | undefined): void {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording()) return;
+  span.setAttributes({ 'graphql.operation.type': operation.operation, 'graphql.operation.name': operationName ?? '' });
 }
 
 /** What Apollo's HTTP handling accepts in a POST body without refusing it (runHttpQuery): a string query, object variables and extensions, a string operation name. */

@@ -182,6 +182,49 @@ describe('called in process (a gateway in this process)', () => {
     expect((nulls.body as { data?: { me?: { id?: string } } }).data?.me?.id).toBe(user.id);
   });
 
+  it('runs a query straight through graphql-js, and one that meets errors through Apollo’s pipeline, answering as over HTTP', async () => {
+    const user = await signUp();
+    const other = await signUp();
+    const signed = { [IDENTITY_HEADER]: await signForwardedIdentity(customer(user.id), TEST_SIGNING_SECRET, 'users') };
+    const own = await app.inProcess.execute({ query: USER, variables: { id: user.id } }, signed);
+    expect(JSON.parse(JSON.stringify(own.body))).toEqual((await post(app, USER, { id: user.id }, customer(user.id))).body);
+    // graphql-js's own result: Apollo's pipeline would have set an `errors` key (undefined) beside `data`.
+    expect(Object.keys(own.body as object)).toEqual(['data']);
+
+    const forbidden = () =>
+      app.metrics.resolverErrors.get().then((m) => m.values.filter((v) => v.labels.code === 'FORBIDDEN').reduce((n, v) => n + v.value, 0));
+    const before = await forbidden();
+    const refused = await app.inProcess.execute({ query: USER, variables: { id: other.id } }, signed);
+    expect(await forbidden()).toBe(before + 1);
+    const overHttp = await post(app, USER, { id: other.id }, customer(user.id));
+    expect(errorCodes(overHttp)).toEqual(['FORBIDDEN']);
+    expect(refused.status).toBe(overHttp.status);
+    expect(JSON.parse(JSON.stringify(refused.body))).toEqual(overHttp.body);
+    // A mutation always goes through the pipeline.
+    const anonymous = { [IDENTITY_HEADER]: await signForwardedIdentity(null, TEST_SIGNING_SECRET, 'users') };
+    const loggedIn = await app.inProcess.execute({ query: LOG_IN, variables: { email: user.email, password: user.password } }, anonymous);
+    expect(Object.keys(loggedIn.body as object)).toContain('errors');
+    expect((loggedIn.body as { data: { logIn: { user: { id: string } } } }).data.logIn.user.id).toBe(user.id);
+  });
+
+  it('refuses introspection in production in process as over HTTP', async () => {
+    const production = await startUsersApp({ production: true });
+    try {
+      const introspection = '{ __schema { queryType { name } } }';
+      const anonymous = { [IDENTITY_HEADER]: await signForwardedIdentity(null, TEST_SIGNING_SECRET, 'users') };
+      const inProcess = await production.app.inProcess.execute({ query: introspection }, anonymous);
+      const overHttp = await post(production.app, introspection, {}, null);
+      expect(errorCodes(overHttp)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      expect(inProcess.status).toBe(overHttp.status);
+      expect(JSON.parse(JSON.stringify(inProcess.body))).toEqual(overHttp.body);
+      // The federation SDL is not introspection: the gateway may read it.
+      const sdl = await production.app.inProcess.execute({ query: '{ _service { sdl } }' }, anonymous);
+      expect(JSON.stringify(sdl.body)).toMatch(/type User/);
+    } finally {
+      await production.dispose();
+    }
+  });
+
   it('refuses a forged or missing identity header with 401, as over HTTP', async () => {
     const forged = await inProcess('{ me { id } }', { [IDENTITY_HEADER]: await signForwardedIdentity(admin(), 'y'.repeat(32), 'users') });
     expect(forged.status).toBe(401);

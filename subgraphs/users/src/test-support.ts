@@ -1,3 +1,4 @@
+import type { SubgraphAppOptions } from '@commerce/service-kit';
 import { startTestSubgraph, type TestSubgraph } from '@commerce/service-kit/testing';
 import { createUsersApp } from './app.ts';
 
@@ -11,5 +12,5 @@ export { admin, customer, errorCodes, postAsGateway as post, type GraphQLRespons
 export type UsersApp = ReturnType<typeof createUsersApp>;
 
 /** The subgraph on PGlite in memory, or in a throwaway schema of TEST_DATABASE_URL. */
-export const startUsersApp = (): Promise<TestSubgraph<UsersApp>> =>
-  startTestSubgraph('users', (opts) => createUsersApp({ ...opts, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 }));
+export const startUsersApp = (extra: Partial<SubgraphAppOptions> = {}): Promise<TestSubgraph<UsersApp>> =>
+  startTestSubgraph('users', (opts) => createUsersApp({ ...opts, jwtSecret: TEST_JWT_SECRET, jwtTtlSeconds: 3600 }), extra);
