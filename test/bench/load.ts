@@ -24,9 +24,12 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** CPU milliseconds the load generator's own process spent, start to end. */
+  cpuMs: number;
 }
 
 function run(spec: LoadSpec): Promise<LoadResult> {
+  const cpu0 = process.cpuUsage();
   let next = 0;
   let non2xx = 0;
   const latencies: number[] = [];
@@ -50,6 +53,7 @@ function run(spec: LoadSpec): Promise<LoadResult> {
       },
       (err, result) => {
         if (err) return reject(err);
+        const used = process.cpuUsage(cpu0);
         resolve({
           requests: latencies.length,
           rps: Math.round((latencies.length / spec.seconds) * 10) / 10,
@@ -57,6 +61,7 @@ function run(spec: LoadSpec): Promise<LoadResult> {
           non2xx,
           errors: result.errors,
           timeouts: result.timeouts,
+          cpuMs: Math.round((used.user + used.system) / 1000),
         });
       },
     );
