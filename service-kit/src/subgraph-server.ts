@@ -180,7 +180,8 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     if (valid === undefined) runsDirectly.set(document, (valid = validate(opts.schema, document, directRules).length === 0));
     const operation = valid ? getOperationAST(document, request.operationName) : null;
     if (operation?.operation !== OperationTypeNode.QUERY) return undefined;
-    nameRequestSpan(operation, request.operationName);
+    // As Apollo names it: the operation run, whether or not the request named it.
+    nameRequestSpan(operation, operation.name?.value);
     const result = await execute({ schema: opts.schema, document, operationName: request.operationName, variableValues: request.variables, contextValue });
     if (result.errors) return undefined;
     return { status: 200, headers: new HeaderMap(), body: result };
