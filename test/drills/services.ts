@@ -110,13 +110,25 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
     created = true;
     const dbUrl = new URL(serverUrl);
     dbUrl.pathname = `/${dbName}`;
-    const ports = { users: await freePort(), products: await freePort(), orders: await freePort(), gateway: await freePort() };
-    const env: Record<string, string> = {
+    const common: Record<string, string> = {
       ...DRILL_SECRETS,
       DATABASE_URL: dbUrl.toString(),
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       BUS_BACKEND: '',
       BUS_PREFIX,
+      ...drillServiceEnv(reconcileAfterMs),
+    };
+    // `pnpm db:seed`: migrates every service and seeds the admin account.
+    log(
+      `services: database ${dbName}, Redis :${redisPort}, PostgreSQL ${opts.postgres.kind === 'private' ? 'private cluster' : 'shared server behind a TCP proxy'}`,
+    );
+    await run(path.join(REPO_ROOT, 'node_modules/.bin/tsx'), ['local/src/cli/seed.ts'], { cwd: REPO_ROOT, env: { ...process.env, ...common } });
+    // The ports are picked only now, just before the services bind them: picked before the seed,
+    // they stayed free for seconds, and a server another test file started meanwhile could take
+    // one (then the gateway called that server, whose signing secret is not the drill's: 401).
+    const ports = { users: await freePort(), products: await freePort(), orders: await freePort(), gateway: await freePort() };
+    const env: Record<string, string> = {
+      ...common,
       USERS_PORT: String(ports.users),
       PRODUCTS_PORT: String(ports.products),
       ORDERS_PORT: String(ports.orders),
@@ -124,13 +136,7 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
       USERS_URL: `http://127.0.0.1:${ports.users}/graphql`,
       PRODUCTS_URL: `http://127.0.0.1:${ports.products}/graphql`,
       ORDERS_URL: `http://127.0.0.1:${ports.orders}/graphql`,
-      ...drillServiceEnv(reconcileAfterMs),
     };
-    // `pnpm db:seed`: migrates every service and seeds the admin account.
-    log(
-      `services: database ${dbName}, Redis :${redisPort}, PostgreSQL ${opts.postgres.kind === 'private' ? 'private cluster' : 'shared server behind a TCP proxy'}`,
-    );
-    await run(path.join(REPO_ROOT, 'node_modules/.bin/tsx'), ['local/src/cli/seed.ts'], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
     const health = (port: number) => `http://127.0.0.1:${port}/health/ready`;
     const users = serviceProcess('users', 'subgraphs/users/src/index.ts', env, dir, health(ports.users));
     const products = serviceProcess('products', 'subgraphs/products/src/index.ts', env, dir, health(ports.products));
