@@ -98,6 +98,11 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
   let url = '';
   /** From listening to stop(): in-process calls are answered only then, as HTTP ones. */
   let serving = false;
+  /**
+   * The gateway sends the same few operations for many callers: each is parsed once, for the
+   * in-process queries and the WebSocket subscriptions alike.
+   */
+  const parseDocument = createDocumentCache();
 
   const verify = async (header: unknown, requestId: string): Promise<Identity | null> => {
     try {
@@ -120,11 +125,11 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
   /**
    * The in-process path (in-process.ts): what the HTTP listener does for a request, from its
    * headers on: a SERVER span continuing the caller's trace, the request id, the identity verified,
-   * then Apollo's operation pipeline (executeOperation) with the context the HTTP handling would
-   * build. The result is handed back as it is, never serialised. A body the HTTP handling would
-   * refuse, and a context that fails (a refused identity), go through that HTTP handling, which
-   * answers them as over HTTP (status, formatted errors, plugins told). Answers only while the
-   * server runs (start() to stop()).
+   * then graphql-js for a plain query (executeQueryDirectly), else Apollo's operation pipeline
+   * (executeOperation), with the context the HTTP handling would build. The result is handed back
+   * as it is, never serialised. A body the HTTP handling would refuse, and a context that fails (a
+   * refused identity), go through that HTTP handling, which answers them as over HTTP (status,
+   * formatted errors, plugins told). Answers only while the server runs (start() to stop()).
    */
   const inProcess: InProcessSubgraph = {
     async execute(body, headers) {
@@ -157,7 +162,6 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
    * same context (its loaders hold what the first run read); a query changes nothing, so running it
    * twice changes nothing either.
    */
-  const parseDocument = createDocumentCache();
   const directRules = opts.production ? [...specifiedRules, NoSchemaIntrospectionCustomRule] : specifiedRules;
   const runsDirectly = new WeakMap<DocumentNode, boolean>();
   const executeQueryDirectly = async (
@@ -251,16 +255,14 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
         sockets?.inc();
         socket.once('close', () => sockets?.dec());
       });
-      // The gateway sends the same few operations for many callers: each is parsed and validated
-      // once, and the subscriptions running it hold one document between them.
-      const parseCached = createDocumentCache();
+      // Each subscription document is validated once, and the subscriptions running it hold one document between them.
       const validated = new WeakMap<DocumentNode, readonly GraphQLError[]>();
       /** Each subscription's own identity, verified from its subscribe message (keyed by that message's payload). */
       const subscribers = new WeakMap<object, Identity | null>();
       const ws = useServer<Record<string, unknown>>(
         {
           schema: opts.schema,
-          parse: parseCached,
+          parse: parseDocument,
           validate: (schema, document) => {
             const cached = validated.get(document);
             if (cached) return cached;
