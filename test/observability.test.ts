@@ -52,7 +52,7 @@ describe('traces across the supergraph', () => {
     const subgraphServers = trace.filter((s) => serviceOf(s) !== 'gateway' && s.kind === SpanKind.SERVER);
     expect(subgraphServers.length).toBeGreaterThanOrEqual(3);
     for (const span of subgraphServers) expect(gatewaySpanIds.has(span.parentSpanContext?.spanId ?? '')).toBe(true);
-    // Each names the operation it ran, as Apollo's pipeline names it (these run straight through graphql-js in process).
+    // Each names the operation it ran, as Apollo's pipeline names it (these run as compiled graphql-jit queries in process).
     for (const span of subgraphServers) {
       expect(span.attributes['graphql.operation.type']).toBe('query');
       expect(span.attributes['graphql.operation.name']).toMatch(new RegExp(`^MyOrders__${String(serviceOf(span))}__\\d+$`));

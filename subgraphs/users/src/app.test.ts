@@ -182,13 +182,13 @@ describe('called in process (a gateway in this process)', () => {
     expect((nulls.body as { data?: { me?: { id?: string } } }).data?.me?.id).toBe(user.id);
   });
 
-  it('runs a query straight through graphql-js, and one that meets errors through Apollo’s pipeline, answering as over HTTP', async () => {
+  it('runs a query as a compiled query, and one that meets errors through Apollo’s pipeline, answering as over HTTP', async () => {
     const user = await signUp();
     const other = await signUp();
     const signed = { [IDENTITY_HEADER]: await signForwardedIdentity(customer(user.id), TEST_SIGNING_SECRET, 'users') };
     const own = await app.inProcess.execute({ query: USER, variables: { id: user.id } }, signed);
     expect(JSON.parse(JSON.stringify(own.body))).toEqual((await post(app, USER, { id: user.id }, customer(user.id))).body);
-    // graphql-js's own result: Apollo's pipeline would have set an `errors` key (undefined) beside `data`.
+    // The compiled query's own result: Apollo's pipeline would have set an `errors` key (undefined) beside `data`.
     expect(Object.keys(own.body as object)).toEqual(['data']);
 
     const forbidden = () =>
