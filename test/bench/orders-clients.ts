@@ -5,7 +5,8 @@
  * client with its own customer's token, one product after another.
  * Input: one JSON argument (OrderClientsSpec). Output on stdout, one JSON line each: `{ start }`
  * before the first placement, then `{ id, sentAt, placedAt }` per order; times are absolute
- * milliseconds (performance.timeOrigin + performance.now()), comparable across processes.
+ * milliseconds (performance.timeOrigin + performance.now()), comparable across processes; last,
+ * `{ cpuMs }`, the CPU this process spent placing them (the machine's, not the services').
  */
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'undici';
@@ -20,7 +21,7 @@ export interface OrderClientsSpec {
 }
 
 /** What the process writes per line. */
-export type OrderClientsLine = { start: number } | { id: string; sentAt: number; placedAt: number };
+export type OrderClientsLine = { start: number } | { id: string; sentAt: number; placedAt: number } | { cpuMs: number };
 
 const PLACE = 'mutation($items: [OrderLineInput!]!, $key: String) { placeOrder(input: { items: $items }, idempotencyKey: $key) { id } }';
 const now = () => performance.timeOrigin + performance.now();
@@ -57,11 +58,14 @@ async function run(spec: OrderClientsSpec): Promise<void> {
     }
   };
   write({ start: now() });
+  const cpu0 = process.cpuUsage();
   try {
     await Promise.all(Array.from({ length: spec.concurrency }, client));
   } finally {
     await pool.close();
   }
+  const cpu = process.cpuUsage(cpu0);
+  write({ cpuMs: (cpu.user + cpu.system) / 1000 });
 }
 
 run(JSON.parse(process.argv[2] ?? '{}') as OrderClientsSpec).catch((error: unknown) => {

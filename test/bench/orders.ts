@@ -18,6 +18,7 @@ import { startProcessStack } from './orders-processes.ts';
 import { orderStages } from './orders-stages.ts';
 import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
+import { cpuSecondsBetween, cpuSnapshot } from './proc-cpu.ts';
 import type { OrderClientsLine, OrderClientsSpec } from './orders-clients.ts';
 
 export interface OrderBenchOptions {
@@ -144,11 +145,17 @@ export async function benchOrders(o: OrderBenchOptions) {
     const countersBefore = await sg.counters();
     let started = now();
     let [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
+    // PostgreSQL's and Redis's processes, when they run on this machine: an order costs the machine their CPU too.
+    let servers0: Promise<(Map<string, number> | undefined)[]> | undefined;
+    const servers = () => Promise.all(['postgres', 'redis-server'].map((name) => cpuSnapshot(name)));
+    let clientsCpuMs = 0;
     const placed = (line: OrderClientsLine) => {
+      if ('cpuMs' in line) return void (clientsCpuMs = line.cpuMs);
       if ('start' in line) {
         // Counted from the first placement, not from the clients' process starting.
         started = line.start;
         [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
+        servers0 = servers();
         return;
       }
       sentAt.set(line.id, line.sentAt);
@@ -165,6 +172,8 @@ export async function benchOrders(o: OrderBenchOptions) {
       await Promise.race([allDone, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('orders did not settle in 120 s')), 120_000)))]);
       clearTimeout(timer);
     });
+    const [postgresBefore, redisBefore] = (await servers0) ?? [];
+    const [postgresAfter, redisAfter] = await servers();
     await consumer.stop();
     const seconds = (lastConfirmedAt - started) / 1000;
     const cpu = process.cpuUsage(cpu0);
@@ -203,6 +212,12 @@ export async function benchOrders(o: OrderBenchOptions) {
           .filter((k) => k.endsWith('cpu seconds'))
           .map((k) => [k.replace(' cpu seconds', ''), perOrder(delta(k) * 1000)]),
       ),
+      // What else an order cost this machine's two cores: the clients' process, and PostgreSQL and Redis when they run here (/proc).
+      machineCpuMsPerOrder: {
+        clients: perOrder(clientsCpuMs),
+        ...(postgresBefore && postgresAfter ? { postgres: perOrder(cpuSecondsBetween(postgresBefore, postgresAfter) * 1000) } : {}),
+        ...(redisBefore && redisAfter ? { redis: perOrder(cpuSecondsBetween(redisBefore, redisAfter) * 1000) } : {}),
+      },
       stagesMs: stages,
     };
   } finally {
