@@ -1,5 +1,5 @@
 import { buildSubgraphSchema } from '@apollo/subgraph';
-import { GraphQLError, parse } from 'graphql';
+import { getOperationAST, GraphQLError, parse } from 'graphql';
 import { compileQuery } from 'graphql-jit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { signForwardedIdentity, IDENTITY_HEADER } from './identity.ts';
@@ -77,8 +77,10 @@ async function overHttp(body: Record<string, unknown>) {
 }
 const plain = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown;
 
-describe('in-process queries', () => {
-  it('run as a query graphql-jit compiled once per document and operation, answering as over HTTP', async () => {
+const compiledOperations = () => vi.mocked(compileQuery).mock.calls.map(([, document, name]) => getOperationAST(document, name)?.operation);
+
+describe('queries', () => {
+  it('run as queries graphql-jit compiled once per document and operation, in process and over HTTP', async () => {
     const query = 'query Hi($name: String!) { greeting(name: $name) { id text by } }';
     const first = await server.inProcess.execute({ query, variables: { name: 'ada' } }, headers);
     const second = await server.inProcess.execute({ query, variables: { name: 'bob' } }, headers);
@@ -87,33 +89,49 @@ describe('in-process queries', () => {
     expect(first.body).toEqual({ data: { greeting: { id: 'ada', text: 'hello ada', by: 'u-1' } } });
     // The compiled query's own result: Apollo's pipeline would have set an `errors` key (undefined) beside `data`.
     expect(Object.keys(first.body as object)).toEqual(['data']);
+    // Over HTTP, Apollo's pipeline parses the text itself, and its executor compiles that document once.
     expect(plain(second.body)).toEqual((await overHttp({ query, variables: { name: 'bob' } })).body);
+    expect((await overHttp({ query, variables: { name: 'cy' } })).body).toEqual({ data: { greeting: { id: 'cy', text: 'hello cy', by: 'u-1' } } });
+    expect(vi.mocked(compileQuery)).toHaveBeenCalledTimes(2);
     // Entities too (the gateway's _entities fetches), with the context's identity.
     const entities = 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on Greeting { id text by } } }';
     const reps = { r: [{ __typename: 'Greeting', id: 'x' }] };
     const viaJit = await server.inProcess.execute({ query: entities, variables: reps }, headers);
     expect(viaJit.body).toEqual({ data: { _entities: [{ id: 'x', text: 'hello x', by: 'u-1' }] } });
     expect(plain(viaJit.body)).toEqual((await overHttp({ query: entities, variables: reps })).body);
-    expect(vi.mocked(compileQuery)).toHaveBeenCalledTimes(2);
+    expect(vi.mocked(compileQuery)).toHaveBeenCalledTimes(4);
   });
 
-  it('that meet errors, bad variables or are mutations answer through the pipeline, as over HTTP', async () => {
-    const broken = await server.inProcess.execute({ query: '{ broken greeting(name: "a") { id } }' }, headers);
-    expect(vi.mocked(compileQuery)).toHaveBeenCalledTimes(1);
-    expect(plain(broken.body)).toEqual((await overHttp({ query: '{ broken greeting(name: "a") { id } }' })).body);
-    expect((broken.body as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('BAD_LUCK');
+  it('that meet errors answer what graphql-js answers, in process and over HTTP alike', async () => {
+    const query = '{ broken greeting(name: "a") { id } }';
+    const expected = {
+      data: { broken: null, greeting: { id: 'a' } },
+      errors: [{ message: 'no luck', locations: [{ line: 1, column: 3 }], path: ['broken'], extensions: { code: 'BAD_LUCK' } }],
+    };
+    expect(plain((await server.inProcess.execute({ query }, headers)).body)).toEqual(expected);
+    expect((await overHttp({ query })).body).toEqual(expected);
 
-    const query = 'query Hi($name: String!) { greeting(name: $name) { id } }';
-    const badVariables = await server.inProcess.execute({ query, variables: { name: 7 } }, headers);
-    const badOverHttp = await overHttp({ query, variables: { name: 7 } });
-    expect(badVariables.status).toBe(badOverHttp.status);
+    // graphql-js's own wording for a variable it cannot coerce, and its 400.
+    const hi = 'query Hi($name: String!) { greeting(name: $name) { id } }';
+    const badVariables = await server.inProcess.execute({ query: hi, variables: { name: 7 } }, headers);
+    const badOverHttp = await overHttp({ query: hi, variables: { name: 7 } });
+    expect([badVariables.status, badOverHttp.status]).toEqual([400, 400]);
     expect(plain(badVariables.body)).toEqual(badOverHttp.body);
+    expect(JSON.stringify(badOverHttp.body)).toContain('String cannot represent a non string value: 7');
+  });
+});
 
+describe('mutations and documents the pipeline refuses', () => {
+  it('are never compiled', async () => {
     const mutation = await server.inProcess.execute({ query: 'mutation { touch }' }, headers);
+    expect(mutation.body).toMatchObject({ data: { touch: 1 } });
     expect(plain(mutation.body)).toEqual((await overHttp({ query: 'mutation { touch }' })).body);
-    // Neither the mutation nor an invalid document is compiled.
     const invalid = await server.inProcess.execute({ query: '{ nope }' }, headers);
     expect(invalid.status).toBe(400);
-    expect(vi.mocked(compileQuery).mock.calls.map((c) => c[2])).toEqual([undefined, undefined]);
+    expect((await overHttp({ query: '{ nope }' })).status).toBe(400);
+    expect(compiledOperations()).toEqual([]);
+    // A query beside them is.
+    await overHttp({ query: '{ greeting(name: "z") { id } }' });
+    expect(compiledOperations()).toEqual(['query']);
   });
 });

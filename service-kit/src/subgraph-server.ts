@@ -5,7 +5,9 @@ import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLReque
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
+  execute,
   getOperationAST,
+  type ExecutionResult,
   NoSchemaIntrospectionCustomRule,
   OperationTypeNode,
   specifiedRules,
@@ -75,7 +77,16 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
   const { logger } = opts;
   const httpServer: Server = createServer();
   const server = new ApolloServer<C>({
-    schema: opts.schema,
+    // Apollo's pipeline executes through compiledExecutor (graphql-jit for queries, see below), in
+    // the gateway mode Apollo Server offers for that: the schema is this one, loaded once.
+    gateway: {
+      onSchemaLoadOrUpdate(callback) {
+        callback({ apiSchema: opts.schema, coreSupergraphSdl: '' });
+        return () => {};
+      },
+      load: () => Promise.resolve({ executor: (requestContext) => compiledExecutor(requestContext) }),
+      stop: () => Promise.resolve(),
+    },
     introspection: !opts.production,
     // runMain owns SIGINT/SIGTERM and stops everything in order; Apollo's own handlers would race it.
     stopOnTerminationSignals: false,
@@ -189,6 +200,35 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     }
     return compiled;
   };
+  /**
+   * What Apollo's pipeline executes with (over HTTP, and the in-process calls the fast path leaves
+   * to it): a query runs as its compiled graphql-jit query, unless the fast path already ran it so
+   * (it met errors there); a query that meets errors, a mutation, and whatever graphql-jit cannot
+   * compile run through graphql-js's execute, whose errors the pipeline formats, counts and logs as
+   * it always has (a query changes nothing, so running it twice changes nothing either).
+   */
+  // A property, not a WeakSet: executeOperation runs with a shallow copy of the context it is given.
+  const RAN_COMPILED = Symbol('ran as a compiled query');
+  const compiledExecutor = async (requestContext: {
+    document: DocumentNode;
+    operationName: string | null;
+    operation: OperationDefinitionNode;
+    request: { variables?: Record<string, unknown> };
+    context: Record<string, unknown>;
+  }): Promise<ExecutionResult> => {
+    const { document, request } = requestContext;
+    const contextValue = requestContext.context as C;
+    const operationName = requestContext.operationName ?? undefined;
+    if (requestContext.operation.operation === OperationTypeNode.QUERY && !(RAN_COMPILED in contextValue)) {
+      const compiled = compiledQuery(document, operationName);
+      if (compiled) {
+        const result = await compiled.query(undefined, contextValue, request.variables ?? {});
+        if (!result.errors) return result;
+      }
+    }
+    return execute({ schema: opts.schema, document, operationName, variableValues: request.variables, contextValue });
+  };
+
   const executeQueryDirectly = async (
     request: {
       query: string;
@@ -211,7 +251,10 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     const { operation } = compiled;
     nameRequestSpan(operation, operation.name?.value);
     const result = await compiled.query(undefined, contextValue, request.variables ?? {});
-    if (result.errors) return undefined;
+    if (result.errors) {
+      Object.assign(contextValue, { [RAN_COMPILED]: true });
+      return undefined;
+    }
     return { status: 200, headers: new HeaderMap(), body: result };
   };
 
