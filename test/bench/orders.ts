@@ -18,7 +18,7 @@ import { startProcessStack } from './orders-processes.ts';
 import { orderStages } from './orders-stages.ts';
 import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
-import { cpuSecondsBetween, cpuSnapshot } from './proc-cpu.ts';
+import { cpuSecondsBetween, serverCpu } from './proc-cpu.ts';
 import type { OrderClientsLine, OrderClientsSpec } from './orders-clients.ts';
 
 export interface OrderBenchOptions {
@@ -147,7 +147,7 @@ export async function benchOrders(o: OrderBenchOptions) {
     let [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
     // PostgreSQL's and Redis's processes, when they run on this machine: an order costs the machine their CPU too.
     let servers0: Promise<(Map<string, number> | undefined)[]> | undefined;
-    const servers = () => Promise.all(['postgres', 'redis-server'].map((name) => cpuSnapshot(name)));
+    const servers = () => Promise.all([serverCpu('postgres', o.databaseUrl), serverCpu('redis-server', o.redisUrl)]);
     let clientsCpuMs = 0;
     const placed = (line: OrderClientsLine) => {
       if ('cpuMs' in line) return void (clientsCpuMs = line.cpuMs);

@@ -37,3 +37,15 @@ export function cpuSecondsBetween(before: Map<string, number>, after: Map<string
   for (const [pid, at] of after) ns += at - (before.get(pid) ?? 0);
   return ns / 1e9;
 }
+
+/**
+ * The CPU so far of a server's processes (`postgres`, `redis-server`) when `url` reaches it on this
+ * machine (a loopback host, or a socket directory in `host=`): the machine's two cores serve it,
+ * the services and the load generator alike, so a request's cost is the sum. Undefined otherwise.
+ */
+export async function serverCpu(name: string, url: string | null | undefined): Promise<Map<string, number> | undefined> {
+  if (!url) return undefined;
+  const { hostname, searchParams } = new URL(url);
+  const local = ['127.0.0.1', 'localhost', '[::1]', ''].includes(hostname) || searchParams.get('host')?.startsWith('/');
+  return local ? cpuSnapshot(name) : undefined;
+}

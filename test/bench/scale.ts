@@ -22,7 +22,7 @@ import { profilePhase } from './phase-profile.ts';
 import { startServiceProcesses } from './service-processes.ts';
 import { THREE_SUBGRAPH_QUERY } from './observability.ts';
 import { nodeFlagsFrom } from './env.ts';
-import { cpuSecondsBetween, cpuSnapshot } from './proc-cpu.ts';
+import { cpuSecondsBetween, serverCpu } from './proc-cpu.ts';
 
 export const SCALE_SIZE: DemoDataSize = { users: 100_000, products: 100_000, orders: 1_000_000 };
 export const SCALE_DATABASE = 'bench_scale';
@@ -174,12 +174,12 @@ export async function benchScale(o: ScaleBenchOptions) {
   /** One run of `query` at `clients` against `stack`, printed and kept. */
   async function measure(stack: ScaleStack, shape: ScaleShape, name: string, body: string, tokens: string[], clients: number, round?: number) {
     const cpuBefore = await stack.cpuSeconds();
-    const postgresBefore = await postgresCpu(databaseUrl);
+    const postgresBefore = await serverCpu('postgres', databaseUrl);
     const r = await profilePhase(`scale-${shape}-${stack.subgraphCalls}-${name}-${clients}${round ? `-${round}` : ''}`, () =>
       runLoad({ url: stack.url, body, tokens, connections: clients, seconds: o.seconds }),
     );
     const cpuAfter = await stack.cpuSeconds();
-    const postgresAfter = await postgresCpu(databaseUrl);
+    const postgresAfter = await serverCpu('postgres', databaseUrl);
     if (postgresBefore && postgresAfter) {
       cpuBefore.postgres = 0;
       cpuAfter.postgres = cpuSecondsBetween(postgresBefore, postgresAfter);
@@ -307,17 +307,6 @@ function withTotal(msPerRequest: Record<string, number>): Record<string, number>
   const total = Object.values(msPerRequest).reduce((a, b) => a + b, 0);
   const round = (x: number) => Math.round(x * 100) / 100;
   return { ...Object.fromEntries(Object.entries(msPerRequest).map(([k, v]) => [k, round(v)])), 'whole machine': round(total) };
-}
-
-/**
- * PostgreSQL's processes' CPU so far, when its server runs on this machine (a loopback or socket
- * URL): the machine's two cores serve the supergraph, the database and the load generator alike,
- * so a request's cost is the sum of the three.
- */
-async function postgresCpu(databaseUrl: string): Promise<Map<string, number> | undefined> {
-  const { hostname, searchParams } = new URL(databaseUrl);
-  const local = ['127.0.0.1', 'localhost', '[::1]', ''].includes(hostname) || searchParams.get('host')?.startsWith('/');
-  return local ? cpuSnapshot('postgres') : undefined;
 }
 
 /** Every benchmark query must answer without errors before it is measured (a fast error is no result). */
