@@ -123,9 +123,13 @@ export function planOrder(n: number, customers: DrillCustomer[], products: Drill
 }
 
 let inFlight = 0;
+let failedAttempts = 0;
 
 /** placeOrder calls sent and not yet answered (or failed), across every client of this process. */
 export const placementsInFlight = (): number => inFlight;
+
+/** placeOrder attempts that got no order back (and were retried), across every client of this process, so far. */
+export const placementFailures = (): number => failedAttempts;
 
 /**
  * Places one order, retrying with its key (after a short pause) until the gateway answers with an
@@ -143,10 +147,12 @@ export async function placeOne(url: string, order: PlannedOrder, deadline: numbe
       const id = res.data?.placeOrder.id;
       if (id) return { ...order, id, attempts, failures, samples };
       const code = res.errors?.[0]?.extensions?.code ?? 'NO_DATA';
+      failedAttempts++;
       failures[code] = (failures[code] ?? 0) + 1;
       samples[code] ??= res.errors?.[0]?.message ?? JSON.stringify(res);
     } catch (error) {
       const name = error instanceof Error ? (error.name === 'TimeoutError' ? 'TIMEOUT' : 'NETWORK') : 'UNKNOWN';
+      failedAttempts++;
       failures[name] = (failures[name] ?? 0) + 1;
     }
     if (Date.now() > deadline) throw new Error(`order ${order.key} got no answer in time: ${JSON.stringify(failures)}`);

@@ -57,7 +57,7 @@ export function formatReport(r: DrillReport): string {
     ...r.faults.map(
       (f) =>
         `    +${f.atMs} ms  ${f.action}${f.recoveryMs !== undefined ? `, back in ${f.recoveryMs} ms` : ''}${
-          f.witness ? `\n      at the kill: ${f.witness.detail}${f.witness.hit ? '' : ' (MISSED: the instant it names)'}` : ''
+          f.witness ? `\n      caught: ${f.witness.detail}${f.witness.hit ? '' : ' (MISSED: the instant it names)'}` : ''
         }`,
     ),
     ...Object.entries(r.failureSamples).map(([code, message]) => `    e.g. ${code}: ${message}`),

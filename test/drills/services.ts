@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import { CONSUMER_GROUPS, STREAMS } from '@commerce/contracts';
 import { openDatabase } from '@commerce/service-kit';
 import { startTcpProxy, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
-import { createProducts, logInAdmin, placementsInFlight, signUpCustomers, type DrillCustomer } from './client.ts';
+import { createProducts, logInAdmin, placementFailures, placementsInFlight, signUpCustomers, type DrillCustomer } from './client.ts';
 import { drillStocks, runBatch, settleAndCheck, type Fault } from './batch.ts';
 import { freePort, postgresProcess, redisProcess, REPO_ROOT, serviceProcess, sleep, type DrillProcess } from './processes.ts';
 import { seededRandom, type DrillReport } from './report.ts';
@@ -196,14 +196,29 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
       const count = placementsInFlight();
       return { count, detail: `${count} placeOrder calls in flight through the gateway` };
     };
+    // The orders service's placement gate, from its /metrics: placements waiting for a slot now.
+    const placementsHeldAtGate = async (): Promise<number> => {
+      const text = await fetch(`http://127.0.0.1:${ports.orders}/metrics`).then((r) => r.text());
+      return Number(/^orders_placement_gate\{state="waiting"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    /**
+     * Takes a dependency away for outageMs and brings it back. Its witness is what the outage did to
+     * the placements under way: those that failed meanwhile (the clients retried them), and those
+     * waiting at the placement gate as it ends (their slots held by orders whose outcome the
+     * stalled pipeline could not write); one or the other, or the outage caught nothing.
+     */
     const outage = (action: string, down: () => Promise<void>, up: () => Promise<void>): Fault => ({
       action,
       async run() {
+        const failedBefore = placementFailures();
         await down();
         await sleep(outageMs);
+        const failed = placementFailures() - failedBefore;
+        const held = await placementsHeldAtGate().catch(() => 0);
         const t = Date.now();
         await up();
-        return { recoveryMs: Date.now() - t };
+        const detail = `${failed} placements failed during the outage, ${held} waited at the placement gate as it ended`;
+        return { recoveryMs: Date.now() - t, witness: { hit: failed > 0 || held > 0, detail } };
       },
     });
     const faultsOf: Record<ServicesDrill, Fault[][]> = {
