@@ -14,6 +14,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { CONSUMER_GROUPS, STREAMS } from '@commerce/contracts';
 import { openDatabase } from '@commerce/service-kit';
+import { scrapeMetrics } from '@commerce/service-kit/observability-testing';
 import { startTcpProxy, type TcpProxy } from '@commerce/service-kit/tcp-proxy';
 import { createProducts, logInAdmin, placementFailures, placementsInFlight, signUpCustomers, type DrillCustomer } from './client.ts';
 import { drillStocks, runBatch, settleAndCheck, type Fault } from './batch.ts';
@@ -197,10 +198,8 @@ export async function runServicesDrills(opts: ServicesDrillOptions): Promise<Dri
       return { count, detail: `${count} placeOrder calls in flight through the gateway` };
     };
     // The orders service's placement gate, from its /metrics: placements waiting for a slot now.
-    const placementsHeldAtGate = async (): Promise<number> => {
-      const text = await fetch(`http://127.0.0.1:${ports.orders}/metrics`).then((r) => r.text());
-      return Number(/^orders_placement_gate\{state="waiting"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    };
+    const placementsHeldAtGate = async (): Promise<number> =>
+      (await scrapeMetrics(`http://127.0.0.1:${ports.orders}/metrics`)).value('orders_placement_gate', { state: 'waiting' });
     /**
      * Takes a dependency away for outageMs and brings it back. Its witness is what the outage did to
      * the placements under way: those that failed meanwhile (the clients retried them), and those
