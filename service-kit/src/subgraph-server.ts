@@ -137,10 +137,11 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
    * The in-process path (in-process.ts): what the HTTP listener does for a request, from its
    * headers on: a SERVER span continuing the caller's trace, the request id, the identity verified,
    * then a compiled graphql-jit query for a plain query (executeQueryDirectly), else Apollo's
-   * operation pipeline (executeOperation), with the context the HTTP handling would build. The result is handed back
-   * as it is, never serialised. A body the HTTP handling would refuse, and a context that fails (a
-   * refused identity), go through that HTTP handling, which answers them as over HTTP (status,
-   * formatted errors, plugins told). Answers only while the server runs (start() to stop()).
+   * operation pipeline (executeOperation), with the context the HTTP handling would build. The
+   * result is handed back as it is, never serialised. A body the HTTP handling would refuse, and a
+   * context that fails (a refused identity), go through that HTTP handling, which answers them as
+   * over HTTP (status, formatted errors, plugins told). Answers only while the server runs (start()
+   * to stop()).
    */
   const inProcess: InProcessSubgraph = {
     async execute(body, headers) {
@@ -178,13 +179,14 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
    */
   type Compiled = { operation: OperationDefinitionNode; query: CompiledQuery['query'] };
   const directRules = opts.production ? [...specifiedRules, NoSchemaIntrospectionCustomRule] : specifiedRules;
-  /** Per document, whether it passed validation, and its compiled operations (null: not compiled, go through the pipeline). */
-  const direct = new WeakMap<DocumentNode, { valid: boolean; compiled: Map<string | undefined, Compiled | null> }>();
+  /** Per document, whether it passes the pipeline's validation (the fast path validates itself; the pipeline already has). */
+  const validDirect = new WeakMap<DocumentNode, boolean>();
+  /** Per document, its compiled queries by operation name (null: not compiled, run on graphql-js). */
+  const compiledByDocument = new WeakMap<DocumentNode, Map<string | undefined, Compiled | null>>();
   const compiledQuery = (document: DocumentNode, operationName: string | undefined): Compiled | null => {
-    let entry = direct.get(document);
-    if (!entry) direct.set(document, (entry = { valid: validate(opts.schema, document, directRules).length === 0, compiled: new Map() }));
-    if (!entry.valid) return null;
-    let compiled = entry.compiled.get(operationName);
+    let byName = compiledByDocument.get(document);
+    if (!byName) compiledByDocument.set(document, (byName = new Map<string | undefined, Compiled | null>()));
+    let compiled = byName.get(operationName);
     if (compiled === undefined) {
       compiled = null;
       const operation = getOperationAST(document, operationName);
@@ -197,7 +199,7 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
           logger.warn({ err: error, operationName }, 'graphql-jit could not compile a query; it runs through the request pipeline');
         }
       }
-      entry.compiled.set(operationName, compiled);
+      byName.set(operationName, compiled);
     }
     return compiled;
   };
@@ -248,7 +250,9 @@ export function createSubgraphServer<C extends BaseContext>(opts: SubgraphServer
     } catch {
       return undefined;
     }
-    const compiled = compiledQuery(document, request.operationName);
+    let valid = validDirect.get(document);
+    if (valid === undefined) validDirect.set(document, (valid = validate(opts.schema, document, directRules).length === 0));
+    const compiled = valid ? compiledQuery(document, request.operationName) : null;
     if (!compiled) return undefined;
     // As Apollo names it: the operation run, whether or not the request named it.
     const { operation } = compiled;
