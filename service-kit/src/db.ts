@@ -5,7 +5,7 @@ import { pgTypes } from './pg-types.ts';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
-import type { RawClient } from './outbox.ts';
+import type { KitRawClient } from './outbox.ts';
 import { createPgRawClient, type StatementObserver } from './pg-raw.ts';
 import { createPgliteRawClient } from './pglite-raw.ts';
 
@@ -43,7 +43,7 @@ export interface Database {
    * request pool or the background one (pg-raw.ts), on PGlite on its one connection, taking turns
    * with Prisma's (pglite-raw.ts). Both answer with node-postgres's types.
    */
-  readonly rawClient: (observe?: StatementObserver, pool?: 'requests' | 'background') => RawClient;
+  readonly rawClient: (observe?: StatementObserver, pool?: 'requests' | 'background') => KitRawClient;
   close(): Promise<void>;
 }
 

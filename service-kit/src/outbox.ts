@@ -18,6 +18,23 @@ export interface RawClient extends RawTx {
   $transaction<R>(fn: (tx: RawTx) => Promise<R>, options?: { timeout?: number; maxWait?: number }): Promise<R>;
 }
 
+/** The kit's own raw clients (pg-raw.ts, pglite-raw.ts): a RawClient, and what Prisma's clients lack. */
+export interface KitRawClient extends RawClient {
+  /**
+   * `statements` as one transaction, in order, each seeing what committed before it started (a
+   * lock, then a statement that reads what the lock's last holder wrote); resolves to the last
+   * one's rows. On PostgreSQL in one round trip (pg-raw.ts), where a transaction of BEGIN, the
+   * statements and COMMIT would take one per statement.
+   */
+  $queryTogether<T = unknown>(statements: readonly Statement[]): Promise<T>;
+}
+
+/** One SQL statement and its parameters ($1, $2, …). */
+export interface Statement {
+  sql: string;
+  values?: readonly unknown[];
+}
+
 /** One event to publish: `payload` is JSON-serialised. The services' contract types it (see @commerce/contracts). */
 export interface OutboxMessage {
   stream: string;

@@ -21,8 +21,9 @@ beforeAll(async () => {
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: unknown }).query = (...args: unknown[]) => {
-      const config = args[0];
-      sent.push(typeof config === 'string' ? config : (config as { text: string }).text);
+      const config = args[0] as string | { text: string; texts?: readonly string[] };
+      // A pipelined query (BEGIN and a lead ahead of a statement) is one round trip: its texts, joined.
+      sent.push(typeof config === 'string' ? config : (config.texts?.join(';\n') ?? config.text));
       return query(...args);
     };
   });
@@ -54,12 +55,13 @@ describe.skipIf(!url)('createPgRawClient transactions', () => {
     expect(await rows()).toEqual([1]);
   });
 
-  it('queues BEGIN just ahead of a first statement with parameters', async () => {
+  it('pipelines BEGIN ahead of a first statement with parameters, which stays a prepared statement', async () => {
     const raw = createPgRawClient(pool);
     sent.length = 0;
-    const count = await raw.$transaction(async (tx) => tx.$executeRawUnsafe(`INSERT INTO ${table} (id, note) VALUES ($1, $2)`, 2, 'two'));
-    expect(count).toBe(1);
-    expect(sent).toEqual(['BEGIN', `INSERT INTO ${table} (id, note) VALUES ($1, $2)`, 'COMMIT']);
+    const insert = `INSERT INTO ${table} (id, note) VALUES ($1, $2) RETURNING (SELECT count(*)::int FROM pg_prepared_statements WHERE statement = $3) AS prepared`;
+    const [row] = await raw.$transaction(async (tx) => tx.$queryRawUnsafe<{ prepared: number }[]>(insert, 2, 'two', insert));
+    expect(row!.prepared).toBe(1);
+    expect(sent).toEqual([`BEGIN;\n${insert}`, 'COMMIT']);
     expect(await rows()).toEqual([1, 2]);
   });
 
@@ -88,5 +90,71 @@ describe.skipIf(!url)('createPgRawClient transactions', () => {
     await expect(raw.$transaction(() => Promise.reject(new Error('refused before any statement')))).rejects.toThrow('refused before any statement');
     expect(sent).toEqual([]);
     expect(await rows()).toEqual([1, 2]);
+  });
+
+  describe('$queryTogether', () => {
+    const lock = { sql: `SELECT pg_advisory_xact_lock(hashtext($1))`, values: [schema] };
+
+    it('sends its statements in one round trip, as one transaction, the last one prepared', async () => {
+      const counted: string[] = [];
+      const raw = createPgRawClient(pool, (sql, run) => (counted.push(sql), run()));
+      const held = `SELECT count(*)::int AS n, (SELECT count(*)::int FROM pg_prepared_statements WHERE statement = $2) AS prepared FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = hashtext($1)::oid`;
+      sent.length = 0;
+      const [mine] = await raw.$queryTogether<{ n: number; prepared: number }[]>([lock, { sql: held, values: [schema, held] }]);
+      // The last statement ran after the lock, in its transaction (a transaction-level lock), on the same connection.
+      expect(mine).toEqual({ n: 1, prepared: 1 });
+      expect(sent).toEqual([`${lock.sql};\n${held}`]);
+      expect(counted).toEqual([lock.sql, held]);
+      // Committed at the end: nobody holds the lock any more.
+      const [after] = await raw.$queryRawUnsafe<{ n: number }[]>(
+        `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = hashtext($1)::oid`,
+        schema,
+      );
+      expect(after!.n).toBe(0);
+    });
+
+    it('runs each statement with its own snapshot: the one after the lock sees what the lock holder committed', async () => {
+      const raw = createPgRawClient(pool);
+      const holder = await pool.connect();
+      try {
+        await holder.query(
+          `BEGIN; SELECT pg_advisory_xact_lock(hashtext('${schema}')); INSERT INTO ${table} (id, note) VALUES (30, 'committed while the other waited')`,
+        );
+        const waiting = raw.$queryTogether<{ n: number }[]>([lock, { sql: `SELECT count(*)::int AS n FROM ${table} WHERE id >= $1`, values: [30] }]);
+        // The second statement waits for the lock in the first, then counts: the row committed meanwhile is in its count.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await holder.query('COMMIT');
+        const [seen] = await waiting;
+        expect(seen!.n).toBe(1);
+      } finally {
+        holder.release();
+      }
+      await pool.query(`DELETE FROM ${table} WHERE id = 30`);
+    });
+
+    it('writes all or nothing, and leaves the connection able to prepare a statement that failed', async () => {
+      // One connection, so the second attempt runs where the first failed.
+      const single = new pg.Pool({ connectionString: url, max: 1 });
+      try {
+        const raw = createPgRawClient(single);
+        const missing = `"${schema}".later`;
+        const insertLater = { sql: `INSERT INTO ${missing} (id) VALUES ($1)`, values: [1] };
+        const insertFirst = { sql: `INSERT INTO ${table} (id, note) VALUES ($1, $2)`, values: [40, 'forty'] };
+        // The last statement cannot be prepared (no such table): PostgreSQL skips to the end of the round trip and rolls back.
+        await expect(raw.$queryTogether([insertFirst, insertLater])).rejects.toThrow(/does not exist/);
+        expect(await rows()).toEqual([1, 2]);
+        const [state] = await raw.$queryRawUnsafe<{ open: boolean }[]>(`SELECT now() <> statement_timestamp() AS open`);
+        expect(state!.open).toBe(false);
+        await single.query(`CREATE TABLE ${missing} (id int PRIMARY KEY)`);
+        await raw.$queryTogether([insertFirst, insertLater]);
+        expect(await rows()).toEqual([1, 2, 40]);
+        // A first statement that fails fails the rest: the second is not run.
+        await expect(raw.$queryTogether([{ sql: 'SELECT 1/0' }, { ...insertLater, values: [2] }])).rejects.toThrow(/division by zero/);
+        expect((await single.query<{ id: number }>(`SELECT id FROM ${missing}`)).rows).toEqual([{ id: 1 }]);
+        await single.query(`DELETE FROM ${table} WHERE id = 40`);
+      } finally {
+        await single.end();
+      }
+    });
   });
 });

@@ -1,10 +1,15 @@
 /**
- * The kit's raw-SQL surface (RawClient) straight on a pg pool, for hot paths that send only raw
+ * The kit's raw-SQL surface (KitRawClient) straight on a pg pool, for hot paths that send only raw
  * SQL: a raw statement through Prisma still pays for its request pipeline (in a profile of
- * placeOrder, more CPU than pg itself). Transactions check out one connection for their span.
+ * placeOrder, more CPU than pg itself). Transactions check out one connection for their span, and
+ * their BEGIN goes in the round trip of their first statement; $queryTogether sends several
+ * statements, one transaction, in one round trip (LeadingQuery). On this 2-core machine a round
+ * trip is what a statement costs most: each one wakes the PostgreSQL backend, which then takes the
+ * core of the process that woke it.
  */
-import type pg from 'pg';
-import type { RawClient, RawTx } from './outbox.ts';
+import pg from 'pg';
+import { createRequire } from 'node:module';
+import type { KitRawClient, RawTx, Statement } from './outbox.ts';
 
 /** Runs one statement; `observe` counts and times it (the subgraph's sqlStats and statement metrics). */
 export type StatementObserver = <T>(sql: string, run: () => Promise<T>) => Promise<T>;
@@ -32,7 +37,80 @@ const statementFor = (text: string, values: unknown[]): pg.QueryConfig => {
   return name === undefined ? { text, values } : { name, text, values };
 };
 
-export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = direct): RawClient {
+/** What pg's Query does on the wire that LeadingQuery extends (pg's types leave it out). */
+interface WireConnection {
+  parse(m: { text: string; name?: string }): void;
+  bind(m: { values?: unknown[]; valueMapper?: (v: unknown) => unknown }): void;
+  describe(m: { type: 'P'; name: string }): void;
+  execute(m: { portal: string }): void;
+  parsedStatements: Record<string, string | undefined>;
+}
+type QueryCallback = (err: Error | null, results?: pg.QueryResult | pg.QueryResult[]) => void;
+const PgQuery = pg.Query as unknown as new (config: pg.QueryConfig & { callback: QueryCallback }) => {
+  name?: string;
+  prepare(connection: WireConnection): void;
+  handleError(err: Error, connection: WireConnection): void;
+};
+// pg's own conversion of a parameter (arrays, dates, JSON), as its Query binds them (pg does not export it).
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as { prepareValue: (value: unknown) => unknown };
+
+/**
+ * A statement run as pg runs one (prepared under its name, in the extended protocol), with `lead`
+ * run ahead of it in the same round trip: all their messages go in one write with one Sync at the
+ * end, and PostgreSQL runs them in order, each statement with its own snapshot. Without a BEGIN
+ * among them they are one implicit transaction, committed at the Sync; if one fails, PostgreSQL
+ * skips the rest up to the Sync and rolls back, so the statement fails with it. pg has no
+ * pipelining of its own: its client sends a query only after the last one's ReadyForQuery, which
+ * is why BEGIN cost a round trip of its own. The lead's statements are unnamed (parsed each time).
+ */
+class LeadingQuery extends PgQuery {
+  /** Every text sent in the round trip, in order (tests read it). */
+  readonly texts: readonly string[];
+  #parsedHere = false;
+  constructor(
+    config: pg.QueryConfig,
+    private readonly lead: readonly Statement[],
+    callback: QueryCallback,
+  ) {
+    super({ ...config, callback });
+    this.texts = [...lead.map((l) => l.sql), config.text];
+  }
+  // pg sends a statement without parameters as a simple query, which ends the round trip: never here.
+  requiresPreparation() {
+    return true;
+  }
+  override prepare(connection: WireConnection) {
+    for (const { sql, values = [] } of this.lead) {
+      connection.parse({ text: sql, name: '' });
+      connection.bind({ values: [...values], valueMapper: prepareValue });
+      connection.describe({ type: 'P', name: '' });
+      connection.execute({ portal: '' });
+    }
+    this.#parsedHere = this.name !== undefined && connection.parsedStatements[this.name] === undefined;
+    super.prepare(connection);
+  }
+  // pg marks a named statement parsed at the first ParseComplete of the round trip (the lead's):
+  // if the round trip failed, the statement may not exist on the server, so it is parsed next time.
+  override handleError(err: Error, connection: WireConnection) {
+    if (this.#parsedHere && this.name !== undefined) delete connection.parsedStatements[this.name];
+    super.handleError(err, connection);
+  }
+}
+
+/** Runs `config` with `lead` ahead of it in one round trip (see LeadingQuery); resolves to the statement's own result. */
+function queryAfter(client: pg.PoolClient, lead: readonly Statement[], config: pg.QueryConfig): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new LeadingQuery(config, lead, (err, results) => {
+      if (err) return reject(err);
+      resolve(Array.isArray(results) ? results[results.length - 1]! : results!);
+    });
+    void client.query(query as unknown as pg.QueryConfig);
+  });
+}
+
+const BEGIN: readonly Statement[] = [{ sql: 'BEGIN' }];
+
+export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = direct): KitRawClient {
   type Send = (sql: string, values: unknown[]) => Promise<pg.QueryResult>;
   const on = (send: Send, observed: StatementObserver): RawTx => ({
     $queryRawUnsafe: <T>(sql: string, ...values: unknown[]) => observed(sql, async () => (await send(sql, values)).rows as T),
@@ -40,14 +118,36 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
   });
   return {
     ...on((sql, values) => pool.query(statementFor(sql, values)), observe),
+    async $queryTogether<T>(statements: readonly Statement[]): Promise<T> {
+      const last = statements[statements.length - 1];
+      if (!last) throw new TypeError('$queryTogether: no statement');
+      const lead = statements.slice(0, -1);
+      // A client of its own (pg-pool's query would not give it back: a submitted query keeps its own callback).
+      const client = await pool.connect();
+      const result = queryAfter(client, lead, statementFor(last.sql, [...(last.values ?? [])]));
+      // The connection goes back when the round trip is over: after PostgreSQL's own error too (it
+      // rolled the transaction back), but not after one of the connection (it is discarded).
+      const done = result.then(
+        () => client.release(),
+        (err: unknown) => client.release(err instanceof pg.DatabaseError ? undefined : (err as Error)),
+      );
+      // Each counted (and timed) as it would be on its own: the lead's settle with the last's result.
+      for (const l of lead) void observe(l.sql, () => result.then(() => undefined)).catch(() => {});
+      try {
+        return await observe(last.sql, async () => (await result).rows as T);
+      } finally {
+        await done;
+      }
+    },
     async $transaction<R>(fn: (tx: RawTx) => Promise<R>): Promise<R> {
       const client = await pool.connect();
       let broken: Error | undefined;
       let begun = false;
       /**
-       * BEGIN goes with the transaction's first statement: written together when that statement has
-       * no parameters (one simple-protocol query of both, one round trip), queued just ahead of it
-       * otherwise. A transaction that runs no statement sends none of BEGIN, COMMIT or ROLLBACK.
+       * BEGIN goes with the transaction's first statement, in one round trip: written together as
+       * one simple-protocol query when that statement has no parameters, pipelined ahead of it
+       * otherwise (LeadingQuery), so it stays a prepared statement. A transaction that runs no
+       * statement sends none of BEGIN, COMMIT or ROLLBACK.
        */
       const send: Send = async (sql, values) => {
         if (begun) return client.query(statementFor(sql, values));
@@ -56,8 +156,7 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
           const results = (await client.query(`BEGIN;\n${sql}`)) as unknown as pg.QueryResult[];
           return results[results.length - 1]!;
         }
-        const [, result] = await Promise.all([client.query('BEGIN'), client.query(statementFor(sql, values))]);
-        return result;
+        return queryAfter(client, BEGIN, statementFor(sql, values));
       };
       let counted = false;
       const tx = on(send, (sql, run) => {

@@ -19,7 +19,7 @@
 import { protocol, type PGlite } from '@electric-sql/pglite';
 import { pgTypes } from './pg-types.ts';
 import pgUtils from 'pg/lib/utils.js';
-import type { RawClient, RawTx } from './outbox.ts';
+import type { KitRawClient, RawTx, Statement } from './outbox.ts';
 import { direct, type StatementObserver } from './pg-raw.ts';
 
 const { serialize } = protocol;
@@ -73,7 +73,7 @@ function answerOf(messages: readonly { name: string }[]): Answer {
   return { rows, rowCount };
 }
 
-export function createPgliteRawClient(db: PGlite, observe: StatementObserver = direct): RawClient {
+export function createPgliteRawClient(db: PGlite, observe: StatementObserver = direct): KitRawClient {
   /** Runs one text; the caller holds whatever lock its context needs. `syncToFs`: outside a transaction, persist as PGlite's query does. */
   const run = async (text: string, values: unknown[], syncToFs: boolean): Promise<Answer> => {
     const message = messagesFor(text, values);
@@ -90,6 +90,15 @@ export function createPgliteRawClient(db: PGlite, observe: StatementObserver = d
       // Counted once per transaction, as pg-raw.ts counts its BEGIN (PGlite's transaction sends it).
       await observe('BEGIN', async () => undefined);
       return db.transaction(() => fn(on((text, values) => run(text, values, false))));
+    },
+    // One transaction (PGlite is one connection: nothing runs between the statements anyway).
+    async $queryTogether<T>(statements: readonly Statement[]): Promise<T> {
+      if (statements.length === 0) throw new TypeError('$queryTogether: no statement');
+      return db.transaction(async () => {
+        let rows: unknown[] = [];
+        for (const { sql, values = [] } of statements) rows = await observe(sql, async () => (await run(sql, [...values], false)).rows);
+        return rows as T;
+      });
     },
   };
 }

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import type { BusEvent, Consumer, EventBus } from './bus/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLiveFeed, type LiveFeed } from './live.ts';
-import { createOutboxRelay, type OutboxRelay, type RawClient } from './outbox.ts';
+import { createOutboxRelay, type OutboxRelay, type KitRawClient, type RawClient } from './outbox.ts';
 import { migrate } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
 import { readDatabaseConfig, readPort, readProcessConfig, readSigningSecret, type Env } from './config.ts';
@@ -54,7 +54,7 @@ export interface SubgraphApp extends ServiceApp {
   /** Available after start(). */
   readonly db: Database;
   /** Raw SQL for requests, counted in sqlStats (without Prisma's runtime on PostgreSQL); available after start(). */
-  readonly raw: RawClient;
+  readonly raw: KitRawClient;
   readonly sqlStats: SqlStats;
   /** The outbox relay, when the service publishes events (available after start()). */
   readonly relay: OutboxRelay | undefined;
@@ -74,9 +74,9 @@ export interface ServiceRuntime<P> {
   /**
    * Raw SQL without Prisma's runtime on PostgreSQL, on the request pool (counted in
    * sqlStats.statements); in startConsumers on the background pool (backgroundStatements). On
-   * PGlite the Prisma client.
+   * PGlite the kit's raw client on PGlite (pglite-raw.ts).
    */
-  raw: RawClient;
+  raw: KitRawClient;
   db: Database;
   logger: Logger;
   /** Present when the service was given a bus. */
@@ -140,7 +140,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
   const sqlStats: SqlStats = { statements: 0, backgroundStatements: 0 };
   let db: Database | undefined;
   let prisma: P | undefined;
-  let requestRaw: RawClient | undefined;
+  let requestRaw: KitRawClient | undefined;
   let server: ReturnType<typeof createSubgraphServer<C>> | undefined;
   let relay: OutboxRelay | undefined;
   let backgroundPrisma: P | undefined;
@@ -207,7 +207,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       });
       prisma = client;
       const requestObservers = { ...observers, source: 'request' as const };
-      const raw: RawClient = db.rawClient((sql, run) => {
+      const raw: KitRawClient = db.rawClient((sql, run) => {
         sqlStats.statements++;
         return observe(requestObservers, sql, run);
       });
@@ -222,7 +222,7 @@ export function createSubgraphApp<P extends PrismaLike, C extends BaseContext>(
       backgroundPrisma = background;
       // The relay and consumers send raw SQL only: on PostgreSQL on the background pool, on PGlite on its one connection.
       const backgroundObservers = { ...observers, source: 'background' as const };
-      const backgroundRaw: RawClient | undefined = !background
+      const backgroundRaw: KitRawClient | undefined = !background
         ? undefined
         : db.rawClient((sql, run) => {
             sqlStats.backgroundStatements++;
