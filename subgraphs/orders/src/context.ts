@@ -1,4 +1,4 @@
-import type { BaseContext, EventBus, LiveFeed, OutboxRelay, RawClient } from '@commerce/service-kit';
+import type { BaseContext, EventBus, LiveFeed, OutboxRelay, KitRawClient } from '@commerce/service-kit';
 import type { PrismaClient } from './generated/prisma/client.ts';
 import type { OrderLimits } from './limits.ts';
 import type { Loaders } from './loaders.ts';
@@ -7,7 +7,7 @@ import type { PlacementGate } from './placement-gate.ts';
 export interface Context extends BaseContext {
   prisma: PrismaClient;
   /** Raw SQL without Prisma's runtime on PostgreSQL (placeOrder's hot path; see ServiceRuntime.raw). */
-  raw: RawClient;
+  raw: KitRawClient;
   loaders: Loaders;
   /** PostgreSQL schema of the service's tables (for raw SQL and the outbox). */
   schema: string;

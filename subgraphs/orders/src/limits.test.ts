@@ -4,7 +4,7 @@ import { TEST_SIGNING_SECRET } from '@commerce/service-kit/testing';
 import { createOrdersApp } from './app.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrdersConfig } from './config.ts';
-import { createKeyedLimiter, DEFAULT_ORDER_LIMITS, getValidOrderLimits, lockUserOrders } from './limits.ts';
+import { createKeyedLimiter, DEFAULT_ORDER_LIMITS, getValidOrderLimits, lockUserOrders, lockUserOrdersStatement } from './limits.ts';
 import { admin, customer, errorCodes, insertOrders, post, startOrdersApp, type OrdersApp } from './test-support.ts';
 
 const LIMITS = { maxUnitsPerProduct: 5, maxOpenOrders: 3 };
@@ -234,7 +234,7 @@ describe('configuration', () => {
 });
 
 describe('lockUserOrders', () => {
-  it('locks a uuid with a statement without parameters (pg-raw then sends it with BEGIN), anything else with a parameter', async () => {
+  it('locks the user id as a parameter, whatever it holds (the statement $queryTogether runs ahead of the placing one)', async () => {
     const sent: { sql: string; values: unknown[] }[] = [];
     const tx: RawTx = {
       $queryRawUnsafe: () => Promise.reject(new Error('not used')),
@@ -243,9 +243,11 @@ describe('lockUserOrders', () => {
     const id = randomUUID();
     await lockUserOrders(tx, id);
     await lockUserOrders(tx, "x'); DROP TABLE orders; --");
+    const sql = `SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`;
     expect(sent).toEqual([
-      { sql: `SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext('${id}'))`, values: [] },
-      { sql: `SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, values: ["x'); DROP TABLE orders; --"] },
+      { sql, values: [id] },
+      { sql, values: ["x'); DROP TABLE orders; --"] },
     ]);
+    expect(lockUserOrdersStatement(id)).toEqual({ sql, values: [id] });
   });
 });

@@ -5,7 +5,7 @@
  * Admins are exempt.
  */
 import type { GraphQLError } from 'graphql';
-import { codedError, ErrorCode, isUuid, type RawTx } from '@commerce/service-kit';
+import { codedError, ErrorCode, type RawTx, type Statement } from '@commerce/service-kit';
 import type { OrderLine } from './orderFlow.ts';
 
 export interface OrderLimits {
@@ -63,13 +63,17 @@ export function createKeyedLimiter(concurrency: number): <T>(key: string, fn: ()
 /**
  * Serialises one user's order placements until the transaction ends, across instances too, so two
  * concurrent calls cannot both pass the checks (two-key form: its own key space, apart from the
- * migration lock).
+ * migration lock). A statement of its own, ahead of the one that counts the holdings, so that
+ * statement's snapshot holds every order the lock's last holder committed.
  */
+export function lockUserOrdersStatement(userId: string): Statement {
+  return { sql: `SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, values: [userId] };
+}
+
+/** lockUserOrdersStatement, run in the caller's transaction. */
 export async function lockUserOrders(tx: RawTx, userId: string): Promise<void> {
-  // A uuid is written into the text (it cannot carry a quote): a statement without parameters goes
-  // with the transaction's BEGIN in one round trip (pg-raw.ts).
-  if (isUuid(userId)) await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext('${userId}'))`);
-  else await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, userId);
+  const { sql, values = [] } = lockUserOrdersStatement(userId);
+  await tx.$executeRawUnsafe(sql, ...values);
 }
 
 /** A customer's holdings before the order being placed: open orders, and units held by product id (lower case). */

@@ -18,7 +18,8 @@ const placement = (userId: string, lines: Placement['lines'] = [{ productId: ran
   idempotencyKey: randomUUID(),
   requestHash: 'a'.repeat(64),
   lines,
-  countHoldings: true,
+  // Far above what the tests hold: only the refusal test meets them.
+  limits: { maxOpenOrders: 1_000, maxUnitsPerProduct: 1_000 },
 });
 const place = (p: Placement) => app.prisma.$transaction((tx) => insertPlacement(tx, app.db.schema, p));
 
@@ -57,6 +58,27 @@ describe('insertPlacement: the order, its lines and events in one statement', ()
     if (result.kind !== 'placed') throw new Error(`expected placed, got ${result.kind}`);
     expect(result.openBefore).toBe(2);
     expect([...result.heldBefore]).toEqual([[product, confirmed!.items[0]!.quantity]]);
+  });
+
+  it('writes nothing past the limits, and answers with the holdings that refuse the order', async () => {
+    const userId = randomUUID();
+    const [held] = await insertOrders(app, userId, 2, { itemsPerOrder: 1 });
+    const product = held!.items[0]!.productId;
+    const units = held!.items[0]!.quantity;
+    const outbox = await app.prisma.outboxEvent.count();
+    const refused = [
+      // Two open orders: a third passes maxOpenOrders 2.
+      await place({ ...placement(userId), limits: { maxOpenOrders: 2, maxUnitsPerProduct: 1_000 } }),
+      // One more unit of the product held passes maxUnitsPerProduct at the units held.
+      await place({ ...placement(userId, [{ productId: product, quantity: 1 }]), limits: { maxOpenOrders: 1_000, maxUnitsPerProduct: units } }),
+    ];
+    for (const r of refused) expect(r).toEqual({ kind: 'refused', holdings: { open: 2, held: expect.any(Map) } });
+    expect(refused[1]!.kind === 'refused' && [...refused[1]!.holdings.held]).toEqual([[product, units]]);
+    expect(await app.prisma.order.count({ where: { userId } })).toBe(2);
+    expect(await app.prisma.outboxEvent.count()).toBe(outbox);
+    // At the limits exactly, it is placed.
+    const within = await place({ ...placement(userId, [{ productId: product, quantity: 1 }]), limits: { maxOpenOrders: 3, maxUnitsPerProduct: units + 1 } });
+    expect(within.kind).toBe('placed');
   });
 
   it('answers a used key with the order placed under it, writing nothing', async () => {

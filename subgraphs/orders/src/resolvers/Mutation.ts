@@ -1,11 +1,12 @@
 import { isAdminIdentity, isOwnerOrAdminOf, ErrorCode, appendToOutbox, badUserInput, codedError, forbidden, notFound } from '@commerce/service-kit';
+import { orderedUuid } from '@commerce/service-kit/ordered-id';
 import { message, STREAMS } from '@commerce/contracts';
 import type { Context } from '../context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import type { OrderModel } from '../generated/prisma/models.ts';
-import { findOrderLimitRefusal, lockUserOrders } from '../limits.ts';
+import { findOrderLimitRefusal } from '../limits.ts';
 import { ALLOWED_FROM, changeStatus, requestHash } from '../orderFlow.ts';
-import { insertPlacement } from '../placement.ts';
+import { placeOrderTogether } from '../placement.ts';
 import type { PlacementSlot } from '../placement-gate.ts';
 import { validateIdempotencyKey, validateLines } from '../validation.ts';
 
@@ -34,7 +35,8 @@ export const Mutation: MutationResolvers = {
       return order;
     };
     const exempt = isAdminIdentity(identity);
-    // BEGIN, the per-user lock, one statement that writes and counts, COMMIT (see placement.ts); raw SQL only, so without Prisma on PostgreSQL.
+    // The per-user lock, then one statement that counts and writes within the limits, as one
+    // transaction in one round trip (see placement.ts); raw SQL only, so without Prisma on PostgreSQL.
     // First a slot of the placement gate: it waits while too many of this instance's orders await
     // their outcome (see placement-gate.ts), and a new order holds it until then.
     const placeNew = async () => {
@@ -48,18 +50,19 @@ export const Mutation: MutationResolvers = {
         throw err;
       }
     };
-    const placeIn = (slot: PlacementSlot) =>
-      ctx.raw.$transaction(async (tx) => {
-        if (!exempt) await lockUserOrders(tx, userId);
-        const result = await insertPlacement(tx, ctx.schema, { userId, idempotencyKey: key, requestHash: hash, lines, countHoldings: !exempt });
-        if (result.kind !== 'placed') return result;
-        const refusal = exempt ? null : findOrderLimitRefusal({ open: result.openBefore, held: result.heldBefore }, lines, ctx.orderLimits);
-        // Throwing rolls the order and its events back: nothing kept, published or reserved.
-        if (refusal) throw refusal;
-        // Before COMMIT: the outcome cannot come before the slot knows its order.
-        slot.bind(result.order.id);
-        return result;
-      });
+    const placeIn = async (slot: PlacementSlot) => {
+      const orderId = orderedUuid();
+      // Before the statement commits: the outcome cannot come before the slot knows its order.
+      slot.bind(orderId);
+      const limits = exempt ? null : ctx.orderLimits;
+      const result = await placeOrderTogether(ctx.raw, ctx.schema, { userId, idempotencyKey: key, requestHash: hash, lines, limits, orderId });
+      if (result.kind !== 'refused') return result;
+      // Nothing was written: the error says which limit the holdings the statement read would pass.
+      throw (
+        findOrderLimitRefusal(result.holdings, lines, ctx.orderLimits) ??
+        new Error('placeOrder: the placing statement refused an order that findOrderLimitRefusal allows')
+      );
+    };
     // A few placements per customer at a time in this process, so waiting for the lock holds few connections.
     const result = await (exempt ? placeNew() : ctx.limitPlacements(userId, placeNew));
     if (result.kind === 'previous') return answerRetry(result.order);
