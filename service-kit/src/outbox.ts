@@ -68,6 +68,33 @@ export async function appendToOutbox(tx: RawTx, schema: string, messages: Outbox
   );
 }
 
+/**
+ * appendToOutbox's rows as a part of a larger statement (a data-modifying CTE), so that a
+ * statement that writes other rows writes the events too, in the same round trip. `sql` inserts
+ * the rows from the parameters `$from` … `$from + 5`, which `values` holds (six arrays: none when
+ * `messages` is empty, and the insert then writes nothing). Rows as appendToOutbox writes them:
+ * ids made in the messages' order, clock_timestamp() per row, so the caller's locks must be taken
+ * by earlier statements.
+ */
+export function outboxInsert(schema: string, messages: OutboxMessage[], from: number): { sql: string; values: unknown[][] } {
+  const traceParent = currentTraceparent() ?? null;
+  const $ = (i: number) => `$${from + i}`;
+  return {
+    sql: `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at, trace_parent)
+      SELECT e.id, e.stream, e.type, e.key, e.payload, clock_timestamp(), e.trace_parent
+      FROM unnest(${$(0)}::uuid[], ${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::jsonb[], ${$(5)}::text[]) WITH ORDINALITY
+        AS e(id, stream, type, key, payload, trace_parent, n) ORDER BY e.n`,
+    values: [
+      messages.map(() => orderedUuid()),
+      messages.map((m) => m.stream),
+      messages.map((m) => m.type),
+      messages.map((m) => m.key),
+      messages.map((m) => JSON.stringify(m.payload)),
+      messages.map((m) => m.traceparent ?? traceParent),
+    ],
+  };
+}
+
 interface OutboxRow {
   id: string;
   stream: string;

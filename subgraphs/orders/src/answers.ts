@@ -21,7 +21,7 @@ const RETURNING = `RETURNING o.id::text AS id, o.user_id::text AS user_id, o.sta
 
 /**
  * Products' answers of one read, applied together: every InventoryReserved moves its order
- * PENDING → CONFIRMED (total, currency, each line's price) in one statement and one for the lines,
+ * PENDING → CONFIRMED (total, currency, each line's price) in one statement,
  * every InventoryRejected PENDING → REJECTED in one, every InventoryReleased marks its cancellation
  * settled in one; then one statement writes their OrderStatusChanged. The same as the per-event
  * handlers one after another: the conditional updates (status = 'PENDING') leave an order that
@@ -45,29 +45,27 @@ export async function applyAnswers(tx: RawTx, schema: string, events: EventOf<Ev
 
   if (reserved.length) {
     for (const r of reserved) traceOf.set(r.payload.orderId.toLowerCase(), r.traceparent);
+    // The orders and their lines' prices in one statement: the lines of the orders it confirms.
+    const lines = reserved.flatMap((r) => r.payload.lines.map((l) => ({ orderId: r.payload.orderId, ...l })));
     const rows = await tx.$queryRawUnsafe<ChangedRow[]>(
-      `UPDATE ${orders} AS o SET status = 'CONFIRMED', status_seq = o.status_seq + 1, total_cents = v.total, currency = v.currency, updated_at = now()
-       FROM unnest($1::uuid[], $2::int4[], $3::text[]) AS v(id, total, currency)
-       WHERE o.id = v.id AND o.status = 'PENDING' ${RETURNING}`,
+      `WITH confirmed AS (
+         UPDATE ${orders} AS o SET status = 'CONFIRMED', status_seq = o.status_seq + 1, total_cents = v.total, currency = v.currency, updated_at = now()
+         FROM unnest($1::uuid[], $2::int4[], $3::text[]) AS v(id, total, currency)
+         WHERE o.id = v.id AND o.status = 'PENDING' RETURNING o.id, o.user_id, o.status, o.status_seq, o.rejection_reason
+       ), priced AS (
+         UPDATE ${qualifiedTable(schema, 'order_items')} AS i SET unit_price_cents = v.price
+         FROM unnest($4::uuid[], $5::uuid[], $6::int4[]) AS v(order_id, product_id, price), confirmed c
+         WHERE c.id = v.order_id AND i.order_id = v.order_id AND i.product_id = v.product_id
+       )
+       SELECT id::text AS id, user_id::text AS user_id, status::text AS status, status_seq, rejection_reason FROM confirmed`,
       reserved.map((r) => r.payload.orderId),
       reserved.map((r) => r.payload.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0)),
       reserved.map((r) => r.payload.currency),
+      lines.map((l) => l.orderId),
+      lines.map((l) => l.productId),
+      lines.map((l) => l.unitPriceCents),
     );
     changed.push(...rows);
-    const confirmed = new Set(rows.map((r) => r.id));
-    const lines = reserved
-      .filter((r) => confirmed.has(r.payload.orderId.toLowerCase()))
-      .flatMap((r) => r.payload.lines.map((l) => ({ orderId: r.payload.orderId, ...l })));
-    if (lines.length) {
-      await tx.$executeRawUnsafe(
-        `UPDATE ${qualifiedTable(schema, 'order_items')} AS i SET unit_price_cents = v.price
-         FROM unnest($1::uuid[], $2::uuid[], $3::int4[]) AS v(order_id, product_id, price)
-         WHERE i.order_id = v.order_id AND i.product_id = v.product_id`,
-        lines.map((l) => l.orderId),
-        lines.map((l) => l.productId),
-        lines.map((l) => l.unitPriceCents),
-      );
-    }
   }
   if (rejected.length) {
     for (const r of rejected) traceOf.set(r.payload.orderId.toLowerCase(), r.traceparent);

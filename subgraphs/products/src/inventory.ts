@@ -1,4 +1,4 @@
-import { appendToOutbox, qualifiedTable, type OutboxMessage, type RawTx } from '@commerce/service-kit';
+import { appendToOutbox, outboxInsert, qualifiedTable, type OutboxMessage, type RawTx } from '@commerce/service-kit';
 import { message, STREAMS, type InventoryChanged, type OrderCancelled, type OrderPlaced } from '@commerce/contracts';
 
 export const inventoryChanged = (
@@ -48,30 +48,43 @@ export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced
  * product rows of the whole batch are locked up front, products in id order (no deadlock between
  * concurrent reservations), then each order is checked against the stock the orders before it
  * left and decided in memory: stock never goes below zero, and each product's changes get
- * consecutive seqs in the batch's order. Then one statement each writes the products' new stock,
- * the reservations and the events; the CHECK constraint stays as a backstop. An order that already
+ * consecutive seqs in the batch's order. Then one statement writes the products' new stock, the
+ * reservations and the events; the CHECK constraint stays as a backstop. Two statements, however
+ * long the batch. An order that already
  * has a reservation (a republished OrderPlaced, in this batch or before, or a cancellation that
  * arrived first) reserves nothing: its answer is sent again (see answerAgain).
  */
 export async function reserveStockForOrders(tx: RawTx, schema: string, orders: OrderToReserve[]): Promise<void> {
   for (const { order } of orders) assertOrderPlaced(order);
   const t = tables(schema);
-  const existing = new Map(
-    (
-      await tx.$queryRawUnsafe<(ExistingReservation & { order_id: string })[]>(
-        `SELECT order_id::text AS order_id, status, lines, reason FROM ${t.reservations} WHERE order_id = ANY($1::uuid[]) FOR UPDATE`,
-        orders.map((o) => o.order.orderId),
-      )
-    ).map((r) => [r.order_id, r]),
+  // One statement locks the batch's reservations, then its products in id order (no deadlock
+  // between concurrent reservations): the products of every order in the batch, also of those that
+  // turn out to have a reservation already (a republished OrderPlaced, rare), whose lock costs
+  // nothing but saves a round trip for the rest.
+  const productIds = [...new Set(orders.flatMap((o) => o.order.items.map((i) => i.productId)))].sort();
+  const rows = await tx.$queryRawUnsafe<LockedRow[]>(
+    `WITH r AS (SELECT order_id::text AS order_id, status::text AS status, lines, reason FROM ${t.reservations} WHERE order_id = ANY($1::uuid[]) FOR UPDATE),
+          p AS (SELECT id::text AS id, stock, stock_seq, active, price_cents, currency FROM ${t.products} WHERE id = ANY($2::uuid[]) ORDER BY id FOR UPDATE)
+     SELECT order_id, status, lines, reason, NULL AS id, NULL::int4 AS stock, NULL::int4 AS stock_seq, NULL::bool AS active, NULL::int4 AS price_cents, NULL AS currency FROM r
+     UNION ALL
+     SELECT NULL, NULL, NULL, NULL, id, stock, stock_seq, active, price_cents, currency FROM p`,
+    orders.map((o) => o.order.orderId),
+    productIds,
   );
-  const toLock = new Set(orders.filter((o) => !existing.has(o.order.orderId)).flatMap((o) => o.order.items.map((i) => i.productId)));
+  const existing = new Map<string, ExistingReservation>();
   const held = new Map<string, HeldProduct>();
-  if (toLock.size) {
-    const locked = await tx.$queryRawUnsafe<(LockedProduct & { stock_seq: number })[]>(
-      `SELECT id::text AS id, stock, stock_seq, active, price_cents, currency FROM ${t.products} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
-      [...toLock].sort(),
-    );
-    for (const p of locked) held.set(p.id, { ...p, changed: false });
+  for (const r of rows) {
+    if (r.order_id !== null) existing.set(r.order_id, { status: r.status!, lines: r.lines!, reason: r.reason });
+    else
+      held.set(r.id!, {
+        id: r.id!,
+        stock: r.stock!,
+        stock_seq: r.stock_seq!,
+        active: r.active!,
+        price_cents: r.price_cents!,
+        currency: r.currency!,
+        changed: false,
+      });
   }
 
   const messages: OutboxMessage[] = [];
@@ -111,31 +124,47 @@ export async function reserveStockForOrders(tx: RawTx, schema: string, orders: O
     messages.push({ ...message(STREAMS.products, 'InventoryReserved', orderId, { orderId, currency, lines: reserved }), traceparent }, ...changes);
   }
 
+  // The products' new stock, the reservations and the events: one statement.
   const changed = [...held.values()].filter((p) => p.changed);
-  if (changed.length) {
-    // Conditional on the stock the lock saw: a miss means the invariant broke; roll back everything.
-    const updated = await tx.$executeRawUnsafe(
-      `UPDATE ${t.products} AS p SET stock = v.stock, stock_seq = v.stock_seq, updated_at = now()
+  if (changed.length === 0 && reservations.length === 0 && messages.length === 0) return;
+  const events = outboxInsert(schema, messages, 8);
+  // Conditional on the stock the lock saw: a miss means the invariant broke; roll back everything.
+  const [written] = await tx.$queryRawUnsafe<{ updated: number }[]>(
+    `WITH updated AS (
+       UPDATE ${t.products} AS p SET stock = v.stock, stock_seq = v.stock_seq, updated_at = now()
        FROM unnest($1::uuid[], $2::int4[], $3::int4[]) AS v(id, stock, stock_seq)
-       WHERE p.id = v.id AND v.stock >= 0`,
-      changed.map((p) => p.id),
-      changed.map((p) => p.stock),
-      changed.map((p) => p.stock_seq),
-    );
-    if (updated !== changed.length) throw new Error(`stock of ${changed.length - updated} product(s) changed under a lock`);
-  }
-  if (reservations.length) {
-    await tx.$executeRawUnsafe(
-      `INSERT INTO ${t.reservations} (order_id, status, lines, reason, updated_at)
+       WHERE p.id = v.id AND v.stock >= 0 RETURNING 1
+     ), reserved AS (
+       INSERT INTO ${t.reservations} (order_id, status, lines, reason, updated_at)
        SELECT r.order_id, r.status::"ReservationStatus", r.lines, r.reason, now()
-       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[]) AS r(order_id, status, lines, reason)`,
-      reservations.map((r) => r.orderId),
-      reservations.map((r) => r.status),
-      reservations.map((r) => JSON.stringify(r.lines)),
-      reservations.map((r) => r.reason),
-    );
-  }
-  await appendToOutbox(tx, schema, messages);
+       FROM unnest($4::uuid[], $5::text[], $6::jsonb[], $7::text[]) AS r(order_id, status, lines, reason)
+     ), events AS (${events.sql})
+     SELECT count(*)::int4 AS updated FROM updated`,
+    changed.map((p) => p.id),
+    changed.map((p) => p.stock),
+    changed.map((p) => p.stock_seq),
+    reservations.map((r) => r.orderId),
+    reservations.map((r) => r.status),
+    reservations.map((r) => JSON.stringify(r.lines)),
+    reservations.map((r) => r.reason),
+    ...events.values,
+  );
+  const updated = written?.updated ?? 0;
+  if (updated !== changed.length) throw new Error(`stock of ${changed.length - updated} product(s) changed under a lock`);
+}
+
+/** A row of the locking read: a reservation (order_id set) or a product (id set). */
+interface LockedRow {
+  order_id: string | null;
+  status: string | null;
+  lines: ReservedLine[] | null;
+  reason: string | null;
+  id: string | null;
+  stock: number | null;
+  stock_seq: number | null;
+  active: boolean | null;
+  price_cents: number | null;
+  currency: string | null;
 }
 
 interface ExistingReservation {
