@@ -22,7 +22,7 @@ export interface OrdersAppOptions extends SubgraphAppOptions {
   orderLimits?: Partial<OrderLimits>;
   /** An order still PENDING this long gets its OrderPlaced published again, a CANCELLED one not yet released its OrderCancelled (see reconciler.ts). @default 30_000 */
   reconcileAfterMs?: number;
-  /** Backpressure between placing and confirming (see placement-gate.ts). @default DEFAULT_PLACEMENT_GATE: 24 orders awaiting their outcome, each slot held 2 s at most */
+  /** Backpressure between placing and confirming (see placement-gate.ts). @default DEFAULT_PLACEMENT_GATE: 12 orders awaiting their outcome, each slot held 2 s at most */
   placementGate?: Partial<PlacementGateOptions>;
 }
 

@@ -75,7 +75,7 @@ describe('createPlacementGate', () => {
   });
 
   it('reads ORDER_PLACEMENT_GATE_SLOTS and ORDER_PLACEMENT_GATE_HOLD_MS, refusing bad values with the variable named', () => {
-    expect(loadOrdersConfig({}).placementGate).toEqual({ limit: 24, holdMs: 2_000 });
+    expect(loadOrdersConfig({}).placementGate).toEqual({ limit: 12, holdMs: 2_000 });
     expect(loadOrdersConfig({ ORDER_PLACEMENT_GATE_SLOTS: '0', ORDER_PLACEMENT_GATE_HOLD_MS: '500' }).placementGate).toEqual({ limit: 0, holdMs: 500 });
     expect(() => loadOrdersConfig({ ORDER_PLACEMENT_GATE_SLOTS: '-1' })).toThrow(ConfigError);
     expect(() => loadOrdersConfig({ ORDER_PLACEMENT_GATE_HOLD_MS: 'soon' })).toThrow(/ORDER_PLACEMENT_GATE_HOLD_MS must be an integer/);
@@ -85,7 +85,7 @@ describe('createPlacementGate', () => {
     const gate = createPlacementGate({ limit: 0, holdMs: 1_000 });
     for (let i = 0; i < 100; i++) (await gate.acquire()).bind(`o${i}`);
     expect(gate.held).toBe(0);
-    expect(getValidPlacementGateOptions(undefined)).toEqual({ limit: 24, holdMs: 2_000 });
+    expect(getValidPlacementGateOptions(undefined)).toEqual({ limit: 12, holdMs: 2_000 });
     expect(() => getValidPlacementGateOptions({ limit: -1 })).toThrow(/limit must be an integer of 0 or more/);
     expect(() => getValidPlacementGateOptions({ limit: 1.5 })).toThrow(TypeError);
     expect(() => getValidPlacementGateOptions({ holdMs: 5 })).toThrow(/holdMs must be an integer of at least 10/);

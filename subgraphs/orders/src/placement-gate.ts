@@ -24,7 +24,13 @@ export interface PlacementGateOptions {
   holdMs: number;
 }
 
-export const DEFAULT_PLACEMENT_GATE: PlacementGateOptions = { limit: 24, holdMs: 2_000 };
+/**
+ * 12 slots: with fewer, the pipeline's batches shrink and an order costs more CPU; with more, the
+ * orders a closed loop of clients keeps in flight wait longer. `pnpm bench orders` (16 clients, a
+ * 2-core machine, after placement went to one round trip): 8 slots 224–253 orders/s, p95 131–157
+ * ms; 12 slots 267–319, p95 133–151; 24 slots 346–374, p95 169–187 (one process).
+ */
+export const DEFAULT_PLACEMENT_GATE: PlacementGateOptions = { limit: 12, holdMs: 2_000 };
 
 /** One placement's hold on the gate. */
 export interface PlacementSlot {
