@@ -87,13 +87,6 @@ export interface TailReader {
 export interface StreamReader {
   /** XREADGROUP ... BLOCK <blockMs> STREAMS <stream> >: new entries, delivery count 1; [] on timeout or interrupt. */
   readNew(count: number, blockMs: number): Promise<RawEntry[]>;
-  /**
-   * XACK of `ids`, then readNew, in one round trip where the backend can (Redis: one write on the
-   * reader's connection). `acked` is called once the acknowledgement's own answer is in (an error
-   * when it failed), before the read's; the read's answer is the promise's. Optional: a consumer
-   * without it acknowledges on its own.
-   */
-  readNewAfterAck?(ids: readonly string[], count: number, blockMs: number, acked: (err?: unknown) => void): Promise<RawEntry[]>;
   /** True (once) if the reader lost its connection since the last call: entries may have been delivered without reaching us. */
   takeReset(): boolean;
   /** Makes a blocked readNew return soon; the reader is not used again afterwards. */

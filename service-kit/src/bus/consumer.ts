@@ -35,47 +35,6 @@ export function startConsumer(backend: StreamBackend, o: ResolvedConsumeOptions,
   const reclaimEveryMs = Math.max(1, Math.floor(o.claimIdleMs / 2));
   let stopping = false;
   const { sleep, wake } = createSleeper();
-  /**
-   * A read's acknowledgement not yet sent: where the reader can, it goes with the next read, in the
-   * same round trip (on Redis one write instead of two per read; a consumer of a stream that carries
-   * events it ignores reads and acknowledges every one of them). Sent on its own before any other
-   * command of the loop, and when the loop ends.
-   */
-  let unacked: { ids: string[]; seen: { streamId: string; deliveries: number }[] } | undefined;
-  const flushAck = async () => {
-    const u = unacked;
-    if (!u) return;
-    unacked = undefined;
-    try {
-      await backend.ack(o.stream, o.group, u.ids);
-    } catch (err) {
-      // Still pending: the next turn acknowledges it again (or it is read again from the pending list).
-      unacked = merge(u, unacked);
-      throw err;
-    }
-    for (const e of u.seen) notify('acknowledged', e);
-  };
-  const merge = (a: NonNullable<typeof unacked>, b: typeof unacked) => (b ? { ids: [...a.ids, ...b.ids], seen: [...a.seen, ...b.seen] } : a);
-  /** The read's answer, with the last read's acknowledgement in the same round trip when there is one. */
-  const readNew = async (waitMs: number): Promise<RawEntry[]> => {
-    const u = unacked;
-    if (!u || !reader.readNewAfterAck) {
-      await flushAck();
-      return reader.readNew(o.batchSize, waitMs);
-    }
-    unacked = undefined;
-    let ackError: unknown;
-    let ackFailed = false;
-    const entries = await reader.readNewAfterAck(u.ids, o.batchSize, waitMs, (err) => {
-      if (err === undefined) for (const e of u.seen) notify('acknowledged', e);
-      else [ackFailed, ackError] = [true, err];
-    });
-    if (ackFailed) {
-      unacked = merge(u, unacked);
-      throw ackError;
-    }
-    return entries;
-  };
 
   async function run(): Promise<void> {
     let groupReady = false;
@@ -87,15 +46,12 @@ export function startConsumer(backend: StreamBackend, o: ResolvedConsumeOptions,
     while (!stopping) {
       try {
         if (!groupReady) {
-          await flushAck();
           const { created } = await backend.ensureGroup(o.stream, o.group);
           // Created again after this loop had it: the stream or group was lost (deleted, or Redis restarted without persistence).
           if (created && hadGroup) groupLost();
           groupReady = hadGroup = true;
         }
         if (reader.takeReset()) pendingFrom = FIRST_ID;
-        // Every command but the read of new entries goes after the last read's acknowledgement.
-        if (pendingFrom !== null || Date.now() >= reclaimAt) await flushAck();
         if (pendingFrom !== null) {
           const entries = await backend.readOwnPending(o.stream, o.group, o.consumer, pendingFrom, o.batchSize);
           const last = entries.at(-1);
@@ -110,7 +66,7 @@ export function startConsumer(backend: StreamBackend, o: ResolvedConsumeOptions,
         } else {
           // Never block past the next reclaim: that is the only timer the loop needs.
           const waitMs = Math.max(1, Math.min(o.blockMs, reclaimAt - Date.now()));
-          const entries = await readNew(waitMs);
+          const entries = await reader.readNew(o.batchSize, waitMs);
           await handleBatch(entries.map((entry) => ({ entry, deliveries: 1 })));
         }
         failures = 0;
@@ -126,8 +82,6 @@ export function startConsumer(backend: StreamBackend, o: ResolvedConsumeOptions,
         await sleep(delay);
       }
     }
-    // Stopping: what was handled is acknowledged (if this fails the entries stay pending, and are redelivered).
-    await flushAck().catch((err: unknown) => log.warn({ ...ctx, err: errorMessage(err) }, 'bus: could not acknowledge the last read while stopping'));
   }
 
   /** What the stream held is gone with it; the orders reconciler settles what was in flight. */
@@ -218,10 +172,12 @@ export function startConsumer(backend: StreamBackend, o: ResolvedConsumeOptions,
     const ok = deliveries.filter((d) => !failures.has(d.streamId));
     for (const d of deliveries) if (failures.has(d.streamId)) await failed(d.streamId, d.deliveries, d.event.id, failures.get(d.streamId), d.raw);
     if (ok.length === 0) return;
-    const handled = { ids: ok.map((d) => d.streamId), seen: ok.map((d) => ({ streamId: d.streamId, deliveries: d.deliveries })) };
-    // Acknowledged with the next read where the reader can (readNew above), at once otherwise.
-    unacked = unacked ? merge(unacked, handled) : handled;
-    if (!reader.readNewAfterAck) await flushAck();
+    await backend.ack(
+      o.stream,
+      o.group,
+      ok.map((d) => d.streamId),
+    );
+    for (const d of ok) notify('acknowledged', { streamId: d.streamId, deliveries: d.deliveries });
   }
 
   /** A handler failed on an entry: it stays pending for redelivery, or is dead-lettered once it failed maxDeliveries times. */

@@ -265,20 +265,6 @@ function openRedisReader(conn: Redis, cmd: Redis, streamKey: string, c: { group:
         reading = false;
       }
     },
-    async readNewAfterAck(ids, count, blockMs, acked) {
-      reading = true;
-      try {
-        // One write for both (a pipeline): the acknowledgement's answer comes at once, the read's when it has entries.
-        const pipeline = conn.pipeline();
-        pipeline.xack(streamKey, c.group, ...ids, (err?: Error | null) => acked(err ?? undefined));
-        pipeline.xreadgroup('GROUP', c.group, c.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streamKey, '>');
-        const [, [readErr, reply] = [null, null]] = (await pipeline.exec()) ?? [];
-        if (readErr) throw readErr;
-        return firstStream(reply);
-      } finally {
-        reading = false;
-      }
-    },
     takeReset() {
       const was = reset;
       reset = false;
