@@ -55,6 +55,8 @@ export class CostWalker {
   readonly #memo = new Map<string, Figures>();
   readonly #inProgress = new Set<string>();
   readonly #variableDefaults = new Map<string, unknown>();
+  /** Whether the walk read a variable (a list size given as one): if not, the figures hold whatever the variables. */
+  readsVariables = false;
 
   constructor(
     readonly schema: GraphQLSchema,
@@ -141,6 +143,7 @@ export class CostWalker {
       if (!arg) value = def?.args.find((a) => a.name === name)?.defaultValue;
       else if (arg.value.kind === Kind.VARIABLE) {
         const variable = arg.value.name.value;
+        this.readsVariables = true;
         value = Object.hasOwn(this.variables, variable) ? this.variables[variable] : this.#variableDefaults.get(variable);
       } else value = valueFromASTUntyped(arg.value);
       if (typeof value === 'number' && Number.isFinite(value)) return Math.max(0, Math.ceil(value));

@@ -325,6 +325,20 @@ describe('createMeasureCache', () => {
     expect(mine(5, document, buildSchema(printSchema(schema)))).not.toBe(first);
   });
 
+  it('measures once whatever the variables when the cost reads none of them (a list size given literally)', () => {
+    const measureOf = createMeasureCache(DEFAULT_OPERATION_LIMITS);
+    const text = 'query Some($n: Int, $note: String) { me { orders(first: 3) { id } } }';
+    const document = parse(text);
+    const some = (variables: Record<string, unknown>) => measureOf(schema, { document, source: text, operationName: 'Some', variables });
+    const first = some({ n: 1, note: 'a' });
+    expect(first.cost).toBe(1 + 1 + 3 * 1);
+    expect(some({ n: 2, note: 'x'.repeat(2_000) })).toBe(first);
+    // One whose list size is a variable is still measured per variables (the test above).
+    const other = parse(query);
+    const mine = (n: number) => measureOf(schema, { document: other, source: query, operationName: 'Mine', variables: { n } });
+    expect(mine(2)).not.toBe(mine(3));
+  });
+
   it('keeps no entry for long variables, and at most 32 per document', () => {
     const measureOf = createMeasureCache(DEFAULT_OPERATION_LIMITS);
     const document = parse('query($n: Int, $pad: String) { me { orders(first: $n) { id } } }');

@@ -79,6 +79,15 @@ export interface OperationRequest {
 
 /** The operation's figures against the schema; parts the schema does not know count as plain fields. */
 export function measureOperation(schema: GraphQLSchema, request: OperationRequest, limits: OperationLimits): OperationMeasure {
+  return measureWithVariables(schema, request, limits).measure;
+}
+
+/** measureOperation, and whether the measure read the request's variables (otherwise it holds for any). */
+function measureWithVariables(
+  schema: GraphQLSchema,
+  request: OperationRequest,
+  limits: OperationLimits,
+): { measure: OperationMeasure; readsVariables: boolean } {
   const { document } = request;
   const operation = pickOperation(document, request.operationName);
   const source = request.source ?? document.loc?.source.body ?? '';
@@ -88,11 +97,13 @@ export function measureOperation(schema: GraphQLSchema, request: OperationReques
     Field: (node) => void (node.alias && aliases++),
     Directive: () => void directives++,
   });
-  if (!operation) return { depth: 0, aliases, rootFields: 0, tokens: countTokens(source, limits.maxTokens + 1), directives, cost: 0 };
+  if (!operation) {
+    return { measure: { depth: 0, aliases, rootFields: 0, tokens: countTokens(source, limits.maxTokens + 1), directives, cost: 0 }, readsVariables: false };
+  }
   const walker = new CostWalker(schema, document, request.variables ?? {}, operation, limits.defaultListSize);
   const root = schema.getRootType(operation.operation) ?? undefined;
   const { cost, depth } = walker.selectionSet(operation.selectionSet, root, false);
-  return {
+  const measure = {
     depth,
     aliases,
     rootFields: walker.rootFieldCount(operation.selectionSet),
@@ -100,6 +111,7 @@ export function measureOperation(schema: GraphQLSchema, request: OperationReques
     directives,
     cost,
   };
+  return { measure, readsVariables: walker.readsVariables };
 }
 
 /** One limit an operation is over: which, by how much, and the code it is refused with. */
@@ -190,15 +202,17 @@ const measuredCosts = new WeakMap<object, number>();
 /** The cost of the operation of this request context, once it passed the limits; undefined before or when refused. */
 export const measuredCost = (context: object): number | undefined => measuredCosts.get(context);
 
-/** Measures kept per document: one per operation name and variables the document was sent with. */
+/** Measures kept per document: one per operation name, and per variables when its cost reads them. */
 const MEASURES_PER_DOCUMENT = 32;
 /** Variables longer than this as JSON are measured on every request rather than kept as a key. */
 const MAX_VARIABLES_KEY = 1_024;
 
 /**
  * measureOperation, remembered: Apollo's document store hands every request with the same text the
- * same DocumentNode, so an operation is measured once per schema, operation name and (when it
- * declares variables) variables, not on every request. A document parsed anew is measured anew.
+ * same DocumentNode, so an operation is measured once per schema and operation name, and per
+ * variables only when its cost read them (a list size given as a variable), not on every request:
+ * a mutation sent with new input each time (placeOrder's items and idempotency key) is measured
+ * once. A document parsed anew is measured anew.
  */
 export function createMeasureCache(limits: OperationLimits): (schema: GraphQLSchema, request: OperationRequest) => OperationMeasure {
   const bySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Map<string, OperationMeasure>>>();
@@ -207,13 +221,18 @@ export function createMeasureCache(limits: OperationLimits): (schema: GraphQLSch
     if (!byDocument) bySchema.set(schema, (byDocument = new WeakMap()));
     let measures = byDocument.get(request.document);
     if (!measures) byDocument.set(request.document, (measures = new Map<string, OperationMeasure>()));
+    // A measure that read no variable is kept under the operation's name alone, and holds for any variables.
+    const name = `${request.operationName ?? ''}\n`;
+    const any = measures.get(name);
+    if (any) return any;
     // The cost reads variables only through the operation's own variable definitions.
     const declares = (pickOperation(request.document, request.operationName)?.variableDefinitions?.length ?? 0) > 0;
-    const key = `${request.operationName ?? ''}\n${declares ? JSON.stringify(request.variables ?? {}) : ''}`;
+    const key = declares ? `${name}${JSON.stringify(request.variables ?? {})}` : name;
     const known = measures.get(key);
     if (known) return known;
-    const measure = measureOperation(schema, request, limits);
-    if (key.length <= MAX_VARIABLES_KEY && measures.size < MEASURES_PER_DOCUMENT) measures.set(key, measure);
+    const { measure, readsVariables } = measureWithVariables(schema, request, limits);
+    const keep = readsVariables ? key : name;
+    if (keep.length <= MAX_VARIABLES_KEY && measures.size < MEASURES_PER_DOCUMENT) measures.set(keep, measure);
     return measure;
   };
 }
