@@ -18,6 +18,7 @@ import { startProcessStack } from './orders-processes.ts';
 import { orderStages } from './orders-stages.ts';
 import { profilePhase } from './phase-profile.ts';
 import { summarize } from './stats.ts';
+import { startAbSwitch } from './ab-switch.ts';
 import { cpuSecondsBetween, serverCpu } from './proc-cpu.ts';
 import type { OrderClientsLine, OrderClientsSpec } from './orders-clients.ts';
 
@@ -116,6 +117,7 @@ export async function benchOrders(o: OrderBenchOptions) {
 
     const sentAt = new Map<string, number>();
     const latencies: number[] = [];
+    const latencyOf = new Map<string, number>();
     const placeMs: number[] = [];
     let lastConfirmedAt = 0;
     // Absolute milliseconds: the clients run in a process of their own (orders-clients.ts).
@@ -127,6 +129,7 @@ export async function benchOrders(o: OrderBenchOptions) {
       const start = sentAt.get(orderId);
       if (start === undefined) return early.set(orderId, at);
       latencies.push(at - start);
+      latencyOf.set(orderId, at - start);
       lastConfirmedAt = at;
       if (latencies.length === o.orders) done();
     };
@@ -142,6 +145,8 @@ export async function benchOrders(o: OrderBenchOptions) {
       },
     );
 
+    // BENCH_ORDERS_AB=1 (one process only: the services must read this process's environment): see ab-switch.ts.
+    const ab = process.env.BENCH_ORDERS_AB === '1' && !o.processes ? startAbSwitch() : undefined;
     const countersBefore = await sg.counters();
     let started = now();
     let [elu0, cpu0] = [performance.eventLoopUtilization(), process.cpuUsage()];
@@ -172,6 +177,7 @@ export async function benchOrders(o: OrderBenchOptions) {
       await Promise.race([allDone, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('orders did not settle in 120 s')), 120_000)))]);
       clearTimeout(timer);
     });
+    const abWays = ab?.stop(sentAt, latencyOf);
     const [postgresBefore, redisBefore] = (await servers0) ?? [];
     const [postgresAfter, redisAfter] = await servers();
     await consumer.stop();
@@ -219,6 +225,7 @@ export async function benchOrders(o: OrderBenchOptions) {
         ...(redisBefore && redisAfter ? { redis: perOrder(cpuSecondsBetween(redisBefore, redisAfter) * 1000) } : {}),
       },
       stagesMs: stages,
+      ...(abWays ? { abWays } : {}),
     };
   } finally {
     await sg.stop();

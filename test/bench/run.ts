@@ -23,7 +23,8 @@
  *                              all subscribed, for `node test/bench/heap-diff.mjs before after 40 <subscribers>`)
  *   BENCH_ORDERS=400 BENCH_CONCURRENCY=16 pnpm bench orders   (on PostgreSQL + Redis once in one process, once with a process per service;
  *                              BENCH_ORDER_CUSTOMERS 16: the customers the clients place for, each client its share in turn;
- *                              BENCH_SERVICE_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for the service processes)
+ *                              BENCH_SERVICE_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", for the service processes;
+ *                              BENCH_ORDERS_AB=1: two ways compared within the one-process run, see ab-switch.ts)
  */
 import pg from 'pg';
 import { Redis } from 'ioredis';
