@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import type { BusEvent, Consumer, EventBus } from './bus/types.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLiveFeed, type LiveFeed } from './live.ts';
-import { createOutboxRelay, type OutboxRelay, type KitRawClient, type RawClient } from './outbox.ts';
+import { createOutboxRelay, type OutboxRelay, type KitRawClient } from './outbox.ts';
 import { migrate } from './migrate.ts';
 import type { BaseContext } from './shield.ts';
 import { readDatabaseConfig, readPort, readProcessConfig, readSigningSecret, type Env } from './config.ts';
