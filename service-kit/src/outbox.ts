@@ -52,47 +52,40 @@ export interface OutboxMessage {
  */
 export async function appendToOutbox(tx: RawTx, schema: string, messages: OutboxMessage[]): Promise<void> {
   if (messages.length === 0) return;
-  const traceParent = currentTraceparent() ?? null;
-  const values: unknown[] = [];
-  const rows = messages.map((m, i) => {
-    values.push(orderedUuid(), m.stream, m.type, m.key, JSON.stringify(m.payload), m.traceparent ?? traceParent);
-    const o = i * 6;
-    return `($${o + 1}::uuid, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb, clock_timestamp(), $${o + 6})`;
-  });
   // clock_timestamp(), not the transaction's start time: the row is written after the
   // aggregate's row lock was taken, so for one aggregate, time order is commit order. Ids made by
-  // this process sort in the order it wrote them: they order rows of one millisecond (created_at's precision).
-  await tx.$executeRawUnsafe(
-    `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at, trace_parent) VALUES ${rows.join(', ')}`,
-    ...values,
-  );
+  // this process sort in the order it wrote them: they order rows of one millisecond (created_at's
+  // precision). One text whatever the number of messages (one prepared statement).
+  await tx.$executeRawUnsafe(outboxInsertSql(schema, 1), ...outboxInsertValues(messages));
 }
 
 /**
  * appendToOutbox's rows as a part of a larger statement (a data-modifying CTE), so that a
- * statement that writes other rows writes the events too, in the same round trip. `sql` inserts
- * the rows from the parameters `$from` … `$from + 5`, which `values` holds (six arrays: none when
- * `messages` is empty, and the insert then writes nothing). Rows as appendToOutbox writes them:
- * ids made in the messages' order, clock_timestamp() per row, so the caller's locks must be taken
- * by earlier statements.
+ * statement that writes other rows writes the events too, in the same round trip: the insert's
+ * text, reading the rows from the parameters `$from` … `$from + 5` (outboxInsertValues), and
+ * writing them only where `onlyIf` holds, if given (an SQL condition). appendToOutbox is this
+ * insert alone. Ids are made in the messages' order and clock_timestamp() is read per row, so the
+ * caller's locks must be taken by earlier statements (or earlier parts of the same one).
  */
-export function outboxInsert(schema: string, messages: OutboxMessage[], from: number): { sql: string; values: unknown[][] } {
-  const traceParent = currentTraceparent() ?? null;
+export function outboxInsertSql(schema: string, from: number, onlyIf?: string): string {
   const $ = (i: number) => `$${from + i}`;
-  return {
-    sql: `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at, trace_parent)
+  return `INSERT INTO ${qualifiedTable(schema, 'outbox')} (id, stream, type, key, payload, created_at, trace_parent)
       SELECT e.id, e.stream, e.type, e.key, e.payload, clock_timestamp(), e.trace_parent
       FROM unnest(${$(0)}::uuid[], ${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::jsonb[], ${$(5)}::text[]) WITH ORDINALITY
-        AS e(id, stream, type, key, payload, trace_parent, n) ORDER BY e.n`,
-    values: [
-      messages.map(() => orderedUuid()),
-      messages.map((m) => m.stream),
-      messages.map((m) => m.type),
-      messages.map((m) => m.key),
-      messages.map((m) => JSON.stringify(m.payload)),
-      messages.map((m) => m.traceparent ?? traceParent),
-    ],
-  };
+        AS e(id, stream, type, key, payload, trace_parent, n)${onlyIf ? ` WHERE ${onlyIf}` : ''} ORDER BY e.n`;
+}
+
+/** The six parameters of outboxInsertSql for `messages` (none written when it is empty). */
+export function outboxInsertValues(messages: readonly OutboxMessage[]): unknown[][] {
+  const traceParent = currentTraceparent() ?? null;
+  return [
+    messages.map(() => orderedUuid()),
+    messages.map((m) => m.stream),
+    messages.map((m) => m.type),
+    messages.map((m) => m.key),
+    messages.map((m) => JSON.stringify(m.payload)),
+    messages.map((m) => m.traceparent ?? traceParent),
+  ];
 }
 
 interface OutboxRow {

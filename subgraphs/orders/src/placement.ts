@@ -8,7 +8,7 @@
  * its own statement, so this statement's snapshot sees every committed order of the user) the
  * counts are exact. A refused order comes back with the counts, for findOrderLimitRefusal's error.
  */
-import { currentTraceparent, qualifiedTable, type KitRawClient, type OutboxMessage, type RawTx, type Statement } from '@commerce/service-kit';
+import { outboxInsertSql, outboxInsertValues, qualifiedTable, type KitRawClient, type OutboxMessage, type RawTx, type Statement } from '@commerce/service-kit';
 import { orderedUuid } from '@commerce/service-kit/ordered-id';
 import { message, STREAMS, type OrderStatusName } from '@commerce/contracts';
 import type { OrderModel } from './generated/prisma/models.ts';
@@ -59,7 +59,6 @@ const COLUMNS = `id::text AS id, user_id::text AS user_id, status::text AS statu
 function placingSql(schema: string, withLimits: boolean): string {
   const orders = qualifiedTable(schema, 'orders');
   const items = qualifiedTable(schema, 'order_items');
-  const outbox = qualifiedTable(schema, 'outbox');
   const open = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
   // The holdings before the order, and whether it stays within the limits ($13 open orders, $14 units of one product): findOrderLimitRefusal's checks.
   const holdings = withLimits
@@ -79,7 +78,7 @@ function placingSql(schema: string, withLimits: boolean): string {
   const none = COLUMNS.split(',')
     .map(() => 'NULL')
     .join(', ');
-  // clock_timestamp() for the events, as appendToOutbox writes them: written after the locks, so time order is commit order.
+  // The events as appendToOutbox writes them (clock_timestamp(): written after the locks, so time order is commit order).
   return `WITH previous AS (
       SELECT ${COLUMNS} FROM ${orders} WHERE user_id = $1::uuid AND idempotency_key = $2
     ), ${holdings}, placed AS (
@@ -90,12 +89,7 @@ function placingSql(schema: string, withLimits: boolean): string {
     ), lines AS (
       INSERT INTO ${items} (id, order_id, product_id, quantity)
       SELECT gen_random_uuid(), placed.id::uuid, l.product_id, l.quantity FROM placed, unnest($5::uuid[], $6::int4[]) AS l(product_id, quantity)
-    ), events AS (
-      INSERT INTO ${outbox} (id, stream, type, key, payload, created_at, trace_parent)
-      SELECT e.id, e.stream, e.type, e.key, e.payload, clock_timestamp(), e.trace_parent
-      FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::text[]) AS e(id, stream, type, key, payload, trace_parent)
-      WHERE EXISTS (SELECT 1 FROM placed)
-    )
+    ), events AS (${outboxInsertSql(schema, 7, 'EXISTS (SELECT 1 FROM placed)')})
     SELECT 'placed' AS source, placed.*, h.open_before, h.held_before FROM placed, holdings h
     UNION ALL
     SELECT 'previous', previous.*, NULL, NULL FROM previous
@@ -118,7 +112,6 @@ export function placementStatement(schema: string, p: Placement): Statement {
     message(STREAMS.orders, 'OrderPlaced', orderId, { orderId, userId: p.userId, items: [...p.lines] }),
     statusChanged({ id: orderId, userId: p.userId, status: 'PENDING', statusSeq: 1, rejectionReason: null }),
   ];
-  const traceparent = currentTraceparent() ?? null;
   const values = [
     p.userId,
     p.idempotencyKey,
@@ -126,12 +119,7 @@ export function placementStatement(schema: string, p: Placement): Statement {
     p.requestHash,
     p.lines.map((l) => l.productId),
     p.lines.map((l) => l.quantity),
-    events.map(() => orderedUuid()),
-    events.map((e) => e.stream),
-    events.map((e) => e.type),
-    events.map((e) => e.key),
-    events.map((e) => JSON.stringify(e.payload)),
-    events.map((e) => e.traceparent ?? traceparent),
+    ...outboxInsertValues(events),
     ...(p.limits ? [p.limits.maxOpenOrders, p.limits.maxUnitsPerProduct] : []),
   ];
   return { sql: cachedSql(schema, p.limits !== null), values };

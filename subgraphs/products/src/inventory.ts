@@ -1,4 +1,4 @@
-import { appendToOutbox, outboxInsert, qualifiedTable, type OutboxMessage, type RawTx } from '@commerce/service-kit';
+import { appendToOutbox, outboxInsertSql, outboxInsertValues, qualifiedTable, type OutboxMessage, type RawTx } from '@commerce/service-kit';
 import { message, STREAMS, type InventoryChanged, type OrderCancelled, type OrderPlaced } from '@commerce/contracts';
 
 export const inventoryChanged = (
@@ -50,9 +50,9 @@ export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced
  * left and decided in memory: stock never goes below zero, and each product's changes get
  * consecutive seqs in the batch's order. Then one statement writes the products' new stock, the
  * reservations and the events; the CHECK constraint stays as a backstop. Two statements, however
- * long the batch. An order that already
- * has a reservation (a republished OrderPlaced, in this batch or before, or a cancellation that
- * arrived first) reserves nothing: its answer is sent again (see answerAgain).
+ * long the batch. An order that already has a reservation (a republished OrderPlaced, in this
+ * batch or before, or a cancellation that arrived first) reserves nothing: its answer is sent
+ * again (see answerAgain).
  */
 export async function reserveStockForOrders(tx: RawTx, schema: string, orders: OrderToReserve[]): Promise<void> {
   for (const { order } of orders) assertOrderPlaced(order);
@@ -127,7 +127,6 @@ export async function reserveStockForOrders(tx: RawTx, schema: string, orders: O
   // The products' new stock, the reservations and the events: one statement.
   const changed = [...held.values()].filter((p) => p.changed);
   if (changed.length === 0 && reservations.length === 0 && messages.length === 0) return;
-  const events = outboxInsert(schema, messages, 8);
   // Conditional on the stock the lock saw: a miss means the invariant broke; roll back everything.
   const [written] = await tx.$queryRawUnsafe<{ updated: number }[]>(
     `WITH updated AS (
@@ -138,7 +137,7 @@ export async function reserveStockForOrders(tx: RawTx, schema: string, orders: O
        INSERT INTO ${t.reservations} (order_id, status, lines, reason, updated_at)
        SELECT r.order_id, r.status::"ReservationStatus", r.lines, r.reason, now()
        FROM unnest($4::uuid[], $5::text[], $6::jsonb[], $7::text[]) AS r(order_id, status, lines, reason)
-     ), events AS (${events.sql})
+     ), events AS (${outboxInsertSql(schema, 8)})
      SELECT count(*)::int4 AS updated FROM updated`,
     changed.map((p) => p.id),
     changed.map((p) => p.stock),
@@ -147,7 +146,7 @@ export async function reserveStockForOrders(tx: RawTx, schema: string, orders: O
     reservations.map((r) => r.status),
     reservations.map((r) => JSON.stringify(r.lines)),
     reservations.map((r) => r.reason),
-    ...events.values,
+    ...outboxInsertValues(messages),
   );
   const updated = written?.updated ?? 0;
   if (updated !== changed.length) throw new Error(`stock of ${changed.length - updated} product(s) changed under a lock`);
