@@ -1,8 +1,8 @@
 /**
  * Stock-hoarding limits: what one customer may hold in open (PENDING or CONFIRMED) orders. The
  * orders service knows every open order and its lines, so it decides alone, in the placing
- * transaction: a refused order is rolled back, so nothing is committed, published or reserved.
- * Admins are exempt.
+ * statement (placement.ts): a refused order is not written, so nothing is committed, published or
+ * reserved. Admins are exempt.
  */
 import type { GraphQLError } from 'graphql';
 import { codedError, ErrorCode, type RawTx, type Statement } from '@commerce/service-kit';
@@ -83,9 +83,9 @@ export interface Holdings {
 }
 
 /**
- * The ORDER_LIMIT_EXCEEDED error for an order with `lines` on top of `before`, or null. Read
- * `before` under lockUserOrders: it then holds every committed order of the user, and the caller
- * rolls the order back on a refusal.
+ * The ORDER_LIMIT_EXCEEDED error for an order with `lines` on top of `before`, or null. The
+ * placing statement makes the same two checks on the holdings it reads under lockUserOrders (every
+ * committed order of the user) and writes nothing when one fails; this says which, from what it read.
  */
 export function findOrderLimitRefusal(before: Holdings, lines: readonly OrderLine[], limits: OrderLimits): GraphQLError | null {
   const open = before.open + 1;
