@@ -3,10 +3,11 @@
  * events, and reads what the limits check needs (the order already placed under the idempotency
  * key, the customer's open orders and the units of these products they hold). It writes only
  * within the customer's limits, so it needs no decision in code before it commits: run after the
- * per-user lock (lockUserOrdersStatement) as one transaction by $queryTogether, it is one round
- * trip to PostgreSQL for BEGIN, the lock, the statement and COMMIT. Under the lock (taken first, in
- * its own statement, so this statement's snapshot sees every committed order of the user) the
- * counts are exact. A refused order comes back with the counts, for findOrderLimitRefusal's error.
+ * per-user lock (lockUserOrdersStatement) as one transaction by $queryTogether, it takes one round
+ * trip to PostgreSQL, where BEGIN with the lock, the statement and COMMIT took three. Under the
+ * lock (taken first, in its own statement, so this statement's snapshot sees every committed order
+ * of the user) the counts are exact. A refused order comes back with the counts, for
+ * findOrderLimitRefusal's error.
  */
 import { outboxInsertSql, outboxInsertValues, qualifiedTable, type KitRawClient, type OutboxMessage, type RawTx, type Statement } from '@commerce/service-kit';
 import { orderedUuid } from '@commerce/service-kit/ordered-id';
