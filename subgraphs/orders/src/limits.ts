@@ -5,7 +5,7 @@
  * reserved. Admins are exempt.
  */
 import type { GraphQLError } from 'graphql';
-import { codedError, ErrorCode, type RawTx, type Statement } from '@commerce/service-kit';
+import { codedError, ErrorCode, type Statement } from '@commerce/service-kit';
 import type { OrderLine } from './orderFlow.ts';
 
 export interface OrderLimits {
@@ -70,12 +70,6 @@ export function lockUserOrdersStatement(userId: string): Statement {
   return { sql: `SELECT pg_advisory_xact_lock(hashtext('orders.placeOrder'), hashtext($1))`, values: [userId] };
 }
 
-/** lockUserOrdersStatement, run in the caller's transaction. */
-export async function lockUserOrders(tx: RawTx, userId: string): Promise<void> {
-  const { sql, values = [] } = lockUserOrdersStatement(userId);
-  await tx.$executeRawUnsafe(sql, ...values);
-}
-
 /** A customer's holdings before the order being placed: open orders, and units held by product id (lower case). */
 export interface Holdings {
   open: number;
@@ -84,8 +78,9 @@ export interface Holdings {
 
 /**
  * The ORDER_LIMIT_EXCEEDED error for an order with `lines` on top of `before`, or null. The
- * placing statement makes the same two checks on the holdings it reads under lockUserOrders (every
- * committed order of the user) and writes nothing when one fails; this says which, from what it read.
+ * placing statement makes the same two checks on the holdings it reads under the per-user lock
+ * (every committed order of the user) and writes nothing when one fails; this says which, from
+ * what it read.
  */
 export function findOrderLimitRefusal(before: Holdings, lines: readonly OrderLine[], limits: OrderLimits): GraphQLError | null {
   const open = before.open + 1;

@@ -107,7 +107,7 @@ const cachedSql = (schema: string, withLimits: boolean) => {
 };
 
 /** The statement that writes the order as PENDING with OrderPlaced and OrderStatusChanged, unless the key was used already or the limits refuse it. */
-export function placementStatement(schema: string, p: Placement): Statement {
+function placementStatement(schema: string, p: Placement): Statement {
   const orderId = p.orderId ?? orderedUuid();
   const events: OutboxMessage[] = [
     message(STREAMS.orders, 'OrderPlaced', orderId, { orderId, userId: p.userId, items: [...p.lines] }),
@@ -127,7 +127,7 @@ export function placementStatement(schema: string, p: Placement): Statement {
 }
 
 /** What the placing statement's rows say. */
-export function readPlacement(rows: OrderRow[]): PlacementResult {
+function readPlacement(rows: OrderRow[]): PlacementResult {
   const row = rows.find((r) => r.source === 'placed') ?? rows[0];
   if (!row) return { kind: 'conflict' };
   const holdings = () => ({ open: row.open_before ?? 0, held: new Map(Object.entries(row.held_before ?? {})) });
