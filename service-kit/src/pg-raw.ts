@@ -64,16 +64,17 @@ const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as { pre
  * is why BEGIN cost a round trip of its own. The lead's statements are unnamed (parsed each time).
  */
 class LeadingQuery extends PgQuery {
-  /** Every text sent in the round trip, in order (tests read it). */
-  readonly texts: readonly string[];
   #parsedHere = false;
   constructor(
-    config: pg.QueryConfig,
+    private readonly config: pg.QueryConfig,
     private readonly lead: readonly Statement[],
     callback: QueryCallback,
   ) {
     super({ ...config, callback });
-    this.texts = [...lead.map((l) => l.sql), config.text];
+  }
+  /** Every text sent in the round trip, in order (tests read it). */
+  get texts(): readonly string[] {
+    return [...this.lead.map((l) => l.sql), this.config.text];
   }
   // pg sends a statement without parameters as a simple query, which ends the round trip: never here.
   requiresPreparation() {
