@@ -107,6 +107,27 @@ describe('gateway', () => {
     }
   });
 
+  // The patched execution builds its objects without Object.prototype (patches/@apollo__gateway@2.14.4.patch):
+  // an alias named like one of its members is a field of the answer like any other.
+  it('answers aliases named __proto__ and constructor as fields, across subgraphs', async () => {
+    const res = await h.query('{ items { __proto__: name constructor: owner toString: id } }');
+
+    expect(res.status).toBe(200);
+    const items = (res.body.data as { items: Record<string, unknown>[] }).items;
+    expect(items.map((item) => Object.entries(item))).toEqual([
+      [
+        ['__proto__', 'Kettle'],
+        ['constructor', 'owner-of-1'],
+        ['toString', '1'],
+      ],
+      [
+        ['__proto__', 'Spade'],
+        ['constructor', 'owner-of-2'],
+        ['toString', '2'],
+      ],
+    ]);
+  });
+
   it('forwards anonymous calls with a signed anonymous identity', async () => {
     const res = await h.query('{ ping }');
 
