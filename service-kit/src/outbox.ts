@@ -18,8 +18,31 @@ export interface RawClient extends RawTx {
   $transaction<R>(fn: (tx: RawTx) => Promise<R>, options?: { timeout?: number; maxWait?: number }): Promise<R>;
 }
 
+/** A transaction of the kit's own raw clients: a RawTx, and what Prisma's transaction client lacks. */
+export interface KitRawTx extends RawTx {
+  /**
+   * The transaction's last statement, sent with its COMMIT in one round trip on PostgreSQL
+   * (pg-raw.ts): when it resolves, the transaction has committed, and a statement after it fails.
+   * So nothing that may still decide to roll back can follow it. See queryAndCommit.
+   */
+  $queryRawAndCommit<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
+}
+
+/**
+ * Runs `sql` as the transaction's last statement: with its COMMIT in the same round trip where the
+ * client can (the kit's raw clients), as an ordinary statement otherwise (Prisma's transaction
+ * client, which commits when the transaction's function returns). Either way the transaction must
+ * end after it: nothing may run or throw after it in the transaction's function, since with the
+ * kit's clients the work has committed already.
+ */
+export function queryAndCommit<T = unknown>(tx: RawTx, sql: string, ...values: unknown[]): PromiseLike<T> {
+  return '$queryRawAndCommit' in tx ? (tx as KitRawTx).$queryRawAndCommit<T>(sql, ...values) : tx.$queryRawUnsafe<T>(sql, ...values);
+}
+
 /** The kit's own raw clients (pg-raw.ts, pglite-raw.ts): a RawClient, and what Prisma's clients lack. */
 export interface KitRawClient extends RawClient {
+  /** A transaction whose client offers queryAndCommit's single round trip. */
+  $transaction<R>(fn: (tx: KitRawTx) => Promise<R>, options?: { timeout?: number; maxWait?: number }): Promise<R>;
   /**
    * `statements` as one transaction, in order, each seeing what committed before it started (a
    * lock, then a statement that reads what the lock's last holder wrote); resolves to the last
@@ -49,9 +72,15 @@ export interface OutboxMessage {
  * Writes events to the outbox inside the caller's transaction, so they exist
  * if and only if the state change committed. Each row keeps the trace context
  * of the span writing it, so the events' consumers continue that trace.
+ * `commit`: this is the transaction's last statement, sent with its COMMIT (queryAndCommit).
  */
-export async function appendToOutbox(tx: RawTx, schema: string, messages: OutboxMessage[]): Promise<void> {
+export async function appendToOutbox(tx: RawTx, schema: string, messages: OutboxMessage[], options?: { commit?: boolean }): Promise<void> {
   if (messages.length === 0) return;
+  // The transaction's last statement (the caller says so): with its COMMIT, in one round trip.
+  if (options?.commit) {
+    await queryAndCommit(tx, outboxInsertSql(schema, 1), ...outboxInsertValues(messages));
+    return;
+  }
   // clock_timestamp(), not the transaction's start time: the row is written after the
   // aggregate's row lock was taken, so for one aggregate, time order is commit order. Ids made by
   // this process sort in the order it wrote them: they order rows of one millisecond (created_at's

@@ -92,6 +92,68 @@ describe.skipIf(!url)('createPgRawClient transactions', () => {
     expect(await rows()).toEqual([1, 2]);
   });
 
+  describe('$queryRawAndCommit', () => {
+    const insert = `INSERT INTO ${table} (id, note) VALUES ($1, $2) RETURNING id`;
+
+    it('sends the last statement with COMMIT in one round trip, still prepared, and nothing after it', async () => {
+      const counted: string[] = [];
+      const raw = createPgRawClient(pool, (sql, run) => (counted.push(sql), run()));
+      const prepared = `INSERT INTO ${table} (id, note) VALUES ($1, $2) RETURNING (SELECT count(*)::int FROM pg_prepared_statements WHERE statement = $3) AS prepared`;
+      sent.length = 0;
+      const [row] = await raw.$transaction(async (tx) => {
+        await tx.$executeRawUnsafe(insert, 50, 'fifty');
+        return tx.$queryRawAndCommit<{ prepared: number }[]>(prepared, 51, 'fifty-one', prepared);
+      });
+      expect(row!.prepared).toBe(1);
+      expect(sent).toEqual([`BEGIN;\n${insert}`, `${prepared};\nCOMMIT`]);
+      expect(counted).toEqual(['BEGIN', insert, prepared]);
+      expect(await rows()).toEqual([1, 2, 50, 51]);
+      // Committed and given back outside any transaction.
+      const [state] = await raw.$queryRawUnsafe<{ open: boolean }[]>(`SELECT now() <> statement_timestamp() AS open`);
+      expect(state!.open).toBe(false);
+      await pool.query(`DELETE FROM ${table} WHERE id >= 50`);
+    });
+
+    it('is its own transaction when it is the only statement: no BEGIN, no COMMIT', async () => {
+      const raw = createPgRawClient(pool);
+      sent.length = 0;
+      await raw.$transaction((tx) => tx.$queryRawAndCommit(insert, 52, 'alone'));
+      expect(sent).toEqual([insert]);
+      expect(await rows()).toEqual([1, 2, 52]);
+      await pool.query(`DELETE FROM ${table} WHERE id = 52`);
+    });
+
+    it('rolls back everything when it fails, and refuses a statement after it', async () => {
+      const raw = createPgRawClient(pool);
+      await expect(
+        raw.$transaction(async (tx) => {
+          await tx.$executeRawUnsafe(insert, 53, 'before');
+          await tx.$queryRawAndCommit(insert, 1, 'duplicate');
+        }),
+      ).rejects.toThrow(/duplicate key/);
+      expect(await rows()).toEqual([1, 2]);
+      // Its failure swallowed by the transaction's function: still a failure, nothing committed.
+      await expect(
+        raw.$transaction(async (tx) => {
+          await tx.$executeRawUnsafe(insert, 54, 'before');
+          await tx.$queryRawAndCommit(insert, 1, 'duplicate').catch(() => undefined);
+        }),
+      ).rejects.toThrow(/last statement failed/);
+      expect(await rows()).toEqual([1, 2]);
+      await expect(
+        raw.$transaction(async (tx) => {
+          await tx.$queryRawAndCommit(insert, 55, 'committed');
+          await tx.$executeRawUnsafe(insert, 56, 'after the end');
+        }),
+      ).rejects.toThrow(/after the transaction ended/);
+      // What the last statement committed stays; nothing after it ran.
+      expect(await rows()).toEqual([1, 2, 55]);
+      const [state] = await raw.$queryRawUnsafe<{ open: boolean }[]>(`SELECT now() <> statement_timestamp() AS open`);
+      expect(state!.open).toBe(false);
+      await pool.query(`DELETE FROM ${table} WHERE id = 55`);
+    });
+  });
+
   describe('$queryTogether', () => {
     const lock = { sql: `SELECT pg_advisory_xact_lock(hashtext($1))`, values: [schema] };
 

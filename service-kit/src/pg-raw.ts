@@ -3,13 +3,13 @@
  * SQL: a raw statement through Prisma still pays for its request pipeline (in a profile of
  * placeOrder, more CPU than pg itself). Transactions check out one connection for their span, and
  * their BEGIN goes in the round trip of their first statement; $queryTogether sends several
- * statements, one transaction, in one round trip (LeadingQuery). On this 2-core machine a round
+ * statements, one transaction, in one round trip (PipelinedQuery). On this 2-core machine a round
  * trip is what a statement costs most: each one wakes the PostgreSQL backend, which then takes the
  * core of the process that woke it.
  */
 import pg from 'pg';
 import { createRequire } from 'node:module';
-import type { KitRawClient, RawTx, Statement } from './outbox.ts';
+import type { KitRawClient, KitRawTx, RawTx, Statement } from './outbox.ts';
 
 /** Runs one statement; `observe` counts and times it (the subgraph's sqlStats and statement metrics). */
 export type StatementObserver = <T>(sql: string, run: () => Promise<T>) => Promise<T>;
@@ -37,18 +37,20 @@ const statementFor = (text: string, values: unknown[]): pg.QueryConfig => {
   return name === undefined ? { text, values } : { name, text, values };
 };
 
-/** What pg's Query does on the wire that LeadingQuery extends (pg's types leave it out). */
+/** What pg's Query does on the wire that PipelinedQuery extends (pg's types leave it out). */
 interface WireConnection {
   parse(m: { text: string; name?: string }): void;
   bind(m: { values?: unknown[]; valueMapper?: (v: unknown) => unknown }): void;
   describe(m: { type: 'P'; name: string }): void;
-  execute(m: { portal: string }): void;
+  execute(m: { portal: string; rows?: number | undefined }): void;
+  sync(): void;
   parsedStatements: Record<string, string | undefined>;
 }
 type QueryCallback = (err: Error | null, results?: pg.QueryResult | pg.QueryResult[]) => void;
 const PgQuery = pg.Query as unknown as new (config: pg.QueryConfig & { callback: QueryCallback }) => {
   name?: string;
   prepare(connection: WireConnection): void;
+  _getRows(connection: WireConnection, rows: number | undefined): void;
   handleError(err: Error, connection: WireConnection): void;
 };
 // pg's own conversion of a parameter (arrays, dates, JSON), as its Query binds them (pg does not export it).
@@ -56,39 +58,43 @@ const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as { pre
 
 /**
  * A statement run as pg runs one (prepared under its name, in the extended protocol), with `lead`
- * run ahead of it in the same round trip: all their messages go in one write with one Sync at the
- * end, and PostgreSQL runs them in order, each statement with its own snapshot. Without a BEGIN
- * among them they are one implicit transaction, committed at the Sync; if one fails, PostgreSQL
- * skips the rest up to the Sync and rolls back, so the statement fails with it. pg has no
- * pipelining of its own: its client sends a query only after the last one's ReadyForQuery, which
- * is why BEGIN cost a round trip of its own. The lead's statements are unnamed (parsed each time).
+ * run ahead of it and `trail` after it in the same round trip: all their messages go in one write
+ * with one Sync at the end, and PostgreSQL runs them in order, each statement with its own
+ * snapshot. Without a BEGIN among them they are one implicit transaction, committed at the Sync;
+ * if one fails, PostgreSQL skips the rest up to the Sync (and rolls back an implicit transaction),
+ * so the statement fails with it. pg has no pipelining of its own: its client sends a query only
+ * after the last one's ReadyForQuery, which is why BEGIN, and COMMIT, cost a round trip of their
+ * own. The lead's and trail's statements are unnamed (parsed each time).
  */
-class LeadingQuery extends PgQuery {
+class PipelinedQuery extends PgQuery {
   #parsedHere = false;
   constructor(
     private readonly config: pg.QueryConfig,
     private readonly lead: readonly Statement[],
+    private readonly trail: readonly Statement[],
     callback: QueryCallback,
   ) {
     super({ ...config, callback });
   }
   /** Every text sent in the round trip, in order (tests read it). */
   get texts(): readonly string[] {
-    return [...this.lead.map((l) => l.sql), this.config.text];
+    return [...this.lead.map((l) => l.sql), this.config.text, ...this.trail.map((t) => t.sql)];
   }
   // pg sends a statement without parameters as a simple query, which ends the round trip: never here.
   requiresPreparation() {
     return true;
   }
   override prepare(connection: WireConnection) {
-    for (const { sql, values = [] } of this.lead) {
-      connection.parse({ text: sql, name: '' });
-      connection.bind({ values: [...values], valueMapper: prepareValue });
-      connection.describe({ type: 'P', name: '' });
-      connection.execute({ portal: '' });
-    }
+    for (const statement of this.lead) writeUnnamed(connection, statement);
     this.#parsedHere = this.name !== undefined && connection.parsedStatements[this.name] === undefined;
     super.prepare(connection);
+  }
+  // pg's prepare ends with this: the statement's Execute, then its Sync, which the trail goes before.
+  override _getRows(connection: WireConnection, rows: number | undefined) {
+    if (this.trail.length === 0 || rows !== undefined) return super._getRows(connection, rows);
+    connection.execute({ portal: '' });
+    for (const statement of this.trail) writeUnnamed(connection, statement);
+    connection.sync();
   }
   // pg marks a named statement parsed at the first ParseComplete of the round trip (the lead's):
   // if the round trip failed, the statement may not exist on the server, so it is parsed next time.
@@ -98,18 +104,27 @@ class LeadingQuery extends PgQuery {
   }
 }
 
-/** Runs `config` with `lead` ahead of it in one round trip (see LeadingQuery); resolves to the statement's own result. */
-function queryAfter(client: pg.PoolClient, lead: readonly Statement[], config: pg.QueryConfig): Promise<pg.QueryResult> {
+function writeUnnamed(connection: WireConnection, { sql, values = [] }: Statement): void {
+  connection.parse({ text: sql, name: '' });
+  connection.bind({ values: [...values], valueMapper: prepareValue });
+  connection.describe({ type: 'P', name: '' });
+  connection.execute({ portal: '' });
+}
+
+/** Runs `config` with `lead` ahead of it and `trail` after it in one round trip (see PipelinedQuery); resolves to the statement's own result. */
+function queryAmong(client: pg.PoolClient, lead: readonly Statement[], config: pg.QueryConfig, trail: readonly Statement[] = []): Promise<pg.QueryResult> {
   return new Promise((resolve, reject) => {
-    const query = new LeadingQuery(config, lead, (err, results) => {
+    const query = new PipelinedQuery(config, lead, trail, (err, results) => {
       if (err) return reject(err);
-      resolve(Array.isArray(results) ? results[results.length - 1]! : results!);
+      // One result per statement, in order.
+      resolve(Array.isArray(results) ? results[lead.length]! : results!);
     });
     void client.query(query as unknown as pg.QueryConfig);
   });
 }
 
 const BEGIN: readonly Statement[] = [{ sql: 'BEGIN' }];
+const COMMIT: readonly Statement[] = [{ sql: 'COMMIT' }];
 
 export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = direct): KitRawClient {
   type Send = (sql: string, values: unknown[]) => Promise<pg.QueryResult>;
@@ -125,7 +140,7 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
       const lead = statements.slice(0, -1);
       // A client of its own (pg-pool's query would not give it back: a submitted query keeps its own callback).
       const client = await pool.connect();
-      const result = queryAfter(client, lead, statementFor(last.sql, [...(last.values ?? [])]));
+      const result = queryAmong(client, lead, statementFor(last.sql, [...(last.values ?? [])]));
       // The connection goes back when the round trip is over: after PostgreSQL's own error too (it
       // rolled the transaction back), but not after one of the connection (it is discarded).
       const done = result.then(
@@ -140,40 +155,62 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
         await done;
       }
     },
-    async $transaction<R>(fn: (tx: RawTx) => Promise<R>): Promise<R> {
+    async $transaction<R>(fn: (tx: KitRawTx) => Promise<R>): Promise<R> {
       const client = await pool.connect();
       let broken: Error | undefined;
       let begun = false;
+      // Set by $queryRawAndCommit: `ended` when it is sent (nothing may follow), `committed` when it succeeded.
+      let ended = false;
+      let committed = false;
       /**
        * BEGIN goes with the transaction's first statement, in one round trip: written together as
        * one simple-protocol query when that statement has no parameters, pipelined ahead of it
-       * otherwise (LeadingQuery), so it stays a prepared statement. A transaction that runs no
+       * otherwise (PipelinedQuery), so it stays a prepared statement. A transaction that runs no
        * statement sends none of BEGIN, COMMIT or ROLLBACK.
        */
       const send: Send = async (sql, values) => {
+        if (ended) throw new Error('pg-raw: a statement after the transaction ended with $queryRawAndCommit');
         if (begun) return client.query(statementFor(sql, values));
         begun = true;
         if (values.length === 0) {
           const results = (await client.query(`BEGIN;\n${sql}`)) as unknown as pg.QueryResult[];
           return results[results.length - 1]!;
         }
-        return queryAfter(client, BEGIN, statementFor(sql, values));
+        return queryAmong(client, BEGIN, statementFor(sql, values));
+      };
+      /**
+       * The last statement, with COMMIT after it in its round trip. If it fails, PostgreSQL skips
+       * the COMMIT and the transaction is rolled back below. Alone in its transaction, it is sent
+       * without BEGIN or COMMIT: on its own, a statement is its own transaction.
+       */
+      const finish: Send = async (sql, values) => {
+        if (ended) throw new Error('pg-raw: a statement after the transaction ended with $queryRawAndCommit');
+        ended = true;
+        const result = begun ? await queryAmong(client, [], statementFor(sql, values), COMMIT) : await client.query(statementFor(sql, values));
+        committed = true;
+        return result;
       };
       let counted = false;
-      const tx = on(send, (sql, run) => {
+      const observed: StatementObserver = (sql, run) => {
         // BEGIN counted once per transaction, ahead of its first statement, as Prisma's query events count its transactions.
         if (!counted) {
           counted = true;
           void observe('BEGIN', () => Promise.resolve());
         }
         return observe(sql, run);
-      });
+      };
+      const tx: KitRawTx = {
+        ...on(send, observed),
+        $queryRawAndCommit: <T>(sql: string, ...values: unknown[]) => observed(sql, async () => (await finish(sql, values)).rows as T),
+      };
       try {
         const result = await fn(tx);
-        if (begun) await client.query('COMMIT');
+        // The last statement failed and fn went on as if not: nothing committed, which must not pass for success.
+        if (ended && !committed) throw new Error("pg-raw: the transaction's last statement failed; nothing was committed");
+        if (begun && !committed) await client.query('COMMIT');
         return result;
       } catch (err) {
-        if (begun) {
+        if (begun && !committed) {
           await client.query('ROLLBACK').catch((e: unknown) => {
             // A connection that cannot even roll back is not given back to the pool.
             broken = e instanceof Error ? e : new Error(String(e));

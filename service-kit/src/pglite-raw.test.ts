@@ -107,6 +107,27 @@ describe('createPgliteRawClient', () => {
     }
   });
 
+  it('ends a transaction at $queryRawAndCommit, as pg-raw does: what ran commits, a statement after it fails and rolls back', async () => {
+    const raw = createPgliteRawClient(db);
+    try {
+      const rows = await raw.$transaction(async (tx) => {
+        await tx.$executeRawUnsafe("INSERT INTO items (id, name, stock) VALUES (4, 'd', 1)");
+        return tx.$queryRawAndCommit<{ id: number }[]>("INSERT INTO items (id, name, stock) VALUES ($1, 'e', 1) RETURNING id", 5);
+      });
+      expect(rows).toEqual([{ id: 5 }]);
+      await expect(
+        raw.$transaction(async (tx) => {
+          await tx.$queryRawAndCommit("INSERT INTO items (id, name, stock) VALUES ($1, 'f', 1)", 6);
+          await tx.$executeRawUnsafe("INSERT INTO items (id, name, stock) VALUES (7, 'g', 1)");
+        }),
+      ).rejects.toThrow(/after the transaction ended/);
+      // On PGlite the transaction commits when its function returns: here it threw, so nothing of it stays.
+      expect(await raw.$queryRawUnsafe('SELECT id FROM items ORDER BY id')).toEqual([{ id: 4 }, { id: 5 }]);
+    } finally {
+      await db.exec('DELETE FROM items');
+    }
+  });
+
   it('waits for a transaction held open on the connection instead of running inside it', async () => {
     const raw = createPgliteRawClient(db);
     let release!: () => void;

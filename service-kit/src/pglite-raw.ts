@@ -19,7 +19,7 @@
 import { protocol, type PGlite } from '@electric-sql/pglite';
 import { pgTypes } from './pg-types.ts';
 import pgUtils from 'pg/lib/utils.js';
-import type { KitRawClient, RawTx, Statement } from './outbox.ts';
+import type { KitRawClient, KitRawTx, RawTx, Statement } from './outbox.ts';
 import { direct, type StatementObserver } from './pg-raw.ts';
 
 const { serialize } = protocol;
@@ -86,10 +86,27 @@ export function createPgliteRawClient(db: PGlite, observe: StatementObserver = d
   });
   return {
     ...on((text, values) => db._runExclusiveTransaction(() => run(text, values, true))),
-    async $transaction<R>(fn: (tx: RawTx) => Promise<R>): Promise<R> {
+    async $transaction<R>(fn: (tx: KitRawTx) => Promise<R>): Promise<R> {
       // Counted once per transaction, as pg-raw.ts counts its BEGIN (PGlite's transaction sends it).
       await observe('BEGIN', async () => undefined);
-      return db.transaction(() => fn(on((text, values) => run(text, values, false))));
+      // The last statement is an ordinary one here (PGlite's transaction commits when fn returns:
+      // no round trip to save in one process), but what may follow it is held to pg-raw.ts's rule.
+      let ended = false;
+      const exec = (text: string, values: unknown[]) => {
+        if (ended) throw new Error('pglite-raw: a statement after the transaction ended with $queryRawAndCommit');
+        return run(text, values, false);
+      };
+      const tx = on(exec);
+      return db.transaction(() =>
+        fn({
+          ...tx,
+          $queryRawAndCommit: async <T>(sql: string, ...values: unknown[]) => {
+            const rows = await tx.$queryRawUnsafe<T>(sql, ...values);
+            ended = true;
+            return rows;
+          },
+        }),
+      );
     },
     // One transaction (PGlite is one connection: nothing runs between the statements anyway).
     async $queryTogether<T>(statements: readonly Statement[]): Promise<T> {

@@ -23,7 +23,8 @@ const RETURNING = `RETURNING o.id::text AS id, o.user_id::text AS user_id, o.sta
  * Products' answers of one read, applied together: every InventoryReserved moves its order
  * PENDING → CONFIRMED (total, currency, each line's price) in one statement,
  * every InventoryRejected PENDING → REJECTED in one, every InventoryReleased marks its cancellation
- * settled in one; then one statement writes their OrderStatusChanged. The same as the per-event
+ * settled in one; then one statement writes their OrderStatusChanged, the transaction's last (it
+ * goes with the COMMIT: nothing may follow applyAnswers in its transaction). The same as the per-event
  * handlers one after another: the conditional updates (status = 'PENDING') leave an order that
  * is no longer PENDING alone, so a repeated answer changes nothing, and each change bumps the
  * order's seq under its row lock. Answers about one order do not depend on each other's order
@@ -96,7 +97,8 @@ export async function applyAnswers(tx: RawTx, schema: string, events: EventOf<Ev
     }),
     traceparent: traceOf.get(o.id),
   }));
-  await appendToOutbox(tx, schema, messages);
+  // The transaction's last statement: with its COMMIT, in one round trip.
+  await appendToOutbox(tx, schema, messages, { commit: true });
 }
 
 /** A malformed event throws: it is redelivered and, if it keeps failing, dead-lettered. */

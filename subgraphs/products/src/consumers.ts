@@ -37,7 +37,8 @@ export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & 
       batchSize: CONSUMER_BATCH_SIZE,
       afterCommit: () => relay?.wake(),
       handlers: {
-        OrderPlaced: (tx, { payload }) => reserveStock(tx, db.schema, payload),
+        // Alone in its transaction: the reservation's write commits it (one round trip fewer).
+        OrderPlaced: (tx, { payload }) => reserveStock(tx, db.schema, payload, { last: true }),
         OrderCancelled: (tx, { payload }) => releaseStock(tx, db.schema, payload),
       },
       batch: applyInventoryBatch(db.schema),
@@ -54,8 +55,8 @@ export function startInventoryConsumers(runtime: ServiceRuntime<PrismaClient> & 
 export function applyInventoryBatch(schema: string): BatchEventHandler<EventPayloads> {
   return async (tx, events) => {
     let run: OrderToReserve[] = [];
-    const flush = async () => {
-      if (run.length) await reserveStockForOrders(tx, schema, run);
+    const flush = async (last = false) => {
+      if (run.length) await reserveStockForOrders(tx, schema, run, { last });
       run = [];
     };
     for (const event of events) {
@@ -66,7 +67,8 @@ export function applyInventoryBatch(schema: string): BatchEventHandler<EventPayl
         await releaseStock(tx, schema, event.payload, event.traceparent);
       }
     }
-    await flush();
+    // The read's last run: its write is the transaction's last statement and goes with the COMMIT.
+    await flush(true);
   };
 }
 

@@ -1,4 +1,4 @@
-import { appendToOutbox, outboxInsertSql, outboxInsertValues, qualifiedTable, type OutboxMessage, type RawTx } from '@commerce/service-kit';
+import { appendToOutbox, outboxInsertSql, outboxInsertValues, qualifiedTable, queryAndCommit, type OutboxMessage, type RawTx } from '@commerce/service-kit';
 import { message, STREAMS, type InventoryChanged, type OrderCancelled, type OrderPlaced } from '@commerce/contracts';
 
 export const inventoryChanged = (
@@ -38,8 +38,13 @@ interface HeldProduct extends LockedProduct {
 /**
  * Reserves stock for every line of an order, or for none: see reserveStockForOrders.
  */
-export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced): Promise<void> {
-  await reserveStockForOrders(tx, schema, [{ order }]);
+export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced, options?: ReserveOptions): Promise<void> {
+  await reserveStockForOrders(tx, schema, [{ order }], options);
+}
+
+export interface ReserveOptions {
+  /** Nothing follows in the transaction: its write goes with the COMMIT, in one round trip (queryAndCommit). */
+  last?: boolean;
 }
 
 /**
@@ -52,9 +57,10 @@ export async function reserveStock(tx: RawTx, schema: string, order: OrderPlaced
  * reservations and the events; the CHECK constraint stays as a backstop. Two statements, however
  * long the batch. An order that already has a reservation (a republished OrderPlaced, in this
  * batch or before, or a cancellation that arrived first) reserves nothing: its answer is sent
- * again (see answerAgain).
+ * again (see answerAgain). With `last`, the write is the transaction's last statement and commits
+ * it (queryAndCommit), so the check that the lock's stock was still there is made by the statement.
  */
-export async function reserveStockForOrders(tx: RawTx, schema: string, orders: OrderToReserve[]): Promise<void> {
+export async function reserveStockForOrders(tx: RawTx, schema: string, orders: OrderToReserve[], options?: ReserveOptions): Promise<void> {
   for (const { order } of orders) assertOrderPlaced(order);
   const t = tables(schema);
   // One statement locks the batch's reservations, then its products in id order (no deadlock
@@ -127,9 +133,10 @@ export async function reserveStockForOrders(tx: RawTx, schema: string, orders: O
   // The products' new stock, the reservations and the events: one statement.
   const changed = [...held.values()].filter((p) => p.changed);
   if (changed.length === 0 && reservations.length === 0 && messages.length === 0) return;
-  // Conditional on the stock the lock saw: a miss means the invariant broke; roll back everything.
-  const [written] = await tx.$queryRawUnsafe<{ updated: number }[]>(
-    `WITH updated AS (
+  // Conditional on the stock the lock saw: a miss means the invariant broke, and the statement
+  // fails (a text that is no number, cast to one: plain SQL has no RAISE), which rolls back
+  // everything, also when its COMMIT went with it.
+  const write = `WITH updated AS (
        UPDATE ${t.products} AS p SET stock = v.stock, stock_seq = v.stock_seq, updated_at = now()
        FROM unnest($1::uuid[], $2::int4[], $3::int4[]) AS v(id, stock, stock_seq)
        WHERE p.id = v.id AND v.stock >= 0 RETURNING 1
@@ -138,7 +145,10 @@ export async function reserveStockForOrders(tx: RawTx, schema: string, orders: O
        SELECT r.order_id, r.status::"ReservationStatus", r.lines, r.reason, now()
        FROM unnest($4::uuid[], $5::text[], $6::jsonb[], $7::text[]) AS r(order_id, status, lines, reason)
      ), events AS (${outboxInsertSql(schema, 8)})
-     SELECT count(*)::int4 AS updated FROM updated`,
+     SELECT CASE WHEN count(*) = cardinality($1::uuid[]) THEN count(*)::int4
+       ELSE ('stock of ' || (cardinality($1::uuid[]) - count(*)) || ' product(s) changed under a lock')::int4 END AS updated
+     FROM updated`;
+  const values = [
     changed.map((p) => p.id),
     changed.map((p) => p.stock),
     changed.map((p) => p.stock_seq),
@@ -147,9 +157,8 @@ export async function reserveStockForOrders(tx: RawTx, schema: string, orders: O
     reservations.map((r) => JSON.stringify(r.lines)),
     reservations.map((r) => r.reason),
     ...outboxInsertValues(messages),
-  );
-  const updated = written?.updated ?? 0;
-  if (updated !== changed.length) throw new Error(`stock of ${changed.length - updated} product(s) changed under a lock`);
+  ];
+  await (options?.last ? queryAndCommit(tx, write, ...values) : tx.$queryRawUnsafe(write, ...values));
 }
 
 /** A row of the locking read: a reservation (order_id set) or a product (id set). */
