@@ -59,10 +59,13 @@ async function openPglite(config: Extract<DatabaseConfig, { kind: 'pglite' }>): 
   if (config.dataDir) mkdirSync(config.dataDir, { recursive: true });
   const db = config.dataDir ? new PGlite(config.dataDir) : new PGlite();
   await db.waitReady;
+  // Statements go through the raw client: one call into PGlite per statement, where PGlite's own
+  // query makes five (see pglite-raw.ts), and node-postgres's types, as on PostgreSQL. The durable
+  // bus of the embedded default runs all its statements here.
+  const raw = createPgliteRawClient(db);
   const sql: SqlClient = {
-    async query(text, params) {
-      const r = await db.query(text, params);
-      return { rows: r.rows as never[] };
+    async query<R>(text: string, params?: unknown[]) {
+      return { rows: await raw.$queryRawUnsafe<R[]>(text, ...(params ?? [])) };
     },
     async exec(text) {
       await db.exec(text);
