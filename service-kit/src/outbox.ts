@@ -76,16 +76,14 @@ export interface OutboxMessage {
  */
 export async function appendToOutbox(tx: RawTx, schema: string, messages: OutboxMessage[], options?: { commit?: boolean }): Promise<void> {
   if (messages.length === 0) return;
-  // The transaction's last statement (the caller says so): with its COMMIT, in one round trip.
-  if (options?.commit) {
-    await queryAndCommit(tx, outboxInsertSql(schema, 1), ...outboxInsertValues(messages));
-    return;
-  }
   // clock_timestamp(), not the transaction's start time: the row is written after the
   // aggregate's row lock was taken, so for one aggregate, time order is commit order. Ids made by
   // this process sort in the order it wrote them: they order rows of one millisecond (created_at's
   // precision). One text whatever the number of messages (one prepared statement).
-  await tx.$executeRawUnsafe(outboxInsertSql(schema, 1), ...outboxInsertValues(messages));
+  const sql = outboxInsertSql(schema, 1);
+  const values = outboxInsertValues(messages);
+  // The transaction's last statement (the caller says so): with its COMMIT, in one round trip.
+  await (options?.commit ? queryAndCommit(tx, sql, ...values) : tx.$executeRawUnsafe(sql, ...values));
 }
 
 /**

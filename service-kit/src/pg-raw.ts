@@ -125,6 +125,7 @@ function queryAmong(client: pg.PoolClient, lead: readonly Statement[], config: p
 
 const BEGIN: readonly Statement[] = [{ sql: 'BEGIN' }];
 const COMMIT: readonly Statement[] = [{ sql: 'COMMIT' }];
+const AFTER_THE_END = 'pg-raw: a statement after the transaction ended with $queryRawAndCommit';
 
 export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = direct): KitRawClient {
   type Send = (sql: string, values: unknown[]) => Promise<pg.QueryResult>;
@@ -169,7 +170,7 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
        * statement sends none of BEGIN, COMMIT or ROLLBACK.
        */
       const send: Send = async (sql, values) => {
-        if (ended) throw new Error('pg-raw: a statement after the transaction ended with $queryRawAndCommit');
+        if (ended) throw new Error(AFTER_THE_END);
         if (begun) return client.query(statementFor(sql, values));
         begun = true;
         if (values.length === 0) {
@@ -184,7 +185,7 @@ export function createPgRawClient(pool: pg.Pool, observe: StatementObserver = di
        * without BEGIN or COMMIT: on its own, a statement is its own transaction.
        */
       const finish: Send = async (sql, values) => {
-        if (ended) throw new Error('pg-raw: a statement after the transaction ended with $queryRawAndCommit');
+        if (ended) throw new Error(AFTER_THE_END);
         ended = true;
         const result = begun ? await queryAmong(client, [], statementFor(sql, values), COMMIT) : await client.query(statementFor(sql, values));
         committed = true;
